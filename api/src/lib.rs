@@ -1,0 +1,1 @@
+//! Plumb's HTTP API.

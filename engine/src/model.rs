@@ -1,0 +1,672 @@
+//! The data Plumb reasons about: Argo CD's `Application` with its field names,
+//! rendered manifests, resource keys and the status Plumb reports.
+//!
+//! This module holds types and their small helpers only; no I/O, no rules.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Argo CD's tracking annotation: `<app>:<group>/<Kind>:<namespace>/<name>`.
+pub const TRACKING_ANNOTATION: &str = "argocd.argoproj.io/tracking-id";
+/// Per-resource sync options (`Prune=false`, `Delete=false`, ...).
+pub const SYNC_OPTIONS_ANNOTATION: &str = "argocd.argoproj.io/sync-options";
+/// Asks for a refresh of an application (`normal` or `hard`).
+pub const REFRESH_ANNOTATION: &str = "argocd.argoproj.io/refresh";
+/// The destination server meaning "the cluster Plumb runs against".
+pub const IN_CLUSTER_SERVER: &str = "https://kubernetes.default.svc";
+/// The destination name meaning "the cluster Plumb runs against".
+pub const IN_CLUSTER_NAME: &str = "in-cluster";
+/// The field manager of every server-side apply Plumb makes.
+pub const FIELD_MANAGER: &str = "plumb";
+
+/// Argo CD's `Application` (argoproj.io/v1alpha1), the fields Plumb supports.
+///
+/// Fields Plumb does not know are kept by the CRD
+/// (`x-kubernetes-preserve-unknown-fields`) and reported by
+/// [`unsupported_fields`] as a warning condition.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "argoproj.io",
+    version = "v1alpha1",
+    kind = "Application",
+    plural = "applications",
+    shortname = "app",
+    shortname = "apps",
+    namespaced,
+    status = "ApplicationStatus",
+    printcolumn = r#"{"name":"Sync Status","type":"string","jsonPath":".status.sync.status"}"#,
+    printcolumn = r#"{"name":"Health Status","type":"string","jsonPath":".status.health.status"}"#,
+    printcolumn = r#"{"name":"Revision","type":"string","jsonPath":".status.sync.revision","priority":10}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationSpec {
+    /// Where the manifests come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ApplicationSource>,
+    /// Where they go.
+    #[serde(default)]
+    pub destination: ApplicationDestination,
+    /// Argo CD's project; accepted, only `default` has a meaning today.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub project: String,
+    /// When and how to sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_policy: Option<SyncPolicy>,
+    /// How many history entries to keep (Argo CD's default: 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_history_limit: Option<i64>,
+}
+
+/// `spec.source`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationSource {
+    /// Git URL, `file://` URL or local path.
+    #[serde(rename = "repoURL", default)]
+    pub repo_url: String,
+    /// Branch, tag, commit SHA (full or short) or `HEAD` (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_revision: Option<String>,
+    /// Folder inside the repository; the root when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Options of a plain directory of manifests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<DirectorySource>,
+}
+
+/// `spec.source.directory`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectorySource {
+    /// Descend into sub-folders.
+    #[serde(default)]
+    pub recurse: bool,
+    /// Glob (or `{a,b}` list of globs) of files to read, relative to the path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include: Option<String>,
+    /// Glob (or `{a,b}` list of globs) of files to skip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude: Option<String>,
+}
+
+/// `spec.destination`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationDestination {
+    /// API server URL; `https://kubernetes.default.svc` is Plumb's own cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// Cluster name; `in-cluster` is Plumb's own cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Namespace for namespaced objects that name none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// `spec.syncPolicy`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncPolicy {
+    /// Sync by itself when Git or the cluster changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automated: Option<Automated>,
+    /// `CreateNamespace=true`, `PruneLast=true`, `ApplyOutOfSyncOnly=true`, ...
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sync_options: Vec<String>,
+}
+
+/// `spec.syncPolicy.automated`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Automated {
+    /// Delete tracked objects that are no longer in Git.
+    #[serde(default)]
+    pub prune: bool,
+    /// Undo changes made in the cluster.
+    #[serde(default)]
+    pub self_heal: bool,
+    /// Allow a sync (and prune) when the render is empty.
+    #[serde(default)]
+    pub allow_empty: bool,
+}
+
+impl ApplicationSpec {
+    /// Whether `spec.syncPolicy.syncOptions` holds `name=true`.
+    pub fn sync_option(&self, name: &str) -> bool {
+        self.sync_policy
+            .as_ref()
+            .is_some_and(|p| has_option(p.sync_options.iter().map(String::as_str), name, "true"))
+    }
+
+    /// The automated policy, if any.
+    pub fn automated(&self) -> Option<&Automated> {
+        self.sync_policy.as_ref().and_then(|p| p.automated.as_ref())
+    }
+
+    /// History entries to keep.
+    pub fn history_limit(&self) -> usize {
+        self.revision_history_limit
+            .map_or(10, |n| usize::try_from(n.max(1)).unwrap_or(10))
+    }
+}
+
+/// Whether a list of `Key=Value` options holds `key=value` (case-insensitive).
+pub fn has_option<'a>(options: impl IntoIterator<Item = &'a str>, key: &str, value: &str) -> bool {
+    options.into_iter().any(|o| {
+        o.split_once('=').is_some_and(|(k, v)| {
+            k.trim().eq_ignore_ascii_case(key) && v.trim().eq_ignore_ascii_case(value)
+        })
+    })
+}
+
+/// The known paths of an Application manifest; anything else is unsupported.
+const SUPPORTED_FIELDS: &[&str] = &[
+    "apiVersion",
+    "kind",
+    "metadata",
+    "status",
+    "operation",
+    "spec",
+    "spec.source",
+    "spec.source.repoURL",
+    "spec.source.targetRevision",
+    "spec.source.path",
+    "spec.source.directory",
+    "spec.source.directory.recurse",
+    "spec.source.directory.include",
+    "spec.source.directory.exclude",
+    "spec.destination",
+    "spec.destination.server",
+    "spec.destination.name",
+    "spec.destination.namespace",
+    "spec.project",
+    "spec.syncPolicy",
+    "spec.syncPolicy.automated",
+    "spec.syncPolicy.automated.prune",
+    "spec.syncPolicy.automated.selfHeal",
+    "spec.syncPolicy.automated.allowEmpty",
+    "spec.syncPolicy.syncOptions",
+    "spec.revisionHistoryLimit",
+];
+
+/// Paths of fields in an Application manifest that Plumb does not support
+/// yet, in document order (`spec.source.helm`, `spec.ignoreDifferences`, ...).
+/// Values under `metadata`, `status` and `operation` are never reported.
+pub fn unsupported_fields(manifest: &Value) -> Vec<String> {
+    fn walk(prefix: &str, value: &Value, out: &mut Vec<String>) {
+        let Value::Object(map) = value else { return };
+        for (key, child) in map {
+            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            if !SUPPORTED_FIELDS.contains(&path.as_str()) {
+                out.push(path);
+            } else if path != "metadata" && path != "status" && path != "operation" {
+                walk(&path, child, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk("", manifest, &mut out);
+    out
+}
+
+/// The identity of a Kubernetes object: group, kind, namespace, name.
+/// Orders as Argo CD sorts resources in its UI and API.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ResourceKey {
+    /// API group; empty for the core group.
+    pub group: String,
+    /// Kind, e.g. `Deployment`.
+    pub kind: String,
+    /// Namespace; empty for cluster-scoped objects.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl ResourceKey {
+    /// The key of a Kubernetes object given as JSON, if it has kind and name.
+    pub fn of(object: &Value) -> Option<ResourceKey> {
+        let api_version = object.get("apiVersion")?.as_str()?;
+        let kind = object.get("kind")?.as_str()?;
+        let meta = object.get("metadata")?;
+        let name = meta.get("name")?.as_str()?;
+        let namespace = meta.get("namespace").and_then(Value::as_str).unwrap_or("");
+        Some(ResourceKey {
+            group: group_of(api_version).to_string(),
+            kind: kind.to_string(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        })
+    }
+
+    /// Argo CD's tracking id of this object for application `app`.
+    pub fn tracking_id(&self, app: &str) -> String {
+        format!("{app}:{}/{}:{}/{}", self.group, self.kind, self.namespace, self.name)
+    }
+}
+
+impl fmt::Display for ResourceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let group = if self.group.is_empty() { String::new() } else { format!(".{}", self.group) };
+        if self.namespace.is_empty() {
+            write!(f, "{}{group}/{}", self.kind, self.name)
+        } else {
+            write!(f, "{}{group} {}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+}
+
+/// The API group of an `apiVersion` (`apps/v1` -> `apps`, `v1` -> ``).
+pub fn group_of(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or("", |(g, _)| g)
+}
+
+/// The application a tracking id names, if it is well formed.
+pub fn tracking_app(tracking_id: &str) -> Option<&str> {
+    let (app, rest) = tracking_id.split_once(':')?;
+    rest.contains('/').then_some(app)
+}
+
+/// One object of an application's desired state, as rendered from Git.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The object, as JSON.
+    pub object: Value,
+    /// Where it came from: `path/in/repo.yaml#<document index>`.
+    pub origin: String,
+}
+
+impl Manifest {
+    /// `apiVersion` of the object (validated by render).
+    pub fn api_version(&self) -> &str {
+        self.object.get("apiVersion").and_then(Value::as_str).unwrap_or_default()
+    }
+
+    /// `kind` of the object (validated by render).
+    pub fn kind(&self) -> &str {
+        self.object.get("kind").and_then(Value::as_str).unwrap_or_default()
+    }
+
+    /// `metadata.name` of the object (validated by render).
+    pub fn name(&self) -> &str {
+        self.object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default()
+    }
+
+    /// `metadata.namespace`, if set.
+    pub fn namespace(&self) -> Option<&str> {
+        self.object.pointer("/metadata/namespace").and_then(Value::as_str)
+    }
+
+    /// An annotation's value.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        annotation(&self.object, key)
+    }
+}
+
+/// One file read from a source tree, with its path relative to the
+/// application's `path`, `/`-separated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceFile {
+    /// Path relative to the application folder (`base/web.yaml`).
+    pub path: String,
+    /// Contents.
+    pub data: Vec<u8>,
+}
+
+/// An annotation of a Kubernetes object given as JSON.
+pub fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
+    object.get("metadata")?.get("annotations")?.get(key)?.as_str()
+}
+
+/// `status.sync.status`.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum SyncStatusCode {
+    /// Not compared yet, or the comparison failed.
+    #[default]
+    Unknown,
+    /// Live state equals the desired state.
+    Synced,
+    /// Live state differs from the desired state.
+    OutOfSync,
+}
+
+/// `status.health.status`, with Argo CD's values.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+pub enum HealthStatusCode {
+    /// Health cannot be told.
+    #[default]
+    Unknown,
+    /// Ready and working.
+    Healthy,
+    /// Not yet ready; may become healthy.
+    Progressing,
+    /// Paused or suspended by design.
+    Suspended,
+    /// Failed or failing.
+    Degraded,
+    /// Not in the cluster.
+    Missing,
+}
+
+impl HealthStatusCode {
+    /// How bad a status is, for the worst-of rule that gives an
+    /// application's health from its resources' (Argo CD's order).
+    pub fn severity(self) -> u8 {
+        match self {
+            HealthStatusCode::Healthy => 0,
+            HealthStatusCode::Suspended => 1,
+            HealthStatusCode::Progressing => 2,
+            HealthStatusCode::Missing => 3,
+            HealthStatusCode::Degraded => 4,
+            HealthStatusCode::Unknown => 5,
+        }
+    }
+}
+
+/// A health status with its message.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct Health {
+    /// The status.
+    pub status: HealthStatusCode,
+    /// Why, when not healthy.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+impl Health {
+    /// A health with a status and a message.
+    pub fn new(status: HealthStatusCode, message: impl Into<String>) -> Health {
+        Health { status, message: message.into() }
+    }
+}
+
+/// `status` of an Application, with Argo CD's field names.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationStatus {
+    /// Comparison result.
+    #[serde(default)]
+    pub sync: SyncStatus,
+    /// Aggregated health.
+    #[serde(default)]
+    pub health: Health,
+    /// The last (or running) sync operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_state: Option<OperationState>,
+    /// Resources of the application (bounded on the CR; full in the store).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<ResourceStatus>,
+    /// Errors and warnings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Deployed revisions, oldest first (bounded on the CR; full in the store).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<RevisionHistory>,
+    /// When the application was last compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconciled_at: Option<String>,
+    /// Set while automated sync is suspended by a rollback (Plumb's own field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackPin>,
+}
+
+/// `status.sync`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncStatus {
+    /// Synced, OutOfSync or Unknown.
+    pub status: SyncStatusCode,
+    /// The commit SHA compared against.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub revision: String,
+}
+
+/// A rollback that pinned a revision and suspended automated sync.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackPin {
+    /// The revision the application is pinned to.
+    pub revision: String,
+    /// The history id rolled back to.
+    pub history_id: i64,
+    /// When.
+    pub at: String,
+}
+
+/// `status.operationState`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationState {
+    /// Running, Succeeded, Failed, Error.
+    pub phase: OperationPhase,
+    /// What happened, in a sentence.
+    #[serde(default)]
+    pub message: String,
+    /// When the operation started.
+    pub started_at: String,
+    /// When it finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// The outcome for each resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_result: Option<SyncResult>,
+    /// The operation that ran (`{"sync": {...}}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<Operation>,
+}
+
+/// `status.operationState.operation`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Operation {
+    /// The sync that was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncOperation>,
+    /// Who or what started it.
+    #[serde(default)]
+    pub initiated_by: InitiatedBy,
+}
+
+/// `operation.sync`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncOperation {
+    /// The revision asked for.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub revision: String,
+    /// Whether prune was allowed.
+    #[serde(default)]
+    pub prune: bool,
+    /// Whether this was a dry run.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// `initiatedBy`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InitiatedBy {
+    /// The user, for a manual sync.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub username: String,
+    /// True when automated sync started it.
+    #[serde(default)]
+    pub automated: bool,
+}
+
+/// The phase of a sync operation.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum OperationPhase {
+    /// Under way.
+    #[default]
+    Running,
+    /// Every step succeeded.
+    Succeeded,
+    /// A step failed.
+    Failed,
+    /// The operation could not run (render, diff or internal failure).
+    Error,
+    /// Plumb stopped while it ran; it did not finish.
+    Terminating,
+}
+
+/// `status.operationState.syncResult`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncResult {
+    /// The revision synced.
+    pub revision: String,
+    /// One entry per resource acted on.
+    #[serde(default)]
+    pub resources: Vec<ResourceResult>,
+}
+
+/// `syncResult.resources[]`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceResult {
+    /// API group.
+    #[serde(default)]
+    pub group: String,
+    /// API version.
+    #[serde(default)]
+    pub version: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace.
+    #[serde(default)]
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Synced, SyncFailed, Pruned, PruneSkipped.
+    pub status: String,
+    /// What happened.
+    #[serde(default)]
+    pub message: String,
+    /// `Sync` (Plumb runs no hooks yet).
+    #[serde(default)]
+    pub sync_phase: String,
+}
+
+/// `status.resources[]`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceStatus {
+    /// API group.
+    #[serde(default)]
+    pub group: String,
+    /// API version.
+    #[serde(default)]
+    pub version: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace.
+    #[serde(default)]
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Synced or OutOfSync.
+    pub status: SyncStatusCode,
+    /// Health of the live object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+    /// True when the object is tracked but no longer desired.
+    #[serde(default)]
+    pub requires_pruning: bool,
+}
+
+/// `status.conditions[]`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// Argo CD's condition types: `ComparisonError`, `SyncError`,
+    /// `InvalidSpecError`, `UnsupportedFieldWarning` (Plumb's).
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// What is wrong and what to do.
+    pub message: String,
+    /// When it was first seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
+}
+
+/// `status.history[]`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionHistory {
+    /// Increasing id, the handle for rollback.
+    pub id: i64,
+    /// Commit SHA deployed.
+    pub revision: String,
+    /// When the sync finished.
+    pub deployed_at: String,
+    /// When it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy_started_at: Option<String>,
+    /// Who or what started it.
+    #[serde(default)]
+    pub initiated_by: InitiatedBy,
+    /// The source deployed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ApplicationSource>,
+}
+
+/// Labels and annotations that are Kubernetes metadata but not state.
+pub type StringMap = BTreeMap<String, String>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unsupported_fields_lists_unknown_paths_only() {
+        let app = json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {"name": "a", "finalizers": ["x"]},
+            "spec": {
+                "source": {"repoURL": "r", "path": "p", "helm": {"values": ""}},
+                "destination": {"namespace": "n"},
+                "ignoreDifferences": [],
+                "syncPolicy": {"automated": {"prune": true}, "retry": {"limit": 2}}
+            }
+        });
+        assert_eq!(
+            unsupported_fields(&app),
+            vec!["spec.source.helm", "spec.ignoreDifferences", "spec.syncPolicy.retry"]
+        );
+    }
+
+    #[test]
+    fn sync_options_are_case_insensitive_key_value_pairs() {
+        let spec = ApplicationSpec {
+            sync_policy: Some(SyncPolicy {
+                automated: None,
+                sync_options: vec!["CreateNamespace=true".into(), "prunelast = TRUE".into()],
+            }),
+            ..Default::default()
+        };
+        assert!(spec.sync_option("CreateNamespace"));
+        assert!(spec.sync_option("PruneLast"));
+        assert!(!spec.sync_option("ApplyOutOfSyncOnly"));
+    }
+
+    #[test]
+    fn resource_key_and_tracking_id_follow_argo_cd() {
+        let obj = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "prod"}});
+        let key = ResourceKey::of(&obj).expect("has a key");
+        assert_eq!(key.tracking_id("shop"), "shop:apps/Deployment:prod/web");
+        assert_eq!(tracking_app("shop:apps/Deployment:prod/web"), Some("shop"));
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}});
+        assert_eq!(ResourceKey::of(&ns).expect("key").tracking_id("shop"), "shop:/Namespace:/prod");
+    }
+}

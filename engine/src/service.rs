@@ -1,0 +1,204 @@
+//! What the HTTP API (and through it the CLI and UI) may ask of a running
+//! controller: the operations and the Argo CD-shaped documents they return.
+//!
+//! This is a contract only; the controller implements it.
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::model::{Application, Health};
+
+/// How hard a refresh is: `normal` compares again with the cached repo,
+/// `hard` fetches the repository first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Refresh {
+    /// Compare again.
+    Normal,
+    /// Fetch, render and compare again.
+    Hard,
+}
+
+/// Body of `POST /api/v1/applications/{name}/sync`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncRequest {
+    /// Revision to sync to instead of `targetRevision`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// Allow pruning.
+    #[serde(default)]
+    pub prune: bool,
+    /// Compute and report, change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// One item of `GET .../managed-resources`, Argo CD's `ResourceDiff`: states
+/// are JSON documents encoded as strings; Secret values are masked.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedResource {
+    /// API group.
+    pub group: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// The object as rendered from Git (`""` when not desired).
+    pub target_state: String,
+    /// The object in the cluster (`""` when missing).
+    pub live_state: String,
+    /// The live object after normalization.
+    pub normalized_live_state: String,
+    /// What the API server says the object would be after applying.
+    pub predicted_live_state: String,
+    /// Unified diff of normalized live against predicted, YAML.
+    pub diff: String,
+    /// Whether the object differs.
+    pub modified: bool,
+}
+
+/// A reference from a tree node to its owner.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentRef {
+    /// API group.
+    pub group: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// UID.
+    pub uid: String,
+}
+
+/// One node of `GET .../resource-tree`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceNode {
+    /// API group.
+    pub group: String,
+    /// API version.
+    pub version: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// UID.
+    pub uid: String,
+    /// Owners (empty for the application's own objects).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parent_refs: Vec<ParentRef>,
+    /// Health, where a rule exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+    /// `metadata.resourceVersion`.
+    #[serde(default)]
+    pub resource_version: String,
+    /// `metadata.creationTimestamp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+}
+
+/// `GET .../resource-tree`: the application's objects and what they own.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceTree {
+    /// Every node.
+    pub nodes: Vec<ResourceNode>,
+}
+
+/// An event on `GET /api/v1/stream/applications`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AppEvent {
+    /// `ADDED`, `MODIFIED` or `DELETED`.
+    #[serde(rename = "type")]
+    pub type_: &'static str,
+    /// The application after the change.
+    pub application: Application,
+}
+
+/// The error of a service call; the API maps each to a status code.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// No application of that name (404).
+    #[error("application {0} not found")]
+    NotFound(String),
+    /// The request cannot be carried out as given (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A sync is already running for the application (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Something failed inside Plumb (500); the message is safe to show.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// The operations a running controller offers.
+pub trait AppService: Send + Sync + 'static {
+    /// Every application with its status, sorted by name.
+    fn list(&self) -> impl Future<Output = Vec<Application>> + Send;
+
+    /// One application with its full history; refreshes first when asked.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`] for an unknown name.
+    fn get(
+        &self,
+        name: &str,
+        refresh: Option<Refresh>,
+    ) -> impl Future<Output = Result<Application, ServiceError>> + Send;
+
+    /// Syncs an application and waits until the operation ends.
+    ///
+    /// # Errors
+    /// NotFound; Conflict when a sync is running; BadRequest for an unknown
+    /// revision.
+    fn sync(
+        &self,
+        name: &str,
+        request: SyncRequest,
+    ) -> impl Future<Output = Result<Application, ServiceError>> + Send;
+
+    /// Syncs to the revision of history entry `id`, pins it and suspends
+    /// automated sync until the next manual sync.
+    ///
+    /// # Errors
+    /// NotFound for an unknown application; BadRequest for an unknown id.
+    fn rollback(
+        &self,
+        name: &str,
+        id: i64,
+    ) -> impl Future<Output = Result<Application, ServiceError>> + Send;
+
+    /// Target, live and predicted state of every resource, with diffs.
+    ///
+    /// # Errors
+    /// NotFound; Internal when the comparison fails.
+    fn managed_resources(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Vec<ManagedResource>, ServiceError>> + Send;
+
+    /// The application's objects and the objects they own.
+    ///
+    /// # Errors
+    /// NotFound.
+    fn resource_tree(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<ResourceTree, ServiceError>> + Send;
+
+    /// A stream of changes to applications.
+    fn subscribe(&self) -> broadcast::Receiver<AppEvent>;
+}
