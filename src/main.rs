@@ -1,1 +1,193 @@
-fn main() {}
+//! `plumb`: the command line. Parses arguments and calls into the crates.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use plumb_api::client::{AppCommand, Client, Output};
+use plumb_engine::controller::{Controller, ControllerOptions};
+use plumb_engine::model::DirectorySource;
+use plumb_engine::source::{RepoCache, normalize_url};
+use plumb_engine::{cluster, render};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "plumb", version, about = "GitOps for Kubernetes: keeps clusters in plumb with Git")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller and the HTTP API.
+    Serve(ServeArgs),
+    /// Talk to a running server.
+    App {
+        /// The server's URL.
+        #[arg(long, env = "PLUMB_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
+        server: String,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value = "table", global = true)]
+        output: Output,
+        #[command(subcommand)]
+        command: AppCommand,
+    },
+    /// Render an application folder from a repository, offline.
+    Render {
+        /// Repository URL or local path.
+        #[arg(long)]
+        repo: String,
+        /// Folder inside the repository.
+        #[arg(long, default_value = "")]
+        path: String,
+        /// Branch, tag or commit.
+        #[arg(long, default_value = "HEAD")]
+        revision: String,
+        /// Descend into sub-folders.
+        #[arg(long)]
+        recurse: bool,
+        /// Where to keep the repository cache.
+        #[arg(long, default_value_os_t = std::env::temp_dir().join("plumb-render"))]
+        data_dir: PathBuf,
+    },
+    /// Print the Application CRD (as committed in manifests/crds/).
+    Crd,
+    /// Print Plumb's version and, when a cluster is reachable, the cluster's.
+    Version {
+        /// Path to a kubeconfig.
+        #[arg(long, env = "KUBECONFIG")]
+        kubeconfig: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Files or folders of Application manifests (watched).
+    #[arg(long, num_args = 1..)]
+    apps: Vec<PathBuf>,
+    /// Path to a kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context.
+    #[arg(long)]
+    context: Option<String>,
+    /// Address of the HTTP API and UI.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Where repositories and history are kept.
+    #[arg(long, default_value = "plumb-data")]
+    data_dir: PathBuf,
+    /// Namespace whose Application objects are managed.
+    #[arg(long, default_value = "plumb")]
+    namespace: String,
+    /// Seconds between fetches of each repository.
+    #[arg(long, default_value_t = 60)]
+    repo_poll_interval: u64,
+    /// Applications reconciled at once.
+    #[arg(long, default_value_t = 16)]
+    workers: usize,
+    /// Do not watch Application objects in the cluster (and do not install
+    /// their CRD).
+    #[arg(long)]
+    no_cluster_apps: bool,
+}
+
+fn main() {
+    if let Err(e) = run() {
+        // `{:#}` prints the chain of causes: "cannot listen on ...: Address in use".
+        eprintln!("plumb: {e:#}");
+        std::process::exit(2);
+    }
+}
+
+fn run() -> Result<()> {
+    // kube (ring) and gix's reqwest both use rustls; one process-wide
+    // provider keeps them from disagreeing at the first handshake.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::App { server, output, command } => {
+            let client = Client::new(&server)?;
+            let outcome = plumb_api::client::run_app_command(&client, command, output, &mut std::io::stdout())?;
+            // `app diff` exits 1 on differences, `app sync` on a failed sync.
+            std::process::exit(outcome.exit_code().into());
+        }
+        Command::Render { repo, path, revision, recurse, data_dir } => {
+            let url = normalize_url(&repo)?;
+            let repos = RepoCache::new(data_dir);
+            repos.fetch(&url)?;
+            let sha = repos.resolve(&url, &revision)?;
+            let files = repos.read_dir(&url, &sha, &path, recurse)?;
+            let options = DirectorySource { recurse, ..Default::default() };
+            for manifest in render::render_directory(&files, &options)? {
+                print!("---\n{}", serde_yaml::to_string(&manifest.object)?);
+            }
+            Ok(())
+        }
+        Command::Crd => {
+            print!("{}", plumb_engine::model::application_crd_yaml());
+            Ok(())
+        }
+        Command::Version { kubeconfig } => runtime()?.block_on(version(kubeconfig)),
+        Command::Serve(args) => runtime()?.block_on(serve(args)),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PLUMB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,tower_http=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("PLUMB_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn version(kubeconfig: Option<PathBuf>) -> Result<()> {
+    println!("plumb {}", env!("CARGO_PKG_VERSION"));
+    let client = cluster::connect(kubeconfig.as_deref(), None).await?;
+    let info = client.apiserver_version().await.context("cannot reach the cluster")?;
+    println!("cluster {} ({})", info.git_version, info.platform);
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    init_logs();
+    let client = cluster::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+    let cancel = CancellationToken::new();
+    if !args.no_cluster_apps {
+        cluster::ensure_application_crd(&cluster::Cluster::new(client.clone()))
+            .await
+            .context("cannot install the Application CRD (use --no-cluster-apps to manage --apps only)")?;
+    }
+    let options = ControllerOptions {
+        namespace: args.namespace,
+        apps: args.apps,
+        data_dir: args.data_dir,
+        repo_poll_interval: Duration::from_secs(args.repo_poll_interval.max(1)),
+        workers: args.workers,
+        watch_cluster_apps: !args.no_cluster_apps,
+        ..Default::default()
+    };
+    let controller = Controller::start(client, options, cancel.clone()).await?;
+    tracing::info!(listen = %args.listen, "serving the API and UI at http://{}", args.listen);
+    let shutdown = {
+        let cancel = cancel.clone();
+        async move {
+            let _ = tokio::signal::ctrl_c().await;
+            cancel.cancel();
+        }
+    };
+    plumb_api::serve(Arc::new(controller), args.listen, shutdown).await?;
+    cancel.cancel();
+    Ok(())
+}

@@ -12,3 +12,14 @@
 
 pub mod model;
 pub mod service;
+pub mod source;
+pub mod store;
+pub mod diff;
+pub mod plan;
+pub mod cluster;
+pub mod live;
+pub mod sync;
+pub mod registry;
+pub mod controller;
+pub mod render;
+pub mod health;

@@ -216,6 +216,33 @@ pub fn unsupported_fields(manifest: &Value) -> Vec<String> {
     out
 }
 
+/// The `applications.argoproj.io` CRD, generated from [`Application`].
+///
+/// `spec` and `status` keep unknown fields
+/// (`x-kubernetes-preserve-unknown-fields`), so that fields Plumb does not
+/// support survive in the cluster and can be reported instead of being
+/// silently pruned by the API server.
+pub fn application_crd() -> Value {
+    use kube::CustomResourceExt;
+    let mut crd = serde_json::to_value(Application::crd()).expect("a CRD always serializes");
+    if let Some(Value::Array(versions)) = crd.pointer_mut("/spec/versions") {
+        for version in versions {
+            for field in ["spec", "status"] {
+                let pointer = format!("/schema/openAPIV3Schema/properties/{field}");
+                if let Some(Value::Object(schema)) = version.pointer_mut(&pointer) {
+                    schema.insert("x-kubernetes-preserve-unknown-fields".into(), Value::Bool(true));
+                }
+            }
+        }
+    }
+    crd
+}
+
+/// [`application_crd`] as YAML, as committed in `manifests/crds/`.
+pub fn application_crd_yaml() -> String {
+    serde_yaml::to_string(&application_crd()).expect("a CRD always serializes")
+}
+
 /// The identity of a Kubernetes object: group, kind, namespace, name.
 /// Orders as Argo CD sorts resources in its UI and API.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -642,6 +669,16 @@ mod tests {
         assert_eq!(
             unsupported_fields(&app),
             vec!["spec.source.helm", "spec.ignoreDifferences", "spec.syncPolicy.retry"]
+        );
+    }
+
+    #[test]
+    fn committed_crd_matches_the_rust_types() {
+        let committed = include_str!("../../manifests/crds/application.yaml");
+        assert_eq!(
+            committed,
+            application_crd_yaml(),
+            "manifests/crds/application.yaml is stale: run `cargo run -- crd > manifests/crds/application.yaml`"
         );
     }
 

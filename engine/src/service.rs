@@ -118,7 +118,7 @@ pub struct ResourceTree {
 }
 
 /// An event on `GET /api/v1/stream/applications`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct AppEvent {
     /// `ADDED`, `MODIFIED` or `DELETED`.
     #[serde(rename = "type")]

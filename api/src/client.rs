@@ -1,0 +1,805 @@
+//! The CLI's side of the API: a blocking HTTP [`Client`] of a running
+//! `plumb serve`, and [`run_app_command`], which carries out one
+//! `plumb app ...` command and prints its answer as a table, JSON or YAML.
+//!
+//! Not here: argument parsing of the whole binary (only the [`AppCommand`]
+//! subcommand is defined here) and the choice of exit status, which
+//! [`CommandOutcome`] informs.
+//!
+//! The client uses reqwest's blocking API: call it from plain threads, never
+//! from inside a tokio runtime.
+
+mod format;
+
+use std::io::Write;
+use std::time::Duration;
+
+use plumb_engine::model::{Application, OperationPhase};
+use plumb_engine::service::{ManagedResource, Refresh, ResourceTree, SyncRequest};
+use reqwest::Url;
+use reqwest::blocking::{RequestBuilder, Response};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// The server `plumb app` talks to when neither `--server` nor
+/// `PLUMB_SERVER` is given.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
+/// How long reads may take (a hard refresh fetches the repository first).
+const READ_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The error of a client call or of [`run_app_command`].
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server URL is not an `http://` or `https://` URL.
+    #[error("invalid server URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Nothing answers at the server's address.
+    #[error("cannot reach Plumb at {url}: is `plumb serve` running?")]
+    Unreachable {
+        /// The server's base URL.
+        url: String,
+        /// The connection error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The request failed after connecting (timeout, connection reset).
+    #[error("request to {url} failed")]
+    Transport {
+        /// The request's URL.
+        url: String,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server answered with an error status.
+    #[error("{message} (HTTP {status})")]
+    Server {
+        /// The HTTP status code.
+        status: u16,
+        /// The server's `message`, or the body or status text when it sent
+        /// no JSON error.
+        message: String,
+    },
+    /// The server's answer is not the document expected (not Plumb, or a
+    /// different version).
+    #[error("unexpected answer from {url}: not the JSON document Plumb sends")]
+    Decode {
+        /// The request's URL.
+        url: String,
+        /// The decoding error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Encoding the output as JSON failed.
+    #[error("cannot encode the output as JSON")]
+    Json(#[source] serde_json::Error),
+    /// Encoding the output as YAML failed.
+    #[error("cannot encode the output as YAML")]
+    Yaml(#[source] serde_yaml::Error),
+    /// Writing the output failed (closed pipe, full disk).
+    #[error("cannot write the output")]
+    Output(#[source] std::io::Error),
+}
+
+/// A blocking client of one Plumb server.
+#[derive(Clone, Debug)]
+pub struct Client {
+    /// The server's URL, ending in `/`.
+    base: Url,
+    /// The connection pool.
+    http: reqwest::blocking::Client,
+}
+
+/// Argo CD's list documents.
+#[derive(Deserialize)]
+struct Items<T> {
+    /// Absent or `null` when empty, in Argo CD's API.
+    #[serde(default = "Option::default")]
+    items: Option<Vec<T>>,
+}
+
+/// The fields of Argo CD's error body the client reads.
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    error: String,
+}
+
+impl Client {
+    /// A client of the server at `base` (`http://host:port`, optionally with
+    /// a path prefix; `host:port` alone means `http://host:port`).
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidUrl`] when `base` is not an http(s) URL;
+    /// [`ClientError::Transport`] when the HTTP client cannot be built.
+    pub fn new(base: &str) -> Result<Client, ClientError> {
+        let invalid = |reason: &str| ClientError::InvalidUrl {
+            url: base.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let trimmed = base.trim();
+        let with_scheme = if trimmed.contains("://") {
+            trimmed.to_owned()
+        } else {
+            format!("http://{trimmed}")
+        };
+        let mut url = Url::parse(&with_scheme).map_err(|e| invalid(&e.to_string()))?;
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return Err(invalid("the scheme must be http or https"));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(invalid("no host"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid("a server URL has no query or fragment"));
+        }
+        if !url.path().ends_with('/') {
+            let path = format!("{}/", url.path());
+            url.set_path(&path);
+        }
+        let http = reqwest::blocking::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(READ_TIMEOUT)
+            .user_agent(concat!("plumb/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|source| ClientError::Transport {
+                url: url.to_string(),
+                source,
+            })?;
+        Ok(Client { base: url, http })
+    }
+
+    /// The server's URL, as used in messages.
+    pub fn base_url(&self) -> &str {
+        self.base.as_str()
+    }
+
+    /// Every application with its status, sorted by name.
+    ///
+    /// # Errors
+    /// Any [`ClientError`] but `InvalidUrl` and `Output`.
+    pub fn list(&self) -> Result<Vec<Application>, ClientError> {
+        let items: Items<Application> = self.call(self.http.get(self.url(&["applications"])))?;
+        Ok(items.items.unwrap_or_default())
+    }
+
+    /// One application with its full history.
+    ///
+    /// # Errors
+    /// As [`Client::list`]; `Server` with status 404 for an unknown name.
+    pub fn get(&self, name: &str) -> Result<Application, ClientError> {
+        self.call(self.http.get(self.url(&["applications", name])))
+    }
+
+    /// One application, after a normal or hard refresh.
+    ///
+    /// # Errors
+    /// As [`Client::get`].
+    pub fn refresh(&self, name: &str, refresh: Refresh) -> Result<Application, ClientError> {
+        let value = match refresh {
+            Refresh::Normal => "normal",
+            Refresh::Hard => "hard",
+        };
+        self.call(
+            self.http
+                .get(self.url(&["applications", name]))
+                .query(&[("refresh", value)]),
+        )
+    }
+
+    /// Syncs an application and waits until the operation ends (no time limit).
+    ///
+    /// # Errors
+    /// As [`Client::get`]; `Server` with 409 while another sync runs, 400 for
+    /// an unknown revision.
+    pub fn sync(&self, name: &str, request: &SyncRequest) -> Result<Application, ClientError> {
+        let builder = self
+            .http
+            .post(self.url(&["applications", name, "sync"]))
+            .json(request);
+        self.call(without_time_limit(builder))
+    }
+
+    /// Rolls back to history entry `id` and waits until the sync ends.
+    ///
+    /// # Errors
+    /// As [`Client::get`]; `Server` with 400 for an unknown id.
+    pub fn rollback(&self, name: &str, id: i64) -> Result<Application, ClientError> {
+        let builder = self
+            .http
+            .post(self.url(&["applications", name, "rollback"]))
+            .json(&serde_json::json!({ "id": id }));
+        self.call(without_time_limit(builder))
+    }
+
+    /// Target, live and predicted state of every resource, with diffs.
+    ///
+    /// # Errors
+    /// As [`Client::get`].
+    pub fn managed_resources(&self, name: &str) -> Result<Vec<ManagedResource>, ClientError> {
+        let items: Items<ManagedResource> =
+            self.call(
+                self.http
+                    .get(self.url(&["applications", name, "managed-resources"])),
+            )?;
+        Ok(items.items.unwrap_or_default())
+    }
+
+    /// The application's objects and the objects they own.
+    ///
+    /// # Errors
+    /// As [`Client::get`].
+    pub fn resource_tree(&self, name: &str) -> Result<ResourceTree, ClientError> {
+        self.call(
+            self.http
+                .get(self.url(&["applications", name, "resource-tree"])),
+        )
+    }
+
+    /// `<base>api/v1/<segments...>`, each segment percent-encoded.
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        // An http(s) URL (checked in `new`) always has path segments.
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(["api", "v1"]).extend(segments);
+        }
+        url
+    }
+
+    /// Sends a request and decodes its JSON answer, or its error.
+    fn call<T: DeserializeOwned>(&self, builder: RequestBuilder) -> Result<T, ClientError> {
+        let response = builder.send().map_err(|e| self.send_error(e))?;
+        let url = response.url().to_string();
+        let response = error_for_status(response)?;
+        let body = response.bytes().map_err(|source| ClientError::Transport {
+            url: url.clone(),
+            source,
+        })?;
+        serde_json::from_slice(&body).map_err(|source| ClientError::Decode { url, source })
+    }
+
+    /// The error of a request that got no answer.
+    fn send_error(&self, source: reqwest::Error) -> ClientError {
+        if source.is_connect() {
+            ClientError::Unreachable {
+                url: self.base_url().trim_end_matches('/').to_owned(),
+                source,
+            }
+        } else {
+            let url = source
+                .url()
+                .map_or_else(|| self.base.to_string(), Url::to_string);
+            ClientError::Transport { url, source }
+        }
+    }
+}
+
+/// Sync and rollback answer when the operation ends, which may take long.
+fn without_time_limit(builder: RequestBuilder) -> RequestBuilder {
+    // reqwest's blocking client has no "no timeout" per request; a day is
+    // longer than any sync Plumb runs.
+    builder.timeout(Duration::from_secs(24 * 60 * 60))
+}
+
+/// The response, or a [`ClientError::Server`] with the server's message.
+fn error_for_status(response: Response) -> Result<Response, ClientError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let text = response.text().unwrap_or_default();
+    let message = match serde_json::from_str::<ErrorBody>(&text) {
+        Ok(body) if !body.message.is_empty() => body.message,
+        Ok(body) if !body.error.is_empty() => body.error,
+        _ if !text.trim().is_empty() => text.trim().chars().take(500).collect(),
+        _ => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    Err(ClientError::Server {
+        status: status.as_u16(),
+        message,
+    })
+}
+
+/// How `plumb app` prints answers (`-o`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Human-readable tables, like `argocd app`.
+    #[default]
+    Table,
+    /// The API's JSON documents.
+    Json,
+    /// The API's documents as YAML.
+    Yaml,
+}
+
+/// `plumb app ...`: commands against a running Plumb server.
+#[derive(Clone, Debug, PartialEq, Eq, clap::Subcommand)]
+pub enum AppCommand {
+    /// List applications with their sync and health status.
+    List,
+    /// Show an application: source, status, conditions and resources.
+    Get {
+        /// Application name.
+        name: String,
+    },
+    /// Show the differences between Git and the cluster; exits 1 when there
+    /// are some.
+    Diff {
+        /// Application name.
+        name: String,
+    },
+    /// Sync an application to Git (or to --revision) and wait until done.
+    Sync {
+        /// Application name.
+        name: String,
+        /// Sync to this revision instead of the target revision.
+        #[arg(long)]
+        revision: Option<String>,
+        /// Delete tracked objects that are no longer in Git.
+        #[arg(long)]
+        prune: bool,
+        /// Show what would be done; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show the deployment history (the IDs `rollback` takes).
+    History {
+        /// Application name.
+        name: String,
+    },
+    /// Sync to the revision of history entry ID, pin it and suspend
+    /// automated sync until the next manual sync.
+    Rollback {
+        /// Application name.
+        name: String,
+        /// History ID, from `plumb app history`.
+        id: i64,
+    },
+    /// Compare again now (with --hard, fetch the repository first).
+    Refresh {
+        /// Application name.
+        name: String,
+        /// Fetch and render again, not only compare.
+        #[arg(long)]
+        hard: bool,
+    },
+}
+
+/// How a command ended, for the binary's exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandOutcome {
+    /// The command did what was asked.
+    Success,
+    /// `diff` found differences (`argocd app diff` exits 1 then).
+    DiffFound,
+    /// `sync` or `rollback` ran, but the operation ended Failed or Error.
+    OperationFailed,
+}
+
+impl CommandOutcome {
+    /// Whether `diff` found differences.
+    pub fn differences_found(self) -> bool {
+        self == CommandOutcome::DiffFound
+    }
+
+    /// The exit status the binary should end with: 0 for success, 1 otherwise.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            CommandOutcome::Success => 0,
+            CommandOutcome::DiffFound | CommandOutcome::OperationFailed => 1,
+        }
+    }
+}
+
+/// Runs one `plumb app` command against `client` and prints its answer to `out`.
+///
+/// # Errors
+/// Any [`ClientError`] of the calls it makes; `Output` when `out` fails.
+pub fn run_app_command(
+    client: &Client,
+    command: AppCommand,
+    output: Output,
+    out: &mut impl Write,
+) -> Result<CommandOutcome, ClientError> {
+    match command {
+        AppCommand::List => {
+            let apps = client.list()?;
+            print(out, output, &apps, || format::app_list(&apps))?;
+            Ok(CommandOutcome::Success)
+        }
+        AppCommand::Get { name } => {
+            let app = client.get(&name)?;
+            print(out, output, &app, || format::app_details(&app))?;
+            Ok(CommandOutcome::Success)
+        }
+        AppCommand::Refresh { name, hard } => {
+            let app = client.refresh(&name, if hard { Refresh::Hard } else { Refresh::Normal })?;
+            print(out, output, &app, || format::app_details(&app))?;
+            Ok(CommandOutcome::Success)
+        }
+        AppCommand::Diff { name } => {
+            let modified: Vec<ManagedResource> = client
+                .managed_resources(&name)?
+                .into_iter()
+                .filter(|r| r.modified)
+                .collect();
+            print(out, output, &modified, || format::diff(&modified))?;
+            Ok(if modified.is_empty() {
+                CommandOutcome::Success
+            } else {
+                CommandOutcome::DiffFound
+            })
+        }
+        AppCommand::Sync {
+            name,
+            revision,
+            prune,
+            dry_run,
+        } => {
+            let app = client.sync(
+                &name,
+                &SyncRequest {
+                    revision,
+                    prune,
+                    dry_run,
+                },
+            )?;
+            print(out, output, &app, || format::operation_result(&app))?;
+            Ok(operation_outcome(&app))
+        }
+        AppCommand::Rollback { name, id } => {
+            let app = client.rollback(&name, id)?;
+            print(out, output, &app, || format::operation_result(&app))?;
+            Ok(operation_outcome(&app))
+        }
+        AppCommand::History { name } => {
+            let app = client.get(&name)?;
+            let history = app
+                .status
+                .as_ref()
+                .map(|s| s.history.as_slice())
+                .unwrap_or_default();
+            print(out, output, &history, || format::history(&app))?;
+            Ok(CommandOutcome::Success)
+        }
+    }
+}
+
+/// Failed when the application's last operation did not succeed.
+fn operation_outcome(app: &Application) -> CommandOutcome {
+    let phase = app
+        .status
+        .as_ref()
+        .and_then(|s| s.operation_state.as_ref())
+        .map(|o| o.phase);
+    match phase {
+        Some(OperationPhase::Failed | OperationPhase::Error | OperationPhase::Terminating) => {
+            CommandOutcome::OperationFailed
+        }
+        _ => CommandOutcome::Success,
+    }
+}
+
+/// Writes `document` as JSON or YAML, or the table `table` makes.
+fn print<T: serde::Serialize + ?Sized>(
+    out: &mut impl Write,
+    output: Output,
+    document: &T,
+    table: impl FnOnce() -> String,
+) -> Result<(), ClientError> {
+    let text = match output {
+        Output::Table => table(),
+        Output::Json => {
+            let mut json = serde_json::to_string_pretty(document).map_err(ClientError::Json)?;
+            json.push('\n');
+            json
+        }
+        Output::Yaml => serde_yaml::to_string(document).map_err(ClientError::Yaml)?,
+    };
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(ClientError::Output)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::sync::mpsc;
+    use std::thread;
+
+    use super::*;
+    use crate::fake::FakeService;
+
+    /// A server of `service` on its own thread and runtime (the blocking
+    /// client must not run inside a runtime); dropping it stops the server.
+    struct TestServer {
+        addr: SocketAddr,
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+        thread: Option<thread::JoinHandle<()>>,
+    }
+
+    impl TestServer {
+        fn start(service: FakeService) -> TestServer {
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let (ready, addr) = mpsc::channel();
+            let thread = thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .expect("bind");
+                    ready
+                        .send(listener.local_addr().expect("addr"))
+                        .expect("test waits");
+                    crate::serve_on(Arc::new(service), listener, async {
+                        let _ = stopped.await;
+                    })
+                    .await
+                    .expect("serve");
+                });
+            });
+            let addr = addr.recv().expect("server started");
+            TestServer {
+                addr,
+                stop: Some(stop),
+                thread: Some(thread),
+            }
+        }
+
+        fn url(&self) -> String {
+            format!("http://{}", self.addr)
+        }
+    }
+
+    impl Drop for TestServer {
+        fn drop(&mut self) {
+            if let Some(stop) = self.stop.take() {
+                let _ = stop.send(());
+            }
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    fn run(client: &Client, command: AppCommand, output: Output) -> (CommandOutcome, String) {
+        let mut out = Vec::new();
+        let outcome = run_app_command(client, command, output, &mut out).expect("command succeeds");
+        (outcome, String::from_utf8(out).expect("utf-8"))
+    }
+
+    #[test]
+    fn commands_work_end_to_end_against_a_real_server() {
+        let server = TestServer::start(FakeService::with_fixtures().busy("busy-app"));
+        let client = Client::new(&server.url()).expect("client");
+
+        let (outcome, text) = run(&client, AppCommand::List, Output::Table);
+        assert_eq!(outcome, CommandOutcome::Success);
+        assert_eq!(
+            text,
+            format::app_list(&[crate::fake::guestbook(), crate::fake::shop()])
+        );
+
+        let (_, json) = run(&client, AppCommand::List, Output::Json);
+        let apps: serde_json::Value = serde_json::from_str(&json).expect("json");
+        assert_eq!(apps[1]["metadata"]["name"], "shop");
+
+        let (_, text) = run(
+            &client,
+            AppCommand::Get {
+                name: "shop".into(),
+            },
+            Output::Table,
+        );
+        assert!(text.starts_with("Name:               shop\n"), "{text}");
+
+        let (_, yaml) = run(
+            &client,
+            AppCommand::Get {
+                name: "shop".into(),
+            },
+            Output::Yaml,
+        );
+        assert!(yaml.contains("kind: Application"), "{yaml}");
+
+        let (outcome, text) = run(
+            &client,
+            AppCommand::Diff {
+                name: "shop".into(),
+            },
+            Output::Table,
+        );
+        assert_eq!(outcome, CommandOutcome::DiffFound);
+        assert!(
+            text.starts_with("===== apps/Deployment shop/api ======\n"),
+            "{text}"
+        );
+        let (outcome, text) = run(
+            &client,
+            AppCommand::Diff {
+                name: "guestbook".into(),
+            },
+            Output::Table,
+        );
+        assert_eq!((outcome, text.as_str()), (CommandOutcome::Success, ""));
+
+        let sync = AppCommand::Sync {
+            name: "shop".into(),
+            revision: Some("v2".into()),
+            prune: true,
+            dry_run: false,
+        };
+        let (outcome, text) = run(&client, sync, Output::Table);
+        assert_eq!(outcome, CommandOutcome::Success);
+        assert!(text.contains("Phase:              Succeeded"), "{text}");
+
+        let (_, text) = run(
+            &client,
+            AppCommand::History {
+                name: "shop".into(),
+            },
+            Output::Table,
+        );
+        assert!(text.contains("\n1   2024-05-02T12:00:03Z  v2"), "{text}");
+
+        let (_, text) = run(
+            &client,
+            AppCommand::Rollback {
+                name: "guestbook".into(),
+                id: 1,
+            },
+            Output::Table,
+        );
+        assert!(text.contains("Rollback:"), "{text}");
+
+        let (_, json) = run(
+            &client,
+            AppCommand::Refresh {
+                name: "guestbook".into(),
+                hard: true,
+            },
+            Output::Json,
+        );
+        assert!(json.contains("\"name\": \"guestbook\""));
+
+        assert_eq!(
+            client.resource_tree("guestbook").expect("tree").nodes.len(),
+            2
+        );
+    }
+
+    #[test]
+    fn server_errors_carry_the_message_and_status() {
+        let server = TestServer::start(FakeService::with_fixtures().busy("shop"));
+        let client = Client::new(&server.url()).expect("client");
+        let error = client.get("nope").expect_err("unknown app");
+        assert_eq!(error.to_string(), "application nope not found (HTTP 404)");
+        let error = client
+            .sync("shop", &SyncRequest::default())
+            .expect_err("busy");
+        assert_eq!(
+            error.to_string(),
+            "another sync is running for shop (HTTP 409)"
+        );
+        let error = client.rollback("guestbook", 9).expect_err("no such id");
+        assert_eq!(
+            error.to_string(),
+            "history id 9 not found for guestbook (HTTP 400)"
+        );
+    }
+
+    #[test]
+    fn a_server_that_is_not_running_is_named_with_a_hint() {
+        // Bind then free a port so that nothing listens on it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let client = Client::new(&format!("127.0.0.1:{port}")).expect("client");
+        let error = client.list().expect_err("nothing listens");
+        assert_eq!(
+            error.to_string(),
+            format!("cannot reach Plumb at http://127.0.0.1:{port}: is `plumb serve` running?")
+        );
+    }
+
+    #[test]
+    fn server_urls_are_checked_and_paths_kept() {
+        assert!(matches!(
+            Client::new("ftp://x"),
+            Err(ClientError::InvalidUrl { .. })
+        ));
+        assert!(matches!(
+            Client::new("http://"),
+            Err(ClientError::InvalidUrl { .. })
+        ));
+        let client = Client::new("https://plumb.example.com/prefix").expect("client");
+        assert_eq!(
+            client.url(&["applications", "a b"]).as_str(),
+            "https://plumb.example.com/prefix/api/v1/applications/a%20b"
+        );
+        let client = Client::new(DEFAULT_SERVER).expect("client");
+        assert_eq!(
+            client.url(&["applications"]).as_str(),
+            "http://127.0.0.1:8080/api/v1/applications"
+        );
+    }
+
+    #[test]
+    fn app_commands_parse_like_argo_cd() {
+        use clap::Parser;
+
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            command: AppCommand,
+        }
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map(|c| c.command);
+        assert_eq!(
+            parse(&[
+                "app",
+                "sync",
+                "web",
+                "--revision",
+                "abc",
+                "--prune",
+                "--dry-run"
+            ])
+            .expect("parses"),
+            AppCommand::Sync {
+                name: "web".into(),
+                revision: Some("abc".into()),
+                prune: true,
+                dry_run: true
+            }
+        );
+        assert_eq!(
+            parse(&["app", "rollback", "web", "3"]).expect("parses"),
+            AppCommand::Rollback {
+                name: "web".into(),
+                id: 3
+            }
+        );
+        assert_eq!(
+            parse(&["app", "refresh", "web", "--hard"]).expect("parses"),
+            AppCommand::Refresh {
+                name: "web".into(),
+                hard: true
+            }
+        );
+        assert!(parse(&["app", "rollback", "web", "x"]).is_err());
+    }
+
+    #[test]
+    fn failed_operations_have_a_failing_outcome() {
+        let mut app = crate::fake::shop();
+        assert_eq!(operation_outcome(&app), CommandOutcome::Success);
+        app.status.get_or_insert_default().operation_state =
+            Some(plumb_engine::model::OperationState {
+                phase: OperationPhase::Failed,
+                ..Default::default()
+            });
+        assert_eq!(operation_outcome(&app), CommandOutcome::OperationFailed);
+        assert_eq!(CommandOutcome::OperationFailed.exit_code(), 1);
+        assert_eq!(CommandOutcome::DiffFound.exit_code(), 1);
+        assert_eq!(CommandOutcome::Success.exit_code(), 0);
+        assert!(CommandOutcome::DiffFound.differences_found());
+        assert!(!CommandOutcome::OperationFailed.differences_found());
+    }
+}

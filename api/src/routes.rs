@@ -1,0 +1,513 @@
+//! The router and the handlers of `/api/v1/applications/...`: each one
+//! turns a request into one [`AppService`] call and its answer into Argo CD's
+//! JSON shape.
+//!
+//! Not here: the event stream ([`crate::stream`]), the UI files
+//! ([`crate::ui`]) and error bodies ([`crate::error`]).
+
+use std::sync::Arc;
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{Method, Uri};
+use axum::routing::{get, post};
+use axum::{Json, Router, middleware};
+use plumb_engine::model::Application;
+use plumb_engine::service::{AppService, ManagedResource, Refresh, ResourceTree, SyncRequest};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::{
+    DefaultMakeSpan, DefaultOnFailure, DefaultOnRequest, DefaultOnResponse, TraceLayer,
+};
+use tracing::Level;
+
+use crate::error::{ApiError, JsonBody};
+use crate::{origin, stream, ui};
+
+/// What every handler shares.
+pub(crate) struct AppState<S> {
+    /// The controller (or a fake).
+    pub service: Arc<S>,
+    /// Cancelled when the server shuts down; ends the event streams.
+    pub shutdown: CancellationToken,
+}
+
+// A derive would require `S: Clone`; only the `Arc` is cloned.
+impl<S> Clone for AppState<S> {
+    fn clone(&self) -> Self {
+        AppState {
+            service: Arc::clone(&self.service),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+}
+
+/// Every route, with request tracing at debug level.
+pub(crate) fn router<S: AppService>(service: Arc<S>, shutdown: CancellationToken) -> Router {
+    let state = AppState { service, shutdown };
+    Router::new()
+        .route("/api/v1/applications", get(list::<S>))
+        .route("/api/v1/applications/{name}", get(get_application::<S>))
+        .route("/api/v1/applications/{name}/sync", post(sync::<S>))
+        .route("/api/v1/applications/{name}/rollback", post(rollback::<S>))
+        .route(
+            "/api/v1/applications/{name}/managed-resources",
+            get(managed_resources::<S>),
+        )
+        .route(
+            "/api/v1/applications/{name}/resource-tree",
+            get(resource_tree::<S>),
+        )
+        .route(
+            "/api/v1/stream/applications",
+            get(stream::applications::<S>),
+        )
+        .route("/healthz", get(healthz))
+        .route("/", get(ui::index))
+        .route("/ui/{file}", get(ui::file))
+        .fallback(|method: Method, uri: Uri| async move { ApiError::no_route(method, &uri) })
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+            ApiError::MethodNotAllowed {
+                method,
+                path: uri.path().to_owned(),
+            }
+        })
+        .layer(middleware::from_fn(origin::reject_cross_site))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::DEBUG))
+                .on_request(DefaultOnRequest::new().level(Level::DEBUG))
+                .on_response(DefaultOnResponse::new().level(Level::DEBUG))
+                // `ApiError` already logs server errors with their message.
+                .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
+        )
+        .with_state(state)
+}
+
+/// Argo CD's list documents: `{"items": [...]}`.
+#[derive(Serialize)]
+pub(crate) struct Items<T> {
+    /// The elements.
+    pub items: Vec<T>,
+}
+
+/// `GET /healthz`: the process answers.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// `GET /api/v1/applications`.
+async fn list<S: AppService>(State(state): State<AppState<S>>) -> Json<Items<Application>> {
+    Json(Items {
+        items: state.service.list().await,
+    })
+}
+
+/// The query of `GET /api/v1/applications/{name}`.
+#[derive(Deserialize)]
+struct GetQuery {
+    /// `normal` or `hard`; absent or empty for none.
+    refresh: Option<String>,
+}
+
+/// Parses Argo CD's `refresh` query value.
+fn parse_refresh(value: Option<&str>) -> Result<Option<Refresh>, ApiError> {
+    match value {
+        None | Some("") => Ok(None),
+        Some("normal") => Ok(Some(Refresh::Normal)),
+        Some("hard") => Ok(Some(Refresh::Hard)),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "invalid refresh {other:?}: expected \"normal\" or \"hard\""
+        ))),
+    }
+}
+
+/// `GET /api/v1/applications/{name}[?refresh=normal|hard]`.
+async fn get_application<S: AppService>(
+    State(state): State<AppState<S>>,
+    name: Result<Path<String>, PathRejection>,
+    query: Result<Query<GetQuery>, QueryRejection>,
+) -> Result<Json<Application>, ApiError> {
+    let Path(name) = name?;
+    let Query(query) = query?;
+    let refresh = parse_refresh(query.refresh.as_deref())?;
+    Ok(Json(state.service.get(&name, refresh).await?))
+}
+
+/// `POST /api/v1/applications/{name}/sync` with `{revision?, prune?, dryRun?}`.
+async fn sync<S: AppService>(
+    State(state): State<AppState<S>>,
+    name: Result<Path<String>, PathRejection>,
+    JsonBody(request): JsonBody<SyncRequest>,
+) -> Result<Json<Application>, ApiError> {
+    let Path(name) = name?;
+    Ok(Json(state.service.sync(&name, request).await?))
+}
+
+/// The body of `POST /api/v1/applications/{name}/rollback`.
+#[derive(Deserialize)]
+struct RollbackRequest {
+    /// The history id to roll back to.
+    id: i64,
+}
+
+/// `POST /api/v1/applications/{name}/rollback` with `{"id": N}`.
+async fn rollback<S: AppService>(
+    State(state): State<AppState<S>>,
+    name: Result<Path<String>, PathRejection>,
+    JsonBody(request): JsonBody<RollbackRequest>,
+) -> Result<Json<Application>, ApiError> {
+    let Path(name) = name?;
+    Ok(Json(state.service.rollback(&name, request.id).await?))
+}
+
+/// `GET /api/v1/applications/{name}/managed-resources`.
+async fn managed_resources<S: AppService>(
+    State(state): State<AppState<S>>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Json<Items<ManagedResource>>, ApiError> {
+    let Path(name) = name?;
+    Ok(Json(Items {
+        items: state.service.managed_resources(&name).await?,
+    }))
+}
+
+/// `GET /api/v1/applications/{name}/resource-tree`.
+async fn resource_tree<S: AppService>(
+    State(state): State<AppState<S>>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Json<ResourceTree>, ApiError> {
+    let Path(name) = name?;
+    Ok(Json(state.service.resource_tree(&name).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode, header};
+    use serde_json::{Value, json};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::fake::FakeService;
+
+    fn fixture_app() -> (Arc<FakeService>, Router) {
+        let service = Arc::new(FakeService::with_fixtures());
+        let app = crate::app(Arc::clone(&service));
+        (service, app)
+    }
+
+    async fn call(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
+        let response = app
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("router is infallible");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, value)
+    }
+
+    fn get(uri: &str) -> Request<Body> {
+        Request::get(uri).body(Body::empty()).expect("request")
+    }
+
+    fn post(uri: &str, body: &str) -> Request<Body> {
+        Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_owned()))
+            .expect("request")
+    }
+
+    #[tokio::test]
+    async fn list_returns_every_application_as_items() {
+        let (_, app) = fixture_app();
+        let (status, body) = call(&app, get("/api/v1/applications")).await;
+        assert_eq!(status, StatusCode::OK);
+        insta::assert_json_snapshot!("list_response", body);
+    }
+
+    #[tokio::test]
+    async fn get_returns_the_full_kubernetes_object() {
+        let (service, app) = fixture_app();
+        let (status, body) = call(&app, get("/api/v1/applications/guestbook")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["apiVersion"], "argoproj.io/v1alpha1");
+        assert_eq!(body["kind"], "Application");
+        assert_eq!(body["metadata"]["name"], "guestbook");
+        assert_eq!(
+            body["spec"]["source"]["repoURL"],
+            "https://git.example.com/org/deploy.git"
+        );
+        assert_eq!(body["status"]["sync"]["status"], "Synced");
+        assert_eq!(body["status"]["health"]["status"], "Healthy");
+        assert_eq!(service.refreshes(), vec![("guestbook".to_owned(), None)]);
+    }
+
+    #[tokio::test]
+    async fn get_passes_the_refresh_kind() {
+        let (service, app) = fixture_app();
+        for query in ["refresh=normal", "refresh=hard", "refresh="] {
+            let (status, _) = call(&app, get(&format!("/api/v1/applications/shop?{query}"))).await;
+            assert_eq!(status, StatusCode::OK, "{query}");
+        }
+        assert_eq!(
+            service.refreshes(),
+            vec![
+                ("shop".to_owned(), Some(Refresh::Normal)),
+                ("shop".to_owned(), Some(Refresh::Hard)),
+                ("shop".to_owned(), None),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn get_with_an_unknown_refresh_is_a_bad_request() {
+        let (_, app) = fixture_app();
+        let (status, body) = call(&app, get("/api/v1/applications/shop?refresh=soft")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body,
+            json!({
+                "error": "invalid refresh \"soft\": expected \"normal\" or \"hard\"",
+                "code": 3,
+                "message": "invalid refresh \"soft\": expected \"normal\" or \"hard\"",
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_application_is_not_found() {
+        let (_, app) = fixture_app();
+        for uri in [
+            "/api/v1/applications/nope",
+            "/api/v1/applications/nope/managed-resources",
+            "/api/v1/applications/nope/resource-tree",
+        ] {
+            let (status, body) = call(&app, get(uri)).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+            assert_eq!(body["code"], 5);
+            assert_eq!(body["message"], "application nope not found");
+        }
+        let (status, _) = call(&app, post("/api/v1/applications/nope/sync", "{}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn sync_passes_the_request_and_returns_the_application() {
+        let (service, app) = fixture_app();
+        let (status, body) = call(
+            &app,
+            post(
+                "/api/v1/applications/shop/sync",
+                r#"{"revision":"v2","prune":true,"dryRun":true}"#,
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["metadata"]["name"], "shop");
+        assert_eq!(body["status"]["operationState"]["phase"], "Succeeded");
+        assert_eq!(
+            service.syncs(),
+            vec![(
+                "shop".to_owned(),
+                SyncRequest {
+                    revision: Some("v2".into()),
+                    prune: true,
+                    dry_run: true
+                }
+            )]
+        );
+    }
+
+    #[tokio::test]
+    async fn sync_with_an_empty_body_is_a_default_sync() {
+        let (service, app) = fixture_app();
+        let request = Request::post("/api/v1/applications/shop/sync")
+            .body(Body::empty())
+            .expect("request");
+        let (status, _) = call(&app, request).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            service.syncs(),
+            vec![("shop".to_owned(), SyncRequest::default())]
+        );
+    }
+
+    #[tokio::test]
+    async fn invalid_json_body_is_a_json_bad_request() {
+        let (service, app) = fixture_app();
+        let (status, body) = call(&app, post("/api/v1/applications/shop/sync", "{prune")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["code"], 3);
+        let message = body["message"].as_str().expect("message");
+        assert!(message.starts_with("invalid JSON body: "), "{message}");
+        let (status, body) = call(
+            &app,
+            post("/api/v1/applications/shop/sync", r#"{"prune":"yes"}"#),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body["message"]
+                .as_str()
+                .expect("message")
+                .contains("invalid type"),
+            "{body}"
+        );
+        assert!(service.syncs().is_empty());
+    }
+
+    #[tokio::test]
+    async fn sync_conflict_is_409() {
+        let service = Arc::new(FakeService::with_fixtures().busy("shop"));
+        let app = crate::app(service);
+        let (status, body) = call(&app, post("/api/v1/applications/shop/sync", "{}")).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(body["code"], 9);
+        assert_eq!(body["message"], "another sync is running for shop");
+    }
+
+    #[tokio::test]
+    async fn sync_to_an_unknown_revision_is_a_bad_request() {
+        let (_, app) = fixture_app();
+        let (status, body) = call(
+            &app,
+            post("/api/v1/applications/shop/sync", r#"{"revision":"nope"}"#),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["message"], "revision nope not found");
+    }
+
+    #[tokio::test]
+    async fn rollback_takes_a_history_id() {
+        let (service, app) = fixture_app();
+        let (status, body) = call(
+            &app,
+            post("/api/v1/applications/guestbook/rollback", r#"{"id": 1}"#),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["status"]["rollback"]["historyId"], 1);
+        assert_eq!(service.rollbacks(), vec![("guestbook".to_owned(), 1)]);
+    }
+
+    #[tokio::test]
+    async fn rollback_without_an_id_or_to_an_unknown_one_is_a_bad_request() {
+        let (_, app) = fixture_app();
+        let (status, body) = call(&app, post("/api/v1/applications/guestbook/rollback", "")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body["message"]
+                .as_str()
+                .expect("message")
+                .contains("missing field `id`"),
+            "{body}"
+        );
+        let (status, body) = call(
+            &app,
+            post("/api/v1/applications/guestbook/rollback", r#"{"id": 42}"#),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["message"], "history id 42 not found for guestbook");
+    }
+
+    #[tokio::test]
+    async fn managed_resources_are_items_with_diffs() {
+        let (_, app) = fixture_app();
+        let (status, body) = call(&app, get("/api/v1/applications/shop/managed-resources")).await;
+        assert_eq!(status, StatusCode::OK);
+        let items = body["items"].as_array().expect("items");
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0]["kind"], "Deployment");
+        assert_eq!(items[0]["modified"], true);
+        assert!(
+            items[0]["diff"]
+                .as_str()
+                .expect("diff")
+                .contains("-  replicas: 2")
+        );
+        assert!(items[0].get("targetState").is_some());
+    }
+
+    #[tokio::test]
+    async fn internal_errors_are_500_with_the_service_message_only() {
+        let service = Arc::new(FakeService::with_fixtures().broken("shop"));
+        let app = crate::app(service);
+        let (status, body) = call(&app, get("/api/v1/applications/shop/managed-resources")).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            body,
+            json!({"error": "comparison failed for shop", "code": 13, "message": "comparison failed for shop"})
+        );
+    }
+
+    #[tokio::test]
+    async fn resource_tree_has_nodes() {
+        let (_, app) = fixture_app();
+        let (status, body) = call(&app, get("/api/v1/applications/guestbook/resource-tree")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["nodes"][0]["kind"], "Service");
+        assert_eq!(body["nodes"][1]["kind"], "Deployment");
+    }
+
+    #[tokio::test]
+    async fn healthz_answers_ok() {
+        let (_, app) = fixture_app();
+        assert_eq!(
+            call(&app, get("/healthz")).await,
+            (StatusCode::OK, json!("ok"))
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_and_methods_answer_json_errors() {
+        let (_, app) = fixture_app();
+        let (status, body) = call(&app, get("/api/v1/nothing")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["message"], "no route for GET /api/v1/nothing");
+        let (status, body) = call(&app, post("/api/v1/applications", "{}")).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            body["message"],
+            "POST is not allowed on /api/v1/applications"
+        );
+        let (status, _) = call(&app, get("/api/v1/applications/shop/sync")).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    #[tokio::test]
+    async fn oversized_bodies_are_413() {
+        let (_, app) = fixture_app();
+        let big = format!(r#"{{"revision":"{}"}}"#, "a".repeat(3 * 1024 * 1024));
+        let (status, body) = call(&app, post("/api/v1/applications/shop/sync", &big)).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(body["code"], 8);
+    }
+
+    #[tokio::test]
+    async fn cross_site_posts_are_refused() {
+        let (service, app) = fixture_app();
+        let request = Request::post("/api/v1/applications/shop/sync")
+            .header(header::HOST, "localhost:8080")
+            .header(header::ORIGIN, "https://evil.example")
+            .body(Body::empty())
+            .expect("request");
+        let (status, body) = call(&app, request).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(body["code"], 7);
+        assert!(service.syncs().is_empty());
+        let same_origin = Request::post("/api/v1/applications/shop/sync")
+            .header(header::HOST, "localhost:8080")
+            .header(header::ORIGIN, "http://localhost:8080")
+            .body(Body::empty())
+            .expect("request");
+        assert_eq!(call(&app, same_origin).await.0, StatusCode::OK);
+    }
+}

@@ -1,0 +1,282 @@
+//! The Kubernetes API as Plumb uses it: kind resolution through discovery,
+//! server-side apply (real and dry run), deletion, namespaces and CRD
+//! readiness. Watches live in `live`; the rules about what to call live in
+//! `plan` and `controller`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::Scope;
+use serde_json::{Value, json};
+
+use crate::model::{FIELD_MANAGER, ResourceKey, group_of};
+
+/// The error of a cluster call.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The API server refused or failed the request.
+    #[error("{action} {target}: {message}")]
+    Api {
+        /// What Plumb tried (`apply`, `delete`, `dry-run apply`, ...).
+        action: &'static str,
+        /// The object or kind concerned.
+        target: String,
+        /// The API server's message.
+        message: String,
+        /// The HTTP status, when the server answered.
+        code: Option<u16>,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// A CRD did not become Established in time.
+    #[error("CustomResourceDefinition {0} did not become Established within 30s")]
+    CrdNotEstablished(String),
+}
+
+impl ClusterError {
+    fn api(action: &'static str, target: impl Into<String>, source: kube::Error) -> ClusterError {
+        let (message, code) = match &source {
+            kube::Error::Api(status) => (status.message.clone(), Some(status.code)),
+            other => (other.to_string(), None),
+        };
+        ClusterError::Api { action, target: target.into(), message, code, source }
+    }
+
+    /// The HTTP status code of a refused request.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            ClusterError::Api { code, .. } => *code,
+            ClusterError::CrdNotEstablished(_) => None,
+        }
+    }
+
+    /// Worth retrying: the server did not answer, or answered 429/5xx.
+    pub fn is_spurious(&self) -> bool {
+        match self {
+            ClusterError::Api { code, .. } => code.is_none_or(|c| c == 429 || c >= 500),
+            ClusterError::CrdNotEstablished(_) => true,
+        }
+    }
+}
+
+/// A kind the API server serves.
+#[derive(Clone, Debug)]
+pub struct Kind {
+    /// Group, version, kind and plural.
+    pub resource: ApiResource,
+    /// Whether objects of the kind live in namespaces.
+    pub namespaced: bool,
+}
+
+/// A connection to one cluster, with a cache of resolved kinds.
+#[derive(Clone)]
+pub struct Cluster {
+    client: kube::Client,
+    kinds: Arc<RwLock<HashMap<(String, String), Kind>>>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// Wraps a client.
+    pub fn new(client: kube::Client) -> Cluster {
+        Cluster { client, kinds: Arc::default() }
+    }
+
+    /// The client.
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
+    /// Resolves `apiVersion` + `kind` through discovery; `None` when the
+    /// server does not serve it. Known kinds are cached; unknown ones are
+    /// asked again next time (a CRD may have been created since).
+    ///
+    /// # Errors
+    /// When discovery fails for another reason than "not found".
+    pub async fn resolve(&self, api_version: &str, kind: &str) -> Result<Option<Kind>, ClusterError> {
+        let cache_key = (api_version.to_string(), kind.to_string());
+        if let Some(k) = self.kinds.read().expect("kind cache lock is never poisoned").get(&cache_key) {
+            return Ok(Some(k.clone()));
+        }
+        let (group, version) = match api_version.rsplit_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", api_version),
+        };
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        match kube::discovery::pinned_kind(&self.client, &gvk).await {
+            Ok((resource, caps)) => {
+                let k = Kind { resource, namespaced: caps.scope == Scope::Namespaced };
+                self.kinds.write().expect("kind cache lock is never poisoned").insert(cache_key, k.clone());
+                Ok(Some(k))
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+            Err(kube::Error::Discovery(_)) => Ok(None),
+            Err(e) => Err(ClusterError::api("discover", format!("{api_version} {kind}"), e)),
+        }
+    }
+
+    fn api(&self, kind: &Kind, namespace: &str) -> Api<DynamicObject> {
+        if kind.namespaced && !namespace.is_empty() {
+            Api::namespaced_with(self.client.clone(), namespace, &kind.resource)
+        } else {
+            Api::all_with(self.client.clone(), &kind.resource)
+        }
+    }
+
+    /// Server-side applies `object` with field manager `plumb`, forcing
+    /// conflicts; with `dry_run`, only asks what the result would be.
+    /// Returns the object as the server has (or would have) it.
+    ///
+    /// # Errors
+    /// When the server refuses the apply (invalid object, admission, ...).
+    pub async fn apply(&self, kind: &Kind, object: &Value, dry_run: bool) -> Result<Value, ClusterError> {
+        let key = ResourceKey::of(object).unwrap_or_else(|| ResourceKey {
+            group: group_of(kind.resource.api_version.as_str()).into(),
+            kind: kind.resource.kind.clone(),
+            namespace: String::new(),
+            name: String::new(),
+        });
+        let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        if dry_run {
+            params = params.dry_run();
+        }
+        let action = if dry_run { "dry-run apply" } else { "apply" };
+        let result = self
+            .api(kind, &key.namespace)
+            .patch(&key.name, &params, &Patch::Apply(object))
+            .await
+            .map_err(|e| ClusterError::api(action, key.to_string(), e))?;
+        Ok(serde_json::to_value(result).expect("a DynamicObject always serializes"))
+    }
+
+    /// Deletes an object in the background (its dependents are collected by
+    /// the garbage collector). An object already gone is not an error.
+    ///
+    /// # Errors
+    /// When the server refuses the deletion.
+    pub async fn delete(&self, kind: &Kind, key: &ResourceKey) -> Result<(), ClusterError> {
+        let params = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..Default::default() };
+        match self.api(kind, &key.namespace).delete(&key.name, &params).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(ClusterError::api("delete", key.to_string(), e)),
+        }
+    }
+
+    /// Creates a namespace unless it exists. Reads first, so an existing
+    /// namespace costs no write.
+    ///
+    /// # Errors
+    /// When the namespace can be neither read nor created.
+    pub async fn ensure_namespace(&self, name: &str) -> Result<(), ClusterError> {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &namespace_resource());
+        if api.get_opt(name).await.map_err(|e| ClusterError::api("get", format!("Namespace/{name}"), e))?.is_some() {
+            return Ok(());
+        }
+        let ns: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}
+        }))
+        .expect("a namespace literal always parses");
+        match api.create(&PostParams::default(), &ns).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            Err(e) => Err(ClusterError::api("create", format!("Namespace/{name}"), e)),
+        }
+    }
+
+    /// Waits until a CRD reports the `Established` condition.
+    ///
+    /// # Errors
+    /// [`ClusterError::CrdNotEstablished`] after 30 seconds.
+    pub async fn wait_crd_established(&self, name: &str) -> Result<(), ClusterError> {
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+            "customresourcedefinitions",
+        );
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
+        for _ in 0..120 {
+            if let Ok(Some(crd)) = api.get_opt(name).await {
+                let established = crd.data.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|cs| {
+                    cs.iter().any(|c| c["type"] == "Established" && c["status"] == "True")
+                });
+                if established {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Err(ClusterError::CrdNotEstablished(name.to_string()))
+    }
+
+    /// Objects of `kind` in `namespace` (all namespaces when empty).
+    ///
+    /// # Errors
+    /// When the list fails.
+    pub async fn list(&self, kind: &Kind, namespace: &str) -> Result<Vec<Value>, ClusterError> {
+        let list = self
+            .api(kind, namespace)
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| ClusterError::api("list", kind.resource.kind.clone(), e))?;
+        Ok(list.items.into_iter().map(|o| serde_json::to_value(o).expect("a DynamicObject always serializes")).collect())
+    }
+}
+
+fn namespace_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("", "v1", "Namespace"), "namespaces")
+}
+
+/// Connects to the cluster of a kubeconfig (or the environment's default:
+/// `$KUBECONFIG`, `~/.kube/config`, in-cluster), with an optional context.
+///
+/// # Errors
+/// When the kubeconfig cannot be read or names no usable cluster.
+pub async fn connect(kubeconfig: Option<&std::path::Path>, context: Option<&str>) -> Result<kube::Client, ConnectError> {
+    let options = kube::config::KubeConfigOptions { context: context.map(str::to_string), ..Default::default() };
+    let unusable = |e: &dyn std::fmt::Display| ConnectError(format!("no usable cluster configuration: {e}"));
+    let config = match (kubeconfig, context) {
+        (Some(path), _) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| ConnectError(format!("cannot read kubeconfig {}: {e}", path.display())))?;
+            kube::Config::from_custom_kubeconfig(file, &options).await.map_err(|e| unusable(&e))?
+        }
+        (None, Some(_)) => kube::Config::from_kubeconfig(&options).await.map_err(|e| unusable(&e))?,
+        (None, None) => kube::Config::infer().await.map_err(|e| unusable(&e))?,
+    };
+    kube::Client::try_from(config).map_err(|e| ConnectError(format!("cannot build a Kubernetes client: {e}")))
+}
+
+/// The error of [`connect`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConnectError(String);
+
+/// Installs the `applications.argoproj.io` CRD unless the cluster has one
+/// (Argo CD's own, or Plumb's). Reads first, so a present CRD costs no write.
+///
+/// # Errors
+/// When the CRD can be neither read nor applied.
+pub async fn ensure_application_crd(cluster: &Cluster) -> Result<(), ClusterError> {
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+        "customresourcedefinitions",
+    );
+    let kind = Kind { resource, namespaced: false };
+    let crd = crate::model::application_crd();
+    let name = crd.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+    let api = cluster.api(&kind, "");
+    if api.get_opt(&name).await.map_err(|e| ClusterError::api("get", format!("CustomResourceDefinition/{name}"), e))?.is_none() {
+        cluster.apply(&kind, &crd, false).await?;
+        cluster.wait_crd_established(&name).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,1332 @@
+//! The reconcile loop: keeps every declared application compared with Git and
+//! the cluster, syncs when policy or a user says so, and publishes status,
+//! history and events.
+//!
+//! One application is reconciled at a time by one worker (a per-application
+//! lock); many applications run in parallel on a bounded pool of workers. The
+//! rules live in `render`, `diff`, `plan` and `health`; this module wires them
+//! to the edges (git, cluster, store, clock).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use rand::Rng;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::{Cluster, Kind};
+use crate::diff::{self, Comparison};
+use crate::health;
+use crate::live::LiveState;
+use crate::model::{
+    Application, ApplicationStatus, Condition, Health, HealthStatusCode, IN_CLUSTER_NAME, IN_CLUSTER_SERVER,
+    InitiatedBy, Manifest, Operation, OperationPhase, OperationState, ResourceKey, ResourceStatus,
+    RevisionHistory, RollbackPin, SyncOperation, SyncResult, SyncStatus, SyncStatusCode, TRACKING_ANNOTATION,
+    SYNC_OPTIONS_ANNOTATION, annotation, group_of,
+};
+use crate::plan::{self, Desired, PlanOptions, Tracked};
+use crate::registry::{self, Declared, Origin, SourceUpdate};
+use crate::render;
+use crate::service::{
+    AppEvent, AppService, ManagedResource, ParentRef, Refresh, ResourceNode, ResourceTree, ServiceError, SyncRequest,
+};
+use crate::source::{RepoCache, normalize_url};
+use crate::store::Store;
+use crate::sync;
+
+/// How many history entries and resources the Application CR's status keeps;
+/// the full record is in the store and the API.
+const CR_HISTORY: usize = 5;
+const CR_RESOURCES: usize = 100;
+/// Dry runs one application has in flight at once.
+const COMPARE_CONCURRENCY: usize = 16;
+
+/// What `plumb serve` is configured with.
+#[derive(Clone, Debug)]
+pub struct ControllerOptions {
+    /// Namespace whose `Application` objects are managed.
+    pub namespace: String,
+    /// `--apps` files and folders.
+    pub apps: Vec<PathBuf>,
+    /// Where repositories and the store live.
+    pub data_dir: PathBuf,
+    /// How often each repository is fetched.
+    pub repo_poll_interval: Duration,
+    /// How often every application is compared again without a trigger.
+    pub resync_interval: Duration,
+    /// Applications reconciled at once.
+    pub workers: usize,
+    /// Watch `Application` objects in the cluster.
+    pub watch_cluster_apps: bool,
+}
+
+impl Default for ControllerOptions {
+    fn default() -> Self {
+        ControllerOptions {
+            namespace: "plumb".into(),
+            apps: Vec::new(),
+            data_dir: PathBuf::from("plumb-data"),
+            repo_poll_interval: Duration::from_secs(60),
+            resync_interval: Duration::from_secs(180),
+            workers: 16,
+            watch_cluster_apps: true,
+        }
+    }
+}
+
+/// The error of starting the controller.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// The folder.
+        path: String,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A manual or rollback operation asked of one reconcile.
+#[derive(Clone, Debug, Default)]
+struct ManualOp {
+    revision: Option<String>,
+    prune: bool,
+    dry_run: bool,
+    initiated_by: InitiatedBy,
+}
+
+/// What a reconcile was asked to do beyond comparing.
+#[derive(Clone, Debug, Default)]
+struct Trigger {
+    op: Option<ManualOp>,
+    /// Compare again even if nothing seems to have changed.
+    force: bool,
+    /// Fetch the repository first.
+    hard: bool,
+}
+
+/// Per-application memory between reconciles.
+#[derive(Default)]
+struct AppWork {
+    /// (revision, spec hash, live generation) of the last full comparison.
+    last_key: Option<(String, u64, u64)>,
+    /// Render of (revision, spec hash).
+    render: Option<(String, u64, Arc<Vec<Manifest>>)>,
+    /// Per resource: (desired hash, live resourceVersion) -> modified, error.
+    compared: HashMap<ResourceKey, (u64, String, bool)>,
+    /// The revision of the last successful sync (from the store at first use).
+    last_synced: Option<String>,
+    loaded: bool,
+    /// Self-heal backoff.
+    heal_attempts: u32,
+    last_heal: Option<Instant>,
+    /// Automated sync failures: revision, count, when to retry.
+    failed_auto: Option<(String, u32, Instant)>,
+    /// The status last written to the Application CR.
+    written: Option<Value>,
+}
+
+struct AppSlot {
+    declared: RwLock<Declared>,
+    status: RwLock<ApplicationStatus>,
+    work: tokio::sync::Mutex<AppWork>,
+    operation_running: AtomicBool,
+}
+
+impl AppSlot {
+    fn new(declared: Declared) -> Arc<AppSlot> {
+        Arc::new(AppSlot {
+            declared: RwLock::new(declared),
+            status: RwLock::default(),
+            work: tokio::sync::Mutex::default(),
+            operation_running: AtomicBool::new(false),
+        })
+    }
+
+    fn declared(&self) -> Declared {
+        self.declared.read().expect("declared lock is never poisoned").clone()
+    }
+
+    fn status(&self) -> ApplicationStatus {
+        self.status.read().expect("status lock is never poisoned").clone()
+    }
+}
+
+struct Inner {
+    cluster: Cluster,
+    live: Arc<LiveState>,
+    repos: Arc<RepoCache>,
+    store: Store,
+    options: ControllerOptions,
+    apps: RwLock<BTreeMap<String, Arc<AppSlot>>>,
+    sources: Mutex<(Vec<Declared>, Vec<Declared>)>,
+    events: broadcast::Sender<AppEvent>,
+    queue: mpsc::UnboundedSender<String>,
+    queued: Mutex<HashSet<String>>,
+    fetched: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<()>>>>,
+    pollers: Mutex<HashSet<String>>,
+    cancel: CancellationToken,
+}
+
+/// A running controller; cheap to clone.
+#[derive(Clone)]
+pub struct Controller {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller").finish_non_exhaustive()
+    }
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
+}
+
+fn hash_json(value: &impl serde::Serialize) -> u64 {
+    hash_of(&serde_json::to_vec(value).expect("JSON values always serialize"))
+}
+
+fn condition(type_: &str, message: impl Into<String>) -> Condition {
+    Condition { type_: type_.into(), message: message.into(), last_transition_time: Some(now()) }
+}
+
+fn app_name(d: &Declared) -> String {
+    d.app.metadata.name.clone().unwrap_or_default()
+}
+
+/// The desired objects of an application, ready to compare: namespace
+/// defaulted by scope, tracking annotation set, kind resolved (`None` while a
+/// CRD of the same render is not yet served).
+struct Prepared {
+    key: ResourceKey,
+    object: Value,
+    kind: Option<Kind>,
+}
+
+impl Controller {
+    /// Starts the controller: opens the store, marks syncs a previous process
+    /// left unfinished, starts the sources, workers, pollers and resyncs.
+    ///
+    /// # Errors
+    /// When the data directory or the store cannot be opened.
+    pub async fn start(
+        client: kube::Client,
+        options: ControllerOptions,
+        cancel: CancellationToken,
+    ) -> Result<Controller, StartError> {
+        std::fs::create_dir_all(&options.data_dir).map_err(|source| StartError::DataDir {
+            path: options.data_dir.display().to_string(),
+            source,
+        })?;
+        let store = Store::open(&options.data_dir.join("store"))?;
+        for app in store.recover_interrupted(&now())? {
+            tracing::warn!(app, "a sync was interrupted by a restart; it is recorded as not finished");
+        }
+        let (changes_tx, mut changes_rx) = mpsc::unbounded_channel();
+        let live = LiveState::new(client.clone(), changes_tx, cancel.clone());
+        let (queue_tx, queue_rx) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(1024);
+        let inner = Arc::new(Inner {
+            cluster: Cluster::new(client.clone()),
+            live,
+            repos: Arc::new(RepoCache::new(options.data_dir.join("repos"))),
+            store,
+            options: options.clone(),
+            apps: RwLock::default(),
+            sources: Mutex::default(),
+            events,
+            queue: queue_tx,
+            queued: Mutex::default(),
+            fetched: Mutex::default(),
+            pollers: Mutex::default(),
+            cancel: cancel.clone(),
+        });
+
+        // Workers share one queue; a name is queued at most once at a time.
+        let queue_rx = Arc::new(tokio::sync::Mutex::new(queue_rx));
+        for _ in 0..options.workers.max(1) {
+            let (inner, queue_rx) = (Arc::clone(&inner), Arc::clone(&queue_rx));
+            tokio::spawn(async move {
+                loop {
+                    let name = tokio::select! {
+                        () = inner.cancel.cancelled() => return,
+                        name = async { queue_rx.lock().await.recv().await } => name,
+                    };
+                    let Some(name) = name else { return };
+                    inner.queued.lock().expect("queue lock is never poisoned").remove(&name);
+                    if let Err(e) = inner.reconcile(&name, Trigger::default()).await {
+                        tracing::debug!(app = %name, error = %e, "reconcile skipped");
+                    }
+                }
+            });
+        }
+
+        // Changes of tracked objects requeue their application at once.
+        let weak = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            while let Some(app) = changes_rx.recv().await {
+                let Some(inner) = weak.upgrade() else { return };
+                inner.enqueue(&app);
+            }
+        });
+
+        // Application sources.
+        let (updates_tx, mut updates_rx) = mpsc::unbounded_channel();
+        if !options.apps.is_empty() {
+            registry::watch_files(options.apps.clone(), updates_tx.clone(), cancel.clone());
+        }
+        if options.watch_cluster_apps {
+            registry::watch_cluster(client, options.namespace.clone(), updates_tx, cancel.clone());
+        }
+        let weak = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            while let Some(update) = updates_rx.recv().await {
+                let Some(inner) = weak.upgrade() else { return };
+                inner.apply_source_update(update);
+            }
+        });
+
+        // Periodic full resync; cheap for unchanged applications.
+        let weak = Arc::downgrade(&inner);
+        let resync = options.resync_interval;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(resync).await;
+                let Some(inner) = weak.upgrade() else { return };
+                if inner.cancel.is_cancelled() {
+                    return;
+                }
+                for name in inner.names() {
+                    inner.enqueue(&name);
+                }
+            }
+        });
+        Ok(Controller { inner })
+    }
+
+    /// Number of real repository fetches made so far.
+    pub fn fetch_count(&self) -> u64 {
+        self.inner.repos.fetch_count()
+    }
+
+    /// Fetches the repositories at `url` now and reconciles the applications
+    /// that use it (a webhook). Returns how many applications were queued.
+    pub async fn repo_changed(&self, url: &str) -> usize {
+        let inner = Arc::clone(&self.inner);
+        let Ok(url) = normalize_url(url) else { return 0 };
+        if let Err(e) = inner.fetch_now(&url).await {
+            tracing::warn!(url = %url, error = %e, "fetch after a repository change failed");
+        }
+        let apps = inner.apps_on(&url);
+        for app in &apps {
+            inner.enqueue(app);
+        }
+        apps.len()
+    }
+}
+
+impl Inner {
+    fn names(&self) -> Vec<String> {
+        self.apps.read().expect("app map lock is never poisoned").keys().cloned().collect()
+    }
+
+    fn slot(&self, name: &str) -> Option<Arc<AppSlot>> {
+        self.apps.read().expect("app map lock is never poisoned").get(name).cloned()
+    }
+
+    fn enqueue(&self, name: &str) {
+        if self.queued.lock().expect("queue lock is never poisoned").insert(name.to_string()) {
+            let _ = self.queue.send(name.to_string());
+        }
+    }
+
+    fn enqueue_after(self: &Arc<Self>, name: &str, delay: Duration) {
+        let weak = Arc::downgrade(self);
+        let name = name.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Some(inner) = weak.upgrade() {
+                inner.enqueue(&name);
+            }
+        });
+    }
+
+    fn apply_source_update(self: &Arc<Self>, update: SourceUpdate) {
+        let merged = {
+            let mut sources = self.sources.lock().expect("sources lock is never poisoned");
+            match update {
+                SourceUpdate::Files(Ok(apps)) => sources.0 = apps,
+                SourceUpdate::Files(Err(e)) => {
+                    // A half-edited file must never remove applications.
+                    tracing::error!(error = %e, "cannot read --apps; keeping the applications read before");
+                    return;
+                }
+                SourceUpdate::Cluster(apps) => sources.1 = apps,
+            }
+            let mut merged: BTreeMap<String, Declared> = BTreeMap::new();
+            for d in sources.0.iter().chain(sources.1.iter()) {
+                let name = app_name(d);
+                if let Some(first) = merged.get(&name) {
+                    tracing::warn!(app = %name, kept = ?first.origin, ignored = ?d.origin, "two applications share a name");
+                    continue;
+                }
+                merged.insert(name, d.clone());
+            }
+            merged
+        };
+        let mut changed = Vec::new();
+        let mut removed = Vec::new();
+        {
+            let mut apps = self.apps.write().expect("app map lock is never poisoned");
+            apps.retain(|name, slot| {
+                let keep = merged.contains_key(name);
+                if !keep {
+                    removed.push((name.clone(), Arc::clone(slot)));
+                }
+                keep
+            });
+            for (name, declared) in merged {
+                match apps.get(&name) {
+                    Some(slot) => {
+                        let mut current = slot.declared.write().expect("declared lock is never poisoned");
+                        let same = current.app.spec == declared.app.spec
+                            && current.unsupported == declared.unsupported
+                            && current.origin == declared.origin;
+                        // Status written back to the CR comes round as an
+                        // update; only the spec matters.
+                        current.app.metadata = declared.app.metadata.clone();
+                        if !same {
+                            *current = declared;
+                            changed.push(name);
+                        }
+                    }
+                    None => {
+                        apps.insert(name.clone(), AppSlot::new(declared));
+                        changed.push(name);
+                    }
+                }
+            }
+        }
+        for (name, slot) in removed {
+            tracing::info!(app = %name, "application removed; its objects are left in place");
+            let app = self.document(&name, &slot);
+            let _ = self.events.send(AppEvent { type_: "DELETED", application: app });
+        }
+        for name in changed {
+            self.enqueue(&name);
+        }
+    }
+
+    fn apps_on(&self, url: &str) -> Vec<String> {
+        let apps = self.apps.read().expect("app map lock is never poisoned");
+        apps.iter()
+            .filter(|(_, slot)| {
+                let d = slot.declared.read().expect("declared lock is never poisoned");
+                d.app.spec.source.as_ref().and_then(|s| normalize_url(&s.repo_url).ok()).as_deref() == Some(url)
+            })
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    async fn fetch_now(self: &Arc<Self>, url: &str) -> Result<(), String> {
+        let repos = Arc::clone(&self.repos);
+        let url_owned = url.to_string();
+        let result = tokio::task::spawn_blocking(move || repos.fetch(&url_owned))
+            .await
+            .map_err(|e| format!("fetch task failed: {e}"))?;
+        result.map_err(|e| e.to_string())
+    }
+
+    /// Fetches a repository the first time any application needs it; later
+    /// fetches happen on the poll interval, once per repository.
+    async fn ensure_fetched(self: &Arc<Self>, url: &str) -> Result<(), String> {
+        let cell = {
+            let mut fetched = self.fetched.lock().expect("fetch map lock is never poisoned");
+            Arc::clone(fetched.entry(url.to_string()).or_default())
+        };
+        let result = cell.get_or_try_init(|| async { self.fetch_now(url).await }).await.map(|_| ());
+        if result.is_ok() {
+            self.ensure_poller(url);
+        }
+        result
+    }
+
+    fn ensure_poller(self: &Arc<Self>, url: &str) {
+        if !self.pollers.lock().expect("poller set lock is never poisoned").insert(url.to_string()) {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        let url = url.to_string();
+        let interval = self.options.repo_poll_interval;
+        tokio::spawn(async move {
+            loop {
+                // Jitter spreads the fetches of many repositories.
+                let jitter = rand::rng().random_range(0.9..1.1);
+                tokio::time::sleep(interval.mul_f64(jitter)).await;
+                let Some(inner) = weak.upgrade() else { return };
+                if inner.cancel.is_cancelled() {
+                    return;
+                }
+                let apps = inner.apps_on(&url);
+                if apps.is_empty() {
+                    inner.pollers.lock().expect("poller set lock is never poisoned").remove(&url);
+                    return;
+                }
+                if let Err(e) = inner.fetch_now(&url).await {
+                    tracing::warn!(url = %url, error = %e, "poll fetch failed");
+                }
+                for app in apps {
+                    inner.enqueue(&app);
+                }
+            }
+        });
+    }
+
+    /// The Application document the API shows: spec as declared, status
+    /// as computed, full history from the store.
+    fn document(&self, name: &str, slot: &AppSlot) -> Application {
+        let declared = slot.declared();
+        let mut app = declared.app;
+        let mut status = slot.status();
+        status.history = self.store.history(name).unwrap_or_default();
+        app.metadata.managed_fields = None;
+        app.status = Some(status);
+        app
+    }
+
+    fn publish(self: &Arc<Self>, name: &str, slot: &AppSlot, status: ApplicationStatus) {
+        let changed = {
+            let mut current = slot.status.write().expect("status lock is never poisoned");
+            let mut a = current.clone();
+            let mut b = status.clone();
+            a.reconciled_at = None;
+            b.reconciled_at = None;
+            *current = status;
+            a != b
+        };
+        if changed {
+            let _ = self.events.send(AppEvent { type_: "MODIFIED", application: self.document(name, slot) });
+        }
+    }
+
+    async fn write_cr_status(&self, name: &str, slot: &AppSlot, work: &mut AppWork) {
+        if slot.declared().origin != Origin::Cluster {
+            return;
+        }
+        let mut status = slot.status();
+        status.reconciled_at = None;
+        let history = self.store.history(name).unwrap_or_default();
+        status.history = history.iter().rev().take(CR_HISTORY).rev().cloned().collect();
+        status.resources.truncate(CR_RESOURCES);
+        let value = serde_json::to_value(&status).expect("status always serializes");
+        if work.written.as_ref() == Some(&value) {
+            return;
+        }
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.cluster.client().clone(),
+            &self.options.namespace,
+            &registry::application_resource(),
+        );
+        let mut patch_value = value.clone();
+        patch_value["reconciledAt"] = json!(now());
+        match api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({ "status": patch_value }))).await {
+            Ok(_) => work.written = Some(value),
+            Err(e) => tracing::warn!(app = %name, error = %e, "cannot write status to the Application object"),
+        }
+    }
+
+    /// Compares an application and syncs it when asked or when its policy
+    /// says so; publishes the result.
+    async fn reconcile(self: &Arc<Self>, name: &str, trigger: Trigger) -> Result<(), ServiceError> {
+        let slot = self.slot(name).ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
+        let mut work = slot.work.lock().await;
+        if !work.loaded {
+            work.loaded = true;
+            work.last_synced = self.store.history(name).ok().and_then(|h| h.last().map(|e| e.revision.clone()));
+        }
+        let result = self.reconcile_locked(name, &slot, &mut work, trigger).await;
+        self.write_cr_status(name, &slot, &mut work).await;
+        result
+    }
+
+    async fn reconcile_locked(
+        self: &Arc<Self>,
+        name: &str,
+        slot: &AppSlot,
+        work: &mut AppWork,
+        trigger: Trigger,
+    ) -> Result<(), ServiceError> {
+        let declared = slot.declared();
+        let spec = &declared.app.spec;
+        let mut status = slot.status();
+        status.conditions.retain(|c| c.type_ != "UnsupportedFieldWarning");
+        let mut warnings: Vec<Condition> = declared
+            .unsupported
+            .iter()
+            .map(|f| condition("UnsupportedFieldWarning", format!("field {f} is not supported yet; it is ignored")))
+            .collect();
+        status.rollback = self.store.pin(name).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        status.operation_state = self.store.operation(name).ok().flatten();
+
+        let fail = |status: &mut ApplicationStatus, warnings: &mut Vec<Condition>, type_: &str, message: String| {
+            status.sync.status = SyncStatusCode::Unknown;
+            status.health = Health::new(HealthStatusCode::Unknown, "");
+            let mut conditions = vec![condition(type_, message)];
+            conditions.append(warnings);
+            status.conditions = conditions;
+            status.reconciled_at = Some(now());
+        };
+
+        // Spec checks.
+        let Some(source) = spec.source.clone().filter(|s| !s.repo_url.is_empty()) else {
+            fail(&mut status, &mut warnings, "InvalidSpecError", "spec.source.repoURL is required".into());
+            self.publish(name, slot, status);
+            return Err(ServiceError::BadRequest(format!("application {name} has no spec.source.repoURL")));
+        };
+        let dest = &spec.destination;
+        let in_cluster = dest.server.as_deref().is_none_or(|s| s == IN_CLUSTER_SERVER || s.is_empty())
+            && dest.name.as_deref().is_none_or(|n| n == IN_CLUSTER_NAME || n.is_empty());
+        if !in_cluster {
+            let message = format!(
+                "destination {} is not supported yet: only {IN_CLUSTER_SERVER} (name {IN_CLUSTER_NAME}) is",
+                dest.server.as_deref().or(dest.name.as_deref()).unwrap_or_default()
+            );
+            fail(&mut status, &mut warnings, "InvalidSpecError", message);
+            self.publish(name, slot, status);
+            return Ok(());
+        }
+        let url = match normalize_url(&source.repo_url) {
+            Ok(u) => u,
+            Err(e) => {
+                fail(&mut status, &mut warnings, "ComparisonError", e.to_string());
+                self.publish(name, slot, status);
+                return Ok(());
+            }
+        };
+
+        // Revision.
+        let op = trigger.op.clone();
+        let target = op
+            .as_ref()
+            .and_then(|o| o.revision.clone())
+            .or_else(|| status.rollback.as_ref().map(|p| p.revision.clone()))
+            .or_else(|| source.target_revision.clone())
+            .unwrap_or_else(|| "HEAD".into());
+        let fetched = if trigger.hard { self.fetch_now(&url).await } else { self.ensure_fetched(&url).await };
+        if let Err(e) = fetched {
+            fail(&mut status, &mut warnings, "ComparisonError", e);
+            self.publish(name, slot, status);
+            self.enqueue_after(name, Duration::from_secs(15));
+            return Err(ServiceError::Internal(format!("cannot fetch {}", source.repo_url)));
+        }
+        let repos = Arc::clone(&self.repos);
+        let (u, t) = (url.clone(), target.clone());
+        let sha = match tokio::task::spawn_blocking(move || repos.resolve(&u, &t)).await {
+            Ok(Ok(sha)) => sha,
+            Ok(Err(e)) => {
+                fail(&mut status, &mut warnings, "ComparisonError", e.to_string());
+                self.publish(name, slot, status);
+                return Err(ServiceError::BadRequest(e.to_string()));
+            }
+            Err(e) => return Err(ServiceError::Internal(format!("resolve task failed: {e}"))),
+        };
+
+        let spec_hash = hash_json(spec);
+        let live_generation = self.live.generation(name);
+        let key = (sha.clone(), spec_hash, live_generation);
+        if op.is_none() && !trigger.force && work.last_key.as_ref() == Some(&key) {
+            return Ok(());
+        }
+        if trigger.force {
+            work.compared.clear();
+        }
+
+        // Render.
+        let manifests = match &work.render {
+            Some((s, h, m)) if *s == sha && *h == spec_hash && !trigger.hard => Arc::clone(m),
+            _ => {
+                let repos = Arc::clone(&self.repos);
+                let (u, s, path) = (url.clone(), sha.clone(), source.path.clone().unwrap_or_default());
+                let directory = source.directory.clone().unwrap_or_default();
+                let recurse = directory.recurse;
+                let rendered = tokio::task::spawn_blocking(move || {
+                    let files = repos.read_dir(&u, &s, &path, recurse).map_err(|e| e.to_string())?;
+                    render::render_directory(&files, &directory).map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| ServiceError::Internal(format!("render task failed: {e}")))?;
+                match rendered {
+                    Ok(m) => {
+                        let m = Arc::new(m);
+                        work.render = Some((sha.clone(), spec_hash, Arc::clone(&m)));
+                        m
+                    }
+                    Err(e) => {
+                        work.last_key = None;
+                        let path = source.path.as_deref().unwrap_or(".");
+                        fail(&mut status, &mut warnings, "ComparisonError", format!("render {path}: {e}"));
+                        status.sync.revision = sha;
+                        self.publish(name, slot, status);
+                        if op.is_some() {
+                            return Err(ServiceError::BadRequest(format!("render failed; nothing was synced: {e}")));
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+        };
+
+        // Resolve kinds, default namespaces, track.
+        let prepared = match self.prepare(name, &manifests, dest.namespace.as_deref().unwrap_or("")).await {
+            Ok(p) => p,
+            Err(e) => {
+                work.last_key = None;
+                fail(&mut status, &mut warnings, "ComparisonError", e.clone());
+                status.sync.revision = sha;
+                self.publish(name, slot, status);
+                if op.is_some() {
+                    return Err(ServiceError::BadRequest(format!("nothing was synced: {e}")));
+                }
+                self.enqueue_after(name, Duration::from_secs(30));
+                return Ok(());
+            }
+        };
+        for kind in self.kinds_to_watch(name, &prepared).await {
+            self.live.watch(&kind).await;
+        }
+
+        // Compare, then sync when asked or when policy says so, then compare
+        // again so the status shows the outcome.
+        let mut synced_now = false;
+        loop {
+            let live_generation = self.live.generation(name);
+            let tracked = self.live.tracked(name);
+            let (modified, errors) = self.compare(work, &prepared, &tracked).await;
+            let extras: Vec<Tracked> = tracked
+                .iter()
+                .filter(|(k, _)| !prepared.iter().any(|p| &p.key == *k))
+                .map(|(k, v)| Tracked {
+                    key: k.clone(),
+                    api_version: v.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    sync_options: annotation(v, SYNC_OPTIONS_ANNOTATION).map(str::to_string),
+                })
+                .collect();
+
+            let mut resources: Vec<ResourceStatus> = Vec::new();
+            let mut healths = Vec::new();
+            for (p, m) in prepared.iter().zip(&modified) {
+                let live = tracked.get(&p.key);
+                let h = match live {
+                    None => Health::new(HealthStatusCode::Missing, ""),
+                    Some(l) => health::health_of(l).unwrap_or_else(|| Health::new(HealthStatusCode::Healthy, "")),
+                };
+                healths.push(h.status);
+                resources.push(resource_status(&p.key, p.object.get("apiVersion"), *m, Some(h), false));
+            }
+            for t in &extras {
+                let live = tracked.get(&t.key);
+                let h = live.and_then(|l| health::health_of(l));
+                resources.push(resource_status(&t.key, Some(&json!(t.api_version)), true, h, true));
+            }
+            resources.sort_by(|a, b| (&a.group, &a.kind, &a.namespace, &a.name).cmp(&(&b.group, &b.kind, &b.namespace, &b.name)));
+            let out_of_sync = modified.iter().any(|m| *m) || !extras.is_empty();
+            status.sync = SyncStatus {
+                status: if out_of_sync { SyncStatusCode::OutOfSync } else { SyncStatusCode::Synced },
+                revision: sha.clone(),
+            };
+            let worst = health::aggregate(healths);
+            status.health = Health::new(worst, "");
+            status.resources = resources;
+            let mut conditions: Vec<Condition> =
+                errors.into_iter().map(|e| condition("ComparisonError", e)).collect();
+            conditions.append(&mut warnings.clone());
+            status.conditions = conditions;
+            status.reconciled_at = Some(now());
+
+            if synced_now {
+                work.last_key = Some((sha.clone(), spec_hash, live_generation));
+                break;
+            }
+
+            // Decide.
+            let automated = spec.automated().cloned();
+            let auto = match (&op, &automated) {
+                (Some(_), _) => None,
+                (None, Some(a)) if status.rollback.is_none() => {
+                    let prunable = extras.iter().any(|_| a.prune);
+                    let needs = modified.iter().any(|m| *m) || prunable;
+                    let new_revision = work.last_synced.as_deref() != Some(sha.as_str());
+                    if !needs {
+                        if new_revision {
+                            // Nothing to change at a new revision: the
+                            // revision is deployed as it is.
+                            work.last_synced = Some(sha.clone());
+                        }
+                        None
+                    } else if new_revision {
+                        Some((a.clone(), false))
+                    } else if a.self_heal {
+                        Some((a.clone(), true))
+                    } else {
+                        None
+                    }
+                }
+                _ => None,
+            };
+            if let Some((_, true)) = &auto {
+                // Self-heal with backoff when drift keeps coming back.
+                let recent = work.last_heal.is_some_and(|t| t.elapsed() < Duration::from_secs(30));
+                work.heal_attempts = if recent { work.heal_attempts + 1 } else { 0 };
+                let delay = Duration::from_secs(1 << work.heal_attempts.min(6)).saturating_sub(Duration::from_secs(1));
+                if let Some(last) = work.last_heal.filter(|_| !delay.is_zero())
+                    && last.elapsed() < delay
+                {
+                    self.enqueue_after(name, delay - last.elapsed());
+                    work.last_key = None;
+                    break;
+                }
+                work.last_heal = Some(Instant::now());
+            }
+            if auto.is_some() {
+                // An automated sync that failed at this revision waits for
+                // its backoff (a retry is queued when it failed).
+                if let Some((rev, _, retry_at)) = &work.failed_auto
+                    && *rev == sha
+                    && Instant::now() < *retry_at
+                {
+                    work.last_key = None;
+                    break;
+                }
+            }
+            let run = match (&op, &auto) {
+                (Some(o), _) => Some(o.clone()),
+                (None, Some((a, _))) => Some(ManualOp {
+                    revision: None,
+                    prune: a.prune,
+                    dry_run: false,
+                    initiated_by: InitiatedBy { username: String::new(), automated: true },
+                }),
+                _ => None,
+            };
+            let Some(run) = run else {
+                work.last_key = Some((sha.clone(), spec_hash, live_generation));
+                break;
+            };
+            let plan_options = PlanOptions {
+                prune: run.prune,
+                prune_last: spec.sync_option("PruneLast"),
+                apply_out_of_sync_only: spec.sync_option("ApplyOutOfSyncOnly"),
+                allow_empty: automated.as_ref().is_some_and(|a| a.allow_empty),
+                create_namespace: spec
+                    .sync_option("CreateNamespace")
+                    .then(|| dest.namespace.clone())
+                    .flatten()
+                    .filter(|n| !n.is_empty()),
+            };
+            let desired: Vec<Desired> = prepared
+                .iter()
+                .zip(&modified)
+                .map(|(p, m)| Desired { key: p.key.clone(), object: p.object.clone(), modified: *m })
+                .collect();
+            let succeeded = self
+                .run_sync(name, slot, work, &mut status, &desired, &extras, &plan_options, &run, &sha, &source)
+                .await;
+            if run.initiated_by.automated {
+                work.failed_auto = if succeeded {
+                    None
+                } else {
+                    let n = work.failed_auto.as_ref().filter(|(r, _, _)| *r == sha).map_or(0, |(_, n, _)| *n) + 1;
+                    let wait = Duration::from_secs(5 * (1 << n.min(6)));
+                    self.enqueue_after(name, wait);
+                    Some((sha.clone(), n, Instant::now() + wait))
+                };
+            }
+            synced_now = true;
+            if run.dry_run {
+                break;
+            }
+        }
+        self.publish(name, slot, status);
+        Ok(())
+    }
+
+    /// Resolves kinds and scopes, defaults namespaces and adds the tracking
+    /// annotation. A kind the cluster does not serve is an error unless a CRD
+    /// of the same render defines it.
+    async fn prepare(&self, app: &str, manifests: &[Manifest], namespace: &str) -> Result<Vec<Prepared>, String> {
+        let crd_kinds: HashSet<(String, String)> = manifests
+            .iter()
+            .filter(|m| m.kind() == "CustomResourceDefinition")
+            .filter_map(|m| {
+                let group = m.object.pointer("/spec/group")?.as_str()?;
+                let kind = m.object.pointer("/spec/names/kind")?.as_str()?;
+                Some((group.to_string(), kind.to_string()))
+            })
+            .collect();
+        let mut out = Vec::with_capacity(manifests.len());
+        let mut seen = HashSet::new();
+        for m in manifests {
+            let kind = self.cluster.resolve(m.api_version(), m.kind()).await.map_err(|e| e.to_string())?;
+            let mut object = m.object.clone();
+            let namespaced = match &kind {
+                Some(k) => k.namespaced,
+                None if crd_kinds.contains(&(group_of(m.api_version()).to_string(), m.kind().to_string())) => {
+                    m.namespace().is_some() || !namespace.is_empty()
+                }
+                None => {
+                    return Err(format!(
+                        "{}: the cluster does not know {} {} (and no CustomResourceDefinition in this application defines it)",
+                        m.origin,
+                        m.api_version(),
+                        m.kind()
+                    ));
+                }
+            };
+            let meta = object
+                .get_mut("metadata")
+                .and_then(Value::as_object_mut)
+                .ok_or_else(|| format!("{}: metadata is not a mapping", m.origin))?;
+            if namespaced {
+                if meta.get("namespace").and_then(Value::as_str).is_none_or(str::is_empty) {
+                    let ns = if namespace.is_empty() { "default" } else { namespace };
+                    meta.insert("namespace".into(), json!(ns));
+                }
+            } else {
+                meta.remove("namespace");
+            }
+            let key = ResourceKey::of(&object).ok_or_else(|| format!("{}: no kind or name", m.origin))?;
+            if !seen.insert(key.clone()) {
+                return Err(format!("{}: {key} is declared twice", m.origin));
+            }
+            let annotations = object
+                .pointer_mut("/metadata")
+                .and_then(Value::as_object_mut)
+                .map(|meta| meta.entry("annotations").or_insert_with(|| json!({})))
+                .and_then(Value::as_object_mut)
+                .ok_or_else(|| format!("{}: metadata.annotations is not a mapping", m.origin))?;
+            annotations.insert(TRACKING_ANNOTATION.into(), json!(key.tracking_id(app)));
+            out.push(Prepared { key, object, kind });
+        }
+        Ok(out)
+    }
+
+    /// The kinds to watch for an application: its desired kinds, plus the
+    /// kinds of its last sync as recorded in the store, so that objects of a
+    /// kind that left the desired state are still seen (and pruned), also
+    /// after a restart.
+    async fn kinds_to_watch(&self, app: &str, prepared: &[Prepared]) -> Vec<Kind> {
+        let mut seen = BTreeSet::new();
+        let mut out: Vec<Kind> = prepared
+            .iter()
+            .filter_map(|p| p.kind.clone())
+            .filter(|k| seen.insert((k.resource.api_version.clone(), k.resource.kind.clone())))
+            .collect();
+        let previous = self.store.operation(app).ok().flatten().and_then(|op| op.sync_result).map(|r| r.resources);
+        for r in previous.unwrap_or_default() {
+            let api_version = if r.group.is_empty() { r.version.clone() } else { format!("{}/{}", r.group, r.version) };
+            if r.version.is_empty() || !seen.insert((api_version.clone(), r.kind.clone())) {
+                continue;
+            }
+            if let Ok(Some(kind)) = self.cluster.resolve(&api_version, &r.kind).await {
+                out.push(kind);
+            }
+        }
+        out
+    }
+
+    /// Compares every desired object with its live counterpart; returns
+    /// per-object "modified" and the errors met.
+    async fn compare(
+        &self,
+        work: &mut AppWork,
+        prepared: &[Prepared],
+        tracked: &BTreeMap<ResourceKey, Arc<Value>>,
+    ) -> (Vec<bool>, Vec<String>) {
+        let jobs = prepared.iter().map(|p| {
+            let live = tracked.get(&p.key).cloned();
+            let desired_hash = hash_json(&p.object);
+            let rv = live
+                .as_ref()
+                .and_then(|l| l.pointer("/metadata/resourceVersion"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let cached = work.compared.get(&p.key).filter(|(h, r, _)| *h == desired_hash && *r == rv).map(|(_, _, m)| *m);
+            async move {
+                let outcome = match (cached, &live, &p.kind) {
+                    (Some(m), _, _) => Ok(m),
+                    (None, None, _) | (None, _, None) => Ok(true),
+                    (None, Some(l), Some(kind)) => match self.cluster.apply(kind, &p.object, true).await {
+                        Ok(predicted) => Ok(diff::compare(Some(l), &predicted).modified),
+                        Err(e) => Err(e.to_string()),
+                    },
+                };
+                (p.key.clone(), desired_hash, rv, outcome)
+            }
+        });
+        // Collected first: a lazy `map` kept across the await makes the
+        // future not `Send` (higher-ranked closure lifetimes).
+        let jobs: Vec<_> = jobs.collect();
+        let results: Vec<_> = futures::stream::iter(jobs).buffered(COMPARE_CONCURRENCY).collect().await;
+        let mut modified = Vec::with_capacity(results.len());
+        let mut errors = Vec::new();
+        work.compared.retain(|k, _| prepared.iter().any(|p| &p.key == k));
+        for (key, h, rv, outcome) in results {
+            match outcome {
+                Ok(m) => {
+                    if !rv.is_empty() {
+                        work.compared.insert(key, (h, rv, m));
+                    }
+                    modified.push(m);
+                }
+                Err(e) => {
+                    work.compared.remove(&key);
+                    errors.push(format!("{key}: {e}"));
+                    modified.push(true);
+                }
+            }
+        }
+        (modified, errors)
+    }
+
+    #[allow(clippy::too_many_arguments)] // one call site; the pieces are all distinct state
+    async fn run_sync(
+        self: &Arc<Self>,
+        name: &str,
+        slot: &AppSlot,
+        work: &mut AppWork,
+        status: &mut ApplicationStatus,
+        desired: &[Desired],
+        extras: &[Tracked],
+        options: &PlanOptions,
+        run: &ManualOp,
+        sha: &str,
+        source: &crate::model::ApplicationSource,
+    ) -> bool {
+        let started = now();
+        let mut op = OperationState {
+            phase: OperationPhase::Running,
+            message: "syncing".into(),
+            started_at: started.clone(),
+            finished_at: None,
+            sync_result: None,
+            operation: Some(Operation {
+                sync: Some(SyncOperation { revision: sha.to_string(), prune: run.prune, dry_run: run.dry_run }),
+                initiated_by: run.initiated_by.clone(),
+            }),
+        };
+        slot.operation_running.store(true, Ordering::SeqCst);
+        if !run.dry_run
+            && let Err(e) = self.store.set_operation(name, &op)
+        {
+            tracing::error!(app = %name, error = %e, "cannot record the sync operation");
+        }
+        status.operation_state = Some(op.clone());
+        self.publish(name, slot, status.clone());
+
+        let (phase, message, resources) = match plan::plan(desired, extras, options) {
+            Err(e) => (OperationPhase::Failed, e.to_string(), Vec::new()),
+            Ok(plan) if run.dry_run => {
+                let steps = plan.steps().count();
+                (OperationPhase::Succeeded, format!("dry run: {steps} steps planned, nothing changed"), Vec::new())
+            }
+            Ok(plan) => {
+                let outcome = sync::execute(&self.cluster, &self.live, &plan).await;
+                match outcome.failure {
+                    Some(f) => (OperationPhase::Failed, format!("one or more objects failed to apply: {f}"), outcome.resources),
+                    None => (OperationPhase::Succeeded, "successfully synced (all tasks run)".into(), outcome.resources),
+                }
+            }
+        };
+        op.phase = phase;
+        op.message = message;
+        op.finished_at = Some(now());
+        op.sync_result = Some(SyncResult { revision: sha.to_string(), resources });
+        slot.operation_running.store(false, Ordering::SeqCst);
+        let succeeded = phase == OperationPhase::Succeeded;
+        if !run.dry_run {
+            if let Err(e) = self.store.set_operation(name, &op) {
+                tracing::error!(app = %name, error = %e, "cannot record the sync operation");
+            }
+            if succeeded {
+                work.last_synced = Some(sha.to_string());
+                let entry = RevisionHistory {
+                    id: 0,
+                    revision: sha.to_string(),
+                    deployed_at: now(),
+                    deploy_started_at: Some(started),
+                    initiated_by: run.initiated_by.clone(),
+                    source: Some(source.clone()),
+                };
+                let limit = slot.declared().app.spec.history_limit();
+                if let Err(e) = self.store.append_history(name, entry, limit) {
+                    tracing::error!(app = %name, error = %e, "cannot record history");
+                }
+            }
+        }
+        tracing::info!(app = %name, revision = %sha, phase = ?op.phase, message = %op.message, "sync finished");
+        status.operation_state = Some(op);
+        succeeded
+    }
+
+    async fn sync(self: &Arc<Self>, name: &str, op: ManualOp, rollback: Option<RollbackPin>) -> Result<Application, ServiceError> {
+        let slot = self.slot(name).ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
+        if slot.operation_running.load(Ordering::SeqCst) {
+            return Err(ServiceError::Conflict(format!("another sync of {name} is running")));
+        }
+        if !op.dry_run {
+            let stored = match &rollback {
+                Some(pin) => self.store.set_pin(name, pin),
+                None => self.store.clear_pin(name),
+            };
+            stored.map_err(|e| ServiceError::Internal(e.to_string()))?;
+        }
+        self.reconcile(name, Trigger { op: Some(op), force: true, hard: false }).await?;
+        Ok(self.document(name, &slot))
+    }
+
+    async fn managed(&self, name: &str) -> Result<Vec<ManagedResource>, ServiceError> {
+        let slot = self.slot(name).ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
+        let (manifests, namespace) = {
+            let work = slot.work.lock().await;
+            let declared = slot.declared();
+            let ns = declared.app.spec.destination.namespace.clone().unwrap_or_default();
+            (work.render.as_ref().map(|(_, _, m)| Arc::clone(m)), ns)
+        };
+        let manifests = manifests.unwrap_or_default();
+        let prepared = self.prepare(name, &manifests, &namespace).await.map_err(ServiceError::Internal)?;
+        let tracked = self.live.tracked(name);
+        let jobs = prepared.iter().map(|p| {
+            let live = tracked.get(&p.key).cloned();
+            async move {
+                let comparison: Comparison = match (&live, &p.kind) {
+                    (Some(l), Some(kind)) => match self.cluster.apply(kind, &p.object, true).await {
+                        Ok(predicted) => diff::compare(Some(l), &predicted),
+                        Err(e) => {
+                            let mut c = diff::compare(Some(l), &p.object);
+                            c.diff = format!("# dry run failed: {e}\n{}", c.diff);
+                            c
+                        }
+                    },
+                    _ => diff::compare(None, &p.object),
+                };
+                ManagedResource {
+                    group: p.key.group.clone(),
+                    kind: p.key.kind.clone(),
+                    namespace: p.key.namespace.clone(),
+                    name: p.key.name.clone(),
+                    target_state: diff::masked(&p.object).to_string(),
+                    live_state: live.as_ref().map(|l| diff::masked(l).to_string()).unwrap_or_default(),
+                    normalized_live_state: json_or_empty(&comparison.normalized_live),
+                    predicted_live_state: json_or_empty(&comparison.predicted),
+                    diff: comparison.diff,
+                    modified: comparison.modified,
+                }
+            }
+        });
+        let jobs: Vec<_> = jobs.collect();
+        let mut items: Vec<ManagedResource> = futures::stream::iter(jobs).buffered(COMPARE_CONCURRENCY).collect().await;
+        for (key, live) in &tracked {
+            if prepared.iter().any(|p| &p.key == key) {
+                continue;
+            }
+            let comparison = diff::compare(Some(live), &Value::Null);
+            items.push(ManagedResource {
+                group: key.group.clone(),
+                kind: key.kind.clone(),
+                namespace: key.namespace.clone(),
+                name: key.name.clone(),
+                target_state: String::new(),
+                live_state: diff::masked(live).to_string(),
+                normalized_live_state: json_or_empty(&comparison.normalized_live),
+                predicted_live_state: String::new(),
+                diff: diff::unified_diff(&comparison.normalized_live, &Value::Null),
+                modified: true,
+            });
+        }
+        Ok(items)
+    }
+
+    async fn tree(&self, name: &str) -> Result<ResourceTree, ServiceError> {
+        self.slot(name).ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
+        let tracked = self.live.tracked(name);
+        let mut nodes: Vec<ResourceNode> = tracked.values().map(|v| node(v, Vec::new())).collect();
+        // Children: what the application's workloads own, found through
+        // ownerReferences in the namespaces the application uses.
+        let namespaces: BTreeSet<String> = tracked
+            .keys()
+            .filter(|k| matches!(k.kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "CronJob" | "ReplicaSet"))
+            .map(|k| k.namespace.clone())
+            .collect();
+        let mut owners: HashMap<String, ParentRef> = tracked.values().filter_map(|v| parent_ref(v).map(|p| (p.uid.clone(), p))).collect();
+        for (api_version, kind) in [("batch/v1", "Job"), ("apps/v1", "ReplicaSet"), ("v1", "Pod")] {
+            let Ok(Some(k)) = self.cluster.resolve(api_version, kind).await else { continue };
+            for ns in &namespaces {
+                let Ok(objects) = self.cluster.list(&k, ns).await else { continue };
+                for mut o in objects {
+                    o["apiVersion"] = json!(api_version);
+                    o["kind"] = json!(kind);
+                    let parents: Vec<ParentRef> = o
+                        .pointer("/metadata/ownerReferences")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|r| owners.get(r.get("uid")?.as_str()?).cloned())
+                        .collect();
+                    if parents.is_empty() {
+                        continue;
+                    }
+                    if let Some(p) = parent_ref(&o) {
+                        owners.insert(p.uid.clone(), p);
+                    }
+                    nodes.push(node(&o, parents));
+                }
+            }
+        }
+        Ok(ResourceTree { nodes })
+    }
+}
+
+fn json_or_empty(value: &Value) -> String {
+    if value.is_null() { String::new() } else { value.to_string() }
+}
+
+fn resource_status(key: &ResourceKey, api_version: Option<&Value>, modified: bool, health: Option<Health>, prune: bool) -> ResourceStatus {
+    let api_version = api_version.and_then(Value::as_str).unwrap_or_default();
+    ResourceStatus {
+        group: key.group.clone(),
+        version: api_version.rsplit('/').next().unwrap_or_default().to_string(),
+        kind: key.kind.clone(),
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+        status: if modified { SyncStatusCode::OutOfSync } else { SyncStatusCode::Synced },
+        health,
+        requires_pruning: prune,
+    }
+}
+
+fn parent_ref(object: &Value) -> Option<ParentRef> {
+    let key = ResourceKey::of(object)?;
+    Some(ParentRef {
+        group: key.group,
+        kind: key.kind,
+        namespace: key.namespace,
+        name: key.name,
+        uid: object.pointer("/metadata/uid")?.as_str()?.to_string(),
+    })
+}
+
+fn node(object: &Value, parent_refs: Vec<ParentRef>) -> ResourceNode {
+    let key = ResourceKey::of(object).unwrap_or_else(|| ResourceKey {
+        group: String::new(),
+        kind: String::new(),
+        namespace: String::new(),
+        name: String::new(),
+    });
+    let text = |p: &str| object.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+    let api_version = text("/apiVersion");
+    ResourceNode {
+        group: key.group,
+        version: api_version.rsplit('/').next().unwrap_or_default().to_string(),
+        kind: key.kind,
+        namespace: key.namespace,
+        name: key.name,
+        uid: text("/metadata/uid"),
+        parent_refs,
+        health: health::health_of(object),
+        resource_version: text("/metadata/resourceVersion"),
+        created_at: object.pointer("/metadata/creationTimestamp").and_then(Value::as_str).map(str::to_string),
+    }
+}
+
+impl AppService for Controller {
+    async fn list(&self) -> Vec<Application> {
+        let apps: Vec<(String, Arc<AppSlot>)> = self
+            .inner
+            .apps
+            .read()
+            .expect("app map lock is never poisoned")
+            .iter()
+            .map(|(n, s)| (n.clone(), Arc::clone(s)))
+            .collect();
+        apps.iter().map(|(n, s)| self.inner.document(n, s)).collect()
+    }
+
+    async fn get(&self, name: &str, refresh: Option<Refresh>) -> Result<Application, ServiceError> {
+        let slot = self.inner.slot(name).ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
+        if let Some(r) = refresh {
+            let hard = r == Refresh::Hard;
+            if let Err(e) = self.inner.reconcile(name, Trigger { op: None, force: true, hard }).await {
+                tracing::debug!(app = %name, error = %e, "refresh found a problem; it is in the status");
+            }
+        }
+        Ok(self.inner.document(name, &slot))
+    }
+
+    async fn sync(&self, name: &str, request: SyncRequest) -> Result<Application, ServiceError> {
+        let op = ManualOp {
+            revision: request.revision.filter(|r| !r.is_empty()),
+            prune: request.prune,
+            dry_run: request.dry_run,
+            initiated_by: InitiatedBy { username: "api".into(), automated: false },
+        };
+        self.inner.sync(name, op, None).await
+    }
+
+    async fn rollback(&self, name: &str, id: i64) -> Result<Application, ServiceError> {
+        self.inner.slot(name).ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
+        let history = self.inner.store.history(name).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let entry = history
+            .iter()
+            .find(|e| e.id == id)
+            .ok_or_else(|| ServiceError::BadRequest(format!("application {name} has no history entry {id}")))?;
+        let pin = RollbackPin { revision: entry.revision.clone(), history_id: id, at: now() };
+        let prune = self
+            .inner
+            .slot(name)
+            .is_some_and(|s| s.declared().app.spec.automated().is_some_and(|a| a.prune));
+        let op = ManualOp {
+            revision: Some(entry.revision.clone()),
+            prune,
+            dry_run: false,
+            initiated_by: InitiatedBy { username: "rollback".into(), automated: false },
+        };
+        self.inner.sync(name, op, Some(pin)).await
+    }
+
+    async fn managed_resources(&self, name: &str) -> Result<Vec<ManagedResource>, ServiceError> {
+        self.inner.managed(name).await
+    }
+
+    async fn resource_tree(&self, name: &str) -> Result<ResourceTree, ServiceError> {
+        self.inner.tree(name).await
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<AppEvent> {
+        self.inner.events.subscribe()
+    }
+}

@@ -1,0 +1,285 @@
+//! The live state: one watch per kind that any application uses, keeping
+//! only the objects that carry a valid tracking annotation, indexed by
+//! application. A change to an application's objects is sent to the
+//! controller at once, which is how drift is seen without polling.
+//!
+//! Not a general cache: untracked objects are dropped as they stream by.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::Kind;
+use crate::model::{ResourceKey, TRACKING_ANNOTATION, annotation, tracking_app};
+
+/// A tracked object as the cluster has it (without `managedFields`).
+pub type LiveObject = Arc<Value>;
+
+/// Identifies a watched kind: `apiVersion` and `kind`.
+type KindId = (String, String);
+
+#[derive(Default)]
+struct Index {
+    /// Per watched kind: tracked objects and the application tracking each.
+    by_kind: HashMap<KindId, HashMap<ResourceKey, (String, LiveObject)>>,
+    /// Per application: its tracked objects.
+    by_app: HashMap<String, BTreeMap<ResourceKey, LiveObject>>,
+    /// Per application: a counter bumped at every change of its objects.
+    generation: HashMap<String, u64>,
+}
+
+impl Index {
+    fn bump(&mut self, app: &str) {
+        *self.generation.entry(app.to_string()).or_default() += 1;
+    }
+
+    fn remove(&mut self, kind: &KindId, key: &ResourceKey) -> Option<String> {
+        let (app, _) = self.by_kind.get_mut(kind)?.remove(key)?;
+        if let Some(objects) = self.by_app.get_mut(&app) {
+            objects.remove(key);
+            if objects.is_empty() {
+                self.by_app.remove(&app);
+            }
+        }
+        self.bump(&app);
+        Some(app)
+    }
+
+    fn upsert(&mut self, kind: &KindId, key: ResourceKey, app: String, object: LiveObject) -> Vec<String> {
+        let mut touched = Vec::new();
+        if self.by_kind.get(kind).and_then(|m| m.get(&key)).is_some_and(|previous| previous.0 != app) {
+            touched.extend(self.remove(kind, &key));
+        }
+        self.by_kind.entry(kind.clone()).or_default().insert(key.clone(), (app.clone(), object.clone()));
+        self.by_app.entry(app.clone()).or_default().insert(key, object);
+        self.bump(&app);
+        touched.push(app);
+        touched
+    }
+}
+
+/// The application an object belongs to: its tracking annotation must name
+/// the object itself, so a copied annotation does not make it ours.
+fn owner(object: &Value) -> Option<(String, ResourceKey)> {
+    let id = annotation(object, TRACKING_ANNOTATION)?;
+    let app = tracking_app(id)?;
+    let key = ResourceKey::of(object)?;
+    (key.tracking_id(app) == id).then(|| (app.to_string(), key))
+}
+
+/// Strips what is large and never compared: `managedFields`.
+fn slim(object: DynamicObject) -> Value {
+    let mut value = serde_json::to_value(object).expect("a DynamicObject always serializes");
+    if let Some(Value::Object(meta)) = value.get_mut("metadata") {
+        meta.remove("managedFields");
+    }
+    value
+}
+
+/// The watch-backed live state of every tracked object.
+pub struct LiveState {
+    client: kube::Client,
+    index: Mutex<Index>,
+    watches: Mutex<HashMap<KindId, watch::Receiver<bool>>>,
+    changes: mpsc::UnboundedSender<String>,
+    cancel: CancellationToken,
+}
+
+impl std::fmt::Debug for LiveState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveState").finish_non_exhaustive()
+    }
+}
+
+impl LiveState {
+    /// A live state whose changes are reported, one application name per
+    /// change, on `changes`. Watches stop when `cancel` fires.
+    pub fn new(client: kube::Client, changes: mpsc::UnboundedSender<String>, cancel: CancellationToken) -> Arc<LiveState> {
+        Arc::new(LiveState { client, index: Mutex::default(), watches: Mutex::default(), changes, cancel })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.index.lock().expect("live index lock is never poisoned")
+    }
+
+    /// Starts watching a kind unless it is watched, and waits until its
+    /// initial list has been indexed.
+    pub async fn watch(self: &Arc<Self>, kind: &Kind) {
+        let id = (kind.resource.api_version.clone(), kind.resource.kind.clone());
+        let mut ready = {
+            let mut watches = self.watches.lock().expect("watch map lock is never poisoned");
+            match watches.get(&id) {
+                Some(rx) => rx.clone(),
+                None => {
+                    let (tx, rx) = watch::channel(false);
+                    watches.insert(id.clone(), rx.clone());
+                    let this = Arc::clone(self);
+                    let kind = kind.clone();
+                    tokio::spawn(async move { this.run_watch(id, kind, tx).await });
+                    rx
+                }
+            }
+        };
+        // The sender lives as long as the watch task; if it ended (cancel),
+        // there is nothing to wait for.
+        let _ = ready.wait_for(|r| *r).await;
+    }
+
+    async fn run_watch(self: Arc<Self>, id: KindId, kind: Kind, ready: watch::Sender<bool>) {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &kind.resource);
+        let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
+        let mut buffer: Option<HashMap<ResourceKey, (String, LiveObject)>> = None;
+        loop {
+            let event = tokio::select! {
+                () = self.cancel.cancelled() => return,
+                event = stream.next() => event,
+            };
+            let Some(event) = event else { return };
+            match event {
+                Ok(Event::Init) => buffer = Some(HashMap::new()),
+                Ok(Event::InitApply(object)) => {
+                    let value = slim(object);
+                    if let (Some(buf), Some((app, key))) = (buffer.as_mut(), owner(&value)) {
+                        buf.insert(key, (app, Arc::new(value)));
+                    }
+                }
+                Ok(Event::InitDone) => {
+                    let fresh = buffer.take().unwrap_or_default();
+                    self.replace_kind(&id, fresh);
+                    let _ = ready.send(true);
+                }
+                Ok(Event::Apply(object)) => self.apply(&id, slim(object)),
+                Ok(Event::Delete(object)) => {
+                    let value = slim(object);
+                    if let Some(key) = ResourceKey::of(&value) {
+                        let app = self.lock().remove(&id, &key);
+                        self.notify(app);
+                    }
+                }
+                Err(e) => tracing::warn!(kind = %kind.resource.kind, error = %e, "watch failed; retrying"),
+            }
+        }
+    }
+
+    fn apply(&self, id: &KindId, value: Value) {
+        let Some(key) = ResourceKey::of(&value) else { return };
+        let touched = match owner(&value) {
+            Some((app, key)) => self.lock().upsert(id, key, app, Arc::new(value)),
+            None => self.lock().remove(id, &key).into_iter().collect(),
+        };
+        for app in touched {
+            self.notify(Some(app));
+        }
+    }
+
+    fn replace_kind(&self, id: &KindId, fresh: HashMap<ResourceKey, (String, LiveObject)>) {
+        let mut touched = Vec::new();
+        {
+            let mut index = self.lock();
+            let old: Vec<ResourceKey> = index.by_kind.get(id).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+            for key in old {
+                if !fresh.contains_key(&key) {
+                    touched.extend(index.remove(id, &key));
+                }
+            }
+            for (key, (app, object)) in fresh {
+                let unchanged = index
+                    .by_kind
+                    .get(id)
+                    .and_then(|m| m.get(&key))
+                    .is_some_and(|(a, o)| *a == app && o.pointer("/metadata/resourceVersion") == object.pointer("/metadata/resourceVersion"));
+                if !unchanged {
+                    touched.extend(index.upsert(id, key, app, object));
+                }
+            }
+        }
+        for app in touched {
+            self.notify(Some(app));
+        }
+    }
+
+    fn notify(&self, app: Option<String>) {
+        if let Some(app) = app {
+            let _ = self.changes.send(app);
+        }
+    }
+
+    /// The objects tracked by an application.
+    pub fn tracked(&self, app: &str) -> BTreeMap<ResourceKey, LiveObject> {
+        self.lock().by_app.get(app).cloned().unwrap_or_default()
+    }
+
+    /// A counter that changes whenever an object of the application changes.
+    pub fn generation(&self, app: &str) -> u64 {
+        self.lock().generation.get(app).copied().unwrap_or(0)
+    }
+
+    /// Records an object the controller just applied, so the comparison that
+    /// follows sees it before its watch event arrives.
+    pub fn observe_applied(&self, api_version: &str, kind: &str, object: Value) {
+        let id = (api_version.to_string(), kind.to_string());
+        let mut value = object;
+        if let Some(Value::Object(meta)) = value.get_mut("metadata") {
+            meta.remove("managedFields");
+        }
+        if let Some((app, key)) = owner(&value) {
+            self.lock().upsert(&id, key, app, Arc::new(value));
+        }
+    }
+
+    /// Forgets an object the controller just deleted.
+    pub fn observe_deleted(&self, api_version: &str, kind: &str, key: &ResourceKey) {
+        let id = (api_version.to_string(), kind.to_string());
+        self.lock().remove(&id, key);
+    }
+
+    /// How many tracked objects are held, for metrics.
+    pub fn len(&self) -> usize {
+        self.lock().by_app.values().map(BTreeMap::len).sum()
+    }
+
+    /// Whether no tracked object is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_objects_whose_tracking_id_names_themselves_are_owned() {
+        let good = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "namespace": "n", "annotations": {TRACKING_ANNOTATION: "app:/ConfigMap:n/c"}}});
+        assert_eq!(owner(&good).map(|(a, _)| a), Some("app".to_string()));
+        let copied = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "other", "namespace": "n", "annotations": {TRACKING_ANNOTATION: "app:/ConfigMap:n/c"}}});
+        assert_eq!(owner(&copied), None);
+        let untracked = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+        assert_eq!(owner(&untracked), None);
+    }
+
+    #[test]
+    fn index_moves_objects_between_applications_and_bumps_both() {
+        let mut index = Index::default();
+        let kind = ("v1".to_string(), "ConfigMap".to_string());
+        let key = ResourceKey { group: String::new(), kind: "ConfigMap".into(), namespace: "n".into(), name: "c".into() };
+        index.upsert(&kind, key.clone(), "a".into(), Arc::new(json!({})));
+        let touched = index.upsert(&kind, key.clone(), "b".into(), Arc::new(json!({})));
+        assert_eq!(touched, ["a", "b"]);
+        assert!(!index.by_app.contains_key("a"));
+        assert_eq!(index.by_app["b"].len(), 1);
+        assert_eq!(index.generation["a"], 2);
+        assert_eq!(index.remove(&kind, &key), Some("b".to_string()));
+        assert!(index.by_app.is_empty());
+    }
+}

@@ -1,0 +1,342 @@
+//! Decides what a sync does: which objects to apply in which order, which to
+//! prune, which to leave. A pure function of (desired, live, options); the
+//! `sync` module carries the plan out.
+
+use serde_json::Value;
+
+use crate::model::{ResourceKey, has_option};
+
+/// Argo CD's apply order by kind (gitops-engine's `kindOrder`); kinds not
+/// listed (custom resources among them) come after all of these.
+const KIND_ORDER: &[&str] = &[
+    "Namespace",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodSecurityPolicy",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Secret",
+    "SecretList",
+    "ConfigMap",
+    "StorageClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleList",
+    "ClusterRoleBinding",
+    "ClusterRoleBindingList",
+    "Role",
+    "RoleList",
+    "RoleBinding",
+    "RoleBindingList",
+    "Service",
+    "DaemonSet",
+    "Pod",
+    "ReplicationController",
+    "ReplicaSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "IngressClass",
+    "Ingress",
+    "APIService",
+];
+
+/// The rank of a kind in the apply order.
+pub fn kind_rank(kind: &str) -> usize {
+    KIND_ORDER.iter().position(|k| *k == kind).unwrap_or(KIND_ORDER.len())
+}
+
+/// One object of the desired state, after comparison.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Desired {
+    /// Its identity.
+    pub key: ResourceKey,
+    /// The object to apply, with the tracking annotation and namespace set.
+    pub object: Value,
+    /// Whether the live object differs from it (or is missing).
+    pub modified: bool,
+}
+
+/// One object in the cluster that carries this application's tracking id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tracked {
+    /// Its identity.
+    pub key: ResourceKey,
+    /// Its `apiVersion`, needed to delete it.
+    pub api_version: String,
+    /// Its `argocd.argoproj.io/sync-options` annotation.
+    pub sync_options: Option<String>,
+}
+
+/// How to sync.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Prune tracked objects that are no longer desired.
+    pub prune: bool,
+    /// `PruneLast=true`: prune after everything else (it always is here, as
+    /// Plumb has no waves yet; kept so the plan says what was asked).
+    pub prune_last: bool,
+    /// `ApplyOutOfSyncOnly=true`: apply only objects that differ.
+    pub apply_out_of_sync_only: bool,
+    /// Allow an empty desired state to prune everything.
+    pub allow_empty: bool,
+    /// `CreateNamespace=true` with this destination namespace.
+    pub create_namespace: Option<String>,
+}
+
+/// One step of a sync.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// Create the destination namespace (untracked: never pruned).
+    CreateNamespace(String),
+    /// Server-side apply an object.
+    Apply {
+        /// Its identity.
+        key: ResourceKey,
+        /// The object.
+        object: Value,
+    },
+    /// Delete an object that is tracked but no longer desired.
+    Prune {
+        /// Its identity.
+        key: ResourceKey,
+        /// Its apiVersion.
+        api_version: String,
+    },
+    /// An object that would be pruned but is kept, and why.
+    PruneSkipped {
+        /// Its identity.
+        key: ResourceKey,
+        /// Its apiVersion.
+        api_version: String,
+        /// Why it is kept.
+        reason: String,
+    },
+}
+
+/// Stages run in order; a stage runs only when the one before succeeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StageKind {
+    /// Namespaces and CRDs, which later objects need to exist first.
+    Foundation,
+    /// Everything else, in kind order.
+    Main,
+    /// Deletions, in reverse kind order.
+    Prune,
+}
+
+/// A group of steps.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stage {
+    /// Which stage.
+    pub kind: StageKind,
+    /// Its steps, in order.
+    pub steps: Vec<Step>,
+}
+
+/// What a sync will do.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SyncPlan {
+    /// Stages with at least one step, in order.
+    pub stages: Vec<Stage>,
+}
+
+impl SyncPlan {
+    /// Every step, in order.
+    pub fn steps(&self) -> impl Iterator<Item = &Step> {
+        self.stages.iter().flat_map(|s| s.steps.iter())
+    }
+}
+
+/// Why a sync is refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// The render produced nothing while objects are tracked.
+    #[error(
+        "the desired state is empty but {tracked} objects are tracked: refusing to sync (and prune) them all; \
+         set spec.syncPolicy.automated.allowEmpty=true if that is what you want"
+    )]
+    EmptyRender {
+        /// How many tracked objects would go.
+        tracked: usize,
+    },
+}
+
+fn order_key(key: &ResourceKey) -> (usize, &str, &str, &str, &str) {
+    (kind_rank(&key.kind), &key.group, &key.kind, &key.namespace, &key.name)
+}
+
+fn is_foundation(key: &ResourceKey) -> bool {
+    (key.group.is_empty() && key.kind == "Namespace")
+        || (key.group == "apiextensions.k8s.io" && key.kind == "CustomResourceDefinition")
+}
+
+/// Plans a sync.
+///
+/// # Errors
+/// [`PlanError::EmptyRender`] when nothing is desired, objects are tracked and
+/// `allow_empty` is off.
+pub fn plan(desired: &[Desired], tracked: &[Tracked], options: &PlanOptions) -> Result<SyncPlan, PlanError> {
+    if desired.is_empty() && !tracked.is_empty() && !options.allow_empty {
+        return Err(PlanError::EmptyRender { tracked: tracked.len() });
+    }
+    let mut foundation = Vec::new();
+    if let Some(ns) = &options.create_namespace {
+        let declared = desired.iter().any(|d| d.key.kind == "Namespace" && d.key.group.is_empty() && &d.key.name == ns);
+        if !declared {
+            foundation.push(Step::CreateNamespace(ns.clone()));
+        }
+    }
+    let mut applies: Vec<&Desired> = desired
+        .iter()
+        .filter(|d| d.modified || !options.apply_out_of_sync_only)
+        .collect();
+    applies.sort_by(|a, b| order_key(&a.key).cmp(&order_key(&b.key)));
+    let mut main = Vec::new();
+    for d in applies {
+        let step = Step::Apply { key: d.key.clone(), object: d.object.clone() };
+        if is_foundation(&d.key) { foundation.push(step) } else { main.push(step) }
+    }
+
+    let mut gone: Vec<&Tracked> = tracked.iter().filter(|t| !desired.iter().any(|d| d.key == t.key)).collect();
+    gone.sort_by(|a, b| order_key(&b.key).cmp(&order_key(&a.key)));
+    let prune = gone.into_iter().map(|t| prune_step(t, options.prune)).collect();
+
+    let stages = [(StageKind::Foundation, foundation), (StageKind::Main, main), (StageKind::Prune, prune)]
+        .into_iter()
+        .filter(|(_, steps)| !steps.is_empty())
+        .map(|(kind, steps)| Stage { kind, steps })
+        .collect();
+    Ok(SyncPlan { stages })
+}
+
+/// Prune or keep one tracked object that is no longer desired.
+fn prune_step(t: &Tracked, prune_allowed: bool) -> Step {
+    let annotation = t.sync_options.as_deref().unwrap_or("");
+    let options = || annotation.split(',').map(str::trim);
+    let reason = if has_option(options(), "Prune", "false") {
+        Some("Prune=false is set on the object")
+    } else if has_option(options(), "Delete", "false") {
+        Some("Delete=false is set on the object")
+    } else if !prune_allowed {
+        Some("pruning is disabled: enable automated.prune or sync with prune")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Step::PruneSkipped {
+            key: t.key.clone(),
+            api_version: t.api_version.clone(),
+            reason: reason.to_string(),
+        },
+        None => Step::Prune { key: t.key.clone(), api_version: t.api_version.clone() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn key(group: &str, kind: &str, name: &str) -> ResourceKey {
+        ResourceKey { group: group.into(), kind: kind.into(), namespace: "ns".into(), name: name.into() }
+    }
+
+    fn desired(group: &str, kind: &str, name: &str, modified: bool) -> Desired {
+        Desired { key: key(group, kind, name), object: json!({"kind": kind}), modified }
+    }
+
+    fn tracked(kind: &str, name: &str, sync_options: Option<&str>) -> Tracked {
+        Tracked { key: key("", kind, name), api_version: "v1".into(), sync_options: sync_options.map(Into::into) }
+    }
+
+    fn names(plan: &SyncPlan) -> Vec<String> {
+        plan.steps()
+            .map(|s| match s {
+                Step::CreateNamespace(n) => format!("create-namespace {n}"),
+                Step::Apply { key, .. } => format!("apply {}/{}", key.kind, key.name),
+                Step::Prune { key, .. } => format!("prune {}/{}", key.kind, key.name),
+                Step::PruneSkipped { key, reason, .. } => format!("keep {}/{} ({reason})", key.kind, key.name),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn namespaces_and_crds_come_first_then_kind_order() {
+        let d = [
+            desired("apps", "Deployment", "web", true),
+            desired("example.com", "Widget", "w", true),
+            desired("", "Service", "web", true),
+            desired("apiextensions.k8s.io", "CustomResourceDefinition", "widgets.example.com", true),
+            desired("", "ConfigMap", "cfg", true),
+            desired("", "Namespace", "ns", true),
+        ];
+        let p = plan(&d, &[], &PlanOptions::default()).expect("plan");
+        assert_eq!(p.stages[0].kind, StageKind::Foundation);
+        assert_eq!(names(&p), [
+            "apply Namespace/ns",
+            "apply CustomResourceDefinition/widgets.example.com",
+            "apply ConfigMap/cfg",
+            "apply Service/web",
+            "apply Deployment/web",
+            "apply Widget/w",
+        ]);
+    }
+
+    #[test]
+    fn create_namespace_is_a_foundation_step_unless_declared() {
+        let options = PlanOptions { create_namespace: Some("ns".into()), ..Default::default() };
+        let p = plan(&[desired("", "ConfigMap", "c", true)], &[], &options).expect("plan");
+        assert_eq!(names(&p), ["create-namespace ns", "apply ConfigMap/c"]);
+        let declared = [desired("", "Namespace", "ns", true)];
+        let p = plan(&declared, &[], &options).expect("plan");
+        assert_eq!(names(&p), ["apply Namespace/ns"]);
+    }
+
+    #[test]
+    fn prune_only_when_allowed_and_in_reverse_kind_order_last() {
+        let d = [desired("", "ConfigMap", "keep", false)];
+        let t = [tracked("ConfigMap", "keep", None), tracked("ConfigMap", "old", None), tracked("Service", "old", None)];
+        let on = plan(&d, &t, &PlanOptions { prune: true, ..Default::default() }).expect("plan");
+        assert_eq!(names(&on), ["apply ConfigMap/keep", "prune Service/old", "prune ConfigMap/old"]);
+        assert_eq!(on.stages.last().expect("stage").kind, StageKind::Prune);
+        let off = plan(&d, &t, &PlanOptions::default()).expect("plan");
+        assert!(names(&off)[1].starts_with("keep Service/old (pruning is disabled"), "{:?}", names(&off));
+    }
+
+    #[test]
+    fn prune_false_and_delete_false_annotations_keep_objects() {
+        let t = [
+            tracked("ConfigMap", "a", Some("Prune=false")),
+            tracked("ConfigMap", "b", Some("ServerSideApply=true, Delete=false")),
+        ];
+        let p = plan(&[desired("", "ConfigMap", "c", true)], &t, &PlanOptions { prune: true, ..Default::default() })
+            .expect("plan");
+        assert_eq!(names(&p), [
+            "apply ConfigMap/c",
+            "keep ConfigMap/b (Delete=false is set on the object)",
+            "keep ConfigMap/a (Prune=false is set on the object)",
+        ]);
+    }
+
+    #[test]
+    fn empty_render_refuses_unless_allow_empty() {
+        let t = [tracked("ConfigMap", "a", None)];
+        let options = PlanOptions { prune: true, ..Default::default() };
+        assert_eq!(plan(&[], &t, &options), Err(PlanError::EmptyRender { tracked: 1 }));
+        let allowed = PlanOptions { allow_empty: true, ..options };
+        assert_eq!(names(&plan(&[], &t, &allowed).expect("plan")), ["prune ConfigMap/a"]);
+    }
+
+    #[test]
+    fn apply_out_of_sync_only_skips_synced_objects() {
+        let d = [desired("", "ConfigMap", "same", false), desired("", "ConfigMap", "changed", true)];
+        let options = PlanOptions { apply_out_of_sync_only: true, ..Default::default() };
+        assert_eq!(names(&plan(&d, &[], &options).expect("plan")), ["apply ConfigMap/changed"]);
+    }
+}

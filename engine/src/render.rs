@@ -1,0 +1,1289 @@
+//! Plain-directory rendering: the YAML and JSON files of an application
+//! folder become manifests, in a deterministic order, with Argo CD's
+//! `directory.include` / `exclude` / `recurse` meanings.
+//!
+//! It is not Kustomize, Helm or Jsonnet, and it does no I/O: the caller reads
+//! the files (see `source`) and decides what an empty render means
+//! (`allowEmpty`).
+
+use std::collections::HashMap;
+
+use globset::{Glob, GlobMatcher};
+use serde::Deserialize;
+use serde_json::{Map, Number, Value};
+
+use crate::model::{DirectorySource, Manifest, ResourceKey, SourceFile, group_of};
+
+/// The error returned by [`render_directory`].
+///
+/// Variants carry messages rather than their `#[source]` so that a render
+/// result can be cached, cloned and compared by the controller; every message
+/// already names the file and document it is about.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// A file is not valid YAML (or JSON, for `.json` files).
+    #[error("render {file} document {document}{}: cannot parse: {message}; fix the syntax there", at_line(.line))]
+    Parse {
+        /// Path of the file, relative to the application folder.
+        file: String,
+        /// 1-based index of the document in the file, as an editor counts.
+        document: usize,
+        /// 1-based line in the file, when the parser knows it.
+        line: Option<usize>,
+        /// The parser's message.
+        message: String,
+    },
+    /// A document parsed but is not a Kubernetes object that can be applied.
+    #[error("render {file} document {document}: {message}")]
+    Invalid {
+        /// Path of the file, relative to the application folder.
+        file: String,
+        /// 1-based index of the document in the file.
+        document: usize,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// Two documents render the same object (same group, kind, namespace
+    /// and name), so which one is desired is ambiguous.
+    #[error(
+        "render: {key} is defined twice, in {first} and in {second}; keep one of them, or give them different names or namespaces"
+    )]
+    Duplicate {
+        /// The object defined twice (boxed to keep the error small).
+        key: Box<ResourceKey>,
+        /// Origin (`path#document`) of the first definition.
+        first: String,
+        /// Origin of the second definition.
+        second: String,
+    },
+    /// `directory.include` or `directory.exclude` is not a valid glob.
+    #[error("render: spec.source.directory.{field} {pattern:?} is not a valid glob: {message}")]
+    Pattern {
+        /// `include` or `exclude`.
+        field: &'static str,
+        /// The pattern as written.
+        pattern: String,
+        /// Why it does not compile.
+        message: String,
+    },
+}
+
+fn at_line(line: &Option<usize>) -> String {
+    line.map(|l| format!(" line {l}")).unwrap_or_default()
+}
+
+/// Renders the manifests of a plain directory application.
+///
+/// `files` is every file the caller read under the application folder, with
+/// paths relative to it and `/`-separated. Only `.yaml`, `.yml` and `.json`
+/// files are read; `options` selects among them as Argo CD does. The result
+/// is ordered by (file path, document, list item), whatever the order of
+/// `files`, and every object has gone through [`normalize_desired`]. An empty
+/// result is not an error here.
+///
+/// # Errors
+///
+/// [`RenderError::Pattern`] when `include` or `exclude` does not compile;
+/// [`RenderError::Parse`] for a file that is not valid YAML or JSON;
+/// [`RenderError::Invalid`] for a document that is not an object with string
+/// `apiVersion`, `kind` and `metadata.name`, or holds a value JSON cannot
+/// carry; [`RenderError::Duplicate`] when two documents define the same object.
+pub fn render_directory(
+    files: &[SourceFile],
+    options: &DirectorySource,
+) -> Result<Vec<Manifest>, RenderError> {
+    let filter = FileFilter::new(options)?;
+    let mut selected: Vec<&SourceFile> = files.iter().filter(|f| filter.selects(&f.path)).collect();
+    selected.sort_by(|a, b| a.path.cmp(&b.path));
+
+    let mut manifests = Vec::new();
+    let mut seen: HashMap<ResourceKey, String> = HashMap::new();
+    for file in selected {
+        for (index, document) in parse_documents(file)? {
+            for (origin, mut object) in expand_list(file, index, document)? {
+                normalize_desired(&mut object);
+                let key = ResourceKey::of(&object).ok_or_else(|| RenderError::Invalid {
+                    file: file.path.clone(),
+                    document: index + 1,
+                    message: "not a Kubernetes object".into(),
+                })?;
+                if let Some(first) = seen.get(&key) {
+                    return Err(RenderError::Duplicate {
+                        key: Box::new(key),
+                        first: first.clone(),
+                        second: origin,
+                    });
+                }
+                seen.insert(key, origin.clone());
+                manifests.push(Manifest { object, origin });
+            }
+        }
+    }
+    Ok(manifests)
+}
+
+/// Which files of the folder are read: Argo CD's `recurse`, `include` and
+/// `exclude`.
+///
+/// Argo CD matches the globs (gobwas/glob, compiled without separators, so
+/// `*` also matches `/`) against the path relative to the application
+/// folder. globset's default (`literal_separator(false)`) behaves the same,
+/// and `{a,b}` alternation is native to both. On top of that a glob also
+/// matches when it matches the file name alone, so `web.yaml` selects
+/// `base/web.yaml` when recursing.
+struct FileFilter {
+    recurse: bool,
+    include: Option<GlobMatcher>,
+    exclude: Option<GlobMatcher>,
+}
+
+impl FileFilter {
+    fn new(options: &DirectorySource) -> Result<FileFilter, RenderError> {
+        Ok(FileFilter {
+            recurse: options.recurse,
+            include: compile("include", options.include.as_deref())?,
+            exclude: compile("exclude", options.exclude.as_deref())?,
+        })
+    }
+
+    fn selects(&self, path: &str) -> bool {
+        // The caller reads sub-folders only when recursing, but a stray one
+        // must not change the result: render is a function of its inputs.
+        if !self.recurse && path.contains('/') {
+            return false;
+        }
+        if !is_manifest_file(path) {
+            return false;
+        }
+        if self.exclude.as_ref().is_some_and(|g| glob_matches(g, path)) {
+            return false;
+        }
+        self.include.as_ref().is_none_or(|g| glob_matches(g, path))
+    }
+}
+
+fn compile(field: &'static str, pattern: Option<&str>) -> Result<Option<GlobMatcher>, RenderError> {
+    // Argo CD treats an empty pattern as unset.
+    let Some(pattern) = pattern.filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    Glob::new(pattern)
+        .map(|g| Some(g.compile_matcher()))
+        .map_err(|e| RenderError::Pattern {
+            field,
+            pattern: pattern.to_string(),
+            message: e.kind().to_string(),
+        })
+}
+
+fn glob_matches(glob: &GlobMatcher, path: &str) -> bool {
+    let name = path.rsplit_once('/').map_or(path, |(_, name)| name);
+    glob.is_match(path) || glob.is_match(name)
+}
+
+/// Argo CD's `^.*\.(yaml|yml|json)$` (case-sensitive; its `.jsonnet` files
+/// belong to the Jsonnet renderer).
+fn is_manifest_file(path: &str) -> bool {
+    [".yaml", ".yml", ".json"]
+        .iter()
+        .any(|ext| path.ends_with(ext))
+}
+
+/// The non-empty documents of a file, with their 0-based position in it.
+/// Empty and `null` documents are skipped but still counted, so an index
+/// always points at the document an editor shows.
+fn parse_documents(file: &SourceFile) -> Result<Vec<(usize, Value)>, RenderError> {
+    if file.path.ends_with(".json") {
+        return parse_json(file);
+    }
+    let mut documents = Vec::new();
+    for (index, deserializer) in serde_yaml::Deserializer::from_slice(&file.data).enumerate() {
+        let parse_error = |e: serde_yaml::Error| RenderError::Parse {
+            file: file.path.clone(),
+            document: index + 1,
+            line: e.location().map(|l| l.line()),
+            message: e.to_string(),
+        };
+        // After a syntax error serde_yaml's document iterator yields the same
+        // error forever, so the first error ends the file.
+        let mut value = serde_yaml::Value::deserialize(deserializer).map_err(parse_error)?;
+        apply_merge_keys(&mut value).map_err(parse_error)?;
+        let mut path = Vec::new();
+        let value = yaml_to_json(value, &mut path).map_err(|message| RenderError::Invalid {
+            file: file.path.clone(),
+            document: index + 1,
+            message,
+        })?;
+        if !value.is_null() {
+            documents.push((index, value));
+        }
+    }
+    Ok(documents)
+}
+
+/// A `.json` file is one document, as for Argo CD. A blank file or `null`
+/// renders nothing, like an empty YAML file.
+fn parse_json(file: &SourceFile) -> Result<Vec<(usize, Value)>, RenderError> {
+    let data = file
+        .data
+        .strip_prefix(b"\xEF\xBB\xBF")
+        .unwrap_or(&file.data);
+    if data.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Vec::new());
+    }
+    let value: Value = serde_json::from_slice(data).map_err(|e| RenderError::Parse {
+        file: file.path.clone(),
+        document: 1,
+        line: Some(e.line()).filter(|l| *l > 0),
+        message: e.to_string(),
+    })?;
+    Ok(if value.is_null() {
+        Vec::new()
+    } else {
+        vec![(0, value)]
+    })
+}
+
+/// Resolves YAML merge keys (`<<: *base`), which go-yaml (and so kubectl)
+/// applies and serde_yaml 0.9 keeps as a literal `<<` key unless asked.
+///
+/// serde_yaml's `apply_merge` resolves one level: a merged mapping that has
+/// its own `<<` brings that key back, so repeat until none is left. Aliases
+/// cannot form cycles, so the depth is bounded by the document; the cap only
+/// guards against a bug turning into a hang.
+fn apply_merge_keys(value: &mut serde_yaml::Value) -> Result<(), serde_yaml::Error> {
+    for _ in 0..64 {
+        value.apply_merge()?;
+        if !has_merge_key(value) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn has_merge_key(value: &serde_yaml::Value) -> bool {
+    match value {
+        serde_yaml::Value::Mapping(m) => m.contains_key("<<") || m.values().any(has_merge_key),
+        serde_yaml::Value::Sequence(s) => s.iter().any(has_merge_key),
+        serde_yaml::Value::Tagged(t) => has_merge_key(&t.value),
+        _ => false,
+    }
+}
+
+/// Converts a parsed YAML value into the JSON sent to the API server, the
+/// way kubectl's YAML-to-JSON step does where serde_json cannot take the
+/// value as is:
+///
+/// - mapping keys that are not strings (`1:`, `true:`, `~:`) become their
+///   text (`"1"`, `"true"`, `"null"`), as sigs.k8s.io/yaml does; a list or
+///   mapping used as a key is an error;
+/// - tags (`!Ref x`) are dropped and the value kept, as go-yaml does for
+///   tags it does not know;
+/// - `.nan` and `.inf` are errors: JSON has no such numbers (kubectl fails
+///   on them too).
+///
+/// `path` is where in the document the value sits, for error messages.
+fn yaml_to_json(value: serde_yaml::Value, path: &mut Vec<String>) -> Result<Value, String> {
+    use serde_yaml::Value as Y;
+    Ok(match value {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::String(s) => Value::String(s),
+        Y::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                Value::Number(Number::from_f64(f).ok_or_else(|| {
+                    format!(
+                        "{} is {n}, which JSON (and so Kubernetes) cannot represent; quote it if a string is meant",
+                        describe_path(path)
+                    )
+                })?)
+            }
+        }
+        Y::Sequence(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.into_iter().enumerate() {
+                path.push(format!("[{i}]"));
+                out.push(yaml_to_json(item, path)?);
+                path.pop();
+            }
+            Value::Array(out)
+        }
+        Y::Mapping(mapping) => {
+            let mut out = Map::with_capacity(mapping.len());
+            for (key, item) in mapping {
+                let key = key_text(key).ok_or_else(|| {
+                    format!(
+                        "{} has a list or mapping as a key; Kubernetes objects need string keys",
+                        describe_path(path)
+                    )
+                })?;
+                path.push(format!(".{key}"));
+                let item = yaml_to_json(item, path)?;
+                if out.contains_key(&key) {
+                    return Err(format!(
+                        "{} is given twice (as a string and as a number or boolean key); keep one",
+                        describe_path(path)
+                    ));
+                }
+                path.pop();
+                out.insert(key, item);
+            }
+            Value::Object(out)
+        }
+        Y::Tagged(tagged) => yaml_to_json(tagged.value, path)?,
+    })
+}
+
+fn key_text(key: serde_yaml::Value) -> Option<String> {
+    use serde_yaml::Value as Y;
+    match key {
+        Y::String(s) => Some(s),
+        Y::Null => Some("null".into()),
+        Y::Bool(b) => Some(b.to_string()),
+        Y::Number(n) => Some(n.to_string()),
+        Y::Tagged(t) => key_text(t.value),
+        Y::Sequence(_) | Y::Mapping(_) => None,
+    }
+}
+
+fn describe_path(path: &[String]) -> String {
+    if path.is_empty() {
+        "the document".into()
+    } else {
+        format!("the value at {}", path.concat().trim_start_matches('.'))
+    }
+}
+
+/// The objects of one document: the document itself, or the items of a
+/// `List`, each with its origin.
+///
+/// A document is a list when its kind is `List`, or ends in `List` and it
+/// has an `items` array (Argo CD's `IsList`); a CRD kind that merely ends in
+/// `List` without top-level `items` stays an object. Lists do not nest.
+fn expand_list(
+    file: &SourceFile,
+    index: usize,
+    document: Value,
+) -> Result<Vec<(String, Value)>, RenderError> {
+    let invalid = |message: String| RenderError::Invalid {
+        file: file.path.clone(),
+        document: index + 1,
+        message,
+    };
+    let origin = format!("{}#{index}", file.path);
+    let kind = document
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let items = document.get("items");
+    let is_list = kind == "List" || (kind.ends_with("List") && items.is_some_and(Value::is_array));
+    if !is_list {
+        check_object(&document).map_err(invalid)?;
+        return Ok(vec![(origin, document)]);
+    }
+    let items = match document.get("items") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(invalid(format!("kind {kind} needs an items list"))),
+    };
+    let mut objects = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        check_object(item).map_err(|m| invalid(format!("item {}: {m}", i + 1)))?;
+        objects.push((format!("{origin}/{i}"), item.clone()));
+    }
+    Ok(objects)
+}
+
+/// What Plumb needs of every object to identify and apply it.
+fn check_object(object: &Value) -> Result<(), String> {
+    const NEEDS: &str = "every object needs a string apiVersion, kind and metadata.name";
+    let Some(map) = object.as_object() else {
+        return Err(format!(
+            "is {}, not a Kubernetes object; {NEEDS}",
+            type_name(object)
+        ));
+    };
+    for field in ["apiVersion", "kind"] {
+        match map.get(field) {
+            None | Some(Value::Null) => return Err(format!("missing {field}; {NEEDS}")),
+            Some(Value::String(s)) if s.is_empty() => {
+                return Err(format!("empty {field}; {NEEDS}"));
+            }
+            Some(Value::String(_)) => {}
+            Some(other) => return Err(format!("{field} is {}; {NEEDS}", type_name(other))),
+        }
+    }
+    let metadata = match map.get("metadata") {
+        None | Some(Value::Null) => return Err(format!("missing metadata.name; {NEEDS}")),
+        Some(Value::Object(m)) => m,
+        Some(other) => return Err(format!("metadata is {}; {NEEDS}", type_name(other))),
+    };
+    match metadata.get("name") {
+        None | Some(Value::Null) => {
+            let hint = if metadata.contains_key("generateName") {
+                " (generateName is not supported: Plumb must know the name to track and prune the object)"
+            } else {
+                ""
+            };
+            return Err(format!("missing metadata.name{hint}; {NEEDS}"));
+        }
+        Some(Value::String(s)) if s.is_empty() => {
+            return Err(format!("empty metadata.name; {NEEDS}"));
+        }
+        Some(Value::String(_)) => {}
+        Some(other) => return Err(format!("metadata.name is {}; quote it", type_name(other))),
+    }
+    match metadata.get("namespace") {
+        None | Some(Value::Null | Value::String(_)) => Ok(()),
+        Some(other) => Err(format!(
+            "metadata.namespace is {}; quote it",
+            type_name(other)
+        )),
+    }
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// Makes a desired object acceptable to server-side apply and stable to
+/// compare, without changing what it means:
+///
+/// - `protocol: TCP` is set on ports that omit it: Service `spec.ports[]`
+///   and `ports[]` of containers and init containers wherever a pod spec
+///   sits (Pod, PodTemplate, the pod templates of Deployment, ReplicaSet,
+///   StatefulSet, DaemonSet, Job, ReplicationController, and CronJob's job
+///   template). `protocol` is part of those lists' merge key, and some API
+///   servers reject an applied element without it ("associative list with
+///   keys has an element that omits key field protocol"). TCP is the
+///   server's own default, so this changes nothing in the cluster.
+/// - Numbers written as whole floats (`1.0`, `1e3`) become integers, which is
+///   what kubectl sends (Go prints `float64(1)` as `1`); the API server
+///   rejects `1.0` for an integer field.
+///
+/// Kinds are matched with their API group, so a custom resource that happens
+/// to be called `Deployment` is left alone.
+pub fn normalize_desired(object: &mut Value) {
+    whole_floats_to_integers(object);
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let pod_spec = match (group_of(api_version), kind) {
+        ("", "Service") => {
+            default_protocol(object.pointer_mut("/spec/ports"));
+            return;
+        }
+        ("", "Pod") => "/spec",
+        ("", "PodTemplate") => "/template/spec",
+        ("", "ReplicationController")
+        | ("apps" | "extensions", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet")
+        | ("batch", "Job") => "/spec/template/spec",
+        ("batch", "CronJob") => "/spec/jobTemplate/spec/template/spec",
+        _ => return,
+    };
+    let Some(spec) = object.pointer_mut(pod_spec) else {
+        return;
+    };
+    for list in ["containers", "initContainers"] {
+        if let Some(Value::Array(containers)) = spec.get_mut(list) {
+            for container in containers {
+                default_protocol(container.get_mut("ports"));
+            }
+        }
+    }
+}
+
+fn default_protocol(ports: Option<&mut Value>) {
+    let Some(Value::Array(ports)) = ports else {
+        return;
+    };
+    for port in ports.iter_mut().filter_map(Value::as_object_mut) {
+        if port.get("protocol").is_none_or(Value::is_null) {
+            port.insert("protocol".into(), Value::String("TCP".into()));
+        }
+    }
+}
+
+fn whole_floats_to_integers(value: &mut Value) {
+    // Integers beyond 2^53 are not exact in a float, so those stay floats.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() <= EXACT
+            {
+                // The bounds above make the cast exact.
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_floats_to_integers),
+        Value::Object(map) => map.values_mut().for_each(whole_floats_to_integers),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn file(path: &str, data: &str) -> SourceFile {
+        SourceFile {
+            path: path.into(),
+            data: data.as_bytes().to_vec(),
+        }
+    }
+
+    fn cm(name: &str) -> String {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n")
+    }
+
+    fn render(files: &[SourceFile]) -> Result<Vec<Manifest>, RenderError> {
+        render_directory(files, &DirectorySource::default())
+    }
+
+    fn recurse(include: Option<&str>, exclude: Option<&str>) -> DirectorySource {
+        DirectorySource {
+            recurse: true,
+            include: include.map(Into::into),
+            exclude: exclude.map(Into::into),
+        }
+    }
+
+    fn origins(manifests: &[Manifest]) -> Vec<&str> {
+        manifests.iter().map(|m| m.origin.as_str()).collect()
+    }
+
+    fn names(manifests: &[Manifest]) -> Vec<&str> {
+        manifests.iter().map(Manifest::name).collect()
+    }
+
+    #[test]
+    fn only_yaml_yml_and_json_files_are_read() {
+        let files = [
+            file("a.yaml", &cm("a")),
+            file("b.yml", &cm("b")),
+            file(
+                "c.json",
+                r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}}"#,
+            ),
+            file("README.md", "# not a manifest"),
+            file("d.YAML", &cm("d")),
+            file("e.jsonnet", "{}"),
+            file("values.txt", &cm("f")),
+        ];
+        assert_eq!(names(&render(&files).expect("renders")), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn an_empty_folder_renders_nothing_without_error() {
+        assert_eq!(render(&[]).expect("renders"), []);
+        assert_eq!(
+            render(&[file("empty.yaml", ""), file("x.json", " \n")]).expect("renders"),
+            []
+        );
+    }
+
+    #[test]
+    fn files_in_sub_folders_are_skipped_without_recurse() {
+        let files = [
+            file("top.yaml", &cm("top")),
+            file("sub/deep.yaml", &cm("deep")),
+        ];
+        assert_eq!(names(&render(&files).expect("renders")), ["top"]);
+        let all = render_directory(&files, &recurse(None, None)).expect("renders");
+        assert_eq!(names(&all), ["deep", "top"]);
+    }
+
+    #[test]
+    fn include_star_matches_files_in_sub_folders() {
+        let files = [
+            file("a.yaml", &cm("a")),
+            file("sub/b.yaml", &cm("b")),
+            file("sub/c.json", "{}"),
+        ];
+        let out = render_directory(&files, &recurse(Some("*.yaml"), None)).expect("renders");
+        assert_eq!(names(&out), ["a", "b"]);
+    }
+
+    #[test]
+    fn include_matches_the_file_name_as_well_as_the_path() {
+        let files = [
+            file("web.yaml", &cm("top")),
+            file("base/web.yaml", &cm("base")),
+            file("base/db.yaml", &cm("db")),
+        ];
+        let out = render_directory(&files, &recurse(Some("web.yaml"), None)).expect("renders");
+        assert_eq!(names(&out), ["base", "top"]);
+        let out = render_directory(&files, &recurse(Some("base/*"), None)).expect("renders");
+        assert_eq!(names(&out), ["db", "base"]);
+    }
+
+    #[test]
+    fn include_brace_list_selects_each_glob() {
+        let files = [
+            file(
+                "config.json",
+                r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"config"}}"#,
+            ),
+            file("deployment.yaml", &cm("deployment")),
+            file("other.yaml", &cm("other")),
+        ];
+        let options = DirectorySource {
+            include: Some("{config.json,deployment.yaml}".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            names(&render_directory(&files, &options).expect("renders")),
+            ["config", "deployment"]
+        );
+    }
+
+    #[test]
+    fn exclude_wins_over_include() {
+        let files = [file("a.yaml", &cm("a")), file("b.yaml", &cm("b"))];
+        let out =
+            render_directory(&files, &recurse(Some("*.yaml"), Some("b.yaml"))).expect("renders");
+        assert_eq!(names(&out), ["a"]);
+    }
+
+    #[test]
+    fn exclude_folder_glob_skips_everything_below_it() {
+        let files = [
+            file("a.yaml", &cm("a")),
+            file("env-usw2/b.yaml", &cm("b")),
+            file("env-usw2/deep/c.yaml", &cm("c")),
+            file("config.json", "not even json"),
+        ];
+        let out = render_directory(&files, &recurse(None, Some("{config.json,env-usw2/*}")))
+            .expect("renders");
+        assert_eq!(names(&out), ["a"]);
+    }
+
+    #[test]
+    fn empty_include_and_exclude_mean_unset() {
+        let files = [file("a.yaml", &cm("a"))];
+        let out = render_directory(&files, &recurse(Some(""), Some(""))).expect("renders");
+        assert_eq!(names(&out), ["a"]);
+    }
+
+    #[test]
+    fn invalid_glob_is_a_pattern_error() {
+        let err = render_directory(&[], &recurse(Some("[a-"), None)).expect_err("bad glob");
+        assert!(
+            matches!(
+                err,
+                RenderError::Pattern {
+                    field: "include",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("render: spec.source.directory.include \"[a-\" is not a valid glob"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn documents_render_in_order_with_zero_based_origins() {
+        let data = format!("{}---\n{}", cm("one"), cm("two"));
+        let out = render(&[file("web.yaml", &data)]).expect("renders");
+        assert_eq!(names(&out), ["one", "two"]);
+        assert_eq!(origins(&out), ["web.yaml#0", "web.yaml#1"]);
+    }
+
+    #[test]
+    fn empty_and_null_documents_are_skipped_but_keep_their_index() {
+        let data = format!(
+            "---\n{}---\n---\n# only a comment\n---\nnull\n---\n{}---\n",
+            cm("a"),
+            cm("b")
+        );
+        let out = render(&[file("x.yaml", &data)]).expect("renders");
+        assert_eq!(origins(&out), ["x.yaml#0", "x.yaml#4"]);
+        assert_eq!(render(&[file("n.json", "null")]).expect("renders"), []);
+    }
+
+    #[test]
+    fn list_items_are_expanded_in_order() {
+        let data = format!(
+            "{}---\napiVersion: v1\nkind: List\nitems:\n- {{apiVersion: v1, kind: ConfigMap, metadata: {{name: l0}}}}\n- {{apiVersion: v1, kind: Secret, metadata: {{name: l1}}}}\n---\n{}",
+            cm("before"),
+            cm("after")
+        );
+        let out = render(&[file("all.yaml", &data)]).expect("renders");
+        assert_eq!(names(&out), ["before", "l0", "l1", "after"]);
+        assert_eq!(
+            origins(&out),
+            ["all.yaml#0", "all.yaml#1/0", "all.yaml#1/1", "all.yaml#2"]
+        );
+    }
+
+    #[test]
+    fn typed_lists_with_items_are_expanded_and_empty_lists_render_nothing() {
+        let data = "apiVersion: v1\nkind: ConfigMapList\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n---\napiVersion: v1\nkind: List\nitems: []\n---\napiVersion: v1\nkind: List\n";
+        let out = render(&[file("l.yaml", data)]).expect("renders");
+        assert_eq!(origins(&out), ["l.yaml#0/0"]);
+    }
+
+    #[test]
+    fn a_kind_ending_in_list_without_items_is_an_ordinary_object() {
+        let data = "apiVersion: example.com/v1\nkind: AllowList\nmetadata: {name: ips}\nspec: {cidrs: [10.0.0.0/8]}\n";
+        let out = render(&[file("allow.yaml", data)]).expect("renders");
+        assert_eq!(out[0].kind(), "AllowList");
+    }
+
+    #[test]
+    fn list_item_errors_name_the_item() {
+        let data = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n- {apiVersion: v1, kind: ConfigMap}\n";
+        let err = render(&[file("l.yaml", data)]).expect_err("item without name");
+        assert_eq!(
+            err.to_string(),
+            "render l.yaml document 1: item 2: missing metadata.name; every object needs a string apiVersion, kind and metadata.name"
+        );
+    }
+
+    #[test]
+    fn a_json_file_is_one_document() {
+        let data = r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "j"}, "data": {"b": "1", "a": "2"}}"#;
+        let out = render(&[file("j.json", data)]).expect("renders");
+        assert_eq!(origins(&out), ["j.json#0"]);
+        // Key order is kept as written, so diffs read like the source.
+        let keys: Vec<&String> = out[0].object["data"]
+            .as_object()
+            .expect("map")
+            .keys()
+            .collect();
+        assert_eq!(keys, ["b", "a"]);
+    }
+
+    #[test]
+    fn missing_metadata_name_names_file_and_document() {
+        let data = format!(
+            "{}---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  generateName: x-\n",
+            cm("ok")
+        );
+        let err = render(&[file("web.yaml", &data)]).expect_err("no name");
+        assert!(
+            err.to_string()
+                .starts_with("render web.yaml document 2: missing metadata.name"),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("generateName is not supported"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn objects_need_string_api_version_kind_and_name() {
+        let cases = [
+            (
+                "- a\n- b\n",
+                "render x.yaml document 1: is a list, not a Kubernetes object",
+            ),
+            (
+                "kind: ConfigMap\nmetadata: {name: a}\n",
+                "render x.yaml document 1: missing apiVersion",
+            ),
+            (
+                "apiVersion: v1\nmetadata: {name: a}\n",
+                "render x.yaml document 1: missing kind",
+            ),
+            (
+                "apiVersion: 1\nkind: X\nmetadata: {name: a}\n",
+                "render x.yaml document 1: apiVersion is a number",
+            ),
+            (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: 7}\n",
+                "render x.yaml document 1: metadata.name is a number",
+            ),
+            (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ''}\n",
+                "render x.yaml document 1: empty metadata.name",
+            ),
+            (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: 7}\n",
+                "render x.yaml document 1: metadata.namespace is a number",
+            ),
+            ("just text\n", "render x.yaml document 1: is a string"),
+        ];
+        for (data, want) in cases {
+            let err = render(&[file("x.yaml", data)]).expect_err(data);
+            assert!(
+                matches!(err, RenderError::Invalid { .. }),
+                "{data}: {err:?}"
+            );
+            assert!(err.to_string().starts_with(want), "{data}: {err}");
+        }
+    }
+
+    #[test]
+    fn yaml_parse_error_names_file_document_and_line() {
+        let data = format!(
+            "{}---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [broken\n",
+            cm("ok")
+        );
+        let err = render(&[file("web.yaml", &data)]).expect_err("bad yaml");
+        let RenderError::Parse {
+            file,
+            document,
+            line,
+            ..
+        } = &err
+        else {
+            panic!("{err:?}")
+        };
+        assert_eq!((file.as_str(), *document), ("web.yaml", 2));
+        assert_eq!(*line, Some(10), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("render web.yaml document 2 line 10: cannot parse: "),
+            "{err}"
+        );
+        assert!(err.to_string().ends_with("; fix the syntax there"), "{err}");
+    }
+
+    #[test]
+    fn json_parse_error_names_the_line() {
+        let err = render(&[file("j.json", "{\n  \"kind\": \"ConfigMap\",\n  oops\n}")])
+            .expect_err("bad json");
+        let RenderError::Parse {
+            file,
+            document,
+            line,
+            ..
+        } = &err
+        else {
+            panic!("{err:?}")
+        };
+        assert_eq!((file.as_str(), *document, *line), ("j.json", 1, Some(3)));
+    }
+
+    #[test]
+    fn duplicate_yaml_keys_are_a_parse_error() {
+        // serde_yaml always refuses a mapping with a key twice. kubectl
+        // depends on its version: older ones keep the last value silently,
+        // newer ones warn or fail. Failing is the safe side: which value was
+        // meant is ambiguous.
+        let err = render(&[file(
+            "d.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {x: '1', x: '2'}\n",
+        )])
+        .expect_err("duplicate key");
+        assert!(matches!(err, RenderError::Parse { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("duplicate entry with key \"x\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn nan_and_infinity_are_rejected_with_their_path() {
+        let err = render(&[file(
+            "n.yaml",
+            "apiVersion: v1\nkind: X\nmetadata: {name: a}\nspec:\n  ratio: [1, .nan]\n",
+        )])
+        .expect_err("nan");
+        assert_eq!(
+            err.to_string(),
+            "render n.yaml document 1: the value at spec.ratio[1] is .nan, which JSON (and so Kubernetes) cannot represent; quote it if a string is meant"
+        );
+        let err = render(&[file(
+            "i.yaml",
+            "apiVersion: v1\nkind: X\nmetadata: {name: a}\nlimit: -.inf\n",
+        )])
+        .expect_err("inf");
+        assert!(
+            err.to_string().contains("the value at limit is -.inf"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn non_string_keys_become_strings_and_tags_are_dropped() {
+        let data = "apiVersion: v1\nkind: X\nmetadata: {name: a}\nmap: {1: one, true: yes, ~: nothing, 1.5: half}\nref: !Ref other\n";
+        let out = render(&[file("k.yaml", data)]).expect("renders");
+        assert_eq!(
+            out[0].object["map"],
+            json!({"1": "one", "true": "yes", "null": "nothing", "1.5": "half"})
+        );
+        assert_eq!(out[0].object["ref"], json!("other"));
+        let err = render(&[file(
+            "c.yaml",
+            "apiVersion: v1\nkind: X\nmetadata: {name: a}\nmap: {[1, 2]: x}\n",
+        )])
+        .expect_err("complex key");
+        assert!(
+            err.to_string()
+                .contains("the value at map has a list or mapping as a key"),
+            "{err}"
+        );
+        let err = render(&[file(
+            "c.yaml",
+            "apiVersion: v1\nkind: X\nmetadata: {name: a}\nmap: {1: x, '1': y}\n",
+        )])
+        .expect_err("colliding keys");
+        assert!(
+            err.to_string()
+                .contains("the value at map.1 is given twice"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn merge_keys_are_applied_and_explicit_keys_win() {
+        let data = "\
+base: &base {a: 1, b: 1}
+more: &more {<<: *base, c: 1}
+apiVersion: v1
+kind: X
+metadata: {name: m}
+one: {<<: *base, b: 2}
+many: {<<: [*base, {d: 1}], a: 3}
+chained: {<<: *more}
+";
+        let out = render(&[file("m.yaml", data)]).expect("renders");
+        let o = &out[0].object;
+        assert_eq!(o["one"], json!({"b": 2, "a": 1}));
+        assert_eq!(o["many"], json!({"a": 3, "b": 1, "d": 1}));
+        assert_eq!(o["chained"], json!({"c": 1, "a": 1, "b": 1}));
+        assert_eq!(o["more"], json!({"c": 1, "a": 1, "b": 1}));
+    }
+
+    #[test]
+    fn duplicate_objects_name_both_origins() {
+        let files = [
+            file("a.yaml", &cm("same")),
+            file("b/c.yaml", &format!("{}---\n{}", cm("x"), cm("same"))),
+        ];
+        let err = render_directory(&files, &recurse(None, None)).expect_err("duplicate");
+        let RenderError::Duplicate { key, first, second } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(
+            (key.kind.as_str(), key.name.as_str()),
+            ("ConfigMap", "same")
+        );
+        assert_eq!(
+            (first.as_str(), second.as_str()),
+            ("a.yaml#0", "b/c.yaml#1")
+        );
+        assert_eq!(
+            err.to_string(),
+            "render: ConfigMap/same is defined twice, in a.yaml#0 and in b/c.yaml#1; keep one of them, or give them different names or namespaces"
+        );
+    }
+
+    #[test]
+    fn duplicates_inside_a_list_are_found_too() {
+        let data = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n";
+        let err = render(&[file("l.yaml", data)]).expect_err("duplicate");
+        assert!(
+            matches!(&err, RenderError::Duplicate { first, second, .. } if first == "l.yaml#0/0" && second == "l.yaml#0/1")
+        );
+    }
+
+    #[test]
+    fn same_name_in_other_namespace_group_or_kind_is_not_a_duplicate() {
+        let data = "\
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: a, namespace: one}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: a, namespace: two}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: a, namespace: one}
+---
+apiVersion: example.com/v1
+kind: ConfigMap
+metadata: {name: a, namespace: one}
+";
+        assert_eq!(render(&[file("ok.yaml", data)]).expect("renders").len(), 4);
+    }
+
+    #[test]
+    fn versions_of_one_group_are_the_same_object() {
+        let data = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\n---\napiVersion: apps/v1beta2\nkind: Deployment\nmetadata: {name: a}\n";
+        assert!(matches!(
+            render(&[file("d.yaml", data)]),
+            Err(RenderError::Duplicate { .. })
+        ));
+    }
+
+    #[test]
+    fn output_is_sorted_by_path_then_document_whatever_the_input_order() {
+        let files = [
+            file("b.yaml", &format!("{}---\n{}", cm("b0"), cm("b1"))),
+            file("a/z.yaml", &cm("az")),
+            file("a.yaml", &cm("a")),
+        ];
+        let out = render_directory(&files, &recurse(None, None)).expect("renders");
+        assert_eq!(
+            origins(&out),
+            ["a.yaml#0", "a/z.yaml#0", "b.yaml#0", "b.yaml#1"]
+        );
+    }
+
+    #[test]
+    fn rendering_fifty_files_is_independent_of_input_order() {
+        let mut files: Vec<SourceFile> = (0..50)
+            .map(|i| {
+                let dir = ["", "base/", "overlays/prod/", "z/"][i % 4];
+                let data = format!(
+                    "{}---\n{}",
+                    cm(&format!("cm-{i}-a")),
+                    cm(&format!("cm-{i}-b"))
+                );
+                file(&format!("{dir}f{i:02}.yaml"), &data)
+            })
+            .collect();
+        let options = recurse(None, None);
+        let expected = render_directory(&files, &options).expect("renders");
+        assert_eq!(expected.len(), 100);
+        // A fixed-seed xorshift shuffle: reproducible, and no test dependency.
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..10 {
+            for i in (1..files.len()).rev() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let j = usize::try_from(state % (i as u64 + 1)).expect("below 50");
+                files.swap(i, j);
+            }
+            assert_eq!(
+                render_directory(&files, &options).expect("renders"),
+                expected
+            );
+        }
+        let mut sorted = origins(&expected);
+        sorted.sort_by_key(|o| {
+            let (path, doc) = o.split_once('#').expect("origin has #");
+            (path.to_string(), doc.to_string())
+        });
+        assert_eq!(origins(&expected), sorted);
+    }
+
+    #[test]
+    fn service_ports_default_to_tcp() {
+        let mut svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+            "spec": {"ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}, {"port": 81, "protocol": null}]}});
+        normalize_desired(&mut svc);
+        assert_eq!(
+            svc["spec"]["ports"],
+            json!([{"port": 80, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}, {"port": 81, "protocol": "TCP"}])
+        );
+    }
+
+    #[test]
+    fn container_ports_default_to_tcp_wherever_the_pod_spec_sits() {
+        let pod_spec = || {
+            json!({
+                "initContainers": [{"name": "init", "ports": [{"containerPort": 1}]}],
+                "containers": [
+                    {"name": "a", "ports": [{"containerPort": 80}, {"containerPort": 53, "protocol": "UDP"}]},
+                    {"name": "b"}
+                ]
+            })
+        };
+        let template = || json!({"spec": {"template": {"spec": pod_spec()}}});
+        let cases = [
+            ("v1", "Pod", json!({"spec": pod_spec()}), "/spec"),
+            (
+                "v1",
+                "PodTemplate",
+                json!({"template": {"spec": pod_spec()}}),
+                "/template/spec",
+            ),
+            (
+                "v1",
+                "ReplicationController",
+                template(),
+                "/spec/template/spec",
+            ),
+            ("apps/v1", "Deployment", template(), "/spec/template/spec"),
+            (
+                "extensions/v1beta1",
+                "Deployment",
+                template(),
+                "/spec/template/spec",
+            ),
+            ("apps/v1", "ReplicaSet", template(), "/spec/template/spec"),
+            ("apps/v1", "StatefulSet", template(), "/spec/template/spec"),
+            ("apps/v1", "DaemonSet", template(), "/spec/template/spec"),
+            ("batch/v1", "Job", template(), "/spec/template/spec"),
+            (
+                "batch/v1",
+                "CronJob",
+                json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": pod_spec()}}}}}),
+                "/spec/jobTemplate/spec/template/spec",
+            ),
+        ];
+        for (api_version, kind, mut object, at) in cases {
+            object["apiVersion"] = json!(api_version);
+            object["kind"] = json!(kind);
+            object["metadata"] = json!({"name": "x"});
+            normalize_desired(&mut object);
+            let spec = object.pointer(at).expect(kind);
+            assert_eq!(
+                spec["initContainers"][0]["ports"],
+                json!([{"containerPort": 1, "protocol": "TCP"}]),
+                "{kind}"
+            );
+            assert_eq!(
+                spec["containers"][0]["ports"],
+                json!([{"containerPort": 80, "protocol": "TCP"}, {"containerPort": 53, "protocol": "UDP"}]),
+                "{kind}"
+            );
+            assert_eq!(spec["containers"][1], json!({"name": "b"}), "{kind}");
+        }
+    }
+
+    #[test]
+    fn custom_resources_named_like_built_in_kinds_are_left_alone() {
+        let mut object = json!({"apiVersion": "example.com/v1", "kind": "Service", "metadata": {"name": "x"},
+            "spec": {"ports": [{"port": 80}]}});
+        let before = object.clone();
+        normalize_desired(&mut object);
+        assert_eq!(object, before);
+    }
+
+    #[test]
+    fn whole_floats_become_integers() {
+        let mut object = json!({"a": 1.0, "b": [2.5, 3.0, -0.0], "c": 1e300, "d": 7, "e": "1.0"});
+        normalize_desired(&mut object);
+        assert_eq!(
+            object,
+            json!({"a": 1, "b": [2.5, 3, 0], "c": 1e300, "d": 7, "e": "1.0"})
+        );
+        assert!(object["a"].is_i64());
+    }
+
+    #[test]
+    fn render_normalizes_every_object() {
+        let data = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  replicas: 1.0\n  ports: [{port: 80}]\n";
+        let out = render(&[file("s.yaml", data)]).expect("renders");
+        assert_eq!(
+            out[0].object["spec"],
+            json!({"replicas": 1, "ports": [{"port": 80, "protocol": "TCP"}]})
+        );
+    }
+
+    /// The golden test of tricky YAML. Each case says what serde_yaml 0.9
+    /// (YAML 1.2 core schema, mostly) gives Plumb, and what kubectl gives:
+    /// kubectl reads YAML with sigs.k8s.io/yaml, i.e. go-yaml v2, which
+    /// follows YAML 1.1. Where they disagree, the manifest is ambiguous;
+    /// quoting the value makes both agree, and that is the advice to users.
+    const TRICKY: &str = r#"
+apiVersion: example.com/v1
+kind: Probe
+metadata:
+  name: tricky
+  labels: &labels
+    app: web
+    tier: frontend
+spec:
+  # Agree: an alias copies the anchored node.
+  selector: *labels
+  # Agree: `true` is a boolean, `"yes"` a string.
+  boolTrue: true
+  quotedYes: "yes"
+  # DISAGREE: serde_yaml reads a bare `yes` / `on` / `no` as the string
+  # "yes" / "on" / "no"; kubectl (YAML 1.1) reads booleans true / true /
+  # false (also y, n, off, and their capitalised forms).
+  bareYes: yes
+  bareOn: on
+  bareNo: no
+  # Agree: a quoted "0755" is the string "0755".
+  quotedOctal: "0755"
+  # DISAGREE: serde_yaml reads a bare 0755 as the string "0755" (leading
+  # zeros are not an integer in YAML 1.2); kubectl reads the octal integer
+  # 493. `mode: 0755` in a volume means 493 only to kubectl.
+  bareOctal: 0755
+  # Agree: 0o755 is 493 (YAML 1.2 octal; go-yaml hands it to Go's
+  # ParseInt with base 0, which takes 0o), 0x1F is 31.
+  octal12: 0o755
+  hex: 0x1F
+  # DISAGREE: serde_yaml keeps 1_000 a string; kubectl strips the
+  # underscores and reads 1000.
+  underscores: 1_000
+  # Agree: a float; whole floats are sent as integers (normalize_desired,
+  # as Go prints float64(1000) as 1000).
+  exponent: 1e3
+  wholeFloat: 2.0
+  half: 0.5
+  # Agree: an unquoted date stays a string (go-yaml resolves it as a
+  # timestamp but keeps the string when decoding into interface{}).
+  date: 2024-01-01
+  # Agree: ~ and null are null.
+  tilde: ~
+  # Agree: `|` keeps newlines and one final newline, `|-` strips it, `>`
+  # folds lines into spaces.
+  literal: |
+    line one
+      indented
+    line three
+  literalStrip: |-
+    no final newline
+  folded: >
+    folded
+    into one line
+  # Agree: merge keys. serde_yaml 0.9 keeps `<<` as a plain key; render
+  # applies it (serde_yaml's apply_merge) so it means what go-yaml means:
+  # the aliased keys are added and keys written here win.
+  merged:
+    <<: *labels
+    tier: backend
+---
+# Agree: ConfigMap data must be strings, so numbers and booleans there are
+# quoted; unquoted they would be numbers/booleans to both parsers, and the
+# API server would reject the ConfigMap.
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: tricky-data
+data:
+  port: "8080"
+  enabled: "true"
+  mode: "0755"
+  ratio: "1.0"
+  # DISAGREE: a bare `yes` is already the string "yes" for serde_yaml, so
+  # Plumb applies this ConfigMap; kubectl sends the boolean true and the
+  # API server rejects it. Quote it.
+  answer: yes
+  script: |
+    #!/bin/sh
+    echo "ready"
+"#;
+
+    #[test]
+    fn tricky_yaml_renders_like_the_golden_snapshot() {
+        let out = render(&[file("tricky.yaml", TRICKY)]).expect("renders");
+        insta::assert_json_snapshot!(out);
+    }
+}

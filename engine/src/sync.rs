@@ -1,0 +1,126 @@
+//! Carries out a [`SyncPlan`]: applies, namespace creation, CRD waits and
+//! prunes, stage by stage, stopping before the next stage when one fails.
+//!
+//! It decides nothing; `plan` did.
+
+use futures::StreamExt;
+use serde_json::Value;
+
+use crate::cluster::{Cluster, Kind};
+use crate::live::LiveState;
+use crate::model::{ResourceKey, ResourceResult};
+use crate::plan::{StageKind, Step, SyncPlan};
+
+/// How many requests one application's sync has in flight at once.
+const CONCURRENCY: usize = 8;
+
+/// The outcome of a sync.
+#[derive(Debug, Default)]
+pub struct SyncOutcome {
+    /// One result per step that ran.
+    pub resources: Vec<ResourceResult>,
+    /// The first failures, in a sentence; empty when all succeeded.
+    pub failure: Option<String>,
+}
+
+fn result(key: &ResourceKey, api_version: &str, status: &str, message: impl Into<String>) -> ResourceResult {
+    ResourceResult {
+        group: key.group.clone(),
+        version: api_version.rsplit('/').next().unwrap_or(api_version).to_string(),
+        kind: key.kind.clone(),
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+        status: status.to_string(),
+        message: message.into(),
+        sync_phase: "Sync".to_string(),
+    }
+}
+
+async fn resolve(cluster: &Cluster, api_version: &str, key: &ResourceKey) -> Result<Kind, String> {
+    match cluster.resolve(api_version, &key.kind).await {
+        Ok(Some(kind)) => Ok(kind),
+        Ok(None) => Err(format!("the cluster does not serve {api_version} {}", key.kind)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn run_step(cluster: &Cluster, live: &LiveState, step: &Step) -> ResourceResult {
+    match step {
+        Step::CreateNamespace(name) => {
+            let key = ResourceKey { group: String::new(), kind: "Namespace".into(), namespace: String::new(), name: name.clone() };
+            match cluster.ensure_namespace(name).await {
+                Ok(()) => result(&key, "v1", "Synced", "namespace created (CreateNamespace=true)"),
+                Err(e) => result(&key, "v1", "SyncFailed", e.to_string()),
+            }
+        }
+        Step::Apply { key, object } => {
+            let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+            let kind = match resolve(cluster, api_version, key).await {
+                Ok(kind) => kind,
+                Err(message) => return result(key, api_version, "SyncFailed", message),
+            };
+            match cluster.apply(&kind, object, false).await {
+                Ok(applied) => {
+                    live.observe_applied(api_version, &key.kind, applied);
+                    // Its custom resources come in a later stage.
+                    if kind.resource.kind == "CustomResourceDefinition"
+                        && let Err(e) = cluster.wait_crd_established(&key.name).await
+                    {
+                        return result(key, api_version, "SyncFailed", e.to_string());
+                    }
+                    result(key, api_version, "Synced", "applied (server-side)")
+                }
+                Err(e) => result(key, api_version, "SyncFailed", e.to_string()),
+            }
+        }
+        Step::Prune { key, api_version } => {
+            let kind = match resolve(cluster, api_version, key).await {
+                Ok(kind) => kind,
+                Err(message) => return result(key, api_version, "SyncFailed", message),
+            };
+            match cluster.delete(&kind, key).await {
+                Ok(()) => {
+                    live.observe_deleted(api_version, &key.kind, key);
+                    result(key, api_version, "Pruned", "pruned")
+                }
+                Err(e) => result(key, api_version, "SyncFailed", e.to_string()),
+            }
+        }
+        Step::PruneSkipped { key, api_version, reason } => result(key, api_version, "PruneSkipped", reason.clone()),
+    }
+}
+
+/// Executes a plan. Within the foundation stage steps run one by one
+/// (namespaces before the CRDs and objects in them); within the main and
+/// prune stages they run concurrently, since kind order only matters
+/// between stages for objects that reference each other by name.
+pub async fn execute(cluster: &Cluster, live: &LiveState, plan: &SyncPlan) -> SyncOutcome {
+    let mut outcome = SyncOutcome::default();
+    for stage in &plan.stages {
+        let results: Vec<ResourceResult> = if stage.kind == StageKind::Foundation {
+            let mut out = Vec::new();
+            for step in &stage.steps {
+                out.push(run_step(cluster, live, step).await);
+            }
+            out
+        } else {
+            let steps: Vec<_> = stage.steps.iter().map(|step| run_step(cluster, live, step)).collect();
+            futures::stream::iter(steps)
+                .buffered(CONCURRENCY)
+                .collect()
+                .await
+        };
+        let failed: Vec<String> = results
+            .iter()
+            .filter(|r| r.status == "SyncFailed")
+            .map(|r| format!("{} {}: {}", r.kind, r.name, r.message))
+            .collect();
+        outcome.resources.extend(results);
+        if !failed.is_empty() {
+            let more = if failed.len() > 3 { format!(" (and {} more)", failed.len() - 3) } else { String::new() };
+            outcome.failure = Some(format!("{}{more}", failed.into_iter().take(3).collect::<Vec<_>>().join("; ")));
+            break;
+        }
+    }
+    outcome
+}

@@ -1,0 +1,366 @@
+//! Shared support for end-to-end tests: the real local control plane, a
+//! namespace per test, git repositories built with the real `git`, and a real
+//! `plumb serve` process.
+//!
+//! A test that needs the cluster and cannot get one fails with a message
+//! saying how to start it; it never passes by skipping.
+
+#![allow(dead_code)] // each test binary uses part of this module
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use kube::api::{Api, DeleteParams, DynamicObject};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{Value, json};
+
+/// The repository's root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The kubeconfig of the test cluster: `PLUMB_TEST_KUBECONFIG`, or the local
+/// control plane started (once, shared by all test processes through the
+/// script's lock) with `scripts/dev-cluster up`.
+pub fn kubeconfig() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        if let Ok(p) = std::env::var("PLUMB_TEST_KUBECONFIG") {
+            return PathBuf::from(p);
+        }
+        let out = Command::new(root().join("scripts/dev-cluster"))
+            .arg("up")
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run scripts/dev-cluster up: {e}"));
+        assert!(
+            out.status.success(),
+            "the end-to-end tests need a Kubernetes API server and `scripts/dev-cluster up` failed \
+             (see its output above). Start it by hand with `scripts/dev-cluster up`, or point \
+             PLUMB_TEST_KUBECONFIG at a cluster's kubeconfig."
+        );
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().lines().last().unwrap_or_default())
+    })
+    .clone()
+}
+
+/// A client of the test cluster.
+pub async fn client() -> kube::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    plumb_engine::cluster::connect(Some(&kubeconfig()), None)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to the test cluster: {e}; is `scripts/dev-cluster up` running?"))
+}
+
+/// An `ApiResource` for a kind.
+pub fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+}
+
+/// A namespace of its own for one test, deleted when dropped.
+pub struct TestNamespace {
+    pub name: String,
+    client: kube::Client,
+}
+
+impl TestNamespace {
+    /// A new, unique namespace name (not created: Plumb's CreateNamespace or
+    /// the test creates it).
+    pub async fn new(prefix: &str) -> TestNamespace {
+        let suffix = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+        let name = format!("{prefix}-{}", &suffix[suffix.len() - 8..]);
+        TestNamespace { name, client: client().await }
+    }
+
+    /// Creates the namespace.
+    pub async fn create(&self) -> Result<()> {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource("", "v1", "Namespace", "namespaces"));
+        let ns: DynamicObject = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.name}}))?;
+        api.create(&Default::default(), &ns).await?;
+        Ok(())
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let (client, name) = (self.client.clone(), self.name.clone());
+        // Drop cannot await; a short-lived runtime on another thread can.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            rt.block_on(async {
+                let api: Api<DynamicObject> = Api::all_with(client, &resource("", "v1", "Namespace", "namespaces"));
+                api.delete(&name, &DeleteParams::background()).await.ok()
+            })
+        })
+        .join();
+    }
+}
+
+/// Polls `check` until it returns `Some`, or fails after `timeout` with the
+/// last observation. Waiting for a condition is not a timing assertion: the
+/// timeout only bounds a hang.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let start = Instant::now();
+    loop {
+        let last = match check().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => "not yet".to_string(),
+            Err(e) => format!("{e:#}"),
+        };
+        if start.elapsed() > timeout {
+            bail!("{what}: still not true after {timeout:?} (last: {last})");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A git repository in a temporary folder, driven with the real `git`.
+pub struct GitRepo {
+    pub dir: tempfile::TempDir,
+}
+
+impl GitRepo {
+    /// A new repository on branch `main` holding a copy of `fixtures/<tree>`
+    /// (or empty when `tree` is `None`), committed.
+    pub fn new(tree: Option<&str>) -> Result<GitRepo> {
+        let repo = GitRepo { dir: tempfile::tempdir()? };
+        repo.git(&["init", "-q", "-b", "main"])?;
+        if let Some(tree) = tree {
+            copy_tree(&root().join("fixtures").join(tree), repo.dir.path())?;
+        }
+        repo.commit("initial")?;
+        Ok(repo)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The repository as a `file://` URL.
+    pub fn url(&self) -> String {
+        format!("file://{}", self.dir.path().display())
+    }
+
+    /// Runs git in the repository; returns its output.
+    pub fn git(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("GIT_AUTHOR_NAME", "Plumb Test")
+            .env("GIT_AUTHOR_EMAIL", "test@plumb.invalid")
+            .env("GIT_COMMITTER_NAME", "Plumb Test")
+            .env("GIT_COMMITTER_EMAIL", "test@plumb.invalid")
+            .output()
+            .with_context(|| format!("git {args:?}"))?;
+        if !out.status.success() {
+            bail!("git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Writes a file (creating folders).
+    pub fn write(&self, path: &str, contents: &str) -> Result<()> {
+        let p = self.dir.path().join(path);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(p, contents)?;
+        Ok(())
+    }
+
+    /// Removes a file.
+    pub fn remove(&self, path: &str) -> Result<()> {
+        std::fs::remove_file(self.dir.path().join(path))?;
+        Ok(())
+    }
+
+    /// Commits everything; returns the new commit's SHA.
+    pub fn commit(&self, message: &str) -> Result<String> {
+        self.git(&["add", "-A"])?;
+        self.git(&["commit", "-q", "--allow-empty", "-m", message])?;
+        self.head()
+    }
+
+    /// The SHA of HEAD.
+    pub fn head(&self) -> Result<String> {
+        self.git(&["rev-parse", "HEAD"])
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(from).with_context(|| format!("fixture {}", from.display()))? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("loopback has a free port")
+}
+
+/// A running `plumb serve`, killed when dropped.
+pub struct Plumb {
+    child: Child,
+    pub url: String,
+    pub data_dir: PathBuf,
+    pub apps_file: PathBuf,
+    port: u16,
+    log: PathBuf,
+    cluster_apps: Option<String>,
+}
+
+impl Plumb {
+    /// Starts `plumb serve` on the test cluster with `apps_yaml` as its
+    /// `--apps` file, and waits until its API answers.
+    pub async fn start(work: &Path, apps_yaml: &str) -> Result<Plumb> {
+        let apps_file = work.join("apps.yaml");
+        std::fs::write(&apps_file, apps_yaml)?;
+        Plumb::start_with(work.join("data"), apps_file, free_port(), work.join("plumb.log"), None).await
+    }
+
+    /// Like [`Plumb::start`], also managing `Application` objects in
+    /// `namespace` of the cluster.
+    pub async fn start_watching(work: &Path, apps_yaml: &str, namespace: &str) -> Result<Plumb> {
+        let apps_file = work.join("apps.yaml");
+        std::fs::write(&apps_file, apps_yaml)?;
+        Plumb::start_with(work.join("data"), apps_file, free_port(), work.join("plumb.log"), Some(namespace.to_string())).await
+    }
+
+    async fn start_with(data_dir: PathBuf, apps_file: PathBuf, port: u16, log: PathBuf, cluster_apps: Option<String>) -> Result<Plumb> {
+        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_plumb"));
+        command.args(["serve", "--repo-poll-interval", "2", "--listen"]).arg(format!("127.0.0.1:{port}"));
+        match &cluster_apps {
+            Some(ns) => command.arg("--namespace").arg(ns),
+            None => command.arg("--no-cluster-apps"),
+        };
+        let child = command
+            .arg("--kubeconfig")
+            .arg(kubeconfig())
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--apps")
+            .arg(&apps_file)
+            .env("PLUMB_LOG", "info,plumb_engine=debug")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .context("cannot start plumb serve")?;
+        let plumb = Plumb { child, url: format!("http://127.0.0.1:{port}"), data_dir, apps_file, port, log, cluster_apps };
+        let http = reqwest::Client::new();
+        let healthz = format!("{}/healthz", plumb.url);
+        eventually("plumb serve answers /healthz", Duration::from_secs(60), || {
+            let (http, healthz) = (http.clone(), healthz.clone());
+            async move { Ok(http.get(&healthz).send().await.ok().filter(|r| r.status().is_success()).map(|_| ())) }
+        })
+        .await
+        .with_context(|| format!("log:\n{}", plumb.log_text()))?;
+        Ok(plumb)
+    }
+
+    /// Stops the server (SIGKILL, as a crash would) and starts it again with
+    /// the same data directory, apps file and port.
+    pub async fn restart(mut self) -> Result<Plumb> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (data_dir, apps_file, port, log) = (self.data_dir.clone(), self.apps_file.clone(), self.port, self.log.clone());
+        let cluster_apps = self.cluster_apps.take();
+        std::mem::forget(self);
+        Plumb::start_with(data_dir, apps_file, port, log, cluster_apps).await
+    }
+
+    /// Replaces the `--apps` file (the server watches it).
+    pub fn set_apps(&self, apps_yaml: &str) -> Result<()> {
+        std::fs::write(&self.apps_file, apps_yaml)?;
+        Ok(())
+    }
+
+    /// The server's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET a JSON document from the API.
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        let r = reqwest::get(format!("{}{path}", self.url)).await?;
+        let status = r.status();
+        let body: Value = r.json().await?;
+        if !status.is_success() {
+            bail!("GET {path}: {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// POST a JSON body; returns status and body.
+    pub async fn post(&self, path: &str, body: Value) -> Result<(u16, Value)> {
+        let r = reqwest::Client::new().post(format!("{}{path}", self.url)).json(&body).send().await?;
+        let status = r.status().as_u16();
+        let body = r.json().await.unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+
+    /// An application's document.
+    pub async fn app(&self, name: &str) -> Result<Value> {
+        self.get(&format!("/api/v1/applications/{name}")).await
+    }
+
+    /// Waits until an application's sync and health status are as given
+    /// (health `None`: any), returning its document.
+    pub async fn wait_status(&self, name: &str, sync: &str, health: Option<&str>) -> Result<Value> {
+        eventually(&format!("{name} is {sync}/{health:?}"), Duration::from_secs(90), || async move {
+            let app = self.app(name).await?;
+            let s = app.pointer("/status/sync/status").and_then(Value::as_str).unwrap_or_default();
+            let h = app.pointer("/status/health/status").and_then(Value::as_str).unwrap_or_default();
+            Ok((s == sync && health.is_none_or(|x| x == h)).then_some(app))
+        })
+        .await
+        .with_context(|| format!("plumb log:\n{}", tail(&self.log_text(), 40)))
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+impl Drop for Plumb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An Application manifest for the `--apps` file.
+pub fn application(name: &str, repo: &str, path: &str, namespace: &str, extra_spec: &str) -> String {
+    format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\nspec:\n  project: default\n  source:\n    repoURL: {repo}\n    targetRevision: main\n    path: {path}\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: {namespace}\n{extra_spec}"
+    )
+}
+
+/// Reads an object from the cluster, `None` when absent.
+pub async fn get_object(ar: &ApiResource, namespace: &str, name: &str) -> Result<Option<Value>> {
+    let api: Api<DynamicObject> = if namespace.is_empty() {
+        Api::all_with(client().await, ar)
+    } else {
+        Api::namespaced_with(client().await, namespace, ar)
+    };
+    Ok(api.get_opt(name).await?.map(|o| serde_json::to_value(o).expect("objects serialize")))
+}

@@ -1,0 +1,509 @@
+// Plumb's web UI: lists applications, follows them live over server-sent
+// events (polling every 5 s when the stream fails), and shows one
+// application's resources, conditions, diff and history with Sync and
+// Rollback actions.
+//
+// Every piece of server data reaches the page through textContent or an
+// attribute, never as HTML. URLs are relative so the page also works behind
+// a proxy under a path prefix.
+'use strict';
+
+(() => {
+  const API = 'api/v1';
+  const POLL_MS = 5000;
+  const SSE_RETRY_MS = 30000;
+
+  const state = {
+    apps: new Map(),          // name -> Application (from the list or the stream)
+    selected: null,           // name of the application shown, or null
+    detail: null,             // full Application of the selected one (with history)
+    detailError: null,
+    diff: null,               // managed resources of the selected one
+    diffError: null,
+    diffKey: null,            // what the diff was loaded for (see diffKeyOf)
+    mode: 'connecting',       // 'live' | 'polling' | 'connecting'
+    source: null,             // the EventSource
+    pollTimer: null,
+    busy: null,               // 'sync' | 'rollback' | 'refresh' while a request runs
+    options: { prune: false, dryRun: false }, // the Sync checkboxes, kept across renders
+    renderQueued: false,
+    detailTimer: null,
+  };
+
+  // ---- DOM helpers ----------------------------------------------------
+
+  // el('tag', {className, title, href, onclick, ...attrs}, ...children):
+  // children that are strings become text nodes.
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key === 'className') node.className = value;
+      else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+      else if (value === true) node.setAttribute(key, '');
+      else node.setAttribute(key, String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  const $ = (id) => document.getElementById(id);
+
+  const SYNC = ['Synced', 'OutOfSync', 'Unknown'];
+  const HEALTH = ['Healthy', 'Progressing', 'Degraded', 'Suspended', 'Missing', 'Unknown'];
+  const PHASES = ['Running', 'Succeeded', 'Failed', 'Error', 'Terminating'];
+
+  // A colored badge; the class comes from a fixed list, never from the server.
+  function badge(kind, value, known, title) {
+    const v = known.includes(value) ? value : 'Unknown';
+    return el('span', { className: `badge ${kind}-${v}`, title: title || undefined }, value || 'Unknown');
+  }
+
+  function syncOf(app) { return (app.status && app.status.sync) || {}; }
+  function healthOf(app) { return (app.status && app.status.health) || {}; }
+  function sourceOf(app) { return (app.spec && app.spec.source) || {}; }
+  function nameOf(app) { return (app.metadata && app.metadata.name) || ''; }
+
+  function shortRev(rev) {
+    return typeof rev === 'string' && /^[0-9a-f]{40,}$/i.test(rev) ? rev.slice(0, 7) : (rev || '');
+  }
+
+  function time(iso) {
+    if (!iso) return '';
+    const d = new Date(iso);
+    return Number.isNaN(d.getTime()) ? iso : d.toLocaleString();
+  }
+
+  function toast(message, kind) {
+    const t = $('toast');
+    t.textContent = message;
+    t.className = `toast ${kind || 'info'}`;
+    t.hidden = false;
+    clearTimeout(toast.timer);
+    toast.timer = setTimeout(() => { t.hidden = true; }, kind === 'error' ? 10000 : 5000);
+  }
+
+  // ---- API ------------------------------------------------------------
+
+  // Calls the API; throws an Error carrying the server's message.
+  async function api(method, path, body) {
+    const options = { method, headers: { Accept: 'application/json' } };
+    if (body !== undefined) {
+      options.headers['Content-Type'] = 'application/json';
+      options.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(`${API}/${path}`, options);
+    } catch (e) {
+      throw new Error('cannot reach Plumb: is the server running?');
+    }
+    const text = await response.text();
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+    if (!response.ok) {
+      const message = data && data.message ? data.message : (text || response.statusText);
+      throw new Error(`${message} (HTTP ${response.status})`);
+    }
+    return data;
+  }
+
+  const appPath = (name, rest) => `applications/${encodeURIComponent(name)}${rest || ''}`;
+
+  // ---- live updates ---------------------------------------------------
+
+  function setMode(mode) {
+    state.mode = mode;
+    const c = $('connection');
+    c.className = `connection ${mode}`;
+    c.textContent = { live: 'live', polling: 'polling every 5 s', connecting: 'connecting…' }[mode];
+    c.title = {
+      live: 'Updates arrive as they happen (server-sent events)',
+      polling: 'The event stream is unavailable; the list is reloaded every 5 seconds',
+      connecting: 'Connecting to the event stream',
+    }[mode];
+  }
+
+  function connect() {
+    if (!('EventSource' in window)) { startPolling(); return; }
+    const source = new EventSource(`${API}/stream/applications`);
+    state.source = source;
+    source.onopen = () => {
+      setMode('live');
+      stopPolling();
+      // The stream starts with every application; reload the list too, so
+      // that applications deleted while disconnected disappear.
+      loadList();
+    };
+    source.onmessage = (event) => {
+      let result;
+      try { result = JSON.parse(event.data).result; } catch (e) { return; }
+      if (!result || !result.application) return;
+      applyEvent(result.type, result.application);
+    };
+    source.onerror = () => {
+      // Fall back to polling, and try the stream again later.
+      source.close();
+      if (state.source === source) state.source = null;
+      startPolling();
+      setTimeout(() => { if (!state.source) connect(); }, SSE_RETRY_MS);
+    };
+  }
+
+  function startPolling() {
+    setMode('polling');
+    if (state.pollTimer) return;
+    const poll = () => {
+      loadList();
+      if (state.selected) loadDetail(state.selected, false);
+    };
+    poll();
+    state.pollTimer = setInterval(poll, POLL_MS);
+  }
+
+  function stopPolling() {
+    clearInterval(state.pollTimer);
+    state.pollTimer = null;
+  }
+
+  function applyEvent(type, app) {
+    const name = nameOf(app);
+    if (!name) return;
+    if (type === 'DELETED') state.apps.delete(name);
+    else state.apps.set(name, app);
+    if (name === state.selected) {
+      // Events may carry a bounded history: fetch the full application, once
+      // a burst of events is over.
+      clearTimeout(state.detailTimer);
+      state.detailTimer = setTimeout(() => loadDetail(name, false), 500);
+    }
+    queueRender();
+  }
+
+  async function loadList() {
+    try {
+      const data = await api('GET', 'applications');
+      state.apps = new Map((data.items || []).map((a) => [nameOf(a), a]));
+      queueRender();
+    } catch (e) {
+      if (state.mode === 'polling') $('connection').textContent = 'offline, retrying…';
+    }
+  }
+
+  // What the diff depends on: reload it only when this changes.
+  function diffKeyOf(app) {
+    const s = app.status || {};
+    return JSON.stringify([s.sync, s.resources, s.operationState && s.operationState.finishedAt]);
+  }
+
+  async function loadDetail(name, reloadDiff) {
+    try {
+      const app = await api('GET', appPath(name));
+      if (state.selected !== name) return;
+      state.detail = app;
+      state.detailError = null;
+      state.apps.set(name, app);
+      if (reloadDiff || diffKeyOf(app) !== state.diffKey) loadDiff(name, app);
+    } catch (e) {
+      if (state.selected !== name) return;
+      state.detailError = e.message;
+    }
+    queueRender();
+  }
+
+  async function loadDiff(name, app) {
+    state.diffKey = diffKeyOf(app);
+    try {
+      const data = await api('GET', appPath(name, '/managed-resources'));
+      if (state.selected !== name) return;
+      state.diff = data.items || [];
+      state.diffError = null;
+    } catch (e) {
+      if (state.selected !== name) return;
+      state.diffError = e.message;
+    }
+    queueRender();
+  }
+
+  // ---- actions --------------------------------------------------------
+
+  async function act(kind, work) {
+    if (state.busy) return;
+    state.busy = kind;
+    render();
+    try {
+      await work();
+    } catch (e) {
+      toast(e.message, 'error');
+    } finally {
+      state.busy = null;
+      render();
+    }
+  }
+
+  function operationMessage(app, what) {
+    const op = (app.status && app.status.operationState) || {};
+    const phase = op.phase || 'done';
+    return [`${what} ${phase}`, op.message].filter(Boolean).join(': ');
+  }
+
+  function sync(name, prune, dryRun) {
+    if (prune && !dryRun && !confirm(
+      `Sync "${name}" with prune?\n\nObjects tracked by this application that are no longer in Git will be deleted.`)) return;
+    act('sync', async () => {
+      const app = await api('POST', appPath(name, '/sync'), { prune, dryRun });
+      applyUpdated(name, app);
+      const op = (app.status && app.status.operationState) || {};
+      toast(operationMessage(app, dryRun ? 'Dry run' : 'Sync'), ['Failed', 'Error'].includes(op.phase) ? 'error' : 'ok');
+    });
+  }
+
+  function rollback(name, entry) {
+    const text = `Roll back "${name}" to history ${entry.id} (revision ${shortRev(entry.revision)})?\n\n`
+      + 'This syncs to that revision, pins it, and suspends automated sync until the next manual sync.';
+    if (!confirm(text)) return;
+    act('rollback', async () => {
+      const app = await api('POST', appPath(name, '/rollback'), { id: entry.id });
+      applyUpdated(name, app);
+      toast(operationMessage(app, 'Rollback'), 'ok');
+    });
+  }
+
+  function refresh(name, hard) {
+    act('refresh', async () => {
+      const app = await api('GET', appPath(name, `?refresh=${hard ? 'hard' : 'normal'}`));
+      applyUpdated(name, app);
+      toast(`${hard ? 'Hard refresh' : 'Refresh'} done`, 'ok');
+    });
+  }
+
+  function applyUpdated(name, app) {
+    state.apps.set(name, app);
+    if (state.selected === name) {
+      state.detail = app;
+      loadDiff(name, app);
+    }
+  }
+
+  // ---- rendering ------------------------------------------------------
+
+  function queueRender() {
+    if (state.renderQueued) return;
+    state.renderQueued = true;
+    requestAnimationFrame(() => { state.renderQueued = false; render(); });
+  }
+
+  function render() {
+    const detail = state.selected !== null;
+    $('list-view').hidden = detail;
+    $('detail-view').hidden = !detail;
+    if (detail) renderDetail(); else renderList();
+  }
+
+  function renderList() {
+    const filter = $('filter').value.trim().toLowerCase();
+    const apps = [...state.apps.values()].sort((a, b) => nameOf(a).localeCompare(nameOf(b)));
+    const shown = apps.filter((a) => {
+      const s = sourceOf(a);
+      return !filter || [nameOf(a), s.repoURL, s.path].some((v) => (v || '').toLowerCase().includes(filter));
+    });
+    const rows = shown.map((app) => {
+      const name = nameOf(app);
+      const src = sourceOf(app);
+      const href = `#/apps/${encodeURIComponent(name)}`;
+      return el('tr', { className: 'clickable', onclick: (e) => { if (e.target.tagName !== 'A') location.hash = href; } },
+        el('td', { className: 'name' }, el('a', { href }, name)),
+        el('td', {}, badge('sync', syncOf(app).status, SYNC)),
+        el('td', {}, badge('health', healthOf(app).status, HEALTH, healthOf(app).message)),
+        el('td', { className: 'mono', title: syncOf(app).revision || undefined }, shortRev(syncOf(app).revision)),
+        el('td', { className: 'source' },
+          el('span', { className: 'repo' }, src.repoURL || ''),
+          src.path ? el('span', { className: 'path' }, src.path) : null));
+    });
+    $('app-rows').replaceChildren(...rows);
+    const empty = $('list-empty');
+    empty.hidden = shown.length > 0;
+    empty.textContent = apps.length === 0
+      ? (state.mode === 'connecting' ? 'Loading…' : 'No applications yet. Start `plumb serve --apps PATH` with Application manifests.')
+      : 'No application matches the filter.';
+    const count = (pred) => apps.filter(pred).length;
+    $('counts').replaceChildren(
+      `${apps.length} total`,
+      el('span', { className: 'dot sync-OutOfSync' }), `${count((a) => syncOf(a).status === 'OutOfSync')} out of sync`,
+      el('span', { className: 'dot health-Degraded' }), `${count((a) => healthOf(a).status === 'Degraded')} degraded`);
+  }
+
+  function field(label, ...value) {
+    return [el('dt', {}, label), el('dd', {}, ...value)];
+  }
+
+  function card(title, ...body) {
+    return el('section', { className: 'card' }, el('h2', {}, title), ...body);
+  }
+
+  function table(headers, rows, emptyText) {
+    if (rows.length === 0) return el('p', { className: 'empty' }, emptyText);
+    return el('table', {},
+      el('thead', {}, el('tr', {}, headers.map((h) => el('th', {}, h)))),
+      el('tbody', {}, rows));
+  }
+
+  function renderDetail() {
+    const name = state.selected;
+    const app = state.detail || state.apps.get(name);
+    const view = $('detail-view');
+    const back = el('a', { href: '#/', className: 'back' }, '← Applications');
+    if (!app) {
+      view.replaceChildren(back, el('p', { className: 'empty' }, state.detailError || 'Loading…'));
+      return;
+    }
+    const status = app.status || {};
+    const src = sourceOf(app);
+    const dest = (app.spec && app.spec.destination) || {};
+    const automated = app.spec && app.spec.syncPolicy && app.spec.syncPolicy.automated;
+    const busy = state.busy;
+
+    const prune = el('input', { type: 'checkbox', checked: state.options.prune,
+      onchange: (e) => { state.options.prune = e.target.checked; } });
+    const dryRun = el('input', { type: 'checkbox', checked: state.options.dryRun,
+      onchange: (e) => { state.options.dryRun = e.target.checked; } });
+    const actions = el('div', { className: 'actions' },
+      el('label', { className: 'check' }, prune, 'prune'),
+      el('label', { className: 'check' }, dryRun, 'dry run'),
+      el('button', { className: 'primary', disabled: !!busy, onclick: () => sync(name, prune.checked, dryRun.checked) },
+        busy === 'sync' ? 'Syncing…' : 'Sync'),
+      el('button', { disabled: !!busy, onclick: () => refresh(name, false), title: 'Compare with Git again' },
+        busy === 'refresh' ? 'Refreshing…' : 'Refresh'),
+      el('button', { disabled: !!busy, onclick: () => refresh(name, true), title: 'Fetch the repository, render and compare again' },
+        'Hard refresh'));
+
+    const head = el('div', { className: 'detail-head' },
+      el('div', {},
+        el('h1', {}, name),
+        el('div', { className: 'badges' },
+          badge('sync', syncOf(app).status, SYNC),
+          badge('health', healthOf(app).status, HEALTH, healthOf(app).message),
+          syncOf(app).revision ? el('span', { className: 'mono rev', title: syncOf(app).revision }, shortRev(syncOf(app).revision)) : null)),
+      actions);
+
+    const parts = [back, head];
+    if (state.detailError) parts.push(el('p', { className: 'banner error' }, state.detailError));
+    if (status.rollback) {
+      parts.push(el('p', { className: 'banner warn' },
+        `Rolled back to history ${status.rollback.historyId} (revision ${shortRev(status.rollback.revision)}) at ${time(status.rollback.at)}: `
+        + 'the revision is pinned and automated sync is suspended until the next manual sync.'));
+    }
+
+    const policy = automated
+      ? `Automated${[automated.prune && 'prune', automated.selfHeal && 'self-heal'].filter(Boolean).map((f) => `, ${f}`).join('')}`
+      : 'Manual';
+    parts.push(card('Summary', el('dl', { className: 'fields' },
+      field('Repository', el('span', { className: 'mono' }, src.repoURL || '')),
+      field('Path', el('span', { className: 'mono' }, src.path || '.')),
+      field('Target revision', src.targetRevision || 'HEAD'),
+      field('Destination', [dest.server || dest.name || '', dest.namespace].filter(Boolean).join(' / ')),
+      field('Sync policy', policy),
+      field('Health', healthOf(app).message || healthOf(app).status || 'Unknown'),
+      field('Last compared', time(status.reconciledAt) || '—'))));
+
+    if ((status.conditions || []).length > 0) {
+      parts.push(card('Conditions', el('ul', { className: 'conditions' },
+        status.conditions.map((c) => el('li', { className: /Error/.test(c.type) ? 'error' : 'warn' },
+          el('strong', {}, c.type), ' ', c.message,
+          c.lastTransitionTime ? el('span', { className: 'muted' }, ` (since ${time(c.lastTransitionTime)})`) : null)))));
+    }
+
+    const op = status.operationState;
+    if (op) {
+      const dry = op.operation && op.operation.sync && op.operation.sync.dryRun;
+      parts.push(card('Last operation',
+        el('p', {}, badge('phase', op.phase, PHASES), dry ? ' (dry run) ' : ' ', op.message || ''),
+        el('p', { className: 'muted' }, `Started ${time(op.startedAt)}`, op.finishedAt ? `, finished ${time(op.finishedAt)}` : '')));
+    }
+
+    parts.push(card('Resources', table(['Group', 'Kind', 'Namespace', 'Name', 'Sync', 'Health'],
+      (status.resources || []).map((r) => el('tr', {},
+        el('td', { className: 'muted' }, r.group || ''),
+        el('td', {}, r.kind),
+        el('td', {}, r.namespace || ''),
+        el('td', { className: 'name' }, r.name),
+        el('td', {}, badge('sync', r.status, SYNC), r.requiresPruning ? el('span', { className: 'muted' }, ' requires pruning') : null),
+        el('td', {}, r.health ? badge('health', r.health.status, HEALTH, r.health.message) : ''))),
+      'No resources.')));
+
+    parts.push(card('Diff', renderDiff(name, app)));
+    parts.push(card('History', renderHistory(name, status.history || [])));
+    view.replaceChildren(...parts);
+  }
+
+  function renderDiff(name, app) {
+    const reload = el('button', { className: 'small', onclick: () => loadDiff(name, app) }, 'Reload');
+    if (state.diffError) return [el('p', { className: 'banner error' }, state.diffError), reload];
+    if (state.diff === null) return el('p', { className: 'empty' }, 'Loading…');
+    const modified = state.diff.filter((r) => r.modified);
+    if (modified.length === 0) return [el('p', { className: 'empty' }, 'No differences between Git and the cluster.'), reload];
+    return [
+      ...modified.map((r) => el('div', { className: 'diff' },
+        el('h3', { className: 'mono' }, `${r.group ? `${r.group}/` : ''}${r.kind} ${r.namespace ? `${r.namespace}/` : ''}${r.name}`),
+        el('pre', {}, (r.diff || '').replace(/\n$/, '').split('\n').map((line) => el('span', { className: diffClass(line) }, line || ' '))))),
+      reload,
+    ];
+  }
+
+  function diffClass(line) {
+    if (line.startsWith('+++') || line.startsWith('---')) return 'meta';
+    if (line.startsWith('@@')) return 'hunk';
+    if (line.startsWith('+')) return 'add';
+    if (line.startsWith('-')) return 'del';
+    return '';
+  }
+
+  function renderHistory(name, history) {
+    const newest = history.length ? history[history.length - 1].id : null;
+    const rows = [...history].reverse().map((h) => {
+      const by = h.initiatedBy || {};
+      return el('tr', {},
+        el('td', {}, String(h.id)),
+        el('td', {}, time(h.deployedAt)),
+        el('td', { className: 'mono', title: h.revision }, shortRev(h.revision)),
+        el('td', {}, by.automated ? 'automated' : (by.username || 'manual')),
+        el('td', { className: 'right' }, h.id === newest
+          ? el('span', { className: 'muted' }, 'current')
+          : el('button', { className: 'small', disabled: !!state.busy, onclick: () => rollback(name, h) },
+            state.busy === 'rollback' ? 'Rolling back…' : 'Rollback')));
+    });
+    return table(['ID', 'Deployed', 'Revision', 'Initiated by', ''], rows, 'Not deployed yet.');
+  }
+
+  // ---- routing --------------------------------------------------------
+
+  function route() {
+    const match = /^#\/apps\/(.+)$/.exec(location.hash);
+    let name = null;
+    if (match) {
+      try { name = decodeURIComponent(match[1]); } catch (e) { name = null; }
+    }
+    if (name !== state.selected) {
+      state.selected = name;
+      state.detail = null;
+      state.detailError = null;
+      state.diff = null;
+      state.diffError = null;
+      state.diffKey = null;
+      if (name) loadDetail(name, true);
+      window.scrollTo(0, 0);
+    }
+    render();
+  }
+
+  document.addEventListener('DOMContentLoaded', () => {
+    $('filter').addEventListener('input', () => renderList());
+    window.addEventListener('hashchange', route);
+    route();
+    loadList();
+    connect();
+  });
+})();
