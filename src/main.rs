@@ -15,7 +15,11 @@ use plumb_engine::{cluster, render};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "plumb", version, about = "GitOps for Kubernetes: keeps clusters in plumb with Git")]
+#[command(
+    name = "plumb",
+    version,
+    about = "GitOps for Kubernetes: keeps clusters in plumb with Git"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -28,7 +32,12 @@ enum Command {
     /// Talk to a running server.
     App {
         /// The server's URL.
-        #[arg(long, env = "PLUMB_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
+        #[arg(
+            long,
+            env = "PLUMB_SERVER",
+            default_value = "http://127.0.0.1:8080",
+            global = true
+        )]
         server: String,
         /// Output format.
         #[arg(short, long, value_enum, default_value = "table", global = true)]
@@ -110,19 +119,37 @@ fn run() -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
-        Command::App { server, output, command } => {
+        Command::App {
+            server,
+            output,
+            command,
+        } => {
             let client = Client::new(&server)?;
-            let outcome = plumb_api::client::run_app_command(&client, command, output, &mut std::io::stdout())?;
+            let outcome = plumb_api::client::run_app_command(
+                &client,
+                command,
+                output,
+                &mut std::io::stdout(),
+            )?;
             // `app diff` exits 1 on differences, `app sync` on a failed sync.
             std::process::exit(outcome.exit_code().into());
         }
-        Command::Render { repo, path, revision, recurse, data_dir } => {
+        Command::Render {
+            repo,
+            path,
+            revision,
+            recurse,
+            data_dir,
+        } => {
             let url = normalize_url(&repo)?;
             let repos = RepoCache::new(data_dir);
             repos.fetch(&url)?;
             let sha = repos.resolve(&url, &revision)?;
             let files = repos.read_dir(&url, &sha, &path, recurse)?;
-            let options = DirectorySource { recurse, ..Default::default() };
+            let options = DirectorySource {
+                recurse,
+                ..Default::default()
+            };
             for manifest in render::render_directory(&files, &options)? {
                 print!("---\n{}", serde_yaml::to_string(&manifest.object)?);
             }
@@ -138,13 +165,18 @@ fn run() -> Result<()> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PLUMB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn,tower_http=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::env::var("PLUMB_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();
     } else {
@@ -155,7 +187,10 @@ fn init_logs() {
 async fn version(kubeconfig: Option<PathBuf>) -> Result<()> {
     println!("plumb {}", env!("CARGO_PKG_VERSION"));
     let client = cluster::connect(kubeconfig.as_deref(), None).await?;
-    let info = client.apiserver_version().await.context("cannot reach the cluster")?;
+    let info = client
+        .apiserver_version()
+        .await
+        .context("cannot reach the cluster")?;
     println!("cluster {} ({})", info.git_version, info.platform);
     Ok(())
 }
@@ -167,7 +202,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
     if !args.no_cluster_apps {
         cluster::ensure_application_crd(&cluster::Cluster::new(client.clone()))
             .await
-            .context("cannot install the Application CRD (use --no-cluster-apps to manage --apps only)")?;
+            .context(
+                "cannot install the Application CRD (use --no-cluster-apps to manage --apps only)",
+            )?;
     }
     let options = ControllerOptions {
         namespace: args.namespace,

@@ -24,57 +24,102 @@ fn deployments() -> kube::core::ApiResource {
 }
 
 fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 async fn configmap_value(ns: &str, name: &str, key: &str) -> Result<Option<String>> {
-    Ok(get_object(&configmaps(), ns, name).await?.and_then(|o| o.pointer(&format!("/data/{key}")).and_then(Value::as_str).map(str::to_string)))
+    Ok(get_object(&configmaps(), ns, name).await?.and_then(|o| {
+        o.pointer(&format!("/data/{key}"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }))
 }
 
 async fn wait_configmap(ns: &str, name: &str, key: &str, want: &str) -> Result<()> {
-    eventually(&format!("ConfigMap {ns}/{name} has {key}={want}"), WAIT, || async move {
-        Ok((configmap_value(ns, name, key).await?.as_deref() == Some(want)).then_some(()))
-    })
+    eventually(
+        &format!("ConfigMap {ns}/{name} has {key}={want}"),
+        WAIT,
+        || async move {
+            Ok((configmap_value(ns, name, key).await?.as_deref() == Some(want)).then_some(()))
+        },
+    )
     .await
 }
 
 fn settings(color: &str) -> String {
-    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  color: {color}\n")
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  color: {color}\n"
+    )
 }
 
 #[tokio::test]
-async fn first_sync_creates_the_namespace_and_every_object_including_a_service_without_protocol() -> Result<()> {
+async fn first_sync_creates_the_namespace_and_every_object_including_a_service_without_protocol()
+-> Result<()> {
     let ns = TestNamespace::new("first").await;
     let repo = GitRepo::new(Some("e2e/basic"))?;
     let work = tempfile::tempdir()?;
     let extra = format!("{AUTO}  ignoreDifferences:\n    - kind: ConfigMap\n");
-    let plumb = Plumb::start(work.path(), &application(&ns.name, &repo.url(), ".", &ns.name, &extra)).await?;
+    let plumb = Plumb::start(
+        work.path(),
+        &application(&ns.name, &repo.url(), ".", &ns.name, &extra),
+    )
+    .await?;
 
     let app = plumb.wait_status(&ns.name, "Synced", None).await?;
     assert_eq!(str_at(&app, "/status/sync/revision"), repo.head()?);
     // No kubelet runs here, so the Deployment never gets available replicas.
-    assert_eq!(str_at(&app, "/status/health/status"), "Progressing", "{app:#}");
+    assert_eq!(
+        str_at(&app, "/status/health/status"),
+        "Progressing",
+        "{app:#}"
+    );
     assert_eq!(str_at(&app, "/status/operationState/phase"), "Succeeded");
 
-    let namespace = get_object(&resource("", "v1", "Namespace", "namespaces"), "", &ns.name).await?;
-    assert!(namespace.is_some(), "CreateNamespace=true created the namespace");
-    let service = get_object(&resource("", "v1", "Service", "services"), &ns.name, "web").await?.context("Service web exists")?;
+    let namespace =
+        get_object(&resource("", "v1", "Namespace", "namespaces"), "", &ns.name).await?;
+    assert!(
+        namespace.is_some(),
+        "CreateNamespace=true created the namespace"
+    );
+    let service = get_object(&resource("", "v1", "Service", "services"), &ns.name, "web")
+        .await?
+        .context("Service web exists")?;
     assert_eq!(str_at(&service, "/spec/ports/0/protocol"), "TCP");
-    let cm = get_object(&configmaps(), &ns.name, "settings").await?.context("ConfigMap exists")?;
+    let cm = get_object(&configmaps(), &ns.name, "settings")
+        .await?
+        .context("ConfigMap exists")?;
     assert_eq!(
         str_at(&cm, "/metadata/annotations/argocd.argoproj.io~1tracking-id"),
         format!("{}:/ConfigMap:{}/settings", ns.name, ns.name)
     );
 
-    let resources = app.pointer("/status/resources").and_then(Value::as_array).context("resources")?;
+    let resources = app
+        .pointer("/status/resources")
+        .and_then(Value::as_array)
+        .context("resources")?;
     assert_eq!(resources.len(), 4, "{resources:#?}");
     assert!(resources.iter().all(|r| r["status"] == "Synced"));
-    let history = app.pointer("/status/history").and_then(Value::as_array).context("history")?;
+    let history = app
+        .pointer("/status/history")
+        .and_then(Value::as_array)
+        .context("history")?;
     assert_eq!(history.len(), 1);
-    let warning = app.pointer("/status/conditions").and_then(Value::as_array).into_iter().flatten()
+    let warning = app
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
         .find(|c| c["type"] == "UnsupportedFieldWarning")
         .context("unsupported field reported")?;
-    assert!(warning["message"].as_str().unwrap_or_default().contains("spec.ignoreDifferences"), "{warning}");
+    assert!(
+        warning["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("spec.ignoreDifferences"),
+        "{warning}"
+    );
     Ok(())
 }
 
@@ -83,7 +128,11 @@ async fn a_commit_that_changes_a_field_is_applied_and_git_revert_rolls_it_back()
     let ns = TestNamespace::new("change").await;
     let repo = GitRepo::new(Some("e2e/basic"))?;
     let work = tempfile::tempdir()?;
-    let plumb = Plumb::start(work.path(), &application(&ns.name, &repo.url(), ".", &ns.name, AUTO)).await?;
+    let plumb = Plumb::start(
+        work.path(),
+        &application(&ns.name, &repo.url(), ".", &ns.name, AUTO),
+    )
+    .await?;
     plumb.wait_status(&ns.name, "Synced", None).await?;
 
     repo.write("configmap.yaml", &settings("green"))?;
@@ -95,29 +144,52 @@ async fn a_commit_that_changes_a_field_is_applied_and_git_revert_rolls_it_back()
     wait_configmap(&ns.name, "settings", "color", "blue").await?;
     let app = eventually("history shows three deployments", WAIT, || async {
         let app = plumb.app(&ns.name).await?;
-        let n = app.pointer("/status/history").and_then(Value::as_array).map_or(0, Vec::len);
+        let n = app
+            .pointer("/status/history")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
         Ok((n == 3).then_some(app))
     })
     .await?;
-    let revisions: Vec<&str> = app["status"]["history"].as_array().into_iter().flatten().map(|h| h["revision"].as_str().unwrap_or_default()).collect();
+    let revisions: Vec<&str> = app["status"]["history"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| h["revision"].as_str().unwrap_or_default())
+        .collect();
     assert_eq!(&revisions[1..], [changed.as_str(), reverted.as_str()]);
     Ok(())
 }
 
 #[tokio::test]
 async fn a_removed_file_is_pruned_only_when_prune_is_on() -> Result<()> {
-    let (on, off) = (TestNamespace::new("prune-on").await, TestNamespace::new("prune-off").await);
+    let (on, off) = (
+        TestNamespace::new("prune-on").await,
+        TestNamespace::new("prune-off").await,
+    );
     let repo = GitRepo::new(None)?;
     for dir in ["on", "off"] {
-        repo.write(&format!("{dir}/keep.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: keep}\ndata: {a: b}\n")?;
-        repo.write(&format!("{dir}/gone.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: gone}\ndata: {a: b}\n")?;
+        repo.write(
+            &format!("{dir}/keep.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: keep}\ndata: {a: b}\n",
+        )?;
+        repo.write(
+            &format!("{dir}/gone.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: gone}\ndata: {a: b}\n",
+        )?;
     }
     repo.commit("two folders")?;
     let work = tempfile::tempdir()?;
     let apps = format!(
         "{}---\n{}",
         application(&on.name, &repo.url(), "on", &on.name, AUTO),
-        application(&off.name, &repo.url(), "off", &off.name, AUTO_NO_PRUNE_NO_HEAL)
+        application(
+            &off.name,
+            &repo.url(),
+            "off",
+            &off.name,
+            AUTO_NO_PRUNE_NO_HEAL
+        )
     );
     let plumb = Plumb::start(work.path(), &apps).await?;
     plumb.wait_status(&on.name, "Synced", None).await?;
@@ -127,42 +199,82 @@ async fn a_removed_file_is_pruned_only_when_prune_is_on() -> Result<()> {
     repo.remove("off/gone.yaml")?;
     repo.commit("remove gone")?;
     eventually("gone is pruned with prune on", WAIT, || async {
-        Ok(get_object(&configmaps(), &on.name, "gone").await?.is_none().then_some(()))
+        Ok(get_object(&configmaps(), &on.name, "gone")
+            .await?
+            .is_none()
+            .then_some(()))
     })
     .await?;
     let app = plumb.wait_status(&off.name, "OutOfSync", None).await?;
-    let gone = app["status"]["resources"].as_array().into_iter().flatten().find(|r| r["name"] == "gone").context("gone listed")?;
+    let gone = app["status"]["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["name"] == "gone")
+        .context("gone listed")?;
     assert_eq!(gone["requiresPruning"], true);
-    assert!(get_object(&configmaps(), &off.name, "gone").await?.is_some(), "prune off keeps the object");
+    assert!(
+        get_object(&configmaps(), &off.name, "gone")
+            .await?
+            .is_some(),
+        "prune off keeps the object"
+    );
     assert!(get_object(&configmaps(), &on.name, "keep").await?.is_some());
 
     // A manual sync with prune removes it.
-    let (code, body) = plumb.post(&format!("/api/v1/applications/{}/sync", off.name), json!({"prune": true})).await?;
+    let (code, body) = plumb
+        .post(
+            &format!("/api/v1/applications/{}/sync", off.name),
+            json!({"prune": true}),
+        )
+        .await?;
     ensure!(code == 200, "sync answered {code}: {body}");
-    assert!(get_object(&configmaps(), &off.name, "gone").await?.is_none());
+    assert!(
+        get_object(&configmaps(), &off.name, "gone")
+            .await?
+            .is_none()
+    );
     Ok(())
 }
 
 async fn scale(ns: &str, name: &str, replicas: i64) -> Result<()> {
     let api: Api<DynamicObject> = Api::namespaced_with(support::client().await, ns, &deployments());
-    api.patch(name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": replicas}}))).await?;
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+    )
+    .await?;
     Ok(())
 }
 
 async fn replicas(ns: &str, name: &str) -> Result<i64> {
-    let d = get_object(&deployments(), ns, name).await?.context("deployment exists")?;
-    Ok(d.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or_default())
+    let d = get_object(&deployments(), ns, name)
+        .await?
+        .context("deployment exists")?;
+    Ok(d.pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or_default())
 }
 
 #[tokio::test]
 async fn drift_is_healed_with_self_heal_and_only_reported_without() -> Result<()> {
-    let (heal, report) = (TestNamespace::new("heal").await, TestNamespace::new("noheal").await);
+    let (heal, report) = (
+        TestNamespace::new("heal").await,
+        TestNamespace::new("noheal").await,
+    );
     let repo = GitRepo::new(Some("e2e/basic"))?;
     let work = tempfile::tempdir()?;
     let apps = format!(
         "{}---\n{}",
         application(&heal.name, &repo.url(), ".", &heal.name, AUTO),
-        application(&report.name, &repo.url(), ".", &report.name, AUTO_NO_PRUNE_NO_HEAL)
+        application(
+            &report.name,
+            &repo.url(),
+            ".",
+            &report.name,
+            AUTO_NO_PRUNE_NO_HEAL
+        )
     );
     let plumb = Plumb::start(work.path(), &apps).await?;
     plumb.wait_status(&heal.name, "Synced", None).await?;
@@ -170,17 +282,44 @@ async fn drift_is_healed_with_self_heal_and_only_reported_without() -> Result<()
 
     scale(&heal.name, "web", 5).await?;
     scale(&report.name, "web", 5).await?;
-    eventually("self-heal puts replicas back to 1", WAIT, || async { Ok((replicas(&heal.name, "web").await? == 1).then_some(())) }).await?;
+    eventually("self-heal puts replicas back to 1", WAIT, || async {
+        Ok((replicas(&heal.name, "web").await? == 1).then_some(()))
+    })
+    .await?;
     plumb.wait_status(&heal.name, "Synced", None).await?;
 
     let app = plumb.wait_status(&report.name, "OutOfSync", None).await?;
-    let web = app["status"]["resources"].as_array().into_iter().flatten()
-        .find(|r| r["kind"] == "Deployment").context("deployment listed")?;
+    let web = app["status"]["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["kind"] == "Deployment")
+        .context("deployment listed")?;
     assert_eq!(web["status"], "OutOfSync");
-    assert_eq!(replicas(&report.name, "web").await?, 5, "without selfHeal the drift stays");
-    let diff = plumb.get(&format!("/api/v1/applications/{}/managed-resources", report.name)).await?;
-    let item = diff["items"].as_array().into_iter().flatten().find(|i| i["kind"] == "Deployment").context("deployment diff")?;
-    assert!(item["diff"].as_str().unwrap_or_default().contains("replicas"), "{item:#}");
+    assert_eq!(
+        replicas(&report.name, "web").await?,
+        5,
+        "without selfHeal the drift stays"
+    );
+    let diff = plumb
+        .get(&format!(
+            "/api/v1/applications/{}/managed-resources",
+            report.name
+        ))
+        .await?;
+    let item = diff["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["kind"] == "Deployment")
+        .context("deployment diff")?;
+    assert!(
+        item["diff"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("replicas"),
+        "{item:#}"
+    );
     Ok(())
 }
 
@@ -190,30 +329,65 @@ async fn rollback_by_history_id_pins_the_revision_until_the_next_manual_sync() -
     let repo = GitRepo::new(Some("e2e/basic"))?;
     let first = repo.head()?;
     let work = tempfile::tempdir()?;
-    let plumb = Plumb::start(work.path(), &application(&ns.name, &repo.url(), ".", &ns.name, AUTO)).await?;
+    let plumb = Plumb::start(
+        work.path(),
+        &application(&ns.name, &repo.url(), ".", &ns.name, AUTO),
+    )
+    .await?;
     plumb.wait_status(&ns.name, "Synced", None).await?;
     repo.write("configmap.yaml", &settings("green"))?;
     repo.commit("green")?;
     wait_configmap(&ns.name, "settings", "color", "green").await?;
 
-    let (code, app) = plumb.post(&format!("/api/v1/applications/{}/rollback", ns.name), json!({"id": 0})).await?;
+    let (code, app) = plumb
+        .post(
+            &format!("/api/v1/applications/{}/rollback", ns.name),
+            json!({"id": 0}),
+        )
+        .await?;
     ensure!(code == 200, "rollback answered {code}: {app}");
     assert_eq!(str_at(&app, "/status/rollback/revision"), first);
-    assert_eq!(configmap_value(&ns.name, "settings", "color").await?.as_deref(), Some("blue"));
+    assert_eq!(
+        configmap_value(&ns.name, "settings", "color")
+            .await?
+            .as_deref(),
+        Some("blue")
+    );
 
     // A new commit does not undo the rollback while it is pinned.
     repo.write("configmap.yaml", &settings("red"))?;
     repo.commit("red")?;
-    let app = plumb.get(&format!("/api/v1/applications/{}?refresh=hard", ns.name)).await?;
-    assert_eq!(str_at(&app, "/status/sync/revision"), first, "pinned to the rolled-back revision");
+    let app = plumb
+        .get(&format!("/api/v1/applications/{}?refresh=hard", ns.name))
+        .await?;
+    assert_eq!(
+        str_at(&app, "/status/sync/revision"),
+        first,
+        "pinned to the rolled-back revision"
+    );
     assert_eq!(str_at(&app, "/status/sync/status"), "Synced");
-    assert_eq!(configmap_value(&ns.name, "settings", "color").await?.as_deref(), Some("blue"));
+    assert_eq!(
+        configmap_value(&ns.name, "settings", "color")
+            .await?
+            .as_deref(),
+        Some("blue")
+    );
 
     // The next manual sync clears the pin and deploys the branch again.
-    let (code, app) = plumb.post(&format!("/api/v1/applications/{}/sync", ns.name), json!({})).await?;
+    let (code, app) = plumb
+        .post(&format!("/api/v1/applications/{}/sync", ns.name), json!({}))
+        .await?;
     ensure!(code == 200, "sync answered {code}: {app}");
-    assert!(app.pointer("/status/rollback").is_none_or(Value::is_null), "{app:#}");
-    assert_eq!(configmap_value(&ns.name, "settings", "color").await?.as_deref(), Some("red"));
+    assert!(
+        app.pointer("/status/rollback").is_none_or(Value::is_null),
+        "{app:#}"
+    );
+    assert_eq!(
+        configmap_value(&ns.name, "settings", "color")
+            .await?
+            .as_deref(),
+        Some("red")
+    );
     Ok(())
 }
 
@@ -225,7 +399,11 @@ async fn an_empty_render_does_not_prune() -> Result<()> {
     repo.write("app/README.md", "manifests live here\n")?;
     repo.commit("one configmap")?;
     let work = tempfile::tempdir()?;
-    let plumb = Plumb::start(work.path(), &application(&ns.name, &repo.url(), "app", &ns.name, AUTO)).await?;
+    let plumb = Plumb::start(
+        work.path(),
+        &application(&ns.name, &repo.url(), "app", &ns.name, AUTO),
+    )
+    .await?;
     plumb.wait_status(&ns.name, "Synced", None).await?;
 
     repo.remove("app/settings.yaml")?;
@@ -235,14 +413,25 @@ async fn an_empty_render_does_not_prune() -> Result<()> {
         Ok((str_at(&app, "/status/operationState/phase") == "Failed").then_some(app))
     })
     .await?;
-    assert!(str_at(&app, "/status/operationState/message").contains("empty"), "{app:#}");
-    assert!(get_object(&configmaps(), &ns.name, "settings").await?.is_some(), "nothing was pruned");
+    assert!(
+        str_at(&app, "/status/operationState/message").contains("empty"),
+        "{app:#}"
+    );
+    assert!(
+        get_object(&configmaps(), &ns.name, "settings")
+            .await?
+            .is_some(),
+        "nothing was pruned"
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn a_broken_manifest_in_one_app_leaves_another_syncing() -> Result<()> {
-    let (good, bad) = (TestNamespace::new("good").await, TestNamespace::new("bad").await);
+    let (good, bad) = (
+        TestNamespace::new("good").await,
+        TestNamespace::new("bad").await,
+    );
     let repo = GitRepo::new(None)?;
     repo.write("good/settings.yaml", &settings("blue"))?;
     repo.write("bad/settings.yaml", &settings("blue"))?;
@@ -256,15 +445,34 @@ async fn a_broken_manifest_in_one_app_leaves_another_syncing() -> Result<()> {
     let plumb = Plumb::start(work.path(), &apps).await?;
     plumb.wait_status(&bad.name, "Synced", None).await?;
 
-    repo.write("bad/settings.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings\ndata: [\n")?;
+    repo.write(
+        "bad/settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings\ndata: [\n",
+    )?;
     repo.write("good/settings.yaml", &settings("green"))?;
     repo.commit("break one, change the other")?;
     wait_configmap(&good.name, "settings", "color", "green").await?;
     let app = plumb.wait_status(&bad.name, "Unknown", None).await?;
-    let condition = app["status"]["conditions"].as_array().into_iter().flatten()
-        .find(|c| c["type"] == "ComparisonError").context("a comparison error")?;
-    assert!(condition["message"].as_str().unwrap_or_default().contains("settings.yaml"), "{condition}");
-    assert_eq!(configmap_value(&bad.name, "settings", "color").await?.as_deref(), Some("blue"), "nothing pruned or changed");
+    let condition = app["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "ComparisonError")
+        .context("a comparison error")?;
+    assert!(
+        condition["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("settings.yaml"),
+        "{condition}"
+    );
+    assert_eq!(
+        configmap_value(&bad.name, "settings", "color")
+            .await?
+            .as_deref(),
+        Some("blue"),
+        "nothing pruned or changed"
+    );
     Ok(())
 }
 
@@ -273,7 +481,11 @@ async fn a_restart_of_plumb_serve_keeps_history_and_does_not_resync() -> Result<
     let ns = TestNamespace::new("restart").await;
     let repo = GitRepo::new(Some("e2e/basic"))?;
     let work = tempfile::tempdir()?;
-    let plumb = Plumb::start(work.path(), &application(&ns.name, &repo.url(), ".", &ns.name, AUTO)).await?;
+    let plumb = Plumb::start(
+        work.path(),
+        &application(&ns.name, &repo.url(), ".", &ns.name, AUTO),
+    )
+    .await?;
     let before = plumb.wait_status(&ns.name, "Synced", None).await?;
     let plumb = plumb.restart().await?;
     let after = plumb.wait_status(&ns.name, "Synced", None).await?;
@@ -287,24 +499,64 @@ async fn secret_values_never_appear_in_diffs_or_api_documents() -> Result<()> {
     let ns = TestNamespace::new("secret").await;
     let repo = GitRepo::new(Some("e2e/basic"))?;
     let work = tempfile::tempdir()?;
-    let plumb = Plumb::start(work.path(), &application(&ns.name, &repo.url(), ".", &ns.name, AUTO_NO_PRUNE_NO_HEAL)).await?;
+    let plumb = Plumb::start(
+        work.path(),
+        &application(&ns.name, &repo.url(), ".", &ns.name, AUTO_NO_PRUNE_NO_HEAL),
+    )
+    .await?;
     plumb.wait_status(&ns.name, "Synced", None).await?;
 
     // Drift the Secret in the cluster so there is a diff to show.
-    let api: Api<DynamicObject> = Api::namespaced_with(support::client().await, &ns.name, &resource("", "v1", "Secret", "secrets"));
-    api.patch("creds", &PatchParams::default(), &Patch::Merge(json!({"stringData": {"password": "cluster-secret-value-2"}}))).await?;
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        support::client().await,
+        &ns.name,
+        &resource("", "v1", "Secret", "secrets"),
+    );
+    api.patch(
+        "creds",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"stringData": {"password": "cluster-secret-value-2"}})),
+    )
+    .await?;
     plumb.wait_status(&ns.name, "OutOfSync", None).await?;
 
-    let managed = plumb.get(&format!("/api/v1/applications/{}/managed-resources", ns.name)).await?;
-    let secret = managed["items"].as_array().into_iter().flatten().find(|i| i["kind"] == "Secret").context("secret item")?;
+    let managed = plumb
+        .get(&format!(
+            "/api/v1/applications/{}/managed-resources",
+            ns.name
+        ))
+        .await?;
+    let secret = managed["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["kind"] == "Secret")
+        .context("secret item")?;
     assert_eq!(secret["modified"], true);
-    assert!(secret["diff"].as_str().unwrap_or_default().contains("password"), "{secret:#}");
-    let documents = [managed.to_string(), plumb.get("/api/v1/applications").await?.to_string()];
-    for leaked in ["git-secret-value-1", "cluster-secret-value-2", "Z2l0LXNlY3JldC12YWx1ZS0x", "Y2x1c3Rlci1zZWNyZXQtdmFsdWUtMg=="] {
+    assert!(
+        secret["diff"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("password"),
+        "{secret:#}"
+    );
+    let documents = [
+        managed.to_string(),
+        plumb.get("/api/v1/applications").await?.to_string(),
+    ];
+    for leaked in [
+        "git-secret-value-1",
+        "cluster-secret-value-2",
+        "Z2l0LXNlY3JldC12YWx1ZS0x",
+        "Y2x1c3Rlci1zZWNyZXQtdmFsdWUtMg==",
+    ] {
         for doc in &documents {
             assert!(!doc.contains(leaked), "{leaked} appears in an API document");
         }
-        assert!(!plumb.log_text().contains(leaked), "{leaked} appears in the log");
+        assert!(
+            !plumb.log_text().contains(leaked),
+            "{leaked} appears in the log"
+        );
     }
     Ok(())
 }
@@ -314,32 +566,72 @@ async fn a_crd_and_its_custom_resource_sync_in_one_go() -> Result<()> {
     let ns = TestNamespace::new("crd").await;
     let repo = GitRepo::new(Some("e2e/crd"))?;
     let work = tempfile::tempdir()?;
-    let plumb = Plumb::start(work.path(), &application(&ns.name, &repo.url(), ".", &ns.name, AUTO)).await?;
-    plumb.wait_status(&ns.name, "Synced", Some("Healthy")).await?;
-    let widget = get_object(&resource("e2e.plumb.dev", "v1", "Widget", "widgets"), &ns.name, "gizmo").await?;
-    assert_eq!(widget.and_then(|w| w.pointer("/spec/size").and_then(Value::as_i64)), Some(3));
+    let plumb = Plumb::start(
+        work.path(),
+        &application(&ns.name, &repo.url(), ".", &ns.name, AUTO),
+    )
+    .await?;
+    plumb
+        .wait_status(&ns.name, "Synced", Some("Healthy"))
+        .await?;
+    let widget = get_object(
+        &resource("e2e.plumb.dev", "v1", "Widget", "widgets"),
+        &ns.name,
+        "gizmo",
+    )
+    .await?;
+    assert_eq!(
+        widget.and_then(|w| w.pointer("/spec/size").and_then(Value::as_i64)),
+        Some(3)
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn application_objects_in_the_cluster_are_managed_and_get_status() -> Result<()> {
-    let (apps_ns, target) = (TestNamespace::new("apps").await, TestNamespace::new("target").await);
+    let (apps_ns, target) = (
+        TestNamespace::new("apps").await,
+        TestNamespace::new("target").await,
+    );
     apps_ns.create().await?;
     let repo = GitRepo::new(Some("e2e/basic"))?;
     let work = tempfile::tempdir()?;
     let plumb = Plumb::start_watching(work.path(), "", &apps_ns.name).await?;
 
-    let manifest: Value = serde_yaml::from_str(&application("from-cluster", &repo.url(), ".", &target.name, AUTO))?;
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(support::client().await, &apps_ns.name, &resource("argoproj.io", "v1alpha1", "Application", "applications"));
-    api.create(&Default::default(), &serde_json::from_value(manifest)?).await?;
+    let manifest: Value = serde_yaml::from_str(&application(
+        "from-cluster",
+        &repo.url(),
+        ".",
+        &target.name,
+        AUTO,
+    ))?;
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        support::client().await,
+        &apps_ns.name,
+        &resource("argoproj.io", "v1alpha1", "Application", "applications"),
+    );
+    api.create(&Default::default(), &serde_json::from_value(manifest)?)
+        .await?;
     plumb.wait_status("from-cluster", "Synced", None).await?;
-    let cr = eventually("status is written to the Application object", WAIT, || async {
-        let cr = get_object(&resource("argoproj.io", "v1alpha1", "Application", "applications"), &apps_ns.name, "from-cluster").await?;
-        Ok(cr.filter(|c| str_at(c, "/status/sync/status") == "Synced"))
-    })
+    let cr = eventually(
+        "status is written to the Application object",
+        WAIT,
+        || async {
+            let cr = get_object(
+                &resource("argoproj.io", "v1alpha1", "Application", "applications"),
+                &apps_ns.name,
+                "from-cluster",
+            )
+            .await?;
+            Ok(cr.filter(|c| str_at(c, "/status/sync/status") == "Synced"))
+        },
+    )
     .await?;
     assert_eq!(str_at(&cr, "/status/sync/revision"), repo.head()?);
-    assert!(get_object(&configmaps(), &target.name, "settings").await?.is_some());
+    assert!(
+        get_object(&configmaps(), &target.name, "settings")
+            .await?
+            .is_some()
+    );
     Ok(())
 }

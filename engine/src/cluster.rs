@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, PropagationPolicy,
+};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::Scope;
 use serde_json::{Value, json};
@@ -43,7 +45,13 @@ impl ClusterError {
             kube::Error::Api(status) => (status.message.clone(), Some(status.code)),
             other => (other.to_string(), None),
         };
-        ClusterError::Api { action, target: target.into(), message, code, source }
+        ClusterError::Api {
+            action,
+            target: target.into(),
+            message,
+            code,
+            source,
+        }
     }
 
     /// The HTTP status code of a refused request.
@@ -88,7 +96,10 @@ impl std::fmt::Debug for Cluster {
 impl Cluster {
     /// Wraps a client.
     pub fn new(client: kube::Client) -> Cluster {
-        Cluster { client, kinds: Arc::default() }
+        Cluster {
+            client,
+            kinds: Arc::default(),
+        }
     }
 
     /// The client.
@@ -102,9 +113,18 @@ impl Cluster {
     ///
     /// # Errors
     /// When discovery fails for another reason than "not found".
-    pub async fn resolve(&self, api_version: &str, kind: &str) -> Result<Option<Kind>, ClusterError> {
+    pub async fn resolve(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<Option<Kind>, ClusterError> {
         let cache_key = (api_version.to_string(), kind.to_string());
-        if let Some(k) = self.kinds.read().expect("kind cache lock is never poisoned").get(&cache_key) {
+        if let Some(k) = self
+            .kinds
+            .read()
+            .expect("kind cache lock is never poisoned")
+            .get(&cache_key)
+        {
             return Ok(Some(k.clone()));
         }
         let (group, version) = match api_version.rsplit_once('/') {
@@ -114,13 +134,23 @@ impl Cluster {
         let gvk = GroupVersionKind::gvk(group, version, kind);
         match kube::discovery::pinned_kind(&self.client, &gvk).await {
             Ok((resource, caps)) => {
-                let k = Kind { resource, namespaced: caps.scope == Scope::Namespaced };
-                self.kinds.write().expect("kind cache lock is never poisoned").insert(cache_key, k.clone());
+                let k = Kind {
+                    resource,
+                    namespaced: caps.scope == Scope::Namespaced,
+                };
+                self.kinds
+                    .write()
+                    .expect("kind cache lock is never poisoned")
+                    .insert(cache_key, k.clone());
                 Ok(Some(k))
             }
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
             Err(kube::Error::Discovery(_)) => Ok(None),
-            Err(e) => Err(ClusterError::api("discover", format!("{api_version} {kind}"), e)),
+            Err(e) => Err(ClusterError::api(
+                "discover",
+                format!("{api_version} {kind}"),
+                e,
+            )),
         }
     }
 
@@ -138,7 +168,12 @@ impl Cluster {
     ///
     /// # Errors
     /// When the server refuses the apply (invalid object, admission, ...).
-    pub async fn apply(&self, kind: &Kind, object: &Value, dry_run: bool) -> Result<Value, ClusterError> {
+    pub async fn apply(
+        &self,
+        kind: &Kind,
+        object: &Value,
+        dry_run: bool,
+    ) -> Result<Value, ClusterError> {
         let key = ResourceKey::of(object).unwrap_or_else(|| ResourceKey {
             group: group_of(kind.resource.api_version.as_str()).into(),
             kind: kind.resource.kind.clone(),
@@ -164,8 +199,15 @@ impl Cluster {
     /// # Errors
     /// When the server refuses the deletion.
     pub async fn delete(&self, kind: &Kind, key: &ResourceKey) -> Result<(), ClusterError> {
-        let params = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..Default::default() };
-        match self.api(kind, &key.namespace).delete(&key.name, &params).await {
+        let params = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Background),
+            ..Default::default()
+        };
+        match self
+            .api(kind, &key.namespace)
+            .delete(&key.name, &params)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(ClusterError::api("delete", key.to_string(), e)),
@@ -179,7 +221,12 @@ impl Cluster {
     /// When the namespace can be neither read nor created.
     pub async fn ensure_namespace(&self, name: &str) -> Result<(), ClusterError> {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &namespace_resource());
-        if api.get_opt(name).await.map_err(|e| ClusterError::api("get", format!("Namespace/{name}"), e))?.is_some() {
+        if api
+            .get_opt(name)
+            .await
+            .map_err(|e| ClusterError::api("get", format!("Namespace/{name}"), e))?
+            .is_some()
+        {
             return Ok(());
         }
         let ns: DynamicObject = serde_json::from_value(json!({
@@ -205,9 +252,14 @@ impl Cluster {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
         for _ in 0..120 {
             if let Ok(Some(crd)) = api.get_opt(name).await {
-                let established = crd.data.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|cs| {
-                    cs.iter().any(|c| c["type"] == "Established" && c["status"] == "True")
-                });
+                let established = crd
+                    .data
+                    .pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c["type"] == "Established" && c["status"] == "True")
+                    });
                 if established {
                     return Ok(());
                 }
@@ -227,7 +279,11 @@ impl Cluster {
             .list(&ListParams::default())
             .await
             .map_err(|e| ClusterError::api("list", kind.resource.kind.clone(), e))?;
-        Ok(list.items.into_iter().map(|o| serde_json::to_value(o).expect("a DynamicObject always serializes")).collect())
+        Ok(list
+            .items
+            .into_iter()
+            .map(|o| serde_json::to_value(o).expect("a DynamicObject always serializes"))
+            .collect())
     }
 }
 
@@ -240,19 +296,32 @@ fn namespace_resource() -> ApiResource {
 ///
 /// # Errors
 /// When the kubeconfig cannot be read or names no usable cluster.
-pub async fn connect(kubeconfig: Option<&std::path::Path>, context: Option<&str>) -> Result<kube::Client, ConnectError> {
-    let options = kube::config::KubeConfigOptions { context: context.map(str::to_string), ..Default::default() };
-    let unusable = |e: &dyn std::fmt::Display| ConnectError(format!("no usable cluster configuration: {e}"));
+pub async fn connect(
+    kubeconfig: Option<&std::path::Path>,
+    context: Option<&str>,
+) -> Result<kube::Client, ConnectError> {
+    let options = kube::config::KubeConfigOptions {
+        context: context.map(str::to_string),
+        ..Default::default()
+    };
+    let unusable =
+        |e: &dyn std::fmt::Display| ConnectError(format!("no usable cluster configuration: {e}"));
     let config = match (kubeconfig, context) {
         (Some(path), _) => {
-            let file = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| ConnectError(format!("cannot read kubeconfig {}: {e}", path.display())))?;
-            kube::Config::from_custom_kubeconfig(file, &options).await.map_err(|e| unusable(&e))?
+            let file = kube::config::Kubeconfig::read_from(path).map_err(|e| {
+                ConnectError(format!("cannot read kubeconfig {}: {e}", path.display()))
+            })?;
+            kube::Config::from_custom_kubeconfig(file, &options)
+                .await
+                .map_err(|e| unusable(&e))?
         }
-        (None, Some(_)) => kube::Config::from_kubeconfig(&options).await.map_err(|e| unusable(&e))?,
+        (None, Some(_)) => kube::Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| unusable(&e))?,
         (None, None) => kube::Config::infer().await.map_err(|e| unusable(&e))?,
     };
-    kube::Client::try_from(config).map_err(|e| ConnectError(format!("cannot build a Kubernetes client: {e}")))
+    kube::Client::try_from(config)
+        .map_err(|e| ConnectError(format!("cannot build a Kubernetes client: {e}")))
 }
 
 /// The error of [`connect`].
@@ -270,11 +339,23 @@ pub async fn ensure_application_crd(cluster: &Cluster) -> Result<(), ClusterErro
         &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
         "customresourcedefinitions",
     );
-    let kind = Kind { resource, namespaced: false };
+    let kind = Kind {
+        resource,
+        namespaced: false,
+    };
     let crd = crate::model::application_crd();
-    let name = crd.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+    let name = crd
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let api = cluster.api(&kind, "");
-    if api.get_opt(&name).await.map_err(|e| ClusterError::api("get", format!("CustomResourceDefinition/{name}"), e))?.is_none() {
+    if api
+        .get_opt(&name)
+        .await
+        .map_err(|e| ClusterError::api("get", format!("CustomResourceDefinition/{name}"), e))?
+        .is_none()
+    {
         cluster.apply(&kind, &crd, false).await?;
         cluster.wait_crd_established(&name).await?;
     }

@@ -26,16 +26,18 @@ use crate::diff::{self, Comparison};
 use crate::health;
 use crate::live::LiveState;
 use crate::model::{
-    Application, ApplicationStatus, Condition, Health, HealthStatusCode, IN_CLUSTER_NAME, IN_CLUSTER_SERVER,
-    InitiatedBy, Manifest, Operation, OperationPhase, OperationState, ResourceKey, ResourceStatus,
-    RevisionHistory, RollbackPin, SyncOperation, SyncResult, SyncStatus, SyncStatusCode, TRACKING_ANNOTATION,
-    SYNC_OPTIONS_ANNOTATION, annotation, group_of,
+    Application, ApplicationStatus, Condition, Health, HealthStatusCode, IN_CLUSTER_NAME,
+    IN_CLUSTER_SERVER, InitiatedBy, Manifest, Operation, OperationPhase, OperationState,
+    ResourceKey, ResourceStatus, RevisionHistory, RollbackPin, SYNC_OPTIONS_ANNOTATION,
+    SyncOperation, SyncResult, SyncStatus, SyncStatusCode, TRACKING_ANNOTATION, annotation,
+    group_of,
 };
 use crate::plan::{self, Desired, PlanOptions, Tracked};
 use crate::registry::{self, Declared, Origin, SourceUpdate};
 use crate::render;
 use crate::service::{
-    AppEvent, AppService, ManagedResource, ParentRef, Refresh, ResourceNode, ResourceTree, ServiceError, SyncRequest,
+    AppEvent, AppService, ManagedResource, ParentRef, Refresh, ResourceNode, ResourceTree,
+    ServiceError, SyncRequest,
 };
 use crate::source::{RepoCache, normalize_url};
 use crate::store::Store;
@@ -156,11 +158,17 @@ impl AppSlot {
     }
 
     fn declared(&self) -> Declared {
-        self.declared.read().expect("declared lock is never poisoned").clone()
+        self.declared
+            .read()
+            .expect("declared lock is never poisoned")
+            .clone()
     }
 
     fn status(&self) -> ApplicationStatus {
-        self.status.read().expect("status lock is never poisoned").clone()
+        self.status
+            .read()
+            .expect("status lock is never poisoned")
+            .clone()
     }
 }
 
@@ -196,7 +204,10 @@ fn now() -> String {
     time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -211,7 +222,11 @@ fn hash_json(value: &impl serde::Serialize) -> u64 {
 }
 
 fn condition(type_: &str, message: impl Into<String>) -> Condition {
-    Condition { type_: type_.into(), message: message.into(), last_transition_time: Some(now()) }
+    Condition {
+        type_: type_.into(),
+        message: message.into(),
+        last_transition_time: Some(now()),
+    }
 }
 
 fn app_name(d: &Declared) -> String {
@@ -244,7 +259,10 @@ impl Controller {
         })?;
         let store = Store::open(&options.data_dir.join("store"))?;
         for app in store.recover_interrupted(&now())? {
-            tracing::warn!(app, "a sync was interrupted by a restart; it is recorded as not finished");
+            tracing::warn!(
+                app,
+                "a sync was interrupted by a restart; it is recorded as not finished"
+            );
         }
         let (changes_tx, mut changes_rx) = mpsc::unbounded_channel();
         let live = LiveState::new(client.clone(), changes_tx, cancel.clone());
@@ -277,7 +295,11 @@ impl Controller {
                         name = async { queue_rx.lock().await.recv().await } => name,
                     };
                     let Some(name) = name else { return };
-                    inner.queued.lock().expect("queue lock is never poisoned").remove(&name);
+                    inner
+                        .queued
+                        .lock()
+                        .expect("queue lock is never poisoned")
+                        .remove(&name);
                     if let Err(e) = inner.reconcile(&name, Trigger::default()).await {
                         tracing::debug!(app = %name, error = %e, "reconcile skipped");
                     }
@@ -300,7 +322,12 @@ impl Controller {
             registry::watch_files(options.apps.clone(), updates_tx.clone(), cancel.clone());
         }
         if options.watch_cluster_apps {
-            registry::watch_cluster(client, options.namespace.clone(), updates_tx, cancel.clone());
+            registry::watch_cluster(
+                client,
+                options.namespace.clone(),
+                updates_tx,
+                cancel.clone(),
+            );
         }
         let weak = Arc::downgrade(&inner);
         tokio::spawn(async move {
@@ -337,7 +364,9 @@ impl Controller {
     /// that use it (a webhook). Returns how many applications were queued.
     pub async fn repo_changed(&self, url: &str) -> usize {
         let inner = Arc::clone(&self.inner);
-        let Ok(url) = normalize_url(url) else { return 0 };
+        let Ok(url) = normalize_url(url) else {
+            return 0;
+        };
         if let Err(e) = inner.fetch_now(&url).await {
             tracing::warn!(url = %url, error = %e, "fetch after a repository change failed");
         }
@@ -351,15 +380,29 @@ impl Controller {
 
 impl Inner {
     fn names(&self) -> Vec<String> {
-        self.apps.read().expect("app map lock is never poisoned").keys().cloned().collect()
+        self.apps
+            .read()
+            .expect("app map lock is never poisoned")
+            .keys()
+            .cloned()
+            .collect()
     }
 
     fn slot(&self, name: &str) -> Option<Arc<AppSlot>> {
-        self.apps.read().expect("app map lock is never poisoned").get(name).cloned()
+        self.apps
+            .read()
+            .expect("app map lock is never poisoned")
+            .get(name)
+            .cloned()
     }
 
     fn enqueue(&self, name: &str) {
-        if self.queued.lock().expect("queue lock is never poisoned").insert(name.to_string()) {
+        if self
+            .queued
+            .lock()
+            .expect("queue lock is never poisoned")
+            .insert(name.to_string())
+        {
             let _ = self.queue.send(name.to_string());
         }
     }
@@ -412,7 +455,10 @@ impl Inner {
             for (name, declared) in merged {
                 match apps.get(&name) {
                     Some(slot) => {
-                        let mut current = slot.declared.write().expect("declared lock is never poisoned");
+                        let mut current = slot
+                            .declared
+                            .write()
+                            .expect("declared lock is never poisoned");
                         let same = current.app.spec == declared.app.spec
                             && current.unsupported == declared.unsupported
                             && current.origin == declared.origin;
@@ -434,7 +480,10 @@ impl Inner {
         for (name, slot) in removed {
             tracing::info!(app = %name, "application removed; its objects are left in place");
             let app = self.document(&name, &slot);
-            let _ = self.events.send(AppEvent { type_: "DELETED", application: app });
+            let _ = self.events.send(AppEvent {
+                type_: "DELETED",
+                application: app,
+            });
         }
         for name in changed {
             self.enqueue(&name);
@@ -445,8 +494,17 @@ impl Inner {
         let apps = self.apps.read().expect("app map lock is never poisoned");
         apps.iter()
             .filter(|(_, slot)| {
-                let d = slot.declared.read().expect("declared lock is never poisoned");
-                d.app.spec.source.as_ref().and_then(|s| normalize_url(&s.repo_url).ok()).as_deref() == Some(url)
+                let d = slot
+                    .declared
+                    .read()
+                    .expect("declared lock is never poisoned");
+                d.app
+                    .spec
+                    .source
+                    .as_ref()
+                    .and_then(|s| normalize_url(&s.repo_url).ok())
+                    .as_deref()
+                    == Some(url)
             })
             .map(|(n, _)| n.clone())
             .collect()
@@ -465,10 +523,16 @@ impl Inner {
     /// fetches happen on the poll interval, once per repository.
     async fn ensure_fetched(self: &Arc<Self>, url: &str) -> Result<(), String> {
         let cell = {
-            let mut fetched = self.fetched.lock().expect("fetch map lock is never poisoned");
+            let mut fetched = self
+                .fetched
+                .lock()
+                .expect("fetch map lock is never poisoned");
             Arc::clone(fetched.entry(url.to_string()).or_default())
         };
-        let result = cell.get_or_try_init(|| async { self.fetch_now(url).await }).await.map(|_| ());
+        let result = cell
+            .get_or_try_init(|| async { self.fetch_now(url).await })
+            .await
+            .map(|_| ());
         if result.is_ok() {
             self.ensure_poller(url);
         }
@@ -476,7 +540,12 @@ impl Inner {
     }
 
     fn ensure_poller(self: &Arc<Self>, url: &str) {
-        if !self.pollers.lock().expect("poller set lock is never poisoned").insert(url.to_string()) {
+        if !self
+            .pollers
+            .lock()
+            .expect("poller set lock is never poisoned")
+            .insert(url.to_string())
+        {
             return;
         }
         let weak = Arc::downgrade(self);
@@ -493,7 +562,11 @@ impl Inner {
                 }
                 let apps = inner.apps_on(&url);
                 if apps.is_empty() {
-                    inner.pollers.lock().expect("poller set lock is never poisoned").remove(&url);
+                    inner
+                        .pollers
+                        .lock()
+                        .expect("poller set lock is never poisoned")
+                        .remove(&url);
                     return;
                 }
                 if let Err(e) = inner.fetch_now(&url).await {
@@ -529,7 +602,10 @@ impl Inner {
             a != b
         };
         if changed {
-            let _ = self.events.send(AppEvent { type_: "MODIFIED", application: self.document(name, slot) });
+            let _ = self.events.send(AppEvent {
+                type_: "MODIFIED",
+                application: self.document(name, slot),
+            });
         }
     }
 
@@ -540,7 +616,13 @@ impl Inner {
         let mut status = slot.status();
         status.reconciled_at = None;
         let history = self.store.history(name).unwrap_or_default();
-        status.history = history.iter().rev().take(CR_HISTORY).rev().cloned().collect();
+        status.history = history
+            .iter()
+            .rev()
+            .take(CR_HISTORY)
+            .rev()
+            .cloned()
+            .collect();
         status.resources.truncate(CR_RESOURCES);
         let value = serde_json::to_value(&status).expect("status always serializes");
         if work.written.as_ref() == Some(&value) {
@@ -553,20 +635,35 @@ impl Inner {
         );
         let mut patch_value = value.clone();
         patch_value["reconciledAt"] = json!(now());
-        match api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({ "status": patch_value }))).await {
+        match api
+            .patch_status(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "status": patch_value })),
+            )
+            .await
+        {
             Ok(_) => work.written = Some(value),
-            Err(e) => tracing::warn!(app = %name, error = %e, "cannot write status to the Application object"),
+            Err(e) => {
+                tracing::warn!(app = %name, error = %e, "cannot write status to the Application object")
+            }
         }
     }
 
     /// Compares an application and syncs it when asked or when its policy
     /// says so; publishes the result.
     async fn reconcile(self: &Arc<Self>, name: &str, trigger: Trigger) -> Result<(), ServiceError> {
-        let slot = self.slot(name).ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
+        let slot = self
+            .slot(name)
+            .ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
         let mut work = slot.work.lock().await;
         if !work.loaded {
             work.loaded = true;
-            work.last_synced = self.store.history(name).ok().and_then(|h| h.last().map(|e| e.revision.clone()));
+            work.last_synced = self
+                .store
+                .history(name)
+                .ok()
+                .and_then(|h| h.last().map(|e| e.revision.clone()));
         }
         let result = self.reconcile_locked(name, &slot, &mut work, trigger).await;
         self.write_cr_status(name, &slot, &mut work).await;
@@ -583,16 +680,29 @@ impl Inner {
         let declared = slot.declared();
         let spec = &declared.app.spec;
         let mut status = slot.status();
-        status.conditions.retain(|c| c.type_ != "UnsupportedFieldWarning");
+        status
+            .conditions
+            .retain(|c| c.type_ != "UnsupportedFieldWarning");
         let mut warnings: Vec<Condition> = declared
             .unsupported
             .iter()
-            .map(|f| condition("UnsupportedFieldWarning", format!("field {f} is not supported yet; it is ignored")))
+            .map(|f| {
+                condition(
+                    "UnsupportedFieldWarning",
+                    format!("field {f} is not supported yet; it is ignored"),
+                )
+            })
             .collect();
-        status.rollback = self.store.pin(name).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        status.rollback = self
+            .store
+            .pin(name)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
         status.operation_state = self.store.operation(name).ok().flatten();
 
-        let fail = |status: &mut ApplicationStatus, warnings: &mut Vec<Condition>, type_: &str, message: String| {
+        let fail = |status: &mut ApplicationStatus,
+                    warnings: &mut Vec<Condition>,
+                    type_: &str,
+                    message: String| {
             status.sync.status = SyncStatusCode::Unknown;
             status.health = Health::new(HealthStatusCode::Unknown, "");
             let mut conditions = vec![condition(type_, message)];
@@ -603,17 +713,33 @@ impl Inner {
 
         // Spec checks.
         let Some(source) = spec.source.clone().filter(|s| !s.repo_url.is_empty()) else {
-            fail(&mut status, &mut warnings, "InvalidSpecError", "spec.source.repoURL is required".into());
+            fail(
+                &mut status,
+                &mut warnings,
+                "InvalidSpecError",
+                "spec.source.repoURL is required".into(),
+            );
             self.publish(name, slot, status);
-            return Err(ServiceError::BadRequest(format!("application {name} has no spec.source.repoURL")));
+            return Err(ServiceError::BadRequest(format!(
+                "application {name} has no spec.source.repoURL"
+            )));
         };
         let dest = &spec.destination;
-        let in_cluster = dest.server.as_deref().is_none_or(|s| s == IN_CLUSTER_SERVER || s.is_empty())
-            && dest.name.as_deref().is_none_or(|n| n == IN_CLUSTER_NAME || n.is_empty());
+        let in_cluster = dest
+            .server
+            .as_deref()
+            .is_none_or(|s| s == IN_CLUSTER_SERVER || s.is_empty())
+            && dest
+                .name
+                .as_deref()
+                .is_none_or(|n| n == IN_CLUSTER_NAME || n.is_empty());
         if !in_cluster {
             let message = format!(
                 "destination {} is not supported yet: only {IN_CLUSTER_SERVER} (name {IN_CLUSTER_NAME}) is",
-                dest.server.as_deref().or(dest.name.as_deref()).unwrap_or_default()
+                dest.server
+                    .as_deref()
+                    .or(dest.name.as_deref())
+                    .unwrap_or_default()
             );
             fail(&mut status, &mut warnings, "InvalidSpecError", message);
             self.publish(name, slot, status);
@@ -636,12 +762,19 @@ impl Inner {
             .or_else(|| status.rollback.as_ref().map(|p| p.revision.clone()))
             .or_else(|| source.target_revision.clone())
             .unwrap_or_else(|| "HEAD".into());
-        let fetched = if trigger.hard { self.fetch_now(&url).await } else { self.ensure_fetched(&url).await };
+        let fetched = if trigger.hard {
+            self.fetch_now(&url).await
+        } else {
+            self.ensure_fetched(&url).await
+        };
         if let Err(e) = fetched {
             fail(&mut status, &mut warnings, "ComparisonError", e);
             self.publish(name, slot, status);
             self.enqueue_after(name, Duration::from_secs(15));
-            return Err(ServiceError::Internal(format!("cannot fetch {}", source.repo_url)));
+            return Err(ServiceError::Internal(format!(
+                "cannot fetch {}",
+                source.repo_url
+            )));
         }
         let repos = Arc::clone(&self.repos);
         let (u, t) = (url.clone(), target.clone());
@@ -670,11 +803,17 @@ impl Inner {
             Some((s, h, m)) if *s == sha && *h == spec_hash && !trigger.hard => Arc::clone(m),
             _ => {
                 let repos = Arc::clone(&self.repos);
-                let (u, s, path) = (url.clone(), sha.clone(), source.path.clone().unwrap_or_default());
+                let (u, s, path) = (
+                    url.clone(),
+                    sha.clone(),
+                    source.path.clone().unwrap_or_default(),
+                );
                 let directory = source.directory.clone().unwrap_or_default();
                 let recurse = directory.recurse;
                 let rendered = tokio::task::spawn_blocking(move || {
-                    let files = repos.read_dir(&u, &s, &path, recurse).map_err(|e| e.to_string())?;
+                    let files = repos
+                        .read_dir(&u, &s, &path, recurse)
+                        .map_err(|e| e.to_string())?;
                     render::render_directory(&files, &directory).map_err(|e| e.to_string())
                 })
                 .await
@@ -688,11 +827,18 @@ impl Inner {
                     Err(e) => {
                         work.last_key = None;
                         let path = source.path.as_deref().unwrap_or(".");
-                        fail(&mut status, &mut warnings, "ComparisonError", format!("render {path}: {e}"));
+                        fail(
+                            &mut status,
+                            &mut warnings,
+                            "ComparisonError",
+                            format!("path {path}: {e}"),
+                        );
                         status.sync.revision = sha;
                         self.publish(name, slot, status);
                         if op.is_some() {
-                            return Err(ServiceError::BadRequest(format!("render failed; nothing was synced: {e}")));
+                            return Err(ServiceError::BadRequest(format!(
+                                "render failed; nothing was synced: {e}"
+                            )));
                         }
                         return Ok(());
                     }
@@ -701,7 +847,10 @@ impl Inner {
         };
 
         // Resolve kinds, default namespaces, track.
-        let prepared = match self.prepare(name, &manifests, dest.namespace.as_deref().unwrap_or("")).await {
+        let prepared = match self
+            .prepare(name, &manifests, dest.namespace.as_deref().unwrap_or(""))
+            .await
+        {
             Ok(p) => p,
             Err(e) => {
                 work.last_key = None;
@@ -731,7 +880,11 @@ impl Inner {
                 .filter(|(k, _)| !prepared.iter().any(|p| &p.key == *k))
                 .map(|(k, v)| Tracked {
                     key: k.clone(),
-                    api_version: v.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    api_version: v
+                        .get("apiVersion")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
                     sync_options: annotation(v, SYNC_OPTIONS_ANNOTATION).map(str::to_string),
                 })
                 .collect();
@@ -742,27 +895,53 @@ impl Inner {
                 let live = tracked.get(&p.key);
                 let h = match live {
                     None => Health::new(HealthStatusCode::Missing, ""),
-                    Some(l) => health::health_of(l).unwrap_or_else(|| Health::new(HealthStatusCode::Healthy, "")),
+                    Some(l) => health::health_of(l)
+                        .unwrap_or_else(|| Health::new(HealthStatusCode::Healthy, "")),
                 };
                 healths.push(h.status);
-                resources.push(resource_status(&p.key, p.object.get("apiVersion"), *m, Some(h), false));
+                resources.push(resource_status(
+                    &p.key,
+                    p.object.get("apiVersion"),
+                    *m,
+                    Some(h),
+                    false,
+                ));
             }
             for t in &extras {
                 let live = tracked.get(&t.key);
                 let h = live.and_then(|l| health::health_of(l));
-                resources.push(resource_status(&t.key, Some(&json!(t.api_version)), true, h, true));
+                resources.push(resource_status(
+                    &t.key,
+                    Some(&json!(t.api_version)),
+                    true,
+                    h,
+                    true,
+                ));
             }
-            resources.sort_by(|a, b| (&a.group, &a.kind, &a.namespace, &a.name).cmp(&(&b.group, &b.kind, &b.namespace, &b.name)));
+            resources.sort_by(|a, b| {
+                (&a.group, &a.kind, &a.namespace, &a.name).cmp(&(
+                    &b.group,
+                    &b.kind,
+                    &b.namespace,
+                    &b.name,
+                ))
+            });
             let out_of_sync = modified.iter().any(|m| *m) || !extras.is_empty();
             status.sync = SyncStatus {
-                status: if out_of_sync { SyncStatusCode::OutOfSync } else { SyncStatusCode::Synced },
+                status: if out_of_sync {
+                    SyncStatusCode::OutOfSync
+                } else {
+                    SyncStatusCode::Synced
+                },
                 revision: sha.clone(),
             };
             let worst = health::aggregate(healths);
             status.health = Health::new(worst, "");
             status.resources = resources;
-            let mut conditions: Vec<Condition> =
-                errors.into_iter().map(|e| condition("ComparisonError", e)).collect();
+            let mut conditions: Vec<Condition> = errors
+                .into_iter()
+                .map(|e| condition("ComparisonError", e))
+                .collect();
             conditions.append(&mut warnings.clone());
             status.conditions = conditions;
             status.reconciled_at = Some(now());
@@ -799,9 +978,12 @@ impl Inner {
             };
             if let Some((_, true)) = &auto {
                 // Self-heal with backoff when drift keeps coming back.
-                let recent = work.last_heal.is_some_and(|t| t.elapsed() < Duration::from_secs(30));
+                let recent = work
+                    .last_heal
+                    .is_some_and(|t| t.elapsed() < Duration::from_secs(30));
                 work.heal_attempts = if recent { work.heal_attempts + 1 } else { 0 };
-                let delay = Duration::from_secs(1 << work.heal_attempts.min(6)).saturating_sub(Duration::from_secs(1));
+                let delay = Duration::from_secs(1 << work.heal_attempts.min(6))
+                    .saturating_sub(Duration::from_secs(1));
                 if let Some(last) = work.last_heal.filter(|_| !delay.is_zero())
                     && last.elapsed() < delay
                 {
@@ -828,7 +1010,10 @@ impl Inner {
                     revision: None,
                     prune: a.prune,
                     dry_run: false,
-                    initiated_by: InitiatedBy { username: String::new(), automated: true },
+                    initiated_by: InitiatedBy {
+                        username: String::new(),
+                        automated: true,
+                    },
                 }),
                 _ => None,
             };
@@ -850,16 +1035,36 @@ impl Inner {
             let desired: Vec<Desired> = prepared
                 .iter()
                 .zip(&modified)
-                .map(|(p, m)| Desired { key: p.key.clone(), object: p.object.clone(), modified: *m })
+                .map(|(p, m)| Desired {
+                    key: p.key.clone(),
+                    object: p.object.clone(),
+                    modified: *m,
+                })
                 .collect();
             let succeeded = self
-                .run_sync(name, slot, work, &mut status, &desired, &extras, &plan_options, &run, &sha, &source)
+                .run_sync(
+                    name,
+                    slot,
+                    work,
+                    &mut status,
+                    &desired,
+                    &extras,
+                    &plan_options,
+                    &run,
+                    &sha,
+                    &source,
+                )
                 .await;
             if run.initiated_by.automated {
                 work.failed_auto = if succeeded {
                     None
                 } else {
-                    let n = work.failed_auto.as_ref().filter(|(r, _, _)| *r == sha).map_or(0, |(_, n, _)| *n) + 1;
+                    let n = work
+                        .failed_auto
+                        .as_ref()
+                        .filter(|(r, _, _)| *r == sha)
+                        .map_or(0, |(_, n, _)| *n)
+                        + 1;
                     let wait = Duration::from_secs(5 * (1 << n.min(6)));
                     self.enqueue_after(name, wait);
                     Some((sha.clone(), n, Instant::now() + wait))
@@ -877,7 +1082,12 @@ impl Inner {
     /// Resolves kinds and scopes, defaults namespaces and adds the tracking
     /// annotation. A kind the cluster does not serve is an error unless a CRD
     /// of the same render defines it.
-    async fn prepare(&self, app: &str, manifests: &[Manifest], namespace: &str) -> Result<Vec<Prepared>, String> {
+    async fn prepare(
+        &self,
+        app: &str,
+        manifests: &[Manifest],
+        namespace: &str,
+    ) -> Result<Vec<Prepared>, String> {
         let crd_kinds: HashSet<(String, String)> = manifests
             .iter()
             .filter(|m| m.kind() == "CustomResourceDefinition")
@@ -890,11 +1100,17 @@ impl Inner {
         let mut out = Vec::with_capacity(manifests.len());
         let mut seen = HashSet::new();
         for m in manifests {
-            let kind = self.cluster.resolve(m.api_version(), m.kind()).await.map_err(|e| e.to_string())?;
+            let kind = self
+                .cluster
+                .resolve(m.api_version(), m.kind())
+                .await
+                .map_err(|e| e.to_string())?;
             let mut object = m.object.clone();
             let namespaced = match &kind {
                 Some(k) => k.namespaced,
-                None if crd_kinds.contains(&(group_of(m.api_version()).to_string(), m.kind().to_string())) => {
+                None if crd_kinds
+                    .contains(&(group_of(m.api_version()).to_string(), m.kind().to_string())) =>
+                {
                     m.namespace().is_some() || !namespace.is_empty()
                 }
                 None => {
@@ -911,14 +1127,23 @@ impl Inner {
                 .and_then(Value::as_object_mut)
                 .ok_or_else(|| format!("{}: metadata is not a mapping", m.origin))?;
             if namespaced {
-                if meta.get("namespace").and_then(Value::as_str).is_none_or(str::is_empty) {
-                    let ns = if namespace.is_empty() { "default" } else { namespace };
+                if meta
+                    .get("namespace")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    let ns = if namespace.is_empty() {
+                        "default"
+                    } else {
+                        namespace
+                    };
                     meta.insert("namespace".into(), json!(ns));
                 }
             } else {
                 meta.remove("namespace");
             }
-            let key = ResourceKey::of(&object).ok_or_else(|| format!("{}: no kind or name", m.origin))?;
+            let key =
+                ResourceKey::of(&object).ok_or_else(|| format!("{}: no kind or name", m.origin))?;
             if !seen.insert(key.clone()) {
                 return Err(format!("{}: {key} is declared twice", m.origin));
             }
@@ -945,9 +1170,19 @@ impl Inner {
             .filter_map(|p| p.kind.clone())
             .filter(|k| seen.insert((k.resource.api_version.clone(), k.resource.kind.clone())))
             .collect();
-        let previous = self.store.operation(app).ok().flatten().and_then(|op| op.sync_result).map(|r| r.resources);
+        let previous = self
+            .store
+            .operation(app)
+            .ok()
+            .flatten()
+            .and_then(|op| op.sync_result)
+            .map(|r| r.resources);
         for r in previous.unwrap_or_default() {
-            let api_version = if r.group.is_empty() { r.version.clone() } else { format!("{}/{}", r.group, r.version) };
+            let api_version = if r.group.is_empty() {
+                r.version.clone()
+            } else {
+                format!("{}/{}", r.group, r.version)
+            };
             if r.version.is_empty() || !seen.insert((api_version.clone(), r.kind.clone())) {
                 continue;
             }
@@ -975,15 +1210,21 @@ impl Inner {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            let cached = work.compared.get(&p.key).filter(|(h, r, _)| *h == desired_hash && *r == rv).map(|(_, _, m)| *m);
+            let cached = work
+                .compared
+                .get(&p.key)
+                .filter(|(h, r, _)| *h == desired_hash && *r == rv)
+                .map(|(_, _, m)| *m);
             async move {
                 let outcome = match (cached, &live, &p.kind) {
                     (Some(m), _, _) => Ok(m),
                     (None, None, _) | (None, _, None) => Ok(true),
-                    (None, Some(l), Some(kind)) => match self.cluster.apply(kind, &p.object, true).await {
-                        Ok(predicted) => Ok(diff::compare(Some(l), &predicted).modified),
-                        Err(e) => Err(e.to_string()),
-                    },
+                    (None, Some(l), Some(kind)) => {
+                        match self.cluster.apply(kind, &p.object, true).await {
+                            Ok(predicted) => Ok(diff::compare(Some(l), &predicted).modified),
+                            Err(e) => Err(e.to_string()),
+                        }
+                    }
                 };
                 (p.key.clone(), desired_hash, rv, outcome)
             }
@@ -991,10 +1232,14 @@ impl Inner {
         // Collected first: a lazy `map` kept across the await makes the
         // future not `Send` (higher-ranked closure lifetimes).
         let jobs: Vec<_> = jobs.collect();
-        let results: Vec<_> = futures::stream::iter(jobs).buffered(COMPARE_CONCURRENCY).collect().await;
+        let results: Vec<_> = futures::stream::iter(jobs)
+            .buffered(COMPARE_CONCURRENCY)
+            .collect()
+            .await;
         let mut modified = Vec::with_capacity(results.len());
         let mut errors = Vec::new();
-        work.compared.retain(|k, _| prepared.iter().any(|p| &p.key == k));
+        work.compared
+            .retain(|k, _| prepared.iter().any(|p| &p.key == k));
         for (key, h, rv, outcome) in results {
             match outcome {
                 Ok(m) => {
@@ -1035,7 +1280,11 @@ impl Inner {
             finished_at: None,
             sync_result: None,
             operation: Some(Operation {
-                sync: Some(SyncOperation { revision: sha.to_string(), prune: run.prune, dry_run: run.dry_run }),
+                sync: Some(SyncOperation {
+                    revision: sha.to_string(),
+                    prune: run.prune,
+                    dry_run: run.dry_run,
+                }),
                 initiated_by: run.initiated_by.clone(),
             }),
         };
@@ -1052,20 +1301,35 @@ impl Inner {
             Err(e) => (OperationPhase::Failed, e.to_string(), Vec::new()),
             Ok(plan) if run.dry_run => {
                 let steps = plan.steps().count();
-                (OperationPhase::Succeeded, format!("dry run: {steps} steps planned, nothing changed"), Vec::new())
+                (
+                    OperationPhase::Succeeded,
+                    format!("dry run: {steps} steps planned, nothing changed"),
+                    Vec::new(),
+                )
             }
             Ok(plan) => {
                 let outcome = sync::execute(&self.cluster, &self.live, &plan).await;
                 match outcome.failure {
-                    Some(f) => (OperationPhase::Failed, format!("one or more objects failed to apply: {f}"), outcome.resources),
-                    None => (OperationPhase::Succeeded, "successfully synced (all tasks run)".into(), outcome.resources),
+                    Some(f) => (
+                        OperationPhase::Failed,
+                        format!("one or more objects failed to apply: {f}"),
+                        outcome.resources,
+                    ),
+                    None => (
+                        OperationPhase::Succeeded,
+                        "successfully synced (all tasks run)".into(),
+                        outcome.resources,
+                    ),
                 }
             }
         };
         op.phase = phase;
         op.message = message;
         op.finished_at = Some(now());
-        op.sync_result = Some(SyncResult { revision: sha.to_string(), resources });
+        op.sync_result = Some(SyncResult {
+            revision: sha.to_string(),
+            resources,
+        });
         slot.operation_running.store(false, Ordering::SeqCst);
         let succeeded = phase == OperationPhase::Succeeded;
         if !run.dry_run {
@@ -1093,10 +1357,19 @@ impl Inner {
         succeeded
     }
 
-    async fn sync(self: &Arc<Self>, name: &str, op: ManualOp, rollback: Option<RollbackPin>) -> Result<Application, ServiceError> {
-        let slot = self.slot(name).ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
+    async fn sync(
+        self: &Arc<Self>,
+        name: &str,
+        op: ManualOp,
+        rollback: Option<RollbackPin>,
+    ) -> Result<Application, ServiceError> {
+        let slot = self
+            .slot(name)
+            .ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
         if slot.operation_running.load(Ordering::SeqCst) {
-            return Err(ServiceError::Conflict(format!("another sync of {name} is running")));
+            return Err(ServiceError::Conflict(format!(
+                "another sync of {name} is running"
+            )));
         }
         if !op.dry_run {
             let stored = match &rollback {
@@ -1105,33 +1378,54 @@ impl Inner {
             };
             stored.map_err(|e| ServiceError::Internal(e.to_string()))?;
         }
-        self.reconcile(name, Trigger { op: Some(op), force: true, hard: false }).await?;
+        self.reconcile(
+            name,
+            Trigger {
+                op: Some(op),
+                force: true,
+                hard: false,
+            },
+        )
+        .await?;
         Ok(self.document(name, &slot))
     }
 
     async fn managed(&self, name: &str) -> Result<Vec<ManagedResource>, ServiceError> {
-        let slot = self.slot(name).ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
+        let slot = self
+            .slot(name)
+            .ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
         let (manifests, namespace) = {
             let work = slot.work.lock().await;
             let declared = slot.declared();
-            let ns = declared.app.spec.destination.namespace.clone().unwrap_or_default();
+            let ns = declared
+                .app
+                .spec
+                .destination
+                .namespace
+                .clone()
+                .unwrap_or_default();
             (work.render.as_ref().map(|(_, _, m)| Arc::clone(m)), ns)
         };
         let manifests = manifests.unwrap_or_default();
-        let prepared = self.prepare(name, &manifests, &namespace).await.map_err(ServiceError::Internal)?;
+        let prepared = self
+            .prepare(name, &manifests, &namespace)
+            .await
+            .map_err(ServiceError::Internal)?;
         let tracked = self.live.tracked(name);
         let jobs = prepared.iter().map(|p| {
             let live = tracked.get(&p.key).cloned();
             async move {
                 let comparison: Comparison = match (&live, &p.kind) {
-                    (Some(l), Some(kind)) => match self.cluster.apply(kind, &p.object, true).await {
-                        Ok(predicted) => diff::compare(Some(l), &predicted),
-                        Err(e) => {
-                            let mut c = diff::compare(Some(l), &p.object);
-                            c.diff = format!("# dry run failed: {e}\n{}", c.diff);
-                            c
+                    (Some(l), Some(kind)) => {
+                        match self.cluster.apply(kind, &p.object, true).await {
+                            Ok(predicted) => diff::compare(Some(l), &predicted),
+                            Err(e) => {
+                                let mut c = diff::compare(Some(l), &p.object);
+                                c.diff = format!("# dry run failed: {e}\n{}", c.diff);
+                                c
+                            }
                         }
-                    },
+                    }
                     _ => diff::compare(None, &p.object),
                 };
                 ManagedResource {
@@ -1140,7 +1434,10 @@ impl Inner {
                     namespace: p.key.namespace.clone(),
                     name: p.key.name.clone(),
                     target_state: diff::masked(&p.object).to_string(),
-                    live_state: live.as_ref().map(|l| diff::masked(l).to_string()).unwrap_or_default(),
+                    live_state: live
+                        .as_ref()
+                        .map(|l| diff::masked(l).to_string())
+                        .unwrap_or_default(),
                     normalized_live_state: json_or_empty(&comparison.normalized_live),
                     predicted_live_state: json_or_empty(&comparison.predicted),
                     diff: comparison.diff,
@@ -1149,7 +1446,10 @@ impl Inner {
             }
         });
         let jobs: Vec<_> = jobs.collect();
-        let mut items: Vec<ManagedResource> = futures::stream::iter(jobs).buffered(COMPARE_CONCURRENCY).collect().await;
+        let mut items: Vec<ManagedResource> = futures::stream::iter(jobs)
+            .buffered(COMPARE_CONCURRENCY)
+            .collect()
+            .await;
         for (key, live) in &tracked {
             if prepared.iter().any(|p| &p.key == key) {
                 continue;
@@ -1172,21 +1472,38 @@ impl Inner {
     }
 
     async fn tree(&self, name: &str) -> Result<ResourceTree, ServiceError> {
-        self.slot(name).ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
+        self.slot(name)
+            .ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
         let tracked = self.live.tracked(name);
         let mut nodes: Vec<ResourceNode> = tracked.values().map(|v| node(v, Vec::new())).collect();
         // Children: what the application's workloads own, found through
         // ownerReferences in the namespaces the application uses.
         let namespaces: BTreeSet<String> = tracked
             .keys()
-            .filter(|k| matches!(k.kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "CronJob" | "ReplicaSet"))
+            .filter(|k| {
+                matches!(
+                    k.kind.as_str(),
+                    "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "CronJob" | "ReplicaSet"
+                )
+            })
             .map(|k| k.namespace.clone())
             .collect();
-        let mut owners: HashMap<String, ParentRef> = tracked.values().filter_map(|v| parent_ref(v).map(|p| (p.uid.clone(), p))).collect();
-        for (api_version, kind) in [("batch/v1", "Job"), ("apps/v1", "ReplicaSet"), ("v1", "Pod")] {
-            let Ok(Some(k)) = self.cluster.resolve(api_version, kind).await else { continue };
+        let mut owners: HashMap<String, ParentRef> = tracked
+            .values()
+            .filter_map(|v| parent_ref(v).map(|p| (p.uid.clone(), p)))
+            .collect();
+        for (api_version, kind) in [
+            ("batch/v1", "Job"),
+            ("apps/v1", "ReplicaSet"),
+            ("v1", "Pod"),
+        ] {
+            let Ok(Some(k)) = self.cluster.resolve(api_version, kind).await else {
+                continue;
+            };
             for ns in &namespaces {
-                let Ok(objects) = self.cluster.list(&k, ns).await else { continue };
+                let Ok(objects) = self.cluster.list(&k, ns).await else {
+                    continue;
+                };
                 for mut o in objects {
                     o["apiVersion"] = json!(api_version);
                     o["kind"] = json!(kind);
@@ -1212,18 +1529,36 @@ impl Inner {
 }
 
 fn json_or_empty(value: &Value) -> String {
-    if value.is_null() { String::new() } else { value.to_string() }
+    if value.is_null() {
+        String::new()
+    } else {
+        value.to_string()
+    }
 }
 
-fn resource_status(key: &ResourceKey, api_version: Option<&Value>, modified: bool, health: Option<Health>, prune: bool) -> ResourceStatus {
+fn resource_status(
+    key: &ResourceKey,
+    api_version: Option<&Value>,
+    modified: bool,
+    health: Option<Health>,
+    prune: bool,
+) -> ResourceStatus {
     let api_version = api_version.and_then(Value::as_str).unwrap_or_default();
     ResourceStatus {
         group: key.group.clone(),
-        version: api_version.rsplit('/').next().unwrap_or_default().to_string(),
+        version: api_version
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
         kind: key.kind.clone(),
         namespace: key.namespace.clone(),
         name: key.name.clone(),
-        status: if modified { SyncStatusCode::OutOfSync } else { SyncStatusCode::Synced },
+        status: if modified {
+            SyncStatusCode::OutOfSync
+        } else {
+            SyncStatusCode::Synced
+        },
         health,
         requires_pruning: prune,
     }
@@ -1247,11 +1582,21 @@ fn node(object: &Value, parent_refs: Vec<ParentRef>) -> ResourceNode {
         namespace: String::new(),
         name: String::new(),
     });
-    let text = |p: &str| object.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+    let text = |p: &str| {
+        object
+            .pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let api_version = text("/apiVersion");
     ResourceNode {
         group: key.group,
-        version: api_version.rsplit('/').next().unwrap_or_default().to_string(),
+        version: api_version
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
         kind: key.kind,
         namespace: key.namespace,
         name: key.name,
@@ -1259,7 +1604,10 @@ fn node(object: &Value, parent_refs: Vec<ParentRef>) -> ResourceNode {
         parent_refs,
         health: health::health_of(object),
         resource_version: text("/metadata/resourceVersion"),
-        created_at: object.pointer("/metadata/creationTimestamp").and_then(Value::as_str).map(str::to_string),
+        created_at: object
+            .pointer("/metadata/creationTimestamp")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     }
 }
 
@@ -1273,14 +1621,30 @@ impl AppService for Controller {
             .iter()
             .map(|(n, s)| (n.clone(), Arc::clone(s)))
             .collect();
-        apps.iter().map(|(n, s)| self.inner.document(n, s)).collect()
+        apps.iter()
+            .map(|(n, s)| self.inner.document(n, s))
+            .collect()
     }
 
     async fn get(&self, name: &str, refresh: Option<Refresh>) -> Result<Application, ServiceError> {
-        let slot = self.inner.slot(name).ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
+        let slot = self
+            .inner
+            .slot(name)
+            .ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
         if let Some(r) = refresh {
             let hard = r == Refresh::Hard;
-            if let Err(e) = self.inner.reconcile(name, Trigger { op: None, force: true, hard }).await {
+            if let Err(e) = self
+                .inner
+                .reconcile(
+                    name,
+                    Trigger {
+                        op: None,
+                        force: true,
+                        hard,
+                    },
+                )
+                .await
+            {
                 tracing::debug!(app = %name, error = %e, "refresh found a problem; it is in the status");
             }
         }
@@ -1292,19 +1656,31 @@ impl AppService for Controller {
             revision: request.revision.filter(|r| !r.is_empty()),
             prune: request.prune,
             dry_run: request.dry_run,
-            initiated_by: InitiatedBy { username: "api".into(), automated: false },
+            initiated_by: InitiatedBy {
+                username: "api".into(),
+                automated: false,
+            },
         };
         self.inner.sync(name, op, None).await
     }
 
     async fn rollback(&self, name: &str, id: i64) -> Result<Application, ServiceError> {
-        self.inner.slot(name).ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
-        let history = self.inner.store.history(name).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let entry = history
-            .iter()
-            .find(|e| e.id == id)
-            .ok_or_else(|| ServiceError::BadRequest(format!("application {name} has no history entry {id}")))?;
-        let pin = RollbackPin { revision: entry.revision.clone(), history_id: id, at: now() };
+        self.inner
+            .slot(name)
+            .ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
+        let history = self
+            .inner
+            .store
+            .history(name)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let entry = history.iter().find(|e| e.id == id).ok_or_else(|| {
+            ServiceError::BadRequest(format!("application {name} has no history entry {id}"))
+        })?;
+        let pin = RollbackPin {
+            revision: entry.revision.clone(),
+            history_id: id,
+            at: now(),
+        };
         let prune = self
             .inner
             .slot(name)
@@ -1313,7 +1689,10 @@ impl AppService for Controller {
             revision: Some(entry.revision.clone()),
             prune,
             dry_run: false,
-            initiated_by: InitiatedBy { username: "rollback".into(), automated: false },
+            initiated_by: InitiatedBy {
+                username: "rollback".into(),
+                automated: false,
+            },
         };
         self.inner.sync(name, op, Some(pin)).await
     }

@@ -13,8 +13,14 @@ use similar::TextDiff;
 /// The annotation kubectl's client-side apply leaves behind; never state.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// Metadata written by the API server, never by a user.
-const SERVER_METADATA: &[&str] =
-    &["managedFields", "resourceVersion", "uid", "generation", "creationTimestamp", "selfLink"];
+const SERVER_METADATA: &[&str] = &[
+    "managedFields",
+    "resourceVersion",
+    "uid",
+    "generation",
+    "creationTimestamp",
+    "selfLink",
+];
 
 /// The outcome of comparing one object.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,7 +39,9 @@ pub struct Comparison {
 /// metadata and kubectl's last-applied annotation.
 pub fn normalize(object: &Value) -> Value {
     let mut out = object.clone();
-    let Value::Object(map) = &mut out else { return out };
+    let Value::Object(map) = &mut out else {
+        return out;
+    };
     map.remove("status");
     if let Some(Value::Object(meta)) = map.get_mut("metadata") {
         for field in SERVER_METADATA {
@@ -68,7 +76,9 @@ pub fn mask_secrets(objects: &mut [&mut Value]) {
             if let Some(Value::Object(values)) = object.get(field) {
                 for value in values.values() {
                     let n = masks.len();
-                    masks.entry(secret_text(value)).or_insert_with(|| "+".repeat(8 + n));
+                    masks
+                        .entry(secret_text(value))
+                        .or_insert_with(|| "+".repeat(8 + n));
                 }
             }
         }
@@ -90,7 +100,9 @@ pub fn mask_secrets(objects: &mut [&mut Value]) {
 
 /// Secret values are strings; anything else is compared by its JSON text.
 fn secret_text(value: &Value) -> String {
-    value.as_str().map_or_else(|| value.to_string(), str::to_string)
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_string)
 }
 
 /// A copy of an object with Secret values masked, for documents shown on
@@ -107,8 +119,17 @@ pub fn compare(live: Option<&Value>, predicted: &Value) -> Comparison {
     let mut predicted = normalize(predicted);
     let modified = normalized_live != predicted;
     mask_secrets(&mut [&mut normalized_live, &mut predicted]);
-    let diff = if modified { unified_diff(&normalized_live, &predicted) } else { String::new() };
-    Comparison { modified, normalized_live, predicted, diff }
+    let diff = if modified {
+        unified_diff(&normalized_live, &predicted)
+    } else {
+        String::new()
+    };
+    Comparison {
+        modified,
+        normalized_live,
+        predicted,
+        diff,
+    }
 }
 
 /// YAML text of an object for humans; `""` for `Null`.
@@ -116,7 +137,8 @@ pub fn to_yaml(object: &Value) -> String {
     if object.is_null() {
         return String::new();
     }
-    serde_yaml::to_string(&sorted(object)).unwrap_or_else(|e| format!("# not representable as YAML: {e}\n"))
+    serde_yaml::to_string(&sorted(object))
+        .unwrap_or_else(|e| format!("# not representable as YAML: {e}\n"))
 }
 
 /// A copy with object keys sorted, so that diffs do not depend on the order
@@ -140,7 +162,11 @@ fn sorted(value: &Value) -> Value {
 /// A unified diff of two objects' YAML.
 pub fn unified_diff(live: &Value, predicted: &Value) -> String {
     let (a, b) = (to_yaml(live), to_yaml(predicted));
-    TextDiff::from_lines(&a, &b).unified_diff().context_radius(3).header("live", "desired").to_string()
+    TextDiff::from_lines(&a, &b)
+        .unified_diff()
+        .context_radius(3)
+        .header("live", "desired")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -181,14 +207,31 @@ mod tests {
             "data": {"password": "bmV3LXNlY3JldA==", "user": "YWRtaW4="}, "stringData": {"token": "hunter2"}});
         let c = compare(Some(&live), &predicted);
         assert!(c.modified);
-        for secret in ["b2xkLXNlY3JldA==", "bmV3LXNlY3JldA==", "YWRtaW4=", "hunter2"] {
+        for secret in [
+            "b2xkLXNlY3JldA==",
+            "bmV3LXNlY3JldA==",
+            "YWRtaW4=",
+            "hunter2",
+        ] {
             assert!(!c.diff.contains(secret), "{secret} leaked: {}", c.diff);
             assert!(!c.predicted.to_string().contains(secret));
             assert!(!c.normalized_live.to_string().contains(secret));
         }
         // The changed key shows as changed, the unchanged one does not.
-        assert!(c.diff.lines().any(|l| l.starts_with('-') && l.contains("password")), "{}", c.diff);
-        assert!(!c.diff.lines().any(|l| l.starts_with('-') && l.contains("user")), "{}", c.diff);
+        assert!(
+            c.diff
+                .lines()
+                .any(|l| l.starts_with('-') && l.contains("password")),
+            "{}",
+            c.diff
+        );
+        assert!(
+            !c.diff
+                .lines()
+                .any(|l| l.starts_with('-') && l.contains("user")),
+            "{}",
+            c.diff
+        );
     }
 
     #[test]

@@ -10,16 +10,16 @@
 //! functions of their inputs; git, Kubernetes, disk and the clock sit at the
 //! edges.
 
+pub mod cluster;
+pub mod controller;
+pub mod diff;
+pub mod health;
+pub mod live;
 pub mod model;
+pub mod plan;
+pub mod registry;
+pub mod render;
 pub mod service;
 pub mod source;
 pub mod store;
-pub mod diff;
-pub mod plan;
-pub mod cluster;
-pub mod live;
 pub mod sync;
-pub mod registry;
-pub mod controller;
-pub mod render;
-pub mod health;

@@ -52,13 +52,30 @@ impl Index {
         Some(app)
     }
 
-    fn upsert(&mut self, kind: &KindId, key: ResourceKey, app: String, object: LiveObject) -> Vec<String> {
+    fn upsert(
+        &mut self,
+        kind: &KindId,
+        key: ResourceKey,
+        app: String,
+        object: LiveObject,
+    ) -> Vec<String> {
         let mut touched = Vec::new();
-        if self.by_kind.get(kind).and_then(|m| m.get(&key)).is_some_and(|previous| previous.0 != app) {
+        if self
+            .by_kind
+            .get(kind)
+            .and_then(|m| m.get(&key))
+            .is_some_and(|previous| previous.0 != app)
+        {
             touched.extend(self.remove(kind, &key));
         }
-        self.by_kind.entry(kind.clone()).or_default().insert(key.clone(), (app.clone(), object.clone()));
-        self.by_app.entry(app.clone()).or_default().insert(key, object);
+        self.by_kind
+            .entry(kind.clone())
+            .or_default()
+            .insert(key.clone(), (app.clone(), object.clone()));
+        self.by_app
+            .entry(app.clone())
+            .or_default()
+            .insert(key, object);
         self.bump(&app);
         touched.push(app);
         touched
@@ -101,20 +118,38 @@ impl std::fmt::Debug for LiveState {
 impl LiveState {
     /// A live state whose changes are reported, one application name per
     /// change, on `changes`. Watches stop when `cancel` fires.
-    pub fn new(client: kube::Client, changes: mpsc::UnboundedSender<String>, cancel: CancellationToken) -> Arc<LiveState> {
-        Arc::new(LiveState { client, index: Mutex::default(), watches: Mutex::default(), changes, cancel })
+    pub fn new(
+        client: kube::Client,
+        changes: mpsc::UnboundedSender<String>,
+        cancel: CancellationToken,
+    ) -> Arc<LiveState> {
+        Arc::new(LiveState {
+            client,
+            index: Mutex::default(),
+            watches: Mutex::default(),
+            changes,
+            cancel,
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
-        self.index.lock().expect("live index lock is never poisoned")
+        self.index
+            .lock()
+            .expect("live index lock is never poisoned")
     }
 
     /// Starts watching a kind unless it is watched, and waits until its
     /// initial list has been indexed.
     pub async fn watch(self: &Arc<Self>, kind: &Kind) {
-        let id = (kind.resource.api_version.clone(), kind.resource.kind.clone());
+        let id = (
+            kind.resource.api_version.clone(),
+            kind.resource.kind.clone(),
+        );
         let mut ready = {
-            let mut watches = self.watches.lock().expect("watch map lock is never poisoned");
+            let mut watches = self
+                .watches
+                .lock()
+                .expect("watch map lock is never poisoned");
             match watches.get(&id) {
                 Some(rx) => rx.clone(),
                 None => {
@@ -134,7 +169,9 @@ impl LiveState {
 
     async fn run_watch(self: Arc<Self>, id: KindId, kind: Kind, ready: watch::Sender<bool>) {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &kind.resource);
-        let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
+        let mut stream = watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
         let mut buffer: Option<HashMap<ResourceKey, (String, LiveObject)>> = None;
         loop {
             let event = tokio::select! {
@@ -163,13 +200,17 @@ impl LiveState {
                         self.notify(app);
                     }
                 }
-                Err(e) => tracing::warn!(kind = %kind.resource.kind, error = %e, "watch failed; retrying"),
+                Err(e) => {
+                    tracing::warn!(kind = %kind.resource.kind, error = %e, "watch failed; retrying")
+                }
             }
         }
     }
 
     fn apply(&self, id: &KindId, value: Value) {
-        let Some(key) = ResourceKey::of(&value) else { return };
+        let Some(key) = ResourceKey::of(&value) else {
+            return;
+        };
         let touched = match owner(&value) {
             Some((app, key)) => self.lock().upsert(id, key, app, Arc::new(value)),
             None => self.lock().remove(id, &key).into_iter().collect(),
@@ -183,18 +224,27 @@ impl LiveState {
         let mut touched = Vec::new();
         {
             let mut index = self.lock();
-            let old: Vec<ResourceKey> = index.by_kind.get(id).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+            let old: Vec<ResourceKey> = index
+                .by_kind
+                .get(id)
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
             for key in old {
                 if !fresh.contains_key(&key) {
                     touched.extend(index.remove(id, &key));
                 }
             }
             for (key, (app, object)) in fresh {
-                let unchanged = index
-                    .by_kind
-                    .get(id)
-                    .and_then(|m| m.get(&key))
-                    .is_some_and(|(a, o)| *a == app && o.pointer("/metadata/resourceVersion") == object.pointer("/metadata/resourceVersion"));
+                let unchanged =
+                    index
+                        .by_kind
+                        .get(id)
+                        .and_then(|m| m.get(&key))
+                        .is_some_and(|(a, o)| {
+                            *a == app
+                                && o.pointer("/metadata/resourceVersion")
+                                    == object.pointer("/metadata/resourceVersion")
+                        });
                 if !unchanged {
                     touched.extend(index.upsert(id, key, app, object));
                 }
@@ -272,7 +322,12 @@ mod tests {
     fn index_moves_objects_between_applications_and_bumps_both() {
         let mut index = Index::default();
         let kind = ("v1".to_string(), "ConfigMap".to_string());
-        let key = ResourceKey { group: String::new(), kind: "ConfigMap".into(), namespace: "n".into(), name: "c".into() };
+        let key = ResourceKey {
+            group: String::new(),
+            kind: "ConfigMap".into(),
+            namespace: "n".into(),
+            name: "c".into(),
+        };
         index.upsert(&kind, key.clone(), "a".into(), Arc::new(json!({})));
         let touched = index.upsert(&kind, key.clone(), "b".into(), Arc::new(json!({})));
         assert_eq!(touched, ["a", "b"]);

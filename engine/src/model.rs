@@ -203,7 +203,11 @@ pub fn unsupported_fields(manifest: &Value) -> Vec<String> {
     fn walk(prefix: &str, value: &Value, out: &mut Vec<String>) {
         let Value::Object(map) = value else { return };
         for (key, child) in map {
-            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
             if !SUPPORTED_FIELDS.contains(&path.as_str()) {
                 out.push(path);
             } else if path != "metadata" && path != "status" && path != "operation" {
@@ -230,7 +234,10 @@ pub fn application_crd() -> Value {
             for field in ["spec", "status"] {
                 let pointer = format!("/schema/openAPIV3Schema/properties/{field}");
                 if let Some(Value::Object(schema)) = version.pointer_mut(&pointer) {
-                    schema.insert("x-kubernetes-preserve-unknown-fields".into(), Value::Bool(true));
+                    schema.insert(
+                        "x-kubernetes-preserve-unknown-fields".into(),
+                        Value::Bool(true),
+                    );
                 }
             }
         }
@@ -275,13 +282,20 @@ impl ResourceKey {
 
     /// Argo CD's tracking id of this object for application `app`.
     pub fn tracking_id(&self, app: &str) -> String {
-        format!("{app}:{}/{}:{}/{}", self.group, self.kind, self.namespace, self.name)
+        format!(
+            "{app}:{}/{}:{}/{}",
+            self.group, self.kind, self.namespace, self.name
+        )
     }
 }
 
 impl fmt::Display for ResourceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let group = if self.group.is_empty() { String::new() } else { format!(".{}", self.group) };
+        let group = if self.group.is_empty() {
+            String::new()
+        } else {
+            format!(".{}", self.group)
+        };
         if self.namespace.is_empty() {
             write!(f, "{}{group}/{}", self.kind, self.name)
         } else {
@@ -313,22 +327,33 @@ pub struct Manifest {
 impl Manifest {
     /// `apiVersion` of the object (validated by render).
     pub fn api_version(&self) -> &str {
-        self.object.get("apiVersion").and_then(Value::as_str).unwrap_or_default()
+        self.object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
 
     /// `kind` of the object (validated by render).
     pub fn kind(&self) -> &str {
-        self.object.get("kind").and_then(Value::as_str).unwrap_or_default()
+        self.object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
 
     /// `metadata.name` of the object (validated by render).
     pub fn name(&self) -> &str {
-        self.object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default()
+        self.object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
 
     /// `metadata.namespace`, if set.
     pub fn namespace(&self) -> Option<&str> {
-        self.object.pointer("/metadata/namespace").and_then(Value::as_str)
+        self.object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
     }
 
     /// An annotation's value.
@@ -349,7 +374,11 @@ pub struct SourceFile {
 
 /// An annotation of a Kubernetes object given as JSON.
 pub fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
-    object.get("metadata")?.get("annotations")?.get(key)?.as_str()
+    object
+        .get("metadata")?
+        .get("annotations")?
+        .get(key)?
+        .as_str()
 }
 
 /// `status.sync.status`.
@@ -365,7 +394,20 @@ pub enum SyncStatusCode {
 }
 
 /// `status.health.status`, with Argo CD's values.
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+#[derive(
+    Deserialize,
+    Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    JsonSchema,
+)]
 pub enum HealthStatusCode {
     /// Health cannot be told.
     #[default]
@@ -410,7 +452,10 @@ pub struct Health {
 impl Health {
     /// A health with a status and a message.
     pub fn new(status: HealthStatusCode, message: impl Into<String>) -> Health {
-        Health { status, message: message.into() }
+        Health {
+            status,
+            message: message.into(),
+        }
     }
 }
 
@@ -668,7 +713,11 @@ mod tests {
         });
         assert_eq!(
             unsupported_fields(&app),
-            vec!["spec.source.helm", "spec.ignoreDifferences", "spec.syncPolicy.retry"]
+            vec![
+                "spec.source.helm",
+                "spec.ignoreDifferences",
+                "spec.syncPolicy.retry"
+            ]
         );
     }
 
@@ -704,6 +753,9 @@ mod tests {
         assert_eq!(key.tracking_id("shop"), "shop:apps/Deployment:prod/web");
         assert_eq!(tracking_app("shop:apps/Deployment:prod/web"), Some("shop"));
         let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}});
-        assert_eq!(ResourceKey::of(&ns).expect("key").tracking_id("shop"), "shop:/Namespace:/prod");
+        assert_eq!(
+            ResourceKey::of(&ns).expect("key").tracking_id("shop"),
+            "shop:/Namespace:/prod"
+        );
     }
 }

@@ -48,7 +48,10 @@ const KIND_ORDER: &[&str] = &[
 
 /// The rank of a kind in the apply order.
 pub fn kind_rank(kind: &str) -> usize {
-    KIND_ORDER.iter().position(|k| *k == kind).unwrap_or(KIND_ORDER.len())
+    KIND_ORDER
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(KIND_ORDER.len())
 }
 
 /// One object of the desired state, after comparison.
@@ -168,7 +171,13 @@ pub enum PlanError {
 }
 
 fn order_key(key: &ResourceKey) -> (usize, &str, &str, &str, &str) {
-    (kind_rank(&key.kind), &key.group, &key.kind, &key.namespace, &key.name)
+    (
+        kind_rank(&key.kind),
+        &key.group,
+        &key.kind,
+        &key.namespace,
+        &key.name,
+    )
 }
 
 fn is_foundation(key: &ResourceKey) -> bool {
@@ -181,13 +190,21 @@ fn is_foundation(key: &ResourceKey) -> bool {
 /// # Errors
 /// [`PlanError::EmptyRender`] when nothing is desired, objects are tracked and
 /// `allow_empty` is off.
-pub fn plan(desired: &[Desired], tracked: &[Tracked], options: &PlanOptions) -> Result<SyncPlan, PlanError> {
+pub fn plan(
+    desired: &[Desired],
+    tracked: &[Tracked],
+    options: &PlanOptions,
+) -> Result<SyncPlan, PlanError> {
     if desired.is_empty() && !tracked.is_empty() && !options.allow_empty {
-        return Err(PlanError::EmptyRender { tracked: tracked.len() });
+        return Err(PlanError::EmptyRender {
+            tracked: tracked.len(),
+        });
     }
     let mut foundation = Vec::new();
     if let Some(ns) = &options.create_namespace {
-        let declared = desired.iter().any(|d| d.key.kind == "Namespace" && d.key.group.is_empty() && &d.key.name == ns);
+        let declared = desired
+            .iter()
+            .any(|d| d.key.kind == "Namespace" && d.key.group.is_empty() && &d.key.name == ns);
         if !declared {
             foundation.push(Step::CreateNamespace(ns.clone()));
         }
@@ -199,19 +216,36 @@ pub fn plan(desired: &[Desired], tracked: &[Tracked], options: &PlanOptions) -> 
     applies.sort_by(|a, b| order_key(&a.key).cmp(&order_key(&b.key)));
     let mut main = Vec::new();
     for d in applies {
-        let step = Step::Apply { key: d.key.clone(), object: d.object.clone() };
-        if is_foundation(&d.key) { foundation.push(step) } else { main.push(step) }
+        let step = Step::Apply {
+            key: d.key.clone(),
+            object: d.object.clone(),
+        };
+        if is_foundation(&d.key) {
+            foundation.push(step)
+        } else {
+            main.push(step)
+        }
     }
 
-    let mut gone: Vec<&Tracked> = tracked.iter().filter(|t| !desired.iter().any(|d| d.key == t.key)).collect();
-    gone.sort_by(|a, b| order_key(&b.key).cmp(&order_key(&a.key)));
-    let prune = gone.into_iter().map(|t| prune_step(t, options.prune)).collect();
-
-    let stages = [(StageKind::Foundation, foundation), (StageKind::Main, main), (StageKind::Prune, prune)]
-        .into_iter()
-        .filter(|(_, steps)| !steps.is_empty())
-        .map(|(kind, steps)| Stage { kind, steps })
+    let mut gone: Vec<&Tracked> = tracked
+        .iter()
+        .filter(|t| !desired.iter().any(|d| d.key == t.key))
         .collect();
+    gone.sort_by(|a, b| order_key(&b.key).cmp(&order_key(&a.key)));
+    let prune = gone
+        .into_iter()
+        .map(|t| prune_step(t, options.prune))
+        .collect();
+
+    let stages = [
+        (StageKind::Foundation, foundation),
+        (StageKind::Main, main),
+        (StageKind::Prune, prune),
+    ]
+    .into_iter()
+    .filter(|(_, steps)| !steps.is_empty())
+    .map(|(kind, steps)| Stage { kind, steps })
+    .collect();
     Ok(SyncPlan { stages })
 }
 
@@ -234,7 +268,10 @@ fn prune_step(t: &Tracked, prune_allowed: bool) -> Step {
             api_version: t.api_version.clone(),
             reason: reason.to_string(),
         },
-        None => Step::Prune { key: t.key.clone(), api_version: t.api_version.clone() },
+        None => Step::Prune {
+            key: t.key.clone(),
+            api_version: t.api_version.clone(),
+        },
     }
 }
 
@@ -244,15 +281,28 @@ mod tests {
     use serde_json::json;
 
     fn key(group: &str, kind: &str, name: &str) -> ResourceKey {
-        ResourceKey { group: group.into(), kind: kind.into(), namespace: "ns".into(), name: name.into() }
+        ResourceKey {
+            group: group.into(),
+            kind: kind.into(),
+            namespace: "ns".into(),
+            name: name.into(),
+        }
     }
 
     fn desired(group: &str, kind: &str, name: &str, modified: bool) -> Desired {
-        Desired { key: key(group, kind, name), object: json!({"kind": kind}), modified }
+        Desired {
+            key: key(group, kind, name),
+            object: json!({"kind": kind}),
+            modified,
+        }
     }
 
     fn tracked(kind: &str, name: &str, sync_options: Option<&str>) -> Tracked {
-        Tracked { key: key("", kind, name), api_version: "v1".into(), sync_options: sync_options.map(Into::into) }
+        Tracked {
+            key: key("", kind, name),
+            api_version: "v1".into(),
+            sync_options: sync_options.map(Into::into),
+        }
     }
 
     fn names(plan: &SyncPlan) -> Vec<String> {
@@ -261,7 +311,9 @@ mod tests {
                 Step::CreateNamespace(n) => format!("create-namespace {n}"),
                 Step::Apply { key, .. } => format!("apply {}/{}", key.kind, key.name),
                 Step::Prune { key, .. } => format!("prune {}/{}", key.kind, key.name),
-                Step::PruneSkipped { key, reason, .. } => format!("keep {}/{} ({reason})", key.kind, key.name),
+                Step::PruneSkipped { key, reason, .. } => {
+                    format!("keep {}/{} ({reason})", key.kind, key.name)
+                }
             })
             .collect()
     }
@@ -272,25 +324,36 @@ mod tests {
             desired("apps", "Deployment", "web", true),
             desired("example.com", "Widget", "w", true),
             desired("", "Service", "web", true),
-            desired("apiextensions.k8s.io", "CustomResourceDefinition", "widgets.example.com", true),
+            desired(
+                "apiextensions.k8s.io",
+                "CustomResourceDefinition",
+                "widgets.example.com",
+                true,
+            ),
             desired("", "ConfigMap", "cfg", true),
             desired("", "Namespace", "ns", true),
         ];
         let p = plan(&d, &[], &PlanOptions::default()).expect("plan");
         assert_eq!(p.stages[0].kind, StageKind::Foundation);
-        assert_eq!(names(&p), [
-            "apply Namespace/ns",
-            "apply CustomResourceDefinition/widgets.example.com",
-            "apply ConfigMap/cfg",
-            "apply Service/web",
-            "apply Deployment/web",
-            "apply Widget/w",
-        ]);
+        assert_eq!(
+            names(&p),
+            [
+                "apply Namespace/ns",
+                "apply CustomResourceDefinition/widgets.example.com",
+                "apply ConfigMap/cfg",
+                "apply Service/web",
+                "apply Deployment/web",
+                "apply Widget/w",
+            ]
+        );
     }
 
     #[test]
     fn create_namespace_is_a_foundation_step_unless_declared() {
-        let options = PlanOptions { create_namespace: Some("ns".into()), ..Default::default() };
+        let options = PlanOptions {
+            create_namespace: Some("ns".into()),
+            ..Default::default()
+        };
         let p = plan(&[desired("", "ConfigMap", "c", true)], &[], &options).expect("plan");
         assert_eq!(names(&p), ["create-namespace ns", "apply ConfigMap/c"]);
         let declared = [desired("", "Namespace", "ns", true)];
@@ -301,12 +364,35 @@ mod tests {
     #[test]
     fn prune_only_when_allowed_and_in_reverse_kind_order_last() {
         let d = [desired("", "ConfigMap", "keep", false)];
-        let t = [tracked("ConfigMap", "keep", None), tracked("ConfigMap", "old", None), tracked("Service", "old", None)];
-        let on = plan(&d, &t, &PlanOptions { prune: true, ..Default::default() }).expect("plan");
-        assert_eq!(names(&on), ["apply ConfigMap/keep", "prune Service/old", "prune ConfigMap/old"]);
+        let t = [
+            tracked("ConfigMap", "keep", None),
+            tracked("ConfigMap", "old", None),
+            tracked("Service", "old", None),
+        ];
+        let on = plan(
+            &d,
+            &t,
+            &PlanOptions {
+                prune: true,
+                ..Default::default()
+            },
+        )
+        .expect("plan");
+        assert_eq!(
+            names(&on),
+            [
+                "apply ConfigMap/keep",
+                "prune Service/old",
+                "prune ConfigMap/old"
+            ]
+        );
         assert_eq!(on.stages.last().expect("stage").kind, StageKind::Prune);
         let off = plan(&d, &t, &PlanOptions::default()).expect("plan");
-        assert!(names(&off)[1].starts_with("keep Service/old (pruning is disabled"), "{:?}", names(&off));
+        assert!(
+            names(&off)[1].starts_with("keep Service/old (pruning is disabled"),
+            "{:?}",
+            names(&off)
+        );
     }
 
     #[test]
@@ -315,28 +401,59 @@ mod tests {
             tracked("ConfigMap", "a", Some("Prune=false")),
             tracked("ConfigMap", "b", Some("ServerSideApply=true, Delete=false")),
         ];
-        let p = plan(&[desired("", "ConfigMap", "c", true)], &t, &PlanOptions { prune: true, ..Default::default() })
-            .expect("plan");
-        assert_eq!(names(&p), [
-            "apply ConfigMap/c",
-            "keep ConfigMap/b (Delete=false is set on the object)",
-            "keep ConfigMap/a (Prune=false is set on the object)",
-        ]);
+        let p = plan(
+            &[desired("", "ConfigMap", "c", true)],
+            &t,
+            &PlanOptions {
+                prune: true,
+                ..Default::default()
+            },
+        )
+        .expect("plan");
+        assert_eq!(
+            names(&p),
+            [
+                "apply ConfigMap/c",
+                "keep ConfigMap/b (Delete=false is set on the object)",
+                "keep ConfigMap/a (Prune=false is set on the object)",
+            ]
+        );
     }
 
     #[test]
     fn empty_render_refuses_unless_allow_empty() {
         let t = [tracked("ConfigMap", "a", None)];
-        let options = PlanOptions { prune: true, ..Default::default() };
-        assert_eq!(plan(&[], &t, &options), Err(PlanError::EmptyRender { tracked: 1 }));
-        let allowed = PlanOptions { allow_empty: true, ..options };
-        assert_eq!(names(&plan(&[], &t, &allowed).expect("plan")), ["prune ConfigMap/a"]);
+        let options = PlanOptions {
+            prune: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            plan(&[], &t, &options),
+            Err(PlanError::EmptyRender { tracked: 1 })
+        );
+        let allowed = PlanOptions {
+            allow_empty: true,
+            ..options
+        };
+        assert_eq!(
+            names(&plan(&[], &t, &allowed).expect("plan")),
+            ["prune ConfigMap/a"]
+        );
     }
 
     #[test]
     fn apply_out_of_sync_only_skips_synced_objects() {
-        let d = [desired("", "ConfigMap", "same", false), desired("", "ConfigMap", "changed", true)];
-        let options = PlanOptions { apply_out_of_sync_only: true, ..Default::default() };
-        assert_eq!(names(&plan(&d, &[], &options).expect("plan")), ["apply ConfigMap/changed"]);
+        let d = [
+            desired("", "ConfigMap", "same", false),
+            desired("", "ConfigMap", "changed", true),
+        ];
+        let options = PlanOptions {
+            apply_out_of_sync_only: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            names(&plan(&d, &[], &options).expect("plan")),
+            ["apply ConfigMap/changed"]
+        );
     }
 }

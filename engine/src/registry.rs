@@ -84,19 +84,32 @@ pub fn declared_from_value(value: Value, origin: Origin) -> Result<Declared, Str
     if app.metadata.name.as_deref().unwrap_or("").is_empty() {
         return Err("an Application needs metadata.name".into());
     }
-    Ok(Declared { app, unsupported, origin })
+    Ok(Declared {
+        app,
+        unsupported,
+        origin,
+    })
 }
 
 fn yaml_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), RegistryError> {
-    let read_err = |source| RegistryError::Read { path: path.display().to_string(), source };
+    let read_err = |source| RegistryError::Read {
+        path: path.display().to_string(),
+        source,
+    };
     if path.is_dir() {
-        let mut entries: Vec<PathBuf> =
-            std::fs::read_dir(path).map_err(read_err)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(read_err)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
         entries.sort();
         for entry in entries {
             yaml_files(&entry, out)?;
         }
-    } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json") || !path.exists() {
+    } else if path
+        .extension()
+        .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+        || !path.exists()
+    {
         out.push(path.to_path_buf());
     }
     Ok(())
@@ -115,16 +128,25 @@ pub fn load_files(paths: &[PathBuf]) -> Result<Vec<Declared>, RegistryError> {
     }
     let mut out = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(&file)
-            .map_err(|source| RegistryError::Read { path: file.display().to_string(), source })?;
+        let text = std::fs::read_to_string(&file).map_err(|source| RegistryError::Read {
+            path: file.display().to_string(),
+            source,
+        })?;
         for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-            let invalid = |message: String| RegistryError::Invalid { path: file.display().to_string(), document: i + 1, message };
+            let invalid = |message: String| RegistryError::Invalid {
+                path: file.display().to_string(),
+                document: i + 1,
+                message,
+            };
             let value = Value::deserialize_from(doc).map_err(|e| invalid(e.to_string()))?;
             if value.is_null() {
                 continue;
             }
             let is_app = value.get("kind").and_then(Value::as_str) == Some("Application")
-                && value.get("apiVersion").and_then(Value::as_str).is_some_and(|v| v.starts_with("argoproj.io/"));
+                && value
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| v.starts_with("argoproj.io/"));
             if !is_app {
                 continue;
             }
@@ -147,21 +169,31 @@ impl DeserializeFrom for Value {
 
 /// Reads `--apps` now and again whenever a file under them changes, sending
 /// each snapshot. Runs until `cancel` fires.
-pub fn watch_files(paths: Vec<PathBuf>, updates: mpsc::UnboundedSender<SourceUpdate>, cancel: CancellationToken) {
+pub fn watch_files(
+    paths: Vec<PathBuf>,
+    updates: mpsc::UnboundedSender<SourceUpdate>,
+    cancel: CancellationToken,
+) {
     let send = {
         let updates = updates.clone();
         let paths = paths.clone();
         move || {
-            let _ = updates.send(SourceUpdate::Files(load_files(&paths).map_err(|e| e.to_string())));
+            let _ = updates.send(SourceUpdate::Files(
+                load_files(&paths).map_err(|e| e.to_string()),
+            ));
         }
     };
     send();
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-    let debouncer = notify_debouncer_full::new_debouncer(Duration::from_millis(200), None, move |result: notify_debouncer_full::DebounceEventResult| {
-        if result.is_ok() {
-            let _ = tx.send(());
-        }
-    });
+    let debouncer = notify_debouncer_full::new_debouncer(
+        Duration::from_millis(200),
+        None,
+        move |result: notify_debouncer_full::DebounceEventResult| {
+            if result.is_ok() {
+                let _ = tx.send(());
+            }
+        },
+    );
     let mut debouncer = match debouncer {
         Ok(d) => d,
         Err(e) => {
@@ -172,7 +204,12 @@ pub fn watch_files(paths: Vec<PathBuf>, updates: mpsc::UnboundedSender<SourceUpd
     for path in &paths {
         // Watch the parent of a file, so that editors that replace the file
         // (write to a temporary, rename) are seen.
-        let target = if path.is_dir() { path.clone() } else { path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf) };
+        let target = if path.is_dir() {
+            path.clone()
+        } else {
+            path.parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        };
         if let Err(e) = debouncer.watch(&target, RecursiveMode::Recursive) {
             tracing::error!(path = %target.display(), error = %e, "cannot watch --apps path");
         }
@@ -191,16 +228,27 @@ pub fn watch_files(paths: Vec<PathBuf>, updates: mpsc::UnboundedSender<SourceUpd
 
 /// The `applications.argoproj.io` resource.
 pub fn application_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"), "applications")
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"),
+        "applications",
+    )
 }
 
 /// Watches `Application` objects in `namespace`, sending a full snapshot
 /// after each change. Objects are read as raw JSON so that unsupported fields
 /// can be reported.
-pub fn watch_cluster(client: kube::Client, namespace: String, updates: mpsc::UnboundedSender<SourceUpdate>, cancel: CancellationToken) {
+pub fn watch_cluster(
+    client: kube::Client,
+    namespace: String,
+    updates: mpsc::UnboundedSender<SourceUpdate>,
+    cancel: CancellationToken,
+) {
     tokio::spawn(async move {
-        let api: Api<DynamicObject> = Api::namespaced_with(client, &namespace, &application_resource());
-        let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client, &namespace, &application_resource());
+        let mut stream = watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
         let mut current: BTreeMap<String, Value> = BTreeMap::new();
         let mut buffer: Option<BTreeMap<String, Value>> = None;
         loop {
@@ -216,7 +264,10 @@ pub fn watch_cluster(client: kube::Client, namespace: String, updates: mpsc::Unb
                 }
                 Ok(Event::InitApply(o)) => {
                     if let (Some(b), Some(name)) = (buffer.as_mut(), o.metadata.name.clone()) {
-                        b.insert(name, serde_json::to_value(o).expect("a DynamicObject always serializes"));
+                        b.insert(
+                            name,
+                            serde_json::to_value(o).expect("a DynamicObject always serializes"),
+                        );
                     }
                     false
                 }
@@ -226,7 +277,10 @@ pub fn watch_cluster(client: kube::Client, namespace: String, updates: mpsc::Unb
                 }
                 Ok(Event::Apply(o)) => {
                     let name = o.metadata.name.clone().unwrap_or_default();
-                    current.insert(name, serde_json::to_value(o).expect("a DynamicObject always serializes"));
+                    current.insert(
+                        name,
+                        serde_json::to_value(o).expect("a DynamicObject always serializes"),
+                    );
                     true
                 }
                 Ok(Event::Delete(o)) => {
@@ -269,7 +323,10 @@ mod tests {
         .expect("write");
         std::fs::write(dir.path().join("notes.txt"), "not yaml: [").expect("write");
         let apps = load_files(&[dir.path().to_path_buf()]).expect("load");
-        let names: Vec<_> = apps.iter().map(|d| d.app.metadata.name.clone().unwrap_or_default()).collect();
+        let names: Vec<_> = apps
+            .iter()
+            .map(|d| d.app.metadata.name.clone().unwrap_or_default())
+            .collect();
         assert_eq!(names, ["one", "two"]);
         assert_eq!(apps[0].unsupported, ["spec.source.helm"]);
     }
@@ -278,7 +335,7 @@ mod tests {
     fn malformed_file_fails_the_whole_read_with_the_document() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("apps.yaml");
-        std::fs::write(&file, "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: ok}\n---\nkind: [\n").expect("write");
+        std::fs::write(&file, "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: ok}\nspec: {}\n---\nkind: [\n").expect("write");
         let err = load_files(&[file]).expect_err("malformed").to_string();
         assert!(err.contains("apps.yaml document 2"), "{err}");
     }

@@ -99,14 +99,13 @@ pub fn render_directory(
     let mut manifests = Vec::new();
     let mut seen: HashMap<ResourceKey, String> = HashMap::new();
     for file in selected {
-        for (index, document) in parse_documents(file)? {
-            for (origin, mut object) in expand_list(file, index, document)? {
-                normalize_desired(&mut object);
-                let key = ResourceKey::of(&object).ok_or_else(|| RenderError::Invalid {
-                    file: file.path.clone(),
-                    document: index + 1,
-                    message: "not a Kubernetes object".into(),
-                })?;
+        let objects = match file_objects(file) {
+            Ok(objects) => objects,
+            Err(_) if is_unrelated_yaml(file) => continue,
+            Err(e) => return Err(e),
+        };
+        for (origin, key, object) in objects {
+            {
                 if let Some(first) = seen.get(&key) {
                     return Err(RenderError::Duplicate {
                         key: Box::new(key),
@@ -120,6 +119,36 @@ pub fn render_directory(
         }
     }
     Ok(manifests)
+}
+
+/// Every object of one file, normalized, with its origin and key.
+fn file_objects(file: &SourceFile) -> Result<Vec<(String, ResourceKey, Value)>, RenderError> {
+    let mut out = Vec::new();
+    for (index, document) in parse_documents(file)? {
+        for (origin, mut object) in expand_list(file, index, document)? {
+            normalize_desired(&mut object);
+            let key = ResourceKey::of(&object).ok_or_else(|| RenderError::Invalid {
+                file: file.path.clone(),
+                document: index + 1,
+                message: "not a Kubernetes object".into(),
+            })?;
+            out.push((origin, key, object));
+        }
+    }
+    Ok(out)
+}
+
+/// Argo CD's rule for YAML that does not render: a file that does not even
+/// look like a manifest (it lacks any of `apiVersion:`, `kind:`,
+/// `metadata:`) is an unrelated YAML file (Helm values, CI configuration)
+/// and is skipped; one that does is a broken manifest and an error. JSON
+/// files are always manifests.
+fn is_unrelated_yaml(file: &SourceFile) -> bool {
+    if file.path.ends_with(".json") {
+        return false;
+    }
+    let text = String::from_utf8_lossy(&file.data);
+    !(text.contains("apiVersion:") && text.contains("kind:") && text.contains("metadata:"))
 }
 
 /// Which files of the folder are read: Argo CD's `recurse`, `include` and
@@ -799,16 +828,18 @@ mod tests {
     #[test]
     fn objects_need_string_api_version_kind_and_name() {
         let cases = [
+            // With all of apiVersion:, kind: and metadata: in the text, a
+            // file is a manifest and its errors count (see is_unrelated_yaml).
             (
-                "- a\n- b\n",
+                "- apiVersion: v1\n  kind: X\n  metadata: {}\n",
                 "render x.yaml document 1: is a list, not a Kubernetes object",
             ),
             (
-                "kind: ConfigMap\nmetadata: {name: a}\n",
+                "kind: ConfigMap\nmetadata: {name: a, annotations: {note: 'apiVersion: none'}}\n",
                 "render x.yaml document 1: missing apiVersion",
             ),
             (
-                "apiVersion: v1\nmetadata: {name: a}\n",
+                "apiVersion: v1\nmetadata: {name: a, annotations: {note: 'kind: none'}}\n",
                 "render x.yaml document 1: missing kind",
             ),
             (
@@ -827,7 +858,10 @@ mod tests {
                 "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: 7}\n",
                 "render x.yaml document 1: metadata.namespace is a number",
             ),
-            ("just text\n", "render x.yaml document 1: is a string"),
+            (
+                "'apiVersion: kind: metadata:'\n",
+                "render x.yaml document 1: is a string",
+            ),
         ];
         for (data, want) in cases {
             let err = render(&[file("x.yaml", data)]).expect_err(data);
@@ -1285,5 +1319,30 @@ data:
     fn tricky_yaml_renders_like_the_golden_snapshot() {
         let out = render(&[file("tricky.yaml", TRICKY)]).expect("renders");
         insta::assert_json_snapshot!(out);
+    }
+
+    #[test]
+    fn yaml_that_does_not_look_like_a_manifest_is_skipped_like_argo_cd() {
+        let files = [
+            SourceFile {
+                path: "values.yaml".into(),
+                data: b"replicas: 3\nimage: {tag: v1}\n".to_vec(),
+            },
+            SourceFile {
+                path: "cm.yaml".into(),
+                data: b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n".to_vec(),
+            },
+        ];
+        let out = render_directory(&files, &DirectorySource::default())
+            .expect("unrelated YAML is skipped");
+        assert_eq!(out.len(), 1);
+        let broken = [SourceFile {
+            path: "bad.yaml".into(),
+            data: b"apiVersion: v1\nkind: ConfigMap\nmetadata: [\n".to_vec(),
+        }];
+        assert!(
+            render_directory(&broken, &DirectorySource::default()).is_err(),
+            "a broken manifest is an error"
+        );
     }
 }

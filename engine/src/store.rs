@@ -69,7 +69,10 @@ impl Store {
     /// When sled cannot open the folder (permissions, another process holds it).
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let path = dir.display().to_string();
-        let db_err = |source| StoreError::Db { path: path.clone(), source };
+        let db_err = |source| StoreError::Db {
+            path: path.clone(),
+            source,
+        };
         let db = sled::Config::new().path(dir).open().map_err(db_err)?;
         Ok(Store {
             history: db.open_tree("history").map_err(db_err)?,
@@ -80,22 +83,38 @@ impl Store {
     }
 
     fn err(&self, source: sled::Error) -> StoreError {
-        StoreError::Db { path: self.path.clone(), source }
+        StoreError::Db {
+            path: self.path.clone(),
+            source,
+        }
     }
 
-    fn put<T: Serialize>(&self, tree: &sled::Tree, key: &[u8], value: &T) -> Result<(), StoreError> {
+    fn put<T: Serialize>(
+        &self,
+        tree: &sled::Tree,
+        key: &[u8],
+        value: &T,
+    ) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(value).expect("store records always serialize");
         tree.insert(key, bytes).map_err(|e| self.err(e))?;
         tree.flush().map_err(|e| self.err(e))?;
         Ok(())
     }
 
-    fn get<T: DeserializeOwned>(&self, tree: &sled::Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
-        let Some(bytes) = tree.get(key).map_err(|e| self.err(e))? else { return Ok(None) };
-        serde_json::from_slice(&bytes).map(Some).map_err(|source| StoreError::Decode {
-            key: String::from_utf8_lossy(key).into_owned(),
-            source,
-        })
+    fn get<T: DeserializeOwned>(
+        &self,
+        tree: &sled::Tree,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        let Some(bytes) = tree.get(key).map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| StoreError::Decode {
+                key: String::from_utf8_lossy(key).into_owned(),
+                source,
+            })
     }
 
     /// Appends a history entry, giving it the next id, and keeps the newest
@@ -114,7 +133,9 @@ impl Store {
         self.put(&self.history, &history_key(app, entry.id), &entry)?;
         let total = existing.len() + 1;
         for old in existing.iter().take(total.saturating_sub(limit)) {
-            self.history.remove(history_key(app, old.id)).map_err(|e| self.err(e))?;
+            self.history
+                .remove(history_key(app, old.id))
+                .map_err(|e| self.err(e))?;
         }
         Ok(entry)
     }
@@ -127,10 +148,12 @@ impl Store {
         let mut out = Vec::new();
         for item in self.history.scan_prefix(history_prefix(app)) {
             let (key, bytes) = item.map_err(|e| self.err(e))?;
-            out.push(serde_json::from_slice(&bytes).map_err(|source| StoreError::Decode {
-                key: String::from_utf8_lossy(&key).into_owned(),
-                source,
-            })?);
+            out.push(
+                serde_json::from_slice(&bytes).map_err(|source| StoreError::Decode {
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                    source,
+                })?,
+            );
         }
         Ok(out)
     }
@@ -161,7 +184,9 @@ impl Store {
         for item in self.operations.iter() {
             let (key, _) = item.map_err(|e| self.err(e))?;
             let app = String::from_utf8_lossy(&key).into_owned();
-            let Some(mut op) = self.operation(&app)? else { continue };
+            let Some(mut op) = self.operation(&app)? else {
+                continue;
+            };
             if op.phase == OperationPhase::Running {
                 op.phase = OperationPhase::Error;
                 op.message = format!(
@@ -209,7 +234,11 @@ mod tests {
     use super::*;
 
     fn entry(revision: &str) -> RevisionHistory {
-        RevisionHistory { revision: revision.into(), deployed_at: "t".into(), ..Default::default() }
+        RevisionHistory {
+            revision: revision.into(),
+            deployed_at: "t".into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -219,13 +248,16 @@ mod tests {
         for rev in ["a", "b", "c", "d"] {
             store.append_history("app", entry(rev), 3).expect("append");
         }
-        store.append_history("app-two", entry("x"), 3).expect("append");
+        store
+            .append_history("app-two", entry("x"), 3)
+            .expect("append");
         let h = store.history("app").expect("history");
-        assert_eq!(h.iter().map(|e| (e.id, e.revision.as_str())).collect::<Vec<_>>(), [
-            (1, "b"),
-            (2, "c"),
-            (3, "d")
-        ]);
+        assert_eq!(
+            h.iter()
+                .map(|e| (e.id, e.revision.as_str()))
+                .collect::<Vec<_>>(),
+            [(1, "b"), (2, "c"), (3, "d")]
+        );
         assert_eq!(store.history("app-two").expect("history").len(), 1);
     }
 
@@ -235,7 +267,11 @@ mod tests {
         {
             let store = Store::open(dir.path()).expect("open");
             store.append_history("app", entry("a"), 10).expect("append");
-            let pin = RollbackPin { revision: "a".into(), history_id: 0, at: "t".into() };
+            let pin = RollbackPin {
+                revision: "a".into(),
+                history_id: 0,
+                at: "t".into(),
+            };
             store.set_pin("app", &pin).expect("pin");
         }
         let store = Store::open(dir.path()).expect("reopen");
@@ -249,14 +285,30 @@ mod tests {
     fn running_operations_are_marked_interrupted_on_recovery() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
-        let running = OperationState { started_at: "t0".into(), ..Default::default() };
+        let running = OperationState {
+            started_at: "t0".into(),
+            ..Default::default()
+        };
         store.set_operation("crashed", &running).expect("set");
-        let done = OperationState { phase: OperationPhase::Succeeded, ..running.clone() };
+        let done = OperationState {
+            phase: OperationPhase::Succeeded,
+            ..running.clone()
+        };
         store.set_operation("fine", &done).expect("set");
-        assert_eq!(store.recover_interrupted("t1").expect("recover"), ["crashed"]);
+        assert_eq!(
+            store.recover_interrupted("t1").expect("recover"),
+            ["crashed"]
+        );
         let op = store.operation("crashed").expect("get").expect("present");
         assert_eq!(op.phase, OperationPhase::Error);
         assert!(op.message.contains("did not finish"), "{}", op.message);
-        assert_eq!(store.operation("fine").expect("get").expect("present").phase, OperationPhase::Succeeded);
+        assert_eq!(
+            store
+                .operation("fine")
+                .expect("get")
+                .expect("present")
+                .phase,
+            OperationPhase::Succeeded
+        );
     }
 }

@@ -23,10 +23,19 @@ pub struct SyncOutcome {
     pub failure: Option<String>,
 }
 
-fn result(key: &ResourceKey, api_version: &str, status: &str, message: impl Into<String>) -> ResourceResult {
+fn result(
+    key: &ResourceKey,
+    api_version: &str,
+    status: &str,
+    message: impl Into<String>,
+) -> ResourceResult {
     ResourceResult {
         group: key.group.clone(),
-        version: api_version.rsplit('/').next().unwrap_or(api_version).to_string(),
+        version: api_version
+            .rsplit('/')
+            .next()
+            .unwrap_or(api_version)
+            .to_string(),
         kind: key.kind.clone(),
         namespace: key.namespace.clone(),
         name: key.name.clone(),
@@ -39,7 +48,10 @@ fn result(key: &ResourceKey, api_version: &str, status: &str, message: impl Into
 async fn resolve(cluster: &Cluster, api_version: &str, key: &ResourceKey) -> Result<Kind, String> {
     match cluster.resolve(api_version, &key.kind).await {
         Ok(Some(kind)) => Ok(kind),
-        Ok(None) => Err(format!("the cluster does not serve {api_version} {}", key.kind)),
+        Ok(None) => Err(format!(
+            "the cluster does not serve {api_version} {}",
+            key.kind
+        )),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -47,14 +59,27 @@ async fn resolve(cluster: &Cluster, api_version: &str, key: &ResourceKey) -> Res
 async fn run_step(cluster: &Cluster, live: &LiveState, step: &Step) -> ResourceResult {
     match step {
         Step::CreateNamespace(name) => {
-            let key = ResourceKey { group: String::new(), kind: "Namespace".into(), namespace: String::new(), name: name.clone() };
+            let key = ResourceKey {
+                group: String::new(),
+                kind: "Namespace".into(),
+                namespace: String::new(),
+                name: name.clone(),
+            };
             match cluster.ensure_namespace(name).await {
-                Ok(()) => result(&key, "v1", "Synced", "namespace created (CreateNamespace=true)"),
+                Ok(()) => result(
+                    &key,
+                    "v1",
+                    "Synced",
+                    "namespace created (CreateNamespace=true)",
+                ),
                 Err(e) => result(&key, "v1", "SyncFailed", e.to_string()),
             }
         }
         Step::Apply { key, object } => {
-            let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+            let api_version = object
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let kind = match resolve(cluster, api_version, key).await {
                 Ok(kind) => kind,
                 Err(message) => return result(key, api_version, "SyncFailed", message),
@@ -86,7 +111,11 @@ async fn run_step(cluster: &Cluster, live: &LiveState, step: &Step) -> ResourceR
                 Err(e) => result(key, api_version, "SyncFailed", e.to_string()),
             }
         }
-        Step::PruneSkipped { key, api_version, reason } => result(key, api_version, "PruneSkipped", reason.clone()),
+        Step::PruneSkipped {
+            key,
+            api_version,
+            reason,
+        } => result(key, api_version, "PruneSkipped", reason.clone()),
     }
 }
 
@@ -104,7 +133,11 @@ pub async fn execute(cluster: &Cluster, live: &LiveState, plan: &SyncPlan) -> Sy
             }
             out
         } else {
-            let steps: Vec<_> = stage.steps.iter().map(|step| run_step(cluster, live, step)).collect();
+            let steps: Vec<_> = stage
+                .steps
+                .iter()
+                .map(|step| run_step(cluster, live, step))
+                .collect();
             futures::stream::iter(steps)
                 .buffered(CONCURRENCY)
                 .collect()
@@ -117,8 +150,15 @@ pub async fn execute(cluster: &Cluster, live: &LiveState, plan: &SyncPlan) -> Sy
             .collect();
         outcome.resources.extend(results);
         if !failed.is_empty() {
-            let more = if failed.len() > 3 { format!(" (and {} more)", failed.len() - 3) } else { String::new() };
-            outcome.failure = Some(format!("{}{more}", failed.into_iter().take(3).collect::<Vec<_>>().join("; ")));
+            let more = if failed.len() > 3 {
+                format!(" (and {} more)", failed.len() - 3)
+            } else {
+                String::new()
+            };
+            outcome.failure = Some(format!(
+                "{}{more}",
+                failed.into_iter().take(3).collect::<Vec<_>>().join("; ")
+            ));
             break;
         }
     }

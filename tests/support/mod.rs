@@ -42,7 +42,13 @@ pub fn kubeconfig() -> PathBuf {
              (see its output above). Start it by hand with `scripts/dev-cluster up`, or point \
              PLUMB_TEST_KUBECONFIG at a cluster's kubeconfig."
         );
-        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().lines().last().unwrap_or_default())
+        PathBuf::from(
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .lines()
+                .last()
+                .unwrap_or_default(),
+        )
     })
     .clone()
 }
@@ -52,7 +58,9 @@ pub async fn client() -> kube::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     plumb_engine::cluster::connect(Some(&kubeconfig()), None)
         .await
-        .unwrap_or_else(|e| panic!("cannot connect to the test cluster: {e}; is `scripts/dev-cluster up` running?"))
+        .unwrap_or_else(|e| {
+            panic!("cannot connect to the test cluster: {e}; is `scripts/dev-cluster up` running?")
+        })
 }
 
 /// An `ApiResource` for a kind.
@@ -63,22 +71,32 @@ pub fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiReso
 /// A namespace of its own for one test, deleted when dropped.
 pub struct TestNamespace {
     pub name: String,
-    client: kube::Client,
 }
 
 impl TestNamespace {
     /// A new, unique namespace name (not created: Plumb's CreateNamespace or
     /// the test creates it).
     pub async fn new(prefix: &str) -> TestNamespace {
-        let suffix = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+        let suffix = format!(
+            "{:x}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+        );
         let name = format!("{prefix}-{}", &suffix[suffix.len() - 8..]);
-        TestNamespace { name, client: client().await }
+        TestNamespace { name }
     }
 
     /// Creates the namespace.
     pub async fn create(&self) -> Result<()> {
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource("", "v1", "Namespace", "namespaces"));
-        let ns: DynamicObject = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.name}}))?;
+        let api: Api<DynamicObject> = Api::all_with(
+            client().await,
+            &resource("", "v1", "Namespace", "namespaces"),
+        );
+        let ns: DynamicObject = serde_json::from_value(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.name}}),
+        )?;
         api.create(&Default::default(), &ns).await?;
         Ok(())
     }
@@ -86,12 +104,21 @@ impl TestNamespace {
 
 impl Drop for TestNamespace {
     fn drop(&mut self) {
-        let (client, name) = (self.client.clone(), self.name.clone());
-        // Drop cannot await; a short-lived runtime on another thread can.
+        let name = self.name.clone();
+        // Drop cannot await; a short-lived runtime on another thread can. It
+        // needs a client of its own: a client's connection task runs on the
+        // runtime that made it, which this join blocks.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             rt.block_on(async {
-                let api: Api<DynamicObject> = Api::all_with(client, &resource("", "v1", "Namespace", "namespaces"));
+                let client = plumb_engine::cluster::connect(Some(&kubeconfig()), None)
+                    .await
+                    .ok()?;
+                let api: Api<DynamicObject> =
+                    Api::all_with(client, &resource("", "v1", "Namespace", "namespaces"));
                 api.delete(&name, &DeleteParams::background()).await.ok()
             })
         })
@@ -130,7 +157,9 @@ impl GitRepo {
     /// A new repository on branch `main` holding a copy of `fixtures/<tree>`
     /// (or empty when `tree` is `None`), committed.
     pub fn new(tree: Option<&str>) -> Result<GitRepo> {
-        let repo = GitRepo { dir: tempfile::tempdir()? };
+        let repo = GitRepo {
+            dir: tempfile::tempdir()?,
+        };
         repo.git(&["init", "-q", "-b", "main"])?;
         if let Some(tree) = tree {
             copy_tree(&root().join("fixtures").join(tree), repo.dir.path())?;
@@ -160,7 +189,10 @@ impl GitRepo {
             .output()
             .with_context(|| format!("git {args:?}"))?;
         if !out.status.success() {
-            bail!("git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "git {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
@@ -233,7 +265,14 @@ impl Plumb {
     pub async fn start(work: &Path, apps_yaml: &str) -> Result<Plumb> {
         let apps_file = work.join("apps.yaml");
         std::fs::write(&apps_file, apps_yaml)?;
-        Plumb::start_with(work.join("data"), apps_file, free_port(), work.join("plumb.log"), None).await
+        Plumb::start_with(
+            work.join("data"),
+            apps_file,
+            free_port(),
+            work.join("plumb.log"),
+            None,
+        )
+        .await
     }
 
     /// Like [`Plumb::start`], also managing `Application` objects in
@@ -241,13 +280,31 @@ impl Plumb {
     pub async fn start_watching(work: &Path, apps_yaml: &str, namespace: &str) -> Result<Plumb> {
         let apps_file = work.join("apps.yaml");
         std::fs::write(&apps_file, apps_yaml)?;
-        Plumb::start_with(work.join("data"), apps_file, free_port(), work.join("plumb.log"), Some(namespace.to_string())).await
+        Plumb::start_with(
+            work.join("data"),
+            apps_file,
+            free_port(),
+            work.join("plumb.log"),
+            Some(namespace.to_string()),
+        )
+        .await
     }
 
-    async fn start_with(data_dir: PathBuf, apps_file: PathBuf, port: u16, log: PathBuf, cluster_apps: Option<String>) -> Result<Plumb> {
-        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
+    async fn start_with(
+        data_dir: PathBuf,
+        apps_file: PathBuf,
+        port: u16,
+        log: PathBuf,
+        cluster_apps: Option<String>,
+    ) -> Result<Plumb> {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?;
         let mut command = Command::new(env!("CARGO_BIN_EXE_plumb"));
-        command.args(["serve", "--repo-poll-interval", "2", "--listen"]).arg(format!("127.0.0.1:{port}"));
+        command
+            .args(["serve", "--repo-poll-interval", "2", "--listen"])
+            .arg(format!("127.0.0.1:{port}"));
         match &cluster_apps {
             Some(ns) => command.arg("--namespace").arg(ns),
             None => command.arg("--no-cluster-apps"),
@@ -264,13 +321,33 @@ impl Plumb {
             .stderr(log_file)
             .spawn()
             .context("cannot start plumb serve")?;
-        let plumb = Plumb { child, url: format!("http://127.0.0.1:{port}"), data_dir, apps_file, port, log, cluster_apps };
+        let plumb = Plumb {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            data_dir,
+            apps_file,
+            port,
+            log,
+            cluster_apps,
+        };
         let http = reqwest::Client::new();
         let healthz = format!("{}/healthz", plumb.url);
-        eventually("plumb serve answers /healthz", Duration::from_secs(60), || {
-            let (http, healthz) = (http.clone(), healthz.clone());
-            async move { Ok(http.get(&healthz).send().await.ok().filter(|r| r.status().is_success()).map(|_| ())) }
-        })
+        eventually(
+            "plumb serve answers /healthz",
+            Duration::from_secs(60),
+            || {
+                let (http, healthz) = (http.clone(), healthz.clone());
+                async move {
+                    Ok(http
+                        .get(&healthz)
+                        .send()
+                        .await
+                        .ok()
+                        .filter(|r| r.status().is_success())
+                        .map(|_| ()))
+                }
+            },
+        )
         .await
         .with_context(|| format!("log:\n{}", plumb.log_text()))?;
         Ok(plumb)
@@ -281,7 +358,12 @@ impl Plumb {
     pub async fn restart(mut self) -> Result<Plumb> {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (data_dir, apps_file, port, log) = (self.data_dir.clone(), self.apps_file.clone(), self.port, self.log.clone());
+        let (data_dir, apps_file, port, log) = (
+            self.data_dir.clone(),
+            self.apps_file.clone(),
+            self.port,
+            self.log.clone(),
+        );
         let cluster_apps = self.cluster_apps.take();
         std::mem::forget(self);
         Plumb::start_with(data_dir, apps_file, port, log, cluster_apps).await
@@ -311,7 +393,11 @@ impl Plumb {
 
     /// POST a JSON body; returns status and body.
     pub async fn post(&self, path: &str, body: Value) -> Result<(u16, Value)> {
-        let r = reqwest::Client::new().post(format!("{}{path}", self.url)).json(&body).send().await?;
+        let r = reqwest::Client::new()
+            .post(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await?;
         let status = r.status().as_u16();
         let body = r.json().await.unwrap_or(Value::Null);
         Ok((status, body))
@@ -325,12 +411,22 @@ impl Plumb {
     /// Waits until an application's sync and health status are as given
     /// (health `None`: any), returning its document.
     pub async fn wait_status(&self, name: &str, sync: &str, health: Option<&str>) -> Result<Value> {
-        eventually(&format!("{name} is {sync}/{health:?}"), Duration::from_secs(90), || async move {
-            let app = self.app(name).await?;
-            let s = app.pointer("/status/sync/status").and_then(Value::as_str).unwrap_or_default();
-            let h = app.pointer("/status/health/status").and_then(Value::as_str).unwrap_or_default();
-            Ok((s == sync && health.is_none_or(|x| x == h)).then_some(app))
-        })
+        eventually(
+            &format!("{name} is {sync}/{health:?}"),
+            Duration::from_secs(90),
+            || async move {
+                let app = self.app(name).await?;
+                let s = app
+                    .pointer("/status/sync/status")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let h = app
+                    .pointer("/status/health/status")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                Ok((s == sync && health.is_none_or(|x| x == h)).then_some(app))
+            },
+        )
         .await
         .with_context(|| format!("plumb log:\n{}", tail(&self.log_text(), 40)))
     }
@@ -349,7 +445,13 @@ impl Drop for Plumb {
 }
 
 /// An Application manifest for the `--apps` file.
-pub fn application(name: &str, repo: &str, path: &str, namespace: &str, extra_spec: &str) -> String {
+pub fn application(
+    name: &str,
+    repo: &str,
+    path: &str,
+    namespace: &str,
+    extra_spec: &str,
+) -> String {
     format!(
         "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: {name}\nspec:\n  project: default\n  source:\n    repoURL: {repo}\n    targetRevision: main\n    path: {path}\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: {namespace}\n{extra_spec}"
     )
@@ -362,5 +464,8 @@ pub async fn get_object(ar: &ApiResource, namespace: &str, name: &str) -> Result
     } else {
         Api::namespaced_with(client().await, namespace, ar)
     };
-    Ok(api.get_opt(name).await?.map(|o| serde_json::to_value(o).expect("objects serialize")))
+    Ok(api
+        .get_opt(name)
+        .await?
+        .map(|o| serde_json::to_value(o).expect("objects serialize")))
 }
