@@ -144,6 +144,7 @@ struct Calls {
     refreshes: Vec<(String, Option<Refresh>)>,
     syncs: Vec<(String, SyncRequest)>,
     rollbacks: Vec<(String, i64)>,
+    repositories: Vec<String>,
 }
 
 /// The fake's mutexes are only poisoned by a test that already failed.
@@ -384,6 +385,12 @@ impl AppService for FakeService {
             })
             .collect();
         Ok(ResourceTree { nodes })
+    }
+
+    async fn refresh_repository(&self, url: &str) -> usize {
+        // The fake's applications all count as using every repository.
+        lock(&self.calls).repositories.push(url.to_string());
+        lock(&self.apps).len()
     }
 
     fn subscribe(&self) -> broadcast::Receiver<AppEvent> {

@@ -1705,6 +1705,10 @@ impl AppService for Controller {
         self.inner.tree(name).await
     }
 
+    async fn refresh_repository(&self, url: &str) -> usize {
+        self.repo_changed(url).await
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<AppEvent> {
         self.inner.events.subscribe()
     }

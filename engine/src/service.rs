@@ -199,6 +199,10 @@ pub trait AppService: Send + Sync + 'static {
         name: &str,
     ) -> impl Future<Output = Result<ResourceTree, ServiceError>> + Send;
 
+    /// A repository changed (a webhook said so): fetch it now and reconcile
+    /// the applications that use it. Returns how many were queued.
+    fn refresh_repository(&self, url: &str) -> impl Future<Output = usize> + Send;
+
     /// A stream of changes to applications.
     fn subscribe(&self) -> broadcast::Receiver<AppEvent>;
 }
