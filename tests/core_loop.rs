@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 use support::{GitRepo, Plumb, TestNamespace, application, eventually, get_object, resource};
@@ -222,13 +222,13 @@ async fn a_removed_file_is_pruned_only_when_prune_is_on() -> Result<()> {
     assert!(get_object(&configmaps(), &on.name, "keep").await?.is_some());
 
     // A manual sync with prune removes it.
-    let (code, body) = plumb
-        .post(
+    let app = plumb
+        .operate(
             &format!("/api/v1/applications/{}/sync", off.name),
             json!({"prune": true}),
         )
         .await?;
-    ensure!(code == 200, "sync answered {code}: {body}");
+    assert_eq!(str_at(&app, "/status/operationState/phase"), "Succeeded");
     assert!(
         get_object(&configmaps(), &off.name, "gone")
             .await?
@@ -339,13 +339,12 @@ async fn rollback_by_history_id_pins_the_revision_until_the_next_manual_sync() -
     repo.commit("green")?;
     wait_configmap(&ns.name, "settings", "color", "green").await?;
 
-    let (code, app) = plumb
-        .post(
+    let app = plumb
+        .operate(
             &format!("/api/v1/applications/{}/rollback", ns.name),
             json!({"id": 0}),
         )
         .await?;
-    ensure!(code == 200, "rollback answered {code}: {app}");
     assert_eq!(str_at(&app, "/status/rollback/revision"), first);
     assert_eq!(
         configmap_value(&ns.name, "settings", "color")
@@ -374,10 +373,9 @@ async fn rollback_by_history_id_pins_the_revision_until_the_next_manual_sync() -
     );
 
     // The next manual sync clears the pin and deploys the branch again.
-    let (code, app) = plumb
-        .post(&format!("/api/v1/applications/{}/sync", ns.name), json!({}))
+    let app = plumb
+        .operate(&format!("/api/v1/applications/{}/sync", ns.name), json!({}))
         .await?;
-    ensure!(code == 200, "sync answered {code}: {app}");
     assert!(
         app.pointer("/status/rollback").is_none_or(Value::is_null),
         "{app:#}"

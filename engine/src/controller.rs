@@ -634,6 +634,10 @@ impl Inner {
             &registry::application_resource(),
         );
         let mut patch_value = value.clone();
+        // kube-apiserver (1.20 at least) reads an empty string in a merge
+        // patch of a custom resource as null and then refuses it as "must be
+        // of type string"; an absent field means the same to readers.
+        drop_empty_strings(&mut patch_value);
         patch_value["reconciledAt"] = json!(now());
         match api
             .patch_status(
@@ -947,7 +951,14 @@ impl Inner {
             status.reconciled_at = Some(now());
 
             if synced_now {
-                work.last_key = Some((sha.clone(), spec_hash, live_generation));
+                if prepared.iter().any(|p| p.kind.is_none()) {
+                    // Kinds a CRD of this sync introduced can only be watched
+                    // and compared now that the CRD is served.
+                    work.last_key = None;
+                    self.enqueue(name);
+                } else {
+                    work.last_key = Some((sha.clone(), spec_hash, live_generation));
+                }
                 break;
             }
 
@@ -1003,6 +1014,15 @@ impl Inner {
                     work.last_key = None;
                     break;
                 }
+            }
+            if let Some((_, heal)) = &auto {
+                let differing: Vec<String> = prepared
+                    .iter()
+                    .zip(&modified)
+                    .filter(|(_, m)| **m)
+                    .map(|(p, _)| p.key.to_string())
+                    .collect();
+                tracing::debug!(app = %name, self_heal = heal, ?differing, prune = extras.len(), "automated sync");
             }
             let run = match (&op, &auto) {
                 (Some(o), _) => Some(o.clone()),
@@ -1525,6 +1545,17 @@ impl Inner {
             }
         }
         Ok(ResourceTree { nodes })
+    }
+}
+
+fn drop_empty_strings(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| v.as_str() != Some(""));
+            map.values_mut().for_each(drop_empty_strings);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_empty_strings),
+        _ => {}
     }
 }
 

@@ -91,11 +91,19 @@ fn owner(object: &Value) -> Option<(String, ResourceKey)> {
     (key.tracking_id(app) == id).then(|| (app.to_string(), key))
 }
 
-/// Strips what is large and never compared: `managedFields`.
-fn slim(object: DynamicObject) -> Value {
+/// The object as JSON with its type set, and without what is large and never
+/// compared (`managedFields`). Items of a list response carry no
+/// `apiVersion`/`kind`, so they come from the watched kind.
+fn slim(object: DynamicObject, kind: &Kind) -> Value {
     let mut value = serde_json::to_value(object).expect("a DynamicObject always serializes");
-    if let Some(Value::Object(meta)) = value.get_mut("metadata") {
-        meta.remove("managedFields");
+    if let Value::Object(map) = &mut value {
+        map.entry("apiVersion")
+            .or_insert_with(|| Value::String(kind.resource.api_version.clone()));
+        map.entry("kind")
+            .or_insert_with(|| Value::String(kind.resource.kind.clone()));
+        if let Some(Value::Object(meta)) = map.get_mut("metadata") {
+            meta.remove("managedFields");
+        }
     }
     value
 }
@@ -182,7 +190,7 @@ impl LiveState {
             match event {
                 Ok(Event::Init) => buffer = Some(HashMap::new()),
                 Ok(Event::InitApply(object)) => {
-                    let value = slim(object);
+                    let value = slim(object, &kind);
                     if let (Some(buf), Some((app, key))) = (buffer.as_mut(), owner(&value)) {
                         buf.insert(key, (app, Arc::new(value)));
                     }
@@ -192,9 +200,9 @@ impl LiveState {
                     self.replace_kind(&id, fresh);
                     let _ = ready.send(true);
                 }
-                Ok(Event::Apply(object)) => self.apply(&id, slim(object)),
+                Ok(Event::Apply(object)) => self.apply(&id, slim(object, &kind)),
                 Ok(Event::Delete(object)) => {
-                    let value = slim(object);
+                    let value = slim(object, &kind);
                     if let Some(key) = ResourceKey::of(&value) {
                         let app = self.lock().remove(&id, &key);
                         self.notify(app);
@@ -316,6 +324,26 @@ mod tests {
         assert_eq!(owner(&copied), None);
         let untracked = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
         assert_eq!(owner(&untracked), None);
+    }
+
+    #[test]
+    fn list_items_without_a_type_get_the_watched_kind() {
+        let kind = Kind {
+            resource: kube::core::ApiResource::from_gvk_with_plural(
+                &kube::core::GroupVersionKind::gvk("", "v1", "ConfigMap"),
+                "configmaps",
+            ),
+            namespaced: true,
+        };
+        let item: DynamicObject = serde_json::from_value(json!({
+            "metadata": {"name": "c", "namespace": "n", "managedFields": [{}],
+                "annotations": {TRACKING_ANNOTATION: "app:/ConfigMap:n/c"}}
+        }))
+        .expect("an untyped list item decodes");
+        let value = slim(item, &kind);
+        assert_eq!(value["apiVersion"], "v1");
+        assert!(value.pointer("/metadata/managedFields").is_none());
+        assert_eq!(owner(&value).map(|(a, _)| a), Some("app".to_string()));
     }
 
     #[test]

@@ -228,7 +228,21 @@ pub fn unsupported_fields(manifest: &Value) -> Vec<String> {
 /// silently pruned by the API server.
 pub fn application_crd() -> Value {
     use kube::CustomResourceExt;
+    /// schemars writes `default: null` for `#[serde(default)]` fields, which
+    /// API servers reject in a structural schema; defaults are Plumb's own
+    /// business (serde applies them), so the CRD carries none.
+    fn strip_defaults(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                map.remove("default");
+                map.values_mut().for_each(strip_defaults);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip_defaults),
+            _ => {}
+        }
+    }
     let mut crd = serde_json::to_value(Application::crd()).expect("a CRD always serializes");
+    strip_defaults(&mut crd);
     if let Some(Value::Array(versions)) = crd.pointer_mut("/spec/versions") {
         for version in versions {
             for field in ["spec", "status"] {

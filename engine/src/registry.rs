@@ -78,7 +78,14 @@ pub enum RegistryError {
 ///
 /// # Errors
 /// When the object does not decode as an Application.
-pub fn declared_from_value(value: Value, origin: Origin) -> Result<Declared, String> {
+pub fn declared_from_value(mut value: Value, origin: Origin) -> Result<Declared, String> {
+    // Items of a list response carry no type; they are Applications.
+    if let Value::Object(map) = &mut value {
+        map.entry("apiVersion")
+            .or_insert_with(|| Value::String("argoproj.io/v1alpha1".into()));
+        map.entry("kind")
+            .or_insert_with(|| Value::String("Application".into()));
+    }
     let unsupported = unsupported_fields(&value);
     let app: Application = serde_json::from_value(value).map_err(|e| e.to_string())?;
     if app.metadata.name.as_deref().unwrap_or("").is_empty() {

@@ -263,21 +263,16 @@ impl Plumb {
     /// Starts `plumb serve` on the test cluster with `apps_yaml` as its
     /// `--apps` file, and waits until its API answers.
     pub async fn start(work: &Path, apps_yaml: &str) -> Result<Plumb> {
-        let apps_file = work.join("apps.yaml");
-        std::fs::write(&apps_file, apps_yaml)?;
-        Plumb::start_with(
-            work.join("data"),
-            apps_file,
-            free_port(),
-            work.join("plumb.log"),
-            None,
-        )
-        .await
+        Plumb::start_in(work, apps_yaml, None).await
     }
 
     /// Like [`Plumb::start`], also managing `Application` objects in
     /// `namespace` of the cluster.
     pub async fn start_watching(work: &Path, apps_yaml: &str, namespace: &str) -> Result<Plumb> {
+        Plumb::start_in(work, apps_yaml, Some(namespace.to_string())).await
+    }
+
+    async fn start_in(work: &Path, apps_yaml: &str, cluster_apps: Option<String>) -> Result<Plumb> {
         let apps_file = work.join("apps.yaml");
         std::fs::write(&apps_file, apps_yaml)?;
         Plumb::start_with(
@@ -285,7 +280,7 @@ impl Plumb {
             apps_file,
             free_port(),
             work.join("plumb.log"),
-            Some(namespace.to_string()),
+            cluster_apps,
         )
         .await
     }
@@ -401,6 +396,27 @@ impl Plumb {
         let status = r.status().as_u16();
         let body = r.json().await.unwrap_or(Value::Null);
         Ok((status, body))
+    }
+
+    /// POST an operation (sync, rollback), retrying while another sync of
+    /// the application runs (409), as a script driving Argo CD would.
+    pub async fn operate(&self, path: &str, body: Value) -> Result<Value> {
+        eventually(
+            &format!("POST {path} is accepted"),
+            Duration::from_secs(60),
+            || {
+                let body = body.clone();
+                async move {
+                    let (code, answer) = self.post(path, body).await?;
+                    match code {
+                        200 => Ok(Some(answer)),
+                        409 => Ok(None),
+                        _ => bail!("POST {path} answered {code}: {answer}"),
+                    }
+                }
+            },
+        )
+        .await
     }
 
     /// An application's document.
