@@ -95,6 +95,29 @@ async fn first_sync_creates_the_namespace_and_every_object_including_a_service_w
         format!("{}:/ConfigMap:{}/settings", ns.name, ns.name)
     );
 
+    let tree = eventually(
+        "the resource tree shows the Deployment's ReplicaSet",
+        WAIT,
+        || async {
+            let tree = plumb
+                .get(&format!("/api/v1/applications/{}/resource-tree", ns.name))
+                .await?;
+            let owned =
+                tree["nodes"].as_array().into_iter().flatten().any(|n| {
+                    n["kind"] == "ReplicaSet" && n["parentRefs"][0]["kind"] == "Deployment"
+                });
+            Ok(owned.then_some(tree))
+        },
+    )
+    .await?;
+    assert!(
+        tree["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|n| n["kind"] == "ConfigMap")
+    );
+
     let resources = app
         .pointer("/status/resources")
         .and_then(Value::as_array)
@@ -470,6 +493,111 @@ async fn a_broken_manifest_in_one_app_leaves_another_syncing() -> Result<()> {
             .as_deref(),
         Some("blue"),
         "nothing pruned or changed"
+    );
+    Ok(())
+}
+
+/// The first condition of a type on an application, as text.
+fn condition_message(app: &Value, type_: &str) -> String {
+    app["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == type_)
+        .map(|c| c["message"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn bad_sources_are_errors_on_their_own_application_only() -> Result<()> {
+    let good = TestNamespace::new("srcgood").await;
+    let repo = GitRepo::new(None)?;
+    repo.write("good/settings.yaml", &settings("blue"))?;
+    repo.write(
+        "unknown/widget.yaml",
+        "apiVersion: nowhere.plumb.dev/v1\nkind: Nope\nmetadata: {name: n}\n",
+    )?;
+    repo.commit("sources")?;
+    let work = tempfile::tempdir()?;
+    let prefix = &good.name;
+    let bad = |suffix: &str, repo_url: &str, path: &str, revision: &str| {
+        application(&format!("{prefix}-{suffix}"), repo_url, path, prefix, AUTO).replace(
+            "targetRevision: main",
+            &format!("targetRevision: {revision}"),
+        )
+    };
+    let apps = [
+        application(prefix, &repo.url(), "good", prefix, AUTO),
+        bad("unreachable", "file:///nonexistent/plumb-repo", ".", "main"),
+        bad("norevision", &repo.url(), "good", "no-such-branch"),
+        bad("unknownkind", &repo.url(), "unknown", "main"),
+        bad("escape", &repo.url(), "../outside", "main"),
+    ]
+    .join("---\n");
+    let plumb = Plumb::start(work.path(), &apps).await?;
+    plumb.wait_status(prefix, "Synced", None).await?;
+    for (suffix, says) in [
+        ("unreachable", "nonexistent/plumb-repo"),
+        ("norevision", "no-such-branch"),
+        ("unknownkind", "Nope"),
+        ("escape", "outside"),
+    ] {
+        let name = format!("{prefix}-{suffix}");
+        let app = eventually(
+            &format!("{name} reports a comparison error"),
+            WAIT,
+            || async {
+                let app = plumb.app(&name).await?;
+                Ok((!condition_message(&app, "ComparisonError").is_empty()).then_some(app))
+            },
+        )
+        .await?;
+        let message = condition_message(&app, "ComparisonError");
+        assert!(message.contains(says), "{name}: {message}");
+        assert_eq!(str_at(&app, "/status/sync/status"), "Unknown", "{name}");
+        assert!(
+            app.pointer("/status/operationState")
+                .is_none_or(Value::is_null),
+            "{name} never synced"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn editing_the_apps_file_adds_and_removes_applications_without_a_restart() -> Result<()> {
+    let (first, second) = (
+        TestNamespace::new("file1").await,
+        TestNamespace::new("file2").await,
+    );
+    let repo = GitRepo::new(None)?;
+    repo.write("app/settings.yaml", &settings("blue"))?;
+    repo.commit("one app")?;
+    let work = tempfile::tempdir()?;
+    let one = application(&first.name, &repo.url(), "app", &first.name, AUTO);
+    let two = application(&second.name, &repo.url(), "app", &second.name, AUTO);
+    let plumb = Plumb::start(work.path(), &one).await?;
+    plumb.wait_status(&first.name, "Synced", None).await?;
+
+    plumb.set_apps(&format!("{one}---\n{two}"))?;
+    plumb.wait_status(&second.name, "Synced", None).await?;
+
+    plumb.set_apps(&two)?;
+    eventually(
+        "the removed application is no longer managed",
+        WAIT,
+        || async {
+            let r =
+                reqwest::get(format!("{}/api/v1/applications/{}", plumb.url, first.name)).await?;
+            Ok((r.status() == 404).then_some(()))
+        },
+    )
+    .await?;
+    assert!(
+        get_object(&configmaps(), &first.name, "settings")
+            .await?
+            .is_some(),
+        "a removed application's objects stay in the cluster"
     );
     Ok(())
 }

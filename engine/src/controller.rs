@@ -316,6 +316,14 @@ impl Controller {
             }
         });
 
+        // Credentials for https repositories, from Argo CD's repository Secrets.
+        crate::repocreds::watch(
+            client.clone(),
+            &options.namespace,
+            Arc::clone(&inner.repos),
+            cancel.clone(),
+        );
+
         // Application sources.
         let (updates_tx, mut updates_rx) = mpsc::unbounded_channel();
         if !options.apps.is_empty() {
@@ -798,7 +806,10 @@ impl Inner {
         if op.is_none() && !trigger.force && work.last_key.as_ref() == Some(&key) {
             return Ok(());
         }
-        if trigger.force {
+        // The comparison cache is keyed by the desired object and the live
+        // resourceVersion, so a normal refresh may reuse it (and costs no
+        // dry-run requests); a hard refresh asks the API server again.
+        if trigger.hard {
             work.compared.clear();
         }
 

@@ -19,6 +19,7 @@ pub mod model;
 pub mod plan;
 pub mod registry;
 pub mod render;
+pub mod repocreds;
 pub mod service;
 pub mod source;
 pub mod store;
