@@ -150,17 +150,26 @@ fn run() -> Result<()> {
                 recurse,
                 ..Default::default()
             };
+            let mut text = String::new();
             for manifest in render::render_directory(&files, &options)? {
-                print!("---\n{}", serde_yaml::to_string(&manifest.object)?);
+                text.push_str("---\n");
+                text.push_str(&serde_yaml::to_string(&manifest.object)?);
             }
-            Ok(())
+            emit(&text)
         }
-        Command::Crd => {
-            print!("{}", plumb_engine::model::application_crd_yaml());
-            Ok(())
-        }
+        Command::Crd => emit(&plumb_engine::model::application_crd_yaml()),
         Command::Version { kubeconfig } => runtime()?.block_on(version(kubeconfig)),
         Command::Serve(args) => runtime()?.block_on(serve(args)),
+    }
+}
+
+/// Writes to stdout; a reader that went away (`plumb render | head`) is a
+/// normal end, not an error.
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write to stdout"),
     }
 }
 
