@@ -23,6 +23,14 @@ fn deployments() -> kube::core::ApiResource {
     resource("apps", "v1", "Deployment", "deployments")
 }
 
+/// The first item of the array at `pointer` whose `key` is `want`.
+fn find_in<'a>(v: &'a Value, pointer: &str, key: &str, want: &str) -> Option<&'a Value> {
+    v.pointer(pointer)?
+        .as_array()?
+        .iter()
+        .find(|item| item[key] == want)
+}
+
 fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer)
         .and_then(Value::as_str)
@@ -110,13 +118,7 @@ async fn first_sync_creates_the_namespace_and_every_object_including_a_service_w
         },
     )
     .await?;
-    assert!(
-        tree["nodes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|n| n["kind"] == "ConfigMap")
-    );
+    assert!(find_in(&tree, "/nodes", "kind", "ConfigMap").is_some());
 
     let resources = app
         .pointer("/status/resources")
@@ -129,13 +131,13 @@ async fn first_sync_creates_the_namespace_and_every_object_including_a_service_w
         .and_then(Value::as_array)
         .context("history")?;
     assert_eq!(history.len(), 1);
-    let warning = app
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"] == "UnsupportedFieldWarning")
-        .context("unsupported field reported")?;
+    let warning = find_in(
+        &app,
+        "/status/conditions",
+        "type",
+        "UnsupportedFieldWarning",
+    )
+    .context("unsupported field reported")?;
     assert!(
         warning["message"]
             .as_str()
@@ -229,12 +231,7 @@ async fn a_removed_file_is_pruned_only_when_prune_is_on() -> Result<()> {
     })
     .await?;
     let app = plumb.wait_status(&off.name, "OutOfSync", None).await?;
-    let gone = app["status"]["resources"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|r| r["name"] == "gone")
-        .context("gone listed")?;
+    let gone = find_in(&app, "/status/resources", "name", "gone").context("gone listed")?;
     assert_eq!(gone["requiresPruning"], true);
     assert!(
         get_object(&configmaps(), &off.name, "gone")
@@ -312,12 +309,8 @@ async fn drift_is_healed_with_self_heal_and_only_reported_without() -> Result<()
     plumb.wait_status(&heal.name, "Synced", None).await?;
 
     let app = plumb.wait_status(&report.name, "OutOfSync", None).await?;
-    let web = app["status"]["resources"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|r| r["kind"] == "Deployment")
-        .context("deployment listed")?;
+    let web =
+        find_in(&app, "/status/resources", "kind", "Deployment").context("deployment listed")?;
     assert_eq!(web["status"], "OutOfSync");
     assert_eq!(
         replicas(&report.name, "web").await?,
@@ -330,12 +323,7 @@ async fn drift_is_healed_with_self_heal_and_only_reported_without() -> Result<()
             report.name
         ))
         .await?;
-    let item = diff["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|i| i["kind"] == "Deployment")
-        .context("deployment diff")?;
+    let item = find_in(&diff, "/items", "kind", "Deployment").context("deployment diff")?;
     assert!(
         item["diff"]
             .as_str()
@@ -474,11 +462,7 @@ async fn a_broken_manifest_in_one_app_leaves_another_syncing() -> Result<()> {
     repo.commit("break one, change the other")?;
     wait_configmap(&good.name, "settings", "color", "green").await?;
     let app = plumb.wait_status(&bad.name, "Unknown", None).await?;
-    let condition = app["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"] == "ComparisonError")
+    let condition = find_in(&app, "/status/conditions", "type", "ComparisonError")
         .context("a comparison error")?;
     assert!(
         condition["message"]
@@ -652,12 +636,7 @@ async fn secret_values_never_appear_in_diffs_or_api_documents() -> Result<()> {
             ns.name
         ))
         .await?;
-    let secret = managed["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|i| i["kind"] == "Secret")
-        .context("secret item")?;
+    let secret = find_in(&managed, "/items", "kind", "Secret").context("secret item")?;
     assert_eq!(secret["modified"], true);
     assert!(
         secret["diff"]
