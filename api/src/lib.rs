@@ -19,6 +19,7 @@ mod origin;
 mod routes;
 mod stream;
 mod ui;
+mod webhook;
 
 #[cfg(test)]
 mod fake;

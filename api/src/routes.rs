@@ -22,7 +22,7 @@ use tower_http::trace::{
 use tracing::Level;
 
 use crate::error::{ApiError, JsonBody};
-use crate::{origin, stream, ui};
+use crate::{origin, stream, ui, webhook};
 
 /// What every handler shares.
 pub(crate) struct AppState<S> {
@@ -44,8 +44,10 @@ impl<S> Clone for AppState<S> {
 
 /// Every route, with request tracing at debug level.
 pub(crate) fn router<S: AppService>(service: Arc<S>, shutdown: CancellationToken) -> Router {
+    let webhook = webhook::routes(Arc::clone(&service));
     let state = AppState { service, shutdown };
     Router::new()
+        .merge(webhook)
         .route("/api/v1/applications", get(list::<S>))
         .route("/api/v1/applications/{name}", get(get_application::<S>))
         .route("/api/v1/applications/{name}/sync", post(sync::<S>))
