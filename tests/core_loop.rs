@@ -668,6 +668,32 @@ async fn secret_values_never_appear_in_diffs_or_api_documents() -> Result<()> {
 
 #[tokio::test]
 async fn a_crd_and_its_custom_resource_sync_in_one_go() -> Result<()> {
+    // The CRD is cluster-wide and outlives the test: remove it first, so the
+    // sync always meets a kind the cluster does not serve yet.
+    let crds: Api<DynamicObject> = Api::all_with(
+        support::client().await,
+        &resource(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+        ),
+    );
+    let _ = crds
+        .delete("widgets.e2e.plumb.dev", &Default::default())
+        .await;
+    eventually(
+        "the Widget CRD from an earlier run is gone",
+        Duration::from_secs(60),
+        || async {
+            Ok(crds
+                .get_opt("widgets.e2e.plumb.dev")
+                .await?
+                .is_none()
+                .then_some(()))
+        },
+    )
+    .await?;
     let ns = TestNamespace::new("crd").await;
     let repo = GitRepo::new(Some("e2e/crd"))?;
     let work = tempfile::tempdir()?;

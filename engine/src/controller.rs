@@ -1247,12 +1247,17 @@ impl Inner {
                 .filter(|(h, r, _)| *h == desired_hash && *r == rv)
                 .map(|(_, _, m)| *m);
             async move {
+                // Only a dry run's verdict is remembered: "modified because
+                // the kind is not served yet" must not outlive the CRD's
+                // arrival, or the object would stay OutOfSync for good.
                 let outcome = match (cached, &live, &p.kind) {
-                    (Some(m), _, _) => Ok(m),
-                    (None, None, _) | (None, _, None) => Ok(true),
+                    (Some(m), _, _) => Ok((m, true)),
+                    (None, None, _) | (None, _, None) => Ok((true, false)),
                     (None, Some(l), Some(kind)) => {
                         match self.cluster.apply(kind, &p.object, true).await {
-                            Ok(predicted) => Ok(diff::compare(Some(l), &predicted).modified),
+                            Ok(predicted) => {
+                                Ok((diff::compare(Some(l), &predicted).modified, true))
+                            }
                             Err(e) => Err(e.to_string()),
                         }
                     }
@@ -1273,8 +1278,8 @@ impl Inner {
             .retain(|k, _| prepared.iter().any(|p| &p.key == k));
         for (key, h, rv, outcome) in results {
             match outcome {
-                Ok(m) => {
-                    if !rv.is_empty() {
+                Ok((m, cacheable)) => {
+                    if cacheable && !rv.is_empty() {
                         work.compared.insert(key, (h, rv, m));
                     }
                     modified.push(m);

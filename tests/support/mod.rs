@@ -113,6 +113,7 @@ impl Drop for TestNamespace {
                 .enable_all()
                 .build()
                 .ok()?;
+            let _ = rustls::crypto::ring::default_provider().install_default();
             rt.block_on(async {
                 let client = plumb_engine::cluster::connect(Some(&kubeconfig()), None)
                     .await
