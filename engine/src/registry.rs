@@ -181,6 +181,11 @@ pub fn watch_files(
     updates: mpsc::UnboundedSender<SourceUpdate>,
     cancel: CancellationToken,
 ) {
+    // Absolute, so that the paths events carry compare equal to them.
+    let paths: Vec<PathBuf> = paths
+        .into_iter()
+        .map(|p| std::path::absolute(&p).unwrap_or(p))
+        .collect();
     let send = {
         let updates = updates.clone();
         let paths = paths.clone();
@@ -192,11 +197,21 @@ pub fn watch_files(
     };
     send();
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let watched = paths.clone();
     let debouncer = notify_debouncer_full::new_debouncer(
         Duration::from_millis(200),
         None,
         move |result: notify_debouncer_full::DebounceEventResult| {
-            if result.is_ok() {
+            // Only events on the apps files themselves count: the folder of
+            // an apps file may also hold the data directory, whose writes
+            // must not make every poll re-read the applications.
+            let relevant = result.is_ok_and(|events| {
+                events
+                    .iter()
+                    .flat_map(|e| &e.paths)
+                    .any(|p| is_apps_file(&watched, p))
+            });
+            if relevant {
                 let _ = tx.send(());
             }
         },
@@ -209,15 +224,19 @@ pub fn watch_files(
         }
     };
     for path in &paths {
-        // Watch the parent of a file, so that editors that replace the file
-        // (write to a temporary, rename) are seen.
-        let target = if path.is_dir() {
-            path.clone()
+        // A folder is watched whole; a file through its parent, so that
+        // editors that replace the file (write a temporary, rename) are seen.
+        let (target, mode) = if path.is_dir() {
+            (path.clone(), RecursiveMode::Recursive)
         } else {
-            path.parent()
-                .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+            (
+                path.parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+                RecursiveMode::NonRecursive,
+            )
         };
-        if let Err(e) = debouncer.watch(&target, RecursiveMode::Recursive) {
+        if let Err(e) = debouncer.watch(&target, mode) {
             tracing::error!(path = %target.display(), error = %e, "cannot watch --apps path");
         }
     }
@@ -231,6 +250,21 @@ pub fn watch_files(
             send();
         }
     });
+}
+
+/// Whether a changed path is one of the `--apps` files: a file named
+/// there, or a manifest file inside a folder named there.
+fn is_apps_file(apps: &[PathBuf], changed: &Path) -> bool {
+    apps.iter().any(|root| {
+        if changed == root {
+            return true;
+        }
+        changed.starts_with(root)
+            && changed
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+    })
 }
 
 /// The `applications.argoproj.io` resource.
@@ -319,6 +353,17 @@ pub fn watch_cluster(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_apps_files_count_as_changes() {
+        let apps = [PathBuf::from("/w/apps.yaml"), PathBuf::from("/w/more")];
+        assert!(is_apps_file(&apps, Path::new("/w/apps.yaml")));
+        assert!(is_apps_file(&apps, Path::new("/w/more/team/a.yml")));
+        // The data directory beside the apps file, and non-manifest files.
+        assert!(!is_apps_file(&apps, Path::new("/w/data/db")));
+        assert!(!is_apps_file(&apps, Path::new("/w/other.yaml")));
+        assert!(!is_apps_file(&apps, Path::new("/w/more/.apps.yaml.swp")));
+    }
 
     #[test]
     fn load_files_reads_applications_and_reports_unsupported_fields() {
