@@ -85,6 +85,10 @@ pub struct Kind {
 pub struct Cluster {
     client: kube::Client,
     kinds: Arc<RwLock<HashMap<(String, String), Kind>>>,
+    /// Namespaces seen to exist, so that `CreateNamespace=true` costs one
+    /// request per namespace rather than one per sync. An apply that finds
+    /// its namespace gone forgets it.
+    namespaces: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -99,6 +103,7 @@ impl Cluster {
         Cluster {
             client,
             kinds: Arc::default(),
+            namespaces: Arc::default(),
         }
     }
 
@@ -188,8 +193,14 @@ impl Cluster {
         let result = self
             .api(kind, &key.namespace)
             .patch(&key.name, &params, &Patch::Apply(object))
-            .await
-            .map_err(|e| ClusterError::api(action, key.to_string(), e))?;
+            .await;
+        if let Err(kube::Error::Api(status)) = &result
+            && status.code == 404
+            && !key.namespace.is_empty()
+        {
+            self.known_namespaces().remove(&key.namespace);
+        }
+        let result = result.map_err(|e| ClusterError::api(action, key.to_string(), e))?;
         Ok(serde_json::to_value(result).expect("a DynamicObject always serializes"))
     }
 
@@ -220,24 +231,34 @@ impl Cluster {
     /// # Errors
     /// When the namespace can be neither read nor created.
     pub async fn ensure_namespace(&self, name: &str) -> Result<(), ClusterError> {
+        if self.known_namespaces().contains(name) {
+            return Ok(());
+        }
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &namespace_resource());
-        if api
+        let exists = api
             .get_opt(name)
             .await
             .map_err(|e| ClusterError::api("get", format!("Namespace/{name}"), e))?
-            .is_some()
-        {
-            return Ok(());
+            .is_some();
+        if !exists {
+            let ns: DynamicObject = serde_json::from_value(json!({
+                "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}
+            }))
+            .expect("a namespace literal always parses");
+            match api.create(&PostParams::default(), &ns).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Err(e) => return Err(ClusterError::api("create", format!("Namespace/{name}"), e)),
+            }
         }
-        let ns: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}
-        }))
-        .expect("a namespace literal always parses");
-        match api.create(&PostParams::default(), &ns).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-            Err(e) => Err(ClusterError::api("create", format!("Namespace/{name}"), e)),
-        }
+        self.known_namespaces().insert(name.to_string());
+        Ok(())
+    }
+
+    fn known_namespaces(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.namespaces
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Waits until a CRD reports the `Established` condition.

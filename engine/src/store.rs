@@ -73,7 +73,13 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let db = sled::Config::new().path(dir).open().map_err(db_err)?;
+        // History and operation records are small and read rarely: a small page
+        // cache (sled defaults to 1 GiB) keeps the memory bounded.
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(16 * 1024 * 1024)
+            .open()
+            .map_err(db_err)?;
         Ok(Store {
             history: db.open_tree("history").map_err(db_err)?,
             operations: db.open_tree("operations").map_err(db_err)?,

@@ -21,6 +21,10 @@ pub struct SyncOutcome {
     pub resources: Vec<ResourceResult>,
     /// The first failures, in a sentence; empty when all succeeded.
     pub failure: Option<String>,
+    /// The `resourceVersion` each applied object had in the apply response.
+    /// That response is the state a dry run would predict, so the caller
+    /// can record these objects as in sync without asking again.
+    pub applied: Vec<(ResourceKey, String)>,
 }
 
 fn result(
@@ -56,8 +60,13 @@ async fn resolve(cluster: &Cluster, api_version: &str, key: &ResourceKey) -> Res
     }
 }
 
-async fn run_step(cluster: &Cluster, live: &LiveState, step: &Step) -> ResourceResult {
-    match step {
+async fn run_step(
+    cluster: &Cluster,
+    live: &LiveState,
+    step: &Step,
+) -> (ResourceResult, Option<String>) {
+    let mut applied_version = None;
+    let result = match step {
         Step::CreateNamespace(name) => {
             let key = ResourceKey {
                 group: String::new(),
@@ -82,16 +91,20 @@ async fn run_step(cluster: &Cluster, live: &LiveState, step: &Step) -> ResourceR
                 .unwrap_or_default();
             let kind = match resolve(cluster, api_version, key).await {
                 Ok(kind) => kind,
-                Err(message) => return result(key, api_version, "SyncFailed", message),
+                Err(message) => return (result(key, api_version, "SyncFailed", message), None),
             };
             match cluster.apply(&kind, object, false).await {
                 Ok(applied) => {
+                    applied_version = applied
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
                     live.observe_applied(api_version, &key.kind, applied);
                     // Its custom resources come in a later stage.
                     if kind.resource.kind == "CustomResourceDefinition"
                         && let Err(e) = cluster.wait_crd_established(&key.name).await
                     {
-                        return result(key, api_version, "SyncFailed", e.to_string());
+                        return (result(key, api_version, "SyncFailed", e.to_string()), None);
                     }
                     result(key, api_version, "Synced", "applied (server-side)")
                 }
@@ -101,7 +114,7 @@ async fn run_step(cluster: &Cluster, live: &LiveState, step: &Step) -> ResourceR
         Step::Prune { key, api_version } => {
             let kind = match resolve(cluster, api_version, key).await {
                 Ok(kind) => kind,
-                Err(message) => return result(key, api_version, "SyncFailed", message),
+                Err(message) => return (result(key, api_version, "SyncFailed", message), None),
             };
             match cluster.delete(&kind, key).await {
                 Ok(()) => {
@@ -116,7 +129,8 @@ async fn run_step(cluster: &Cluster, live: &LiveState, step: &Step) -> ResourceR
             api_version,
             reason,
         } => result(key, api_version, "PruneSkipped", reason.clone()),
-    }
+    };
+    (result, applied_version)
 }
 
 /// Executes a plan. Within the foundation stage steps run one by one
@@ -126,7 +140,8 @@ async fn run_step(cluster: &Cluster, live: &LiveState, step: &Step) -> ResourceR
 pub async fn execute(cluster: &Cluster, live: &LiveState, plan: &SyncPlan) -> SyncOutcome {
     let mut outcome = SyncOutcome::default();
     for stage in &plan.stages {
-        let results: Vec<ResourceResult> = if stage.kind == StageKind::Foundation {
+        let results: Vec<(ResourceResult, Option<String>)> = if stage.kind == StageKind::Foundation
+        {
             let mut out = Vec::new();
             for step in &stage.steps {
                 out.push(run_step(cluster, live, step).await);
@@ -145,10 +160,15 @@ pub async fn execute(cluster: &Cluster, live: &LiveState, plan: &SyncPlan) -> Sy
         };
         let failed: Vec<String> = results
             .iter()
-            .filter(|r| r.status == "SyncFailed")
-            .map(|r| format!("{} {}: {}", r.kind, r.name, r.message))
+            .filter(|(r, _)| r.status == "SyncFailed")
+            .map(|(r, _)| format!("{} {}: {}", r.kind, r.name, r.message))
             .collect();
-        outcome.resources.extend(results);
+        for (step, (r, version)) in stage.steps.iter().zip(results) {
+            if let (Step::Apply { key, .. }, Some(version)) = (step, version) {
+                outcome.applied.push((key.clone(), version));
+            }
+            outcome.resources.push(r);
+        }
         if !failed.is_empty() {
             let more = if failed.len() > 3 {
                 format!(" (and {} more)", failed.len() - 3)
