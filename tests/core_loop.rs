@@ -187,6 +187,63 @@ async fn a_commit_that_changes_a_field_is_applied_and_git_revert_rolls_it_back()
 }
 
 #[tokio::test]
+async fn a_webhook_deploys_a_commit_without_waiting_for_the_poll() -> Result<()> {
+    let (changed, untouched) = (
+        TestNamespace::new("hook-a").await,
+        TestNamespace::new("hook-b").await,
+    );
+    let repo = GitRepo::new(None)?;
+    for dir in ["a", "b"] {
+        repo.write(&format!("{dir}/configmap.yaml"), &settings("blue"))?;
+    }
+    repo.commit("two folders")?;
+    let work = tempfile::tempdir()?;
+    let apps = format!(
+        "{}---\n{}",
+        application(&changed.name, &repo.url(), "a", &changed.name, AUTO),
+        application(&untouched.name, &repo.url(), "b", &untouched.name, AUTO),
+    );
+    // An hour between polls: only the webhook can bring the commit in.
+    let plumb = Plumb::start_polling_every(work.path(), &apps, 3600).await?;
+    plumb.wait_status(&changed.name, "Synced", None).await?;
+    plumb.wait_status(&untouched.name, "Synced", None).await?;
+
+    repo.write("a/configmap.yaml", &settings("green"))?;
+    let head = repo.commit("make a green")?;
+    // A GitHub push event names the repository by several URLs; the one the
+    // applications use is among them.
+    let (code, answer) = plumb
+        .post_with_headers(
+            "/api/webhook",
+            &[("X-GitHub-Event", "push")],
+            json!({"ref": "refs/heads/main", "repository": {
+                "html_url": "https://github.example/team/unrelated",
+                "clone_url": repo.url(),
+            }}),
+        )
+        .await?;
+    assert_eq!((code, &answer["refreshed"]), (200, &json!(2)), "{answer}");
+    wait_configmap(&changed.name, "settings", "color", "green").await?;
+    // The other application moves to the new revision too, unchanged.
+    eventually("both applications show the new revision", WAIT, || async {
+        let b = plumb.app(&untouched.name).await?;
+        Ok((b.pointer("/status/sync/revision") == Some(&json!(head))).then_some(()))
+    })
+    .await?;
+    assert_eq!(
+        plumb.app(&untouched.name).await?["status"]["sync"]["status"],
+        "Synced"
+    );
+
+    // A push to a repository no application uses fetches nothing.
+    let (code, answer) = plumb
+        .post("/api/webhook", json!({"repoURL": "file:///nowhere/at/all"}))
+        .await?;
+    assert_eq!((code, &answer["refreshed"]), (200, &json!(0)), "{answer}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_removed_file_is_pruned_only_when_prune_is_on() -> Result<()> {
     let (on, off) = (
         TestNamespace::new("prune-on").await,

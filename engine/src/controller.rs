@@ -182,6 +182,8 @@ struct Inner {
     sources: Mutex<(Vec<Declared>, Vec<Declared>)>,
     events: broadcast::Sender<AppEvent>,
     queue: mpsc::UnboundedSender<String>,
+    /// Applications a new commit changed: workers take these first.
+    urgent: mpsc::UnboundedSender<String>,
     queued: Mutex<HashSet<String>>,
     fetched: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<()>>>>,
     pollers: Mutex<HashSet<String>>,
@@ -229,6 +231,18 @@ fn condition(type_: &str, message: impl Into<String>) -> Condition {
     }
 }
 
+/// Whether the repository file `changed` lies in the application folder
+/// `path` (`""`, `.` and `/` name the repository root).
+fn path_contains(path: &str, changed: &str) -> bool {
+    let folder = path.trim_start_matches("./").trim_matches('/');
+    folder.is_empty()
+        || folder == "."
+        || changed == folder
+        || changed
+            .strip_prefix(folder)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
 fn app_name(d: &Declared) -> String {
     d.app.metadata.name.clone().unwrap_or_default()
 }
@@ -267,6 +281,7 @@ impl Controller {
         let (changes_tx, mut changes_rx) = mpsc::unbounded_channel();
         let live = LiveState::new(client.clone(), changes_tx, cancel.clone());
         let (queue_tx, queue_rx) = mpsc::unbounded_channel();
+        let (urgent_tx, urgent_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(1024);
         let inner = Arc::new(Inner {
             cluster: Cluster::new(client.clone()),
@@ -278,20 +293,29 @@ impl Controller {
             sources: Mutex::default(),
             events,
             queue: queue_tx,
+            urgent: urgent_tx,
             queued: Mutex::default(),
             fetched: Mutex::default(),
             pollers: Mutex::default(),
             cancel: cancel.clone(),
         });
 
-        // Workers share one queue; a name is queued at most once at a time.
+        // Workers share one queue (a name is queued at most once at a time)
+        // and take the urgent queue first.
         let queue_rx = Arc::new(tokio::sync::Mutex::new(queue_rx));
+        let urgent_rx = Arc::new(tokio::sync::Mutex::new(urgent_rx));
         for _ in 0..options.workers.max(1) {
-            let (inner, queue_rx) = (Arc::clone(&inner), Arc::clone(&queue_rx));
+            let (inner, queue_rx, urgent_rx) = (
+                Arc::clone(&inner),
+                Arc::clone(&queue_rx),
+                Arc::clone(&urgent_rx),
+            );
             tokio::spawn(async move {
                 loop {
                     let name = tokio::select! {
+                        biased;
                         () = inner.cancel.cancelled() => return,
+                        name = async { urgent_rx.lock().await.recv().await } => name,
                         name = async { queue_rx.lock().await.recv().await } => name,
                     };
                     let Some(name) = name else { return };
@@ -375,14 +399,16 @@ impl Controller {
         let Ok(url) = normalize_url(url) else {
             return 0;
         };
+        let apps = inner.apps_on(&url);
+        if apps.is_empty() {
+            return 0;
+        }
         if let Err(e) = inner.fetch_now(&url).await {
             tracing::warn!(url = %url, error = %e, "fetch after a repository change failed");
         }
-        let apps = inner.apps_on(&url);
-        for app in &apps {
-            inner.enqueue(app);
-        }
-        apps.len()
+        let count = apps.len();
+        inner.refresh_after_fetch(&url, apps).await;
+        count
     }
 }
 
@@ -412,6 +438,87 @@ impl Inner {
             .insert(name.to_string())
         {
             let _ = self.queue.send(name.to_string());
+        }
+    }
+
+    /// Queues an application ahead of the ordinary queue. It may also be in
+    /// that queue; the second reconcile finds nothing new and costs little.
+    fn enqueue_urgent(&self, name: &str) {
+        self.queued
+            .lock()
+            .expect("queue lock is never poisoned")
+            .insert(name.to_string());
+        let _ = self.urgent.send(name.to_string());
+    }
+
+    /// Queues the applications on `url` after a fetch: first those whose
+    /// folder the new commit changed (or that have no revision yet), then
+    /// the rest, which still need their status moved to the new revision.
+    /// With thousands of applications on one repository, the one a commit
+    /// touched goes live without waiting for all the others.
+    async fn refresh_after_fetch(self: &Arc<Self>, url: &str, apps: Vec<String>) {
+        let wanted: Vec<(String, String, String, String)> = apps
+            .into_iter()
+            .filter_map(|name| {
+                let slot = self.slot(&name)?;
+                let source = slot
+                    .declared
+                    .read()
+                    .expect("declared lock is never poisoned")
+                    .app
+                    .spec
+                    .source
+                    .clone()?;
+                let revision = slot
+                    .status
+                    .read()
+                    .expect("status lock is never poisoned")
+                    .sync
+                    .revision
+                    .clone();
+                Some((
+                    name,
+                    source.target_revision.unwrap_or_default(),
+                    source.path.unwrap_or_default(),
+                    revision,
+                ))
+            })
+            .collect();
+        let repos = Arc::clone(&self.repos);
+        let url = url.to_string();
+        let split = tokio::task::spawn_blocking(move || {
+            // One resolve and one tree diff per (target, deployed revision).
+            let mut changes: HashMap<(String, String), Option<Vec<String>>> = HashMap::new();
+            let (mut first, mut rest) = (Vec::new(), Vec::new());
+            for (name, target, path, deployed) in wanted {
+                let changed = changes
+                    .entry((target.clone(), deployed.clone()))
+                    .or_insert_with(|| {
+                        if deployed.is_empty() {
+                            return None;
+                        }
+                        let now = repos.resolve(&url, &target).ok()?;
+                        if now == deployed {
+                            return Some(Vec::new());
+                        }
+                        repos.changed_paths(&url, &deployed, &now).ok()
+                    });
+                match changed {
+                    Some(paths) if !paths.iter().any(|p| path_contains(&path, p)) => {
+                        rest.push(name);
+                    }
+                    _ => first.push(name),
+                }
+            }
+            (first, rest)
+        })
+        .await;
+        let Ok((first, rest)) = split else { return };
+        for name in &first {
+            self.enqueue_urgent(name);
+        }
+        for name in &rest {
+            self.enqueue(name);
         }
     }
 
@@ -580,9 +687,7 @@ impl Inner {
                 if let Err(e) = inner.fetch_now(&url).await {
                     tracing::warn!(url = %url, error = %e, "poll fetch failed");
                 }
-                for app in apps {
-                    inner.enqueue(&app);
-                }
+                inner.refresh_after_fetch(&url, apps).await;
             }
         });
     }
@@ -1345,6 +1450,16 @@ impl Inner {
             }
             Ok(plan) => {
                 let outcome = sync::execute(&self.cluster, &self.live, &plan).await;
+                // An apply response is what a dry run would now predict: the
+                // comparison after the sync needs no request for these.
+                let by_key: BTreeMap<&ResourceKey, &Value> =
+                    desired.iter().map(|d| (&d.key, &d.object)).collect();
+                for (key, version) in outcome.applied {
+                    if let Some(object) = by_key.get(&key) {
+                        let hash = hash_json(object);
+                        work.compared.insert(key, (hash, version, false));
+                    }
+                }
                 match outcome.failure {
                     Some(f) => (
                         OperationPhase::Failed,
@@ -1758,5 +1873,22 @@ impl AppService for Controller {
 
     fn subscribe(&self) -> broadcast::Receiver<AppEvent> {
         self.inner.events.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_contains;
+
+    #[test]
+    fn a_changed_file_belongs_to_the_folder_it_is_in() {
+        assert!(path_contains("apps/a", "apps/a/cm.yaml"));
+        assert!(path_contains("./apps/a/", "apps/a/sub/cm.yaml"));
+        assert!(path_contains("apps/a", "apps/a"));
+        assert!(!path_contains("apps/a", "apps/ab/cm.yaml"));
+        assert!(!path_contains("apps/a", "apps/b/cm.yaml"));
+        for root in ["", ".", "/", "./"] {
+            assert!(path_contains(root, "anything/at/all.yaml"), "{root:?}");
+        }
     }
 }

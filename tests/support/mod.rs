@@ -257,23 +257,51 @@ pub struct Plumb {
     pub apps_file: PathBuf,
     port: u16,
     log: PathBuf,
-    cluster_apps: Option<String>,
+    options: ServeOptions,
 }
+
+/// How a test's `plumb serve` runs, kept for a restart.
+#[derive(Clone)]
+struct ServeOptions {
+    /// Also manage `Application` objects in this namespace.
+    cluster_apps: Option<String>,
+    /// `--repo-poll-interval`, in seconds.
+    poll_seconds: u64,
+}
+
+/// The poll interval of the tests: short, so commits land quickly.
+const TEST_POLL_SECONDS: u64 = 2;
 
 impl Plumb {
     /// Starts `plumb serve` on the test cluster with `apps_yaml` as its
     /// `--apps` file, and waits until its API answers.
     pub async fn start(work: &Path, apps_yaml: &str) -> Result<Plumb> {
-        Plumb::start_in(work, apps_yaml, None).await
+        Plumb::start_in(work, apps_yaml, None, TEST_POLL_SECONDS).await
+    }
+
+    /// Like [`Plumb::start`] with a repository poll interval of `seconds`.
+    pub async fn start_polling_every(work: &Path, apps_yaml: &str, seconds: u64) -> Result<Plumb> {
+        Plumb::start_in(work, apps_yaml, None, seconds).await
     }
 
     /// Like [`Plumb::start`], also managing `Application` objects in
     /// `namespace` of the cluster.
     pub async fn start_watching(work: &Path, apps_yaml: &str, namespace: &str) -> Result<Plumb> {
-        Plumb::start_in(work, apps_yaml, Some(namespace.to_string())).await
+        Plumb::start_in(
+            work,
+            apps_yaml,
+            Some(namespace.to_string()),
+            TEST_POLL_SECONDS,
+        )
+        .await
     }
 
-    async fn start_in(work: &Path, apps_yaml: &str, cluster_apps: Option<String>) -> Result<Plumb> {
+    async fn start_in(
+        work: &Path,
+        apps_yaml: &str,
+        cluster_apps: Option<String>,
+        poll_seconds: u64,
+    ) -> Result<Plumb> {
         let apps_file = work.join("apps.yaml");
         std::fs::write(&apps_file, apps_yaml)?;
         Plumb::start_with(
@@ -281,7 +309,10 @@ impl Plumb {
             apps_file,
             free_port(),
             work.join("plumb.log"),
-            cluster_apps,
+            ServeOptions {
+                cluster_apps,
+                poll_seconds,
+            },
         )
         .await
     }
@@ -291,7 +322,7 @@ impl Plumb {
         apps_file: PathBuf,
         port: u16,
         log: PathBuf,
-        cluster_apps: Option<String>,
+        options: ServeOptions,
     ) -> Result<Plumb> {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
@@ -299,9 +330,11 @@ impl Plumb {
             .open(&log)?;
         let mut command = Command::new(env!("CARGO_BIN_EXE_plumb"));
         command
-            .args(["serve", "--repo-poll-interval", "2", "--listen"])
+            .args(["serve", "--repo-poll-interval"])
+            .arg(options.poll_seconds.to_string())
+            .arg("--listen")
             .arg(format!("127.0.0.1:{port}"));
-        match &cluster_apps {
+        match &options.cluster_apps {
             Some(ns) => command.arg("--namespace").arg(ns),
             None => command.arg("--no-cluster-apps"),
         };
@@ -324,7 +357,7 @@ impl Plumb {
             apps_file,
             port,
             log,
-            cluster_apps,
+            options,
         };
         let http = reqwest::Client::new();
         let healthz = format!("{}/healthz", plumb.url);
@@ -360,9 +393,9 @@ impl Plumb {
             self.port,
             self.log.clone(),
         );
-        let cluster_apps = self.cluster_apps.take();
+        let options = self.options.clone();
         std::mem::forget(self);
-        Plumb::start_with(data_dir, apps_file, port, log, cluster_apps).await
+        Plumb::start_with(data_dir, apps_file, port, log, options).await
     }
 
     /// Replaces the `--apps` file (the server watches it).
@@ -389,11 +422,23 @@ impl Plumb {
 
     /// POST a JSON body; returns status and body.
     pub async fn post(&self, path: &str, body: Value) -> Result<(u16, Value)> {
-        let r = reqwest::Client::new()
+        self.post_with_headers(path, &[], body).await
+    }
+
+    /// POST a JSON body with extra headers; returns status and body.
+    pub async fn post_with_headers(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Value,
+    ) -> Result<(u16, Value)> {
+        let mut request = reqwest::Client::new()
             .post(format!("{}{path}", self.url))
-            .json(&body)
-            .send()
-            .await?;
+            .json(&body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let r = request.send().await?;
         let status = r.status().as_u16();
         let body = r.json().await.unwrap_or(Value::Null);
         Ok((status, body))
