@@ -48,6 +48,12 @@ const PARTIAL_SUFFIX: &str = ".git.partial";
 /// The user name sent with a token when none was configured; forges that
 /// authenticate by token (GitHub, Gitea) accept any non-empty name.
 const DEFAULT_TOKEN_USERNAME: &str = "git";
+/// How many tree entries (plus one per tree) the [`TreeCache`] holds at most.
+/// An entry takes about 32 bytes plus its name and a tree about 150 bytes
+/// more, so this is some 9 MB held in large trees and at most about 20 MB held
+/// in one-entry trees. Ten thousand one-file applications in one repository
+/// count about 30,000 (2 MB), so several revisions of such a layout fit.
+const TREE_CACHE_ENTRIES: usize = 200_000;
 
 /// The error returned by [`RepoCache`] and [`normalize_url`].
 #[derive(Debug, thiserror::Error)]
@@ -205,6 +211,7 @@ pub struct RepoCache {
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     credentials: RwLock<Vec<(String, Credentials)>>,
     fetches: AtomicU64,
+    trees: TreeCache,
 }
 
 impl fmt::Debug for RepoCache {
@@ -219,11 +226,17 @@ impl fmt::Debug for RepoCache {
 impl RepoCache {
     /// A cache keeping its repositories under `root` (created on the first clone).
     pub fn new(root: impl Into<PathBuf>) -> RepoCache {
+        RepoCache::with_tree_cache_entries(root, TREE_CACHE_ENTRIES)
+    }
+
+    /// A cache whose decoded-tree cache holds at most `max_entries` tree entries.
+    fn with_tree_cache_entries(root: impl Into<PathBuf>, max_entries: usize) -> RepoCache {
         RepoCache {
             root: root.into(),
             slots: Mutex::new(HashMap::new()),
             credentials: RwLock::new(Vec::new()),
             fetches: AtomicU64::new(0),
+            trees: TreeCache::new(max_entries),
         }
     }
 
@@ -337,36 +350,36 @@ impl RepoCache {
             repo: &repo,
             url: &url,
             revision: commit,
+            trees: &self.trees,
         };
         let commit_id = resolve_commit(&repo, &url, commit)?;
         let root = reader.commit_tree(commit_id)?;
 
         let mut folder = root;
         for (depth, name) in components.iter().enumerate() {
-            let so_far = components[..=depth].join("/");
+            // Only needed for an error; the walk itself must stay cheap.
+            let so_far = || components[..=depth].join("/");
             let tree = reader.tree(folder)?;
             let entry = tree
-                .entries
-                .iter()
-                .find(|entry| entry.filename == name.as_bytes())
-                .ok_or_else(|| reader.not_found(path, format!("there is no `{so_far}`")))?;
-            folder = match entry.mode.kind() {
+                .find(name.as_bytes())
+                .ok_or_else(|| reader.not_found(path, format!("there is no `{}`", so_far())))?;
+            folder = match entry.kind {
                 EntryKind::Tree => entry.oid,
                 EntryKind::Blob | EntryKind::BlobExecutable => {
                     return Err(
-                        reader.not_found(path, format!("`{so_far}` is a file, not a folder"))
+                        reader.not_found(path, format!("`{}` is a file, not a folder", so_far()))
                     );
                 }
                 EntryKind::Link => {
                     return Err(reader.not_found(
                         path,
-                        format!("`{so_far}` is a symbolic link; point the application at the folder it links to"),
+                        format!("`{}` is a symbolic link; point the application at the folder it links to", so_far()),
                     ));
                 }
                 EntryKind::Commit => {
                     return Err(reader.not_found(
                         path,
-                        format!("`{so_far}` is a submodule, which Plumb does not read"),
+                        format!("`{}` is a submodule, which Plumb does not read", so_far()),
                     ));
                 }
             };
@@ -377,10 +390,10 @@ impl RepoCache {
         let mut pending = vec![(String::new(), folder)];
         while let Some((relative, tree_id)) = pending.pop() {
             let tree = reader.tree(tree_id)?;
-            for entry in tree.entries {
-                let name = entry.filename.to_str_lossy();
+            for entry in tree.iter() {
+                let name = entry.name.to_str_lossy();
                 let child = join_path(&relative, &name);
-                match entry.mode.kind() {
+                match entry.kind {
                     EntryKind::Tree => {
                         if recurse {
                             pending.push((child, entry.oid));
@@ -426,11 +439,13 @@ impl RepoCache {
             repo: &repo,
             url: &url,
             revision: from,
+            trees: &self.trees,
         };
         let to_reader = TreeReader {
             repo: &repo,
             url: &url,
             revision: to,
+            trees: &self.trees,
         };
         let from_tree = from_reader.commit_tree(from_id)?;
         let to_tree = to_reader.commit_tree(to_id)?;
@@ -1007,11 +1022,199 @@ fn peel_to_commit(repo: &gix::Repository, id: ObjectId) -> gix::Result<Option<Ob
         .map(|commit| commit.id))
 }
 
+/// Decoded trees by object id, shared by every repository of a [`RepoCache`].
+///
+/// Ids are content addresses, so a cached tree is never stale and needs no
+/// invalidation when refs move; the same tree reached through another URL or
+/// commit is the same tree. Without this cache every `read_dir` of
+/// `apps/app-NNNNN` inflated and decoded the root and the 10,000-entry `apps/`
+/// tree again, which made reading all applications quadratic.
+///
+/// The bound is the number of entries held (plus one per tree, so that many
+/// tiny trees count too), because entries, not trees, are what costs memory.
+/// When a tree does not fit, the cache is cleared wholesale rather than
+/// evicting the least recently used trees: hits then need only the read lock
+/// and no recency bookkeeping, so the many blocking readers never serialise on
+/// a write, and the hot trees (the root, `apps/`) are simply decoded once more
+/// after a clear, one decode per `max_entries` entries inserted. A tree larger
+/// than the whole bound is returned uncached.
+struct TreeCache {
+    max_entries: usize,
+    state: RwLock<TreeCacheState>,
+    /// Trees decoded so far, that is cache misses (the tests watch it).
+    decoded: AtomicU64,
+}
+
+#[derive(Default)]
+struct TreeCacheState {
+    trees: gix::hashtable::HashMap<ObjectId, Arc<IndexedTree>>,
+    /// The sum of [`IndexedTree::cost`] over `trees`; at most `max_entries`.
+    held: usize,
+}
+
+impl TreeCache {
+    fn new(max_entries: usize) -> TreeCache {
+        TreeCache {
+            max_entries,
+            state: RwLock::new(TreeCacheState::default()),
+            decoded: AtomicU64::new(0),
+        }
+    }
+
+    fn get(&self, id: &ObjectId) -> Option<Arc<IndexedTree>> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        state.trees.get(id).map(Arc::clone)
+    }
+
+    /// Index `decoded`, the tree `id`, and keep it if it fits the bound.
+    fn insert(
+        &self,
+        id: ObjectId,
+        decoded: &gix::objs::TreeRef<'_>,
+    ) -> gix::Result<Arc<IndexedTree>> {
+        self.decoded.fetch_add(1, Ordering::Relaxed);
+        let tree = Arc::new(IndexedTree::new(decoded)?);
+        let cost = tree.cost();
+        if cost > self.max_entries {
+            return Ok(tree);
+        }
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(cached) = state.trees.get(&id) {
+            // Another thread decoded it meanwhile; keep one copy.
+            return Ok(Arc::clone(cached));
+        }
+        if state.held + cost > self.max_entries {
+            tracing::debug!(
+                trees = state.trees.len(),
+                entries = state.held,
+                "the tree cache is full; clearing it"
+            );
+            state.trees.clear();
+            state.held = 0;
+        }
+        state.trees.insert(id, Arc::clone(&tree));
+        state.held += cost;
+        Ok(tree)
+    }
+}
+
+/// A decoded tree as the [`TreeCache`] keeps it: the entries in the tree's own
+/// order, their names end to end in one buffer (no allocation per entry), and
+/// the entry positions sorted by name, so looking up one name in a tree of
+/// 10,000 entries is a binary search instead of a scan. About 32 bytes plus
+/// the name per entry.
+///
+/// The sorted index is separate because git orders a folder `a` as if it were
+/// named `a/`, after `a.txt`, so the tree's own order is not byte order.
+struct IndexedTree {
+    /// Every entry's name, in entry order.
+    names: Box<[u8]>,
+    /// The entries as the tree object lists them.
+    entries: Box<[IndexedEntry]>,
+    /// Positions in `entries` sorted by name, equal names (only in a malformed
+    /// tree) by position, so a lookup finds the first as a scan would.
+    by_name: Box<[u32]>,
+}
+
+struct IndexedEntry {
+    /// Where the name ends in `names`; it starts where the previous one ends.
+    name_end: u32,
+    kind: EntryKind,
+    oid: ObjectId,
+}
+
+/// One entry of an [`IndexedTree`].
+#[derive(Clone, Copy)]
+struct TreeEntry<'a> {
+    name: &'a BStr,
+    kind: EntryKind,
+    oid: ObjectId,
+}
+
+impl IndexedTree {
+    /// # Errors
+    ///
+    /// When the names or the number of entries do not fit the 32-bit positions
+    /// (a tree object of 4 GiB or more).
+    fn new(tree: &gix::objs::TreeRef<'_>) -> gix::Result<IndexedTree> {
+        let names_len: usize = tree.entries.iter().map(|entry| entry.filename.len()).sum();
+        if u32::try_from(names_len).is_err() || u32::try_from(tree.entries.len()).is_err() {
+            return Err(gix::Error::from_error(gix::error::unsupported(
+                "the tree is too large for Plumb to index (4 GiB or more)",
+            )));
+        }
+        // From here on every position and name offset fits `u32`.
+        let mut names = Vec::with_capacity(names_len);
+        let entries = tree
+            .entries
+            .iter()
+            .map(|entry| {
+                names.extend_from_slice(entry.filename);
+                IndexedEntry {
+                    name_end: names.len() as u32,
+                    kind: entry.mode.kind(),
+                    oid: entry.oid.to_owned(),
+                }
+            })
+            .collect();
+        let mut tree = IndexedTree {
+            names: names.into_boxed_slice(),
+            entries,
+            by_name: Box::default(),
+        };
+        let mut by_name: Vec<u32> = (0..tree.entries.len() as u32).collect();
+        // Stable, so equal names keep their order; trees come nearly sorted,
+        // which the sort takes advantage of.
+        by_name.sort_by(|a, b| tree.name(*a).cmp(tree.name(*b)));
+        tree.by_name = by_name.into_boxed_slice();
+        Ok(tree)
+    }
+
+    /// What the tree counts against the cache's bound.
+    fn cost(&self) -> usize {
+        self.entries.len() + 1
+    }
+
+    fn name(&self, position: u32) -> &[u8] {
+        let position = position as usize;
+        let start = match position.checked_sub(1) {
+            Some(previous) => self.entries[previous].name_end as usize,
+            None => 0,
+        };
+        &self.names[start..self.entries[position].name_end as usize]
+    }
+
+    fn entry(&self, position: u32) -> TreeEntry<'_> {
+        let entry = &self.entries[position as usize];
+        TreeEntry {
+            name: self.name(position).as_bstr(),
+            kind: entry.kind,
+            oid: entry.oid,
+        }
+    }
+
+    /// The entries in the tree's own order.
+    fn iter(&self) -> impl Iterator<Item = TreeEntry<'_>> {
+        // `new` made sure every position fits `u32`.
+        (0..self.entries.len() as u32).map(|position| self.entry(position))
+    }
+
+    /// The first entry named `name`.
+    fn find(&self, name: &[u8]) -> Option<TreeEntry<'_>> {
+        let at = self
+            .by_name
+            .partition_point(|position| self.name(*position) < name);
+        let position = *self.by_name.get(at)?;
+        (self.name(position) == name).then(|| self.entry(position))
+    }
+}
+
 /// Reads trees and blobs of one revision, turning failures into [`SourceError`]s.
 struct TreeReader<'a> {
     repo: &'a gix::Repository,
     url: &'a str,
     revision: &'a str,
+    trees: &'a TreeCache,
 }
 
 impl TreeReader<'_> {
@@ -1043,15 +1246,40 @@ impl TreeReader<'_> {
             .map_err(self.corrupt(format!("reading the tree of commit {}", commit.id)))
     }
 
-    fn tree(&self, id: ObjectId) -> Result<gix::objs::Tree, SourceError> {
+    /// The tree `id`, from the cache or decoded (and cached).
+    fn tree(&self, id: ObjectId) -> Result<Arc<IndexedTree>, SourceError> {
+        if let Some(tree) = self.trees.get(&id) {
+            return Ok(tree);
+        }
         let tree = self
             .repo
             .find_tree(id)
             .map_err(self.corrupt(format!("reading tree {id}")))?;
-        let decoded = tree
+        tree.decode()
+            .and_then(|decoded| self.trees.insert(id, &decoded))
+            .map_err(self.corrupt(format!("decoding tree {id}")))
+    }
+
+    /// The tree `id` while following a symbolic link: `None` when the object
+    /// is not a tree (as with gix's path lookup, used here before the cache) or
+    /// cannot be decoded; the link then reports a target that does not exist.
+    ///
+    /// # Errors
+    ///
+    /// When the object cannot be read, for example a submodule's commit.
+    fn tree_on_link_path(&self, id: ObjectId) -> gix::Result<Option<Arc<IndexedTree>>> {
+        if let Some(tree) = self.trees.get(&id) {
+            return Ok(Some(tree));
+        }
+        let object = self.repo.find_object(id)?;
+        if object.kind != gix::object::Kind::Tree {
+            return Ok(None);
+        }
+        let tree = object.into_tree();
+        Ok(tree
             .decode()
-            .map_err(self.corrupt(format!("decoding tree {id}")))?;
-        Ok(decoded.into())
+            .and_then(|decoded| self.trees.insert(id, &decoded))
+            .ok())
     }
 
     fn blob(&self, id: ObjectId) -> Result<Vec<u8>, SourceError> {
@@ -1092,19 +1320,27 @@ impl TreeReader<'_> {
         }
         let broken =
             |why: &str| self.not_found(link, format!("it is a symbolic link to `{target}`, {why}"));
-        if parts.is_empty() {
+        let Some((file, folders)) = parts.split_last() else {
             return Err(broken("which is the repository root, not a file"));
+        };
+        // Like gix's `Tree::lookup_entry`: every folder on the way is read
+        // whatever its mode says, and anything that is not a tree ends the
+        // lookup with nothing found.
+        let mut tree = self.tree(root)?;
+        for folder in folders {
+            let entry = tree
+                .find(folder.as_bytes())
+                .ok_or_else(|| broken("which does not exist"))?;
+            tree = self
+                .tree_on_link_path(entry.oid)
+                .map_err(self.corrupt(format!("looking up {}", parts.join("/"))))?
+                .ok_or_else(|| broken("which does not exist"))?;
         }
-        let root_tree = self
-            .repo
-            .find_tree(root)
-            .map_err(self.corrupt(format!("reading tree {root}")))?;
-        let entry = root_tree
-            .lookup_entry(parts.iter().copied())
-            .map_err(self.corrupt(format!("looking up {}", parts.join("/"))))?
+        let entry = tree
+            .find(file.as_bytes())
             .ok_or_else(|| broken("which does not exist"))?;
-        match entry.mode().kind() {
-            EntryKind::Blob | EntryKind::BlobExecutable => self.blob(entry.object_id()),
+        match entry.kind {
+            EntryKind::Blob | EntryKind::BlobExecutable => self.blob(entry.oid),
             EntryKind::Link => Err(broken(
                 "which is itself a symbolic link (only one level is followed)",
             )),
@@ -1124,24 +1360,20 @@ fn diff_trees(
     to: Option<ObjectId>,
     changed: &mut Vec<String>,
 ) -> Result<(), SourceError> {
+    fn entries(tree: Option<&IndexedTree>) -> BTreeMap<&BStr, (EntryKind, ObjectId)> {
+        tree.into_iter()
+            .flat_map(IndexedTree::iter)
+            .map(|entry| (entry.name, (entry.kind, entry.oid)))
+            .collect()
+    }
     if from == to {
         return Ok(());
     }
-    let entries =
-        |id: Option<ObjectId>| -> Result<BTreeMap<BString, (EntryKind, ObjectId)>, SourceError> {
-            let Some(id) = id else {
-                return Ok(BTreeMap::new());
-            };
-            Ok(reader
-                .tree(id)?
-                .entries
-                .into_iter()
-                .map(|entry| (entry.filename, (entry.mode.kind(), entry.oid)))
-                .collect())
-        };
-    let old = entries(from)?;
-    let new = entries(to)?;
-    let names: std::collections::BTreeSet<&BString> = old.keys().chain(new.keys()).collect();
+    let from_tree = from.map(|id| reader.tree(id)).transpose()?;
+    let to_tree = to.map(|id| reader.tree(id)).transpose()?;
+    let old = entries(from_tree.as_deref());
+    let new = entries(to_tree.as_deref());
+    let names: std::collections::BTreeSet<&BStr> = old.keys().chain(new.keys()).copied().collect();
     for name in names {
         let path = join_path(prefix, &name.to_str_lossy());
         let before = old.get(name).copied();
@@ -1251,7 +1483,7 @@ mod tests {
     /// An upstream repository and a cache (with its own root) pointed at it.
     struct Fixture {
         upstream: tempfile::TempDir,
-        _cache_root: tempfile::TempDir,
+        cache_root: tempfile::TempDir,
         cache: RepoCache,
         url: String,
     }
@@ -1289,7 +1521,7 @@ mod tests {
         (
             Fixture {
                 upstream,
-                _cache_root: cache_root,
+                cache_root,
                 cache,
                 url,
             },
@@ -1884,6 +2116,136 @@ mod tests {
             .changed_paths(&fx.url, &first, &second)
             .expect("diff");
         assert_eq!(changed, ["README.md", "README.md/inner.txt"]);
+    }
+
+    /// Trees decoded so far by `cache` (its tree cache's misses).
+    fn trees_decoded(cache: &RepoCache) -> u64 {
+        cache.trees.decoded.load(Ordering::Relaxed)
+    }
+
+    /// What the trees `cache` keeps count against its bound.
+    fn tree_entries_held(cache: &RepoCache) -> usize {
+        cache.trees.state.read().expect("not poisoned").held
+    }
+
+    #[test]
+    fn read_dir_decodes_each_tree_once_across_calls() {
+        let (fx, first) = fixture();
+        fx.cache.fetch(&fx.url).expect("clone");
+        let read = |path: &str| fx.cache.read_dir(&fx.url, &first, path, false).expect(path);
+
+        assert_eq!(paths(&read("apps/web")), ["deploy.yaml", "svc.yaml"]);
+        assert_eq!(trees_decoded(&fx.cache), 3, "the root, apps and apps/web");
+        assert_eq!(paths(&read("apps/api")), ["deploy.yaml"]);
+        assert_eq!(
+            trees_decoded(&fx.cache),
+            4,
+            "the root and apps come from the cache; only apps/api is new"
+        );
+        assert_eq!(paths(&read("apps/web")), ["deploy.yaml", "svc.yaml"]);
+        assert_eq!(trees_decoded(&fx.cache), 4, "everything is cached now");
+
+        write(fx.dir(), "apps/api/svc.yaml", "kind: Service\n");
+        let second = commit_all(fx.dir(), "second");
+        fx.cache.fetch(&fx.url).expect("fetch");
+        let changed = fx
+            .cache
+            .changed_paths(&fx.url, &first, &second)
+            .expect("diff");
+        assert_eq!(changed, ["apps/api/svc.yaml"]);
+        assert_eq!(
+            trees_decoded(&fx.cache),
+            7,
+            "the diff decodes only the new root, apps and apps/api"
+        );
+    }
+
+    #[test]
+    fn tree_cache_is_cleared_when_full_and_never_holds_more_than_its_bound() {
+        let (fx, first) = fixture();
+        fx.cache.fetch(&fx.url).expect("clone");
+        // Costs (entries + 1): root 3, apps 3, apps/web 4, apps/api 2.
+        let cache = RepoCache::with_tree_cache_entries(fx.cache_root.path().join("repos"), 8);
+        let read = |path: &str| {
+            let files = cache.read_dir(&fx.url, &first, path, false).expect(path);
+            assert!(tree_entries_held(&cache) <= 8, "after reading {path}");
+            files
+        };
+
+        read("apps/api");
+        assert_eq!((trees_decoded(&cache), tree_entries_held(&cache)), (3, 8));
+        read("apps/api");
+        assert_eq!(trees_decoded(&cache), 3, "a full cache still answers");
+
+        assert_eq!(paths(&read("apps/web")), ["deploy.yaml", "svc.yaml"]);
+        assert_eq!(
+            (trees_decoded(&cache), tree_entries_held(&cache)),
+            (4, 4),
+            "apps/web did not fit, so the cache was cleared and holds only it"
+        );
+
+        assert_eq!(paths(&read("apps/api")), ["deploy.yaml"]);
+        assert_eq!(
+            (trees_decoded(&cache), tree_entries_held(&cache)),
+            (7, 5),
+            "the root, apps and apps/api were decoded again; apps cleared it once more"
+        );
+    }
+
+    #[test]
+    fn a_tree_larger_than_the_whole_tree_cache_is_read_but_not_kept() {
+        let (fx, first) = fixture();
+        fx.cache.fetch(&fx.url).expect("clone");
+        // The root costs 3 (README.md, apps).
+        let cache = RepoCache::with_tree_cache_entries(fx.cache_root.path().join("repos"), 2);
+        for round in 1..=2 {
+            let files = cache.read_dir(&fx.url, &first, "", false).expect("root");
+            assert_eq!(paths(&files), ["README.md"]);
+            assert_eq!(trees_decoded(&cache), round);
+            assert_eq!(tree_entries_held(&cache), 0);
+        }
+    }
+
+    #[test]
+    fn read_dir_finds_folders_whose_git_order_differs_from_byte_order() {
+        let (fx, _) = fixture();
+        // git sorts a folder `app` as `app/`, after `app-x` and `app.d`; the
+        // cache's name index must find each of them all the same.
+        for (folder, file) in [
+            ("app", "a.yaml"),
+            ("app-x", "b.yaml"),
+            ("app.d", "c.yaml"),
+            ("app0", "d.yaml"),
+        ] {
+            write(fx.dir(), &format!("{folder}/{file}"), folder);
+        }
+        write(fx.dir(), "app.yaml", "a file beside the folders\n");
+        let head = commit_all(fx.dir(), "look-alike names");
+        fx.cache.fetch(&fx.url).expect("clone");
+
+        for (folder, file) in [
+            ("app", "a.yaml"),
+            ("app-x", "b.yaml"),
+            ("app.d", "c.yaml"),
+            ("app0", "d.yaml"),
+        ] {
+            let files = fx
+                .cache
+                .read_dir(&fx.url, &head, folder, false)
+                .expect(folder);
+            assert_eq!(paths(&files), [file], "in {folder}");
+            assert_eq!(files[0].data, folder.as_bytes());
+        }
+        let err = fx
+            .cache
+            .read_dir(&fx.url, &head, "app.yaml", false)
+            .expect_err("a file");
+        assert!(err.to_string().contains("`app.yaml` is a file"), "{err}");
+        let err = fx
+            .cache
+            .read_dir(&fx.url, &head, "app.", false)
+            .expect_err("no such folder");
+        assert!(err.to_string().contains("there is no `app.`"), "{err}");
     }
 
     #[test]
