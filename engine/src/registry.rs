@@ -253,18 +253,25 @@ pub fn watch_files(
 }
 
 /// Whether a changed path is one of the `--apps` files: a file named
-/// there, or a manifest file inside a folder named there.
+/// there, or a manifest file inside a folder named there. A name starting
+/// with `..` counts too: Kubernetes updates a mounted ConfigMap by swapping
+/// its `..data` link, so the files' own paths see no event.
 fn is_apps_file(apps: &[PathBuf], changed: &Path) -> bool {
-    apps.iter().any(|root| {
-        if changed == root {
-            return true;
-        }
-        changed.starts_with(root)
-            && changed
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
-    })
+    let swapped = changed
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(".."));
+    swapped
+        || apps.iter().any(|root| {
+            if changed == root {
+                return true;
+            }
+            changed.starts_with(root)
+                && changed
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+        })
 }
 
 /// The `applications.argoproj.io` resource.
@@ -363,6 +370,9 @@ mod tests {
         assert!(!is_apps_file(&apps, Path::new("/w/data/db")));
         assert!(!is_apps_file(&apps, Path::new("/w/other.yaml")));
         assert!(!is_apps_file(&apps, Path::new("/w/more/.apps.yaml.swp")));
+        // A mounted ConfigMap changes by swapping its `..data` link.
+        assert!(is_apps_file(&apps, Path::new("/w/..data")));
+        assert!(is_apps_file(&apps, Path::new("/w/..2026_11_22_07_00.123")));
     }
 
     #[test]
@@ -381,6 +391,59 @@ mod tests {
             .collect();
         assert_eq!(names, ["one", "two"]);
         assert_eq!(apps[0].unsupported, ["spec.source.helm"]);
+    }
+
+    fn app_yaml(name: &str) -> String {
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {{name: {name}}}\nspec: {{}}\n"
+        )
+    }
+
+    /// Waits for the next snapshot and returns its application names.
+    async fn next_names(rx: &mut mpsc::UnboundedReceiver<SourceUpdate>) -> Vec<String> {
+        let update = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("a snapshot within 20 s")
+            .expect("the watcher is running");
+        match update {
+            SourceUpdate::Files(Ok(apps)) => apps
+                .iter()
+                .map(|d| d.app.metadata.name.clone().unwrap_or_default())
+                .collect(),
+            other => panic!("unexpected update {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_mounted_configmap_swapping_its_data_link_is_seen_and_data_dir_writes_are_not() {
+        // The layout kubelet gives a ConfigMap volume: apps.yaml -> ..data/apps.yaml,
+        // ..data -> ..<timestamp>; an update writes a new timestamp folder
+        // and renames a new ..data link over the old one.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        std::fs::create_dir(root.join("..v1")).expect("mkdir");
+        std::fs::write(root.join("..v1/apps.yaml"), app_yaml("first")).expect("write");
+        std::os::unix::fs::symlink("..v1", root.join("..data")).expect("link");
+        std::os::unix::fs::symlink("..data/apps.yaml", root.join("apps.yaml")).expect("link");
+
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let cancel = CancellationToken::new();
+        watch_files(vec![root.join("apps.yaml")], tx, cancel.clone());
+        assert_eq!(next_names(&mut rx).await, ["first"]);
+
+        // A data directory beside the file: its writes are not edits.
+        std::fs::create_dir_all(root.join("data/store")).expect("mkdir");
+        std::fs::write(root.join("data/store/db"), "x").expect("write");
+        std::fs::write(root.join("data/store/db"), "y").expect("write");
+
+        std::fs::create_dir(root.join("..v2")).expect("mkdir");
+        std::fs::write(root.join("..v2/apps.yaml"), app_yaml("second")).expect("write");
+        std::os::unix::fs::symlink("..v2", root.join("..data_tmp")).expect("link");
+        std::fs::rename(root.join("..data_tmp"), root.join("..data")).expect("swap");
+        // The next snapshot is the swapped content; the data dir writes
+        // before it caused none.
+        assert_eq!(next_names(&mut rx).await, ["second"]);
+        cancel.cancel();
     }
 
     #[test]
