@@ -235,11 +235,17 @@ async fn a_webhook_deploys_a_commit_without_waiting_for_the_poll() -> Result<()>
         "Synced"
     );
 
-    // A push to a repository no application uses fetches nothing.
+    // A push to a repository no application uses fetches nothing: the
+    // data directory still holds only the one repository.
+    let unused = GitRepo::new(None)?;
+    unused.write("x.yaml", &settings("red"))?;
+    unused.commit("unused")?;
     let (code, answer) = plumb
-        .post("/api/webhook", json!({"repoURL": "file:///nowhere/at/all"}))
+        .post("/api/webhook", json!({"repoURL": unused.url()}))
         .await?;
     assert_eq!((code, &answer["refreshed"]), (200, &json!(0)), "{answer}");
+    let cached = std::fs::read_dir(plumb.data_dir.join("repos"))?.count();
+    assert_eq!(cached, 1, "repositories cloned into the data directory");
     Ok(())
 }
 
