@@ -123,6 +123,15 @@ fn millis(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// "p50 / p99" of sorted samples, in milliseconds.
+fn p50_p99(sorted: &[Duration]) -> String {
+    format!(
+        "{} / {}",
+        millis(quantile(sorted, 0.5)),
+        millis(quantile(sorted, 0.99))
+    )
+}
+
 /// The `q` quantile (nearest rank) of sorted samples.
 fn quantile(sorted: &[Duration], q: f64) -> Duration {
     if sorted.is_empty() {
@@ -717,11 +726,7 @@ async fn phases(
     report.add(
         "one commit",
         "commit to live, webhook: p50 / p99",
-        format!(
-            "{} / {}",
-            millis(quantile(&latencies, 0.5)),
-            millis(quantile(&latencies, 0.99))
-        ),
+        p50_p99(&latencies),
         format!(
             "{} commits, each to a different application spread over the list, {} apart; min {}, max {}; p99 of {} samples is their maximum",
             latencies.len(),
@@ -837,11 +842,7 @@ async fn phases(
     report.add(
         "one commit",
         "commit to live, polling: p50 / p99",
-        format!(
-            "{} / {}",
-            millis(quantile(&polled, 0.5)),
-            millis(quantile(&polled, 0.99))
-        ),
+        p50_p99(&polled),
         format!(
             "{} commits with `--repo-poll-interval {}`: dominated by the interval; min {}, max {}",
             polled.len(),
