@@ -128,6 +128,7 @@ fn plan_large(c: &mut Criterion) {
             },
             api_version: "v1".into(),
             sync_options: None,
+            uid: format!("uid-{i}"),
         })
         .collect();
     let options = PlanOptions {

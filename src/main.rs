@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use plumb_api::client::{AppCommand, Client, Output};
 use plumb_engine::controller::{Controller, ControllerOptions};
 use plumb_engine::model::DirectorySource;
-use plumb_engine::source::{RepoCache, normalize_url};
+use plumb_engine::source::{ReadFilter, RepoCache, normalize_url};
 use plumb_engine::{cluster, render};
 use tokio_util::sync::CancellationToken;
 
@@ -103,6 +103,21 @@ struct ServeArgs {
     /// their CRD).
     #[arg(long)]
     no_cluster_apps: bool,
+    /// The largest manifest file Plumb reads, in bytes; a larger one is an
+    /// error on its application.
+    #[arg(long, default_value_t = ControllerOptions::default().max_manifest_size)]
+    max_manifest_size: u64,
+    /// Seconds a repository fetch may take before it is abandoned.
+    #[arg(long, default_value_t = ControllerOptions::default().fetch_timeout.as_secs())]
+    fetch_timeout: u64,
+    /// Seconds the first list of a kind may take; an application whose kind
+    /// cannot be listed (RBAC, say) gets a condition, the others go on.
+    #[arg(long, default_value_t = ControllerOptions::default().watch_timeout.as_secs())]
+    watch_timeout: u64,
+    /// Seconds a CustomResourceDefinition of a sync may take to become
+    /// Established.
+    #[arg(long, default_value_t = ControllerOptions::default().crd_timeout.as_secs())]
+    crd_timeout: u64,
 }
 
 fn main() {
@@ -145,11 +160,22 @@ fn run() -> Result<()> {
             let repos = RepoCache::new(data_dir);
             repos.fetch(&url)?;
             let sha = repos.resolve(&url, &revision)?;
-            let files = repos.read_dir(&url, &sha, &path, recurse)?;
             let options = DirectorySource {
                 recurse,
                 ..Default::default()
             };
+            let wanted = render::FileFilter::new(&options)?;
+            let select = |path: &str| wanted.selects(path);
+            let files = repos.read_files(
+                &url,
+                &sha,
+                &path,
+                &ReadFilter {
+                    recurse,
+                    select: &select,
+                    max_file_size: ControllerOptions::default().max_manifest_size,
+                },
+            )?;
             let mut text = String::new();
             for manifest in render::render_directory(&files, &options)? {
                 text.push_str("---\n");
@@ -222,6 +248,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
         repo_poll_interval: Duration::from_secs(args.repo_poll_interval.max(1)),
         workers: args.workers,
         watch_cluster_apps: !args.no_cluster_apps,
+        max_manifest_size: args.max_manifest_size,
+        fetch_timeout: Duration::from_secs(args.fetch_timeout.max(1)),
+        watch_timeout: Duration::from_secs(args.watch_timeout.max(1)),
+        crd_timeout: Duration::from_secs(args.crd_timeout.max(1)),
         ..Default::default()
     };
     let controller = Controller::start(client, options, cancel.clone()).await?;

@@ -14,7 +14,7 @@ mod format;
 use std::io::Write;
 use std::time::Duration;
 
-use plumb_engine::model::{Application, OperationPhase};
+use plumb_engine::model::{Application, OperationPhase, OperationState, ResourceResult};
 use plumb_engine::service::{ManagedResource, Refresh, ResourceTree, SyncRequest};
 use reqwest::Url;
 use reqwest::blocking::{RequestBuilder, Response};
@@ -197,29 +197,86 @@ impl Client {
         )
     }
 
-    /// Syncs an application and waits until the operation ends (no time limit).
+    /// Starts a sync; the answer carries the operation, `Running`. Follow
+    /// it with [`Client::follow`].
     ///
     /// # Errors
-    /// As [`Client::get`]; `Server` with 409 while another sync runs, 400 for
-    /// an unknown revision.
+    /// As [`Client::get`]; `Server` with 409 while another operation runs.
     pub fn sync(&self, name: &str, request: &SyncRequest) -> Result<Application, ClientError> {
-        let builder = self
-            .http
-            .post(self.url(&["applications", name, "sync"]))
-            .json(request);
-        self.call(without_time_limit(builder))
+        self.call(
+            self.http
+                .post(self.url(&["applications", name, "sync"]))
+                .json(request),
+        )
     }
 
-    /// Rolls back to history entry `id` and waits until the sync ends.
+    /// Starts a rollback to history entry `id`; returns at once like
+    /// [`Client::sync`].
     ///
     /// # Errors
     /// As [`Client::get`]; `Server` with 400 for an unknown id.
     pub fn rollback(&self, name: &str, id: i64) -> Result<Application, ClientError> {
-        let builder = self
-            .http
-            .post(self.url(&["applications", name, "rollback"]))
-            .json(&serde_json::json!({ "id": id }));
-        self.call(without_time_limit(builder))
+        self.call(
+            self.http
+                .post(self.url(&["applications", name, "rollback"]))
+                .json(&serde_json::json!({ "id": id })),
+        )
+    }
+
+    /// Terminates the running operation of an application.
+    ///
+    /// # Errors
+    /// As [`Client::get`]; `Server` with 400 when none is running.
+    pub fn terminate_operation(&self, name: &str) -> Result<Application, ClientError> {
+        self.call(
+            self.http
+                .delete(self.url(&["applications", name, "operation"])),
+        )
+    }
+
+    /// Polls the application until the operation that `started` shows has
+    /// ended, handing every resource result to `progress` once, in order.
+    /// Returns the application as it was when the operation ended.
+    ///
+    /// # Errors
+    /// As [`Client::get`].
+    pub fn follow(
+        &self,
+        started: &Application,
+        mut progress: impl FnMut(&ResourceResult),
+    ) -> Result<Application, ClientError> {
+        let name = started.metadata.name.clone().unwrap_or_default();
+        let Some(ours) = operation_of(started).map(|o| o.started_at.clone()) else {
+            return Ok(started.clone());
+        };
+        let mut reported = 0;
+        loop {
+            let app = self.get(&name)?;
+            let Some(op) = operation_of(&app) else {
+                return Ok(app);
+            };
+            // The status may still show the previous operation for a moment;
+            // a later one means ours has ended and another began.
+            if op.started_at < ours {
+                std::thread::sleep(FOLLOW_EVERY);
+                continue;
+            }
+            if op.started_at == ours {
+                let results = op
+                    .sync_result
+                    .as_ref()
+                    .map(|r| r.resources.as_slice())
+                    .unwrap_or_default();
+                for r in results.iter().skip(reported) {
+                    progress(r);
+                }
+                reported = reported.max(results.len());
+            }
+            if op.phase != OperationPhase::Running || op.started_at > ours {
+                return Ok(app);
+            }
+            std::thread::sleep(FOLLOW_EVERY);
+        }
     }
 
     /// Target, live and predicted state of every resource, with diffs.
@@ -284,11 +341,12 @@ impl Client {
     }
 }
 
-/// Sync and rollback answer when the operation ends, which may take long.
-fn without_time_limit(builder: RequestBuilder) -> RequestBuilder {
-    // reqwest's blocking client has no "no timeout" per request; a day is
-    // longer than any sync Plumb runs.
-    builder.timeout(Duration::from_secs(24 * 60 * 60))
+/// How often [`Client::follow`] asks for the application.
+const FOLLOW_EVERY: Duration = Duration::from_millis(500);
+
+/// The application's current (or last) operation.
+fn operation_of(app: &Application) -> Option<&OperationState> {
+    app.status.as_ref()?.operation_state.as_ref()
 }
 
 /// The response, or a [`ClientError::Server`] with the server's message.
@@ -338,7 +396,8 @@ pub enum AppCommand {
         /// Application name.
         name: String,
     },
-    /// Sync an application to Git (or to --revision) and wait until done.
+    /// Sync an application to Git (or to --revision) and follow the
+    /// operation until it ends; exits 1 when it fails.
     Sync {
         /// Application name.
         name: String,
@@ -351,6 +410,9 @@ pub enum AppCommand {
         /// Show what would be done; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Return once the operation has started, without following it.
+        #[arg(long = "async")]
+        no_wait: bool,
     },
     /// Show the deployment history (the IDs `rollback` takes).
     History {
@@ -364,6 +426,14 @@ pub enum AppCommand {
         name: String,
         /// History ID, from `plumb app history`.
         id: i64,
+        /// Return once the operation has started, without following it.
+        #[arg(long = "async")]
+        no_wait: bool,
+    },
+    /// Terminate the running sync or rollback of an application.
+    TerminateOp {
+        /// Application name.
+        name: String,
     },
     /// Compare again now (with --hard, fetch the repository first).
     Refresh {
@@ -445,8 +515,9 @@ pub fn run_app_command(
             revision,
             prune,
             dry_run,
+            no_wait,
         } => {
-            let app = client.sync(
+            let started = client.sync(
                 &name,
                 &SyncRequest {
                     revision,
@@ -454,13 +525,22 @@ pub fn run_app_command(
                     dry_run,
                 },
             )?;
-            print(out, output, &app, || format::operation_result(&app))?;
-            Ok(operation_outcome(&app))
+            finish_operation(client, &started, no_wait, output, out)
         }
-        AppCommand::Rollback { name, id } => {
-            let app = client.rollback(&name, id)?;
-            print(out, output, &app, || format::operation_result(&app))?;
-            Ok(operation_outcome(&app))
+        AppCommand::Rollback { name, id, no_wait } => {
+            let started = client.rollback(&name, id)?;
+            finish_operation(client, &started, no_wait, output, out)
+        }
+        AppCommand::TerminateOp { name } => {
+            let app = client.terminate_operation(&name)?;
+            if output == Output::Table {
+                out.write_all(format!("operation of {name} terminated\n").as_bytes())
+                    .map_err(ClientError::Output)?;
+                Ok(CommandOutcome::Success)
+            } else {
+                print(out, output, &app, String::new)?;
+                Ok(CommandOutcome::Success)
+            }
         }
         AppCommand::History { name } => {
             let app = client.get(&name)?;
@@ -473,6 +553,35 @@ pub fn run_app_command(
             Ok(CommandOutcome::Success)
         }
     }
+}
+
+/// Follows a started operation (unless `no_wait`), showing each resource as
+/// it is done, then prints the outcome.
+fn finish_operation(
+    client: &Client,
+    started: &Application,
+    no_wait: bool,
+    output: Output,
+    out: &mut impl Write,
+) -> Result<CommandOutcome, ClientError> {
+    if no_wait {
+        print(out, output, started, || format::operation_result(started))?;
+        return Ok(CommandOutcome::Success);
+    }
+    let mut failed_write = None;
+    let app = client.follow(started, |r| {
+        if output == Output::Table && failed_write.is_none() {
+            let line = format::progress_line(r);
+            if let Err(e) = out.write_all(line.as_bytes()).and_then(|()| out.flush()) {
+                failed_write = Some(e);
+            }
+        }
+    })?;
+    if let Some(e) = failed_write {
+        return Err(ClientError::Output(e));
+    }
+    print(out, output, &app, || format::operation_result(&app))?;
+    Ok(operation_outcome(&app))
 }
 
 /// Failed when the application's last operation did not succeed.
@@ -643,6 +752,7 @@ mod tests {
             revision: Some("v2".into()),
             prune: true,
             dry_run: false,
+            no_wait: false,
         };
         let (outcome, text) = run(&client, sync, Output::Table);
         assert_eq!(outcome, CommandOutcome::Success);
@@ -662,6 +772,7 @@ mod tests {
             AppCommand::Rollback {
                 name: "guestbook".into(),
                 id: 1,
+                no_wait: false,
             },
             Output::Table,
         );
@@ -766,15 +877,21 @@ mod tests {
                 name: "web".into(),
                 revision: Some("abc".into()),
                 prune: true,
-                dry_run: true
+                dry_run: true,
+                no_wait: false
             }
         );
         assert_eq!(
-            parse(&["app", "rollback", "web", "3"]).expect("parses"),
+            parse(&["app", "rollback", "web", "3", "--async"]).expect("parses"),
             AppCommand::Rollback {
                 name: "web".into(),
-                id: 3
+                id: 3,
+                no_wait: true
             }
+        );
+        assert_eq!(
+            parse(&["app", "terminate-op", "web"]).expect("parses"),
+            AppCommand::TerminateOp { name: "web".into() }
         );
         assert_eq!(
             parse(&["app", "refresh", "web", "--hard"]).expect("parses"),

@@ -144,6 +144,7 @@ struct Calls {
     refreshes: Vec<(String, Option<Refresh>)>,
     syncs: Vec<(String, SyncRequest)>,
     rollbacks: Vec<(String, i64)>,
+    terminated: Vec<String>,
     repositories: Vec<String>,
 }
 
@@ -207,6 +208,11 @@ impl FakeService {
     /// Every `sync` call.
     pub(crate) fn syncs(&self) -> Vec<(String, SyncRequest)> {
         lock(&self.calls).syncs.clone()
+    }
+
+    /// Every `terminate_operation` call that found an operation.
+    pub(crate) fn terminated(&self) -> Vec<String> {
+        lock(&self.calls).terminated.clone()
     }
 
     /// Every `rollback` call.
@@ -346,6 +352,20 @@ impl AppService for FakeService {
             });
             Ok(())
         })
+    }
+
+    async fn terminate_operation(&self, name: &str) -> Result<Application, ServiceError> {
+        let app = lock(&self.apps)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ServiceError::NotFound(name.to_owned()))?;
+        if !self.busy.contains(name) {
+            return Err(ServiceError::BadRequest(format!(
+                "no operation is in progress for {name}"
+            )));
+        }
+        lock(&self.calls).terminated.push(name.to_owned());
+        Ok(app)
     }
 
     async fn managed_resources(&self, name: &str) -> Result<Vec<ManagedResource>, ServiceError> {

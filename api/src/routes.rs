@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, Uri};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router, middleware};
 use plumb_engine::model::Application;
 use plumb_engine::service::{AppService, ManagedResource, Refresh, ResourceTree, SyncRequest};
@@ -52,6 +52,10 @@ pub(crate) fn router<S: AppService>(service: Arc<S>, shutdown: CancellationToken
         .route("/api/v1/applications/{name}", get(get_application::<S>))
         .route("/api/v1/applications/{name}/sync", post(sync::<S>))
         .route("/api/v1/applications/{name}/rollback", post(rollback::<S>))
+        .route(
+            "/api/v1/applications/{name}/operation",
+            delete(terminate_operation::<S>),
+        )
         .route(
             "/api/v1/applications/{name}/managed-resources",
             get(managed_resources::<S>),
@@ -161,6 +165,16 @@ async fn rollback<S: AppService>(
 ) -> Result<Json<Application>, ApiError> {
     let Path(name) = name?;
     Ok(Json(state.service.rollback(&name, request.id).await?))
+}
+
+/// `DELETE /api/v1/applications/{name}/operation`: terminate the running
+/// operation (Argo CD's terminate-op).
+async fn terminate_operation<S: AppService>(
+    State(state): State<AppState<S>>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Json<Application>, ApiError> {
+    let Path(name) = name?;
+    Ok(Json(state.service.terminate_operation(&name).await?))
 }
 
 /// `GET /api/v1/applications/{name}/managed-resources`.
@@ -384,6 +398,26 @@ mod tests {
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["message"], "revision nope not found");
+    }
+
+    #[tokio::test]
+    async fn terminate_op_cancels_a_running_operation_and_is_400_without_one() {
+        let service = Arc::new(FakeService::with_fixtures().busy("shop"));
+        let app = crate::app(Arc::clone(&service));
+        let delete = |path: &str| {
+            Request::delete(path)
+                .body(Body::empty())
+                .expect("a valid request")
+        };
+        let (status, body) = call(&app, delete("/api/v1/applications/shop/operation")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["metadata"]["name"], "shop");
+        assert_eq!(service.terminated(), vec!["shop".to_owned()]);
+        let (status, body) = call(&app, delete("/api/v1/applications/guestbook/operation")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["message"], "no operation is in progress for guestbook");
+        let (status, _) = call(&app, delete("/api/v1/applications/nope/operation")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
     }
 
     #[tokio::test]

@@ -415,6 +415,9 @@ mod tests {
         async fn rollback(&self, name: &str, id: i64) -> Result<Application, ServiceError> {
             self.inner.rollback(name, id).await
         }
+        async fn terminate_operation(&self, name: &str) -> Result<Application, ServiceError> {
+            self.inner.terminate_operation(name).await
+        }
         async fn managed_resources(
             &self,
             name: &str,

@@ -8,7 +8,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use kube::api::{
-    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, PropagationPolicy,
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, Preconditions,
+    PropagationPolicy,
 };
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::Scope;
@@ -34,9 +35,15 @@ pub enum ClusterError {
         #[source]
         source: kube::Error,
     },
+    /// The object to delete was deleted and re-created under the same name
+    /// since it was compared; the new one is not Plumb's to delete.
+    #[error("{0} was re-created since it was compared (another uid); it is left in place")]
+    Replaced(String),
     /// A CRD did not become Established in time.
-    #[error("CustomResourceDefinition {0} did not become Established within 30s")]
-    CrdNotEstablished(String),
+    #[error(
+        "CustomResourceDefinition {0} did not become Established within {1:?} (see its status.conditions, e.g. NamesAccepted)"
+    )]
+    CrdNotEstablished(String, Duration),
 }
 
 impl ClusterError {
@@ -58,7 +65,7 @@ impl ClusterError {
     pub fn code(&self) -> Option<u16> {
         match self {
             ClusterError::Api { code, .. } => *code,
-            ClusterError::CrdNotEstablished(_) => None,
+            ClusterError::CrdNotEstablished(..) | ClusterError::Replaced(_) => None,
         }
     }
 
@@ -66,7 +73,8 @@ impl ClusterError {
     pub fn is_spurious(&self) -> bool {
         match self {
             ClusterError::Api { code, .. } => code.is_none_or(|c| c == 429 || c >= 500),
-            ClusterError::CrdNotEstablished(_) => true,
+            ClusterError::CrdNotEstablished(..) => true,
+            ClusterError::Replaced(_) => false,
         }
     }
 }
@@ -205,13 +213,26 @@ impl Cluster {
     }
 
     /// Deletes an object in the background (its dependents are collected by
-    /// the garbage collector). An object already gone is not an error.
+    /// the garbage collector), but only the object with `uid` when one is
+    /// given: an object deleted and re-created under the same name since it
+    /// was read is a different object, and is kept. An object already gone
+    /// is not an error.
     ///
     /// # Errors
-    /// When the server refuses the deletion.
-    pub async fn delete(&self, kind: &Kind, key: &ResourceKey) -> Result<(), ClusterError> {
+    /// [`ClusterError::Replaced`] when the name now belongs to another
+    /// object; otherwise when the server refuses the deletion.
+    pub async fn delete(
+        &self,
+        kind: &Kind,
+        key: &ResourceKey,
+        uid: Option<&str>,
+    ) -> Result<(), ClusterError> {
         let params = DeleteParams {
             propagation_policy: Some(PropagationPolicy::Background),
+            preconditions: uid.filter(|u| !u.is_empty()).map(|uid| Preconditions {
+                uid: Some(uid.to_string()),
+                resource_version: None,
+            }),
             ..Default::default()
         };
         match self
@@ -221,6 +242,10 @@ impl Cluster {
         {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            // The API server answers a failed uid precondition with 409.
+            Err(kube::Error::Api(s)) if s.code == 409 && params.preconditions.is_some() => {
+                Err(ClusterError::Replaced(key.to_string()))
+            }
             Err(e) => Err(ClusterError::api("delete", key.to_string(), e)),
         }
     }
@@ -261,18 +286,25 @@ impl Cluster {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Waits until a CRD reports the `Established` condition.
+    /// Waits until a CRD reports the `Established` condition, asking again
+    /// after 100 ms, then twice as long each time up to 2 s.
     ///
     /// # Errors
-    /// [`ClusterError::CrdNotEstablished`] after 30 seconds.
-    pub async fn wait_crd_established(&self, name: &str) -> Result<(), ClusterError> {
+    /// [`ClusterError::CrdNotEstablished`] after `timeout`.
+    pub async fn wait_crd_established(
+        &self,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<(), ClusterError> {
         let resource = ApiResource::from_gvk_with_plural(
             &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
             "customresourcedefinitions",
         );
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
-        for _ in 0..120 {
-            if let Ok(Some(crd)) = api.get_opt(name).await {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            if let Ok(Ok(Some(crd))) = tokio::time::timeout_at(deadline, api.get_opt(name)).await {
                 let established = crd
                     .data
                     .pointer("/status/conditions")
@@ -285,9 +317,13 @@ impl Cluster {
                     return Ok(());
                 }
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(ClusterError::CrdNotEstablished(name.to_string(), timeout));
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
         }
-        Err(ClusterError::CrdNotEstablished(name.to_string()))
     }
 
     /// Objects of `kind` in `namespace` (all namespaces when empty).
@@ -378,7 +414,9 @@ pub async fn ensure_application_crd(cluster: &Cluster) -> Result<(), ClusterErro
         .is_none()
     {
         cluster.apply(&kind, &crd, false).await?;
-        cluster.wait_crd_established(&name).await?;
+        cluster
+            .wait_crd_established(&name, Duration::from_secs(60))
+            .await?;
     }
     Ok(())
 }

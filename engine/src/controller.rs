@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -28,9 +28,9 @@ use crate::live::LiveState;
 use crate::model::{
     Application, ApplicationStatus, Condition, Health, HealthStatusCode, IN_CLUSTER_NAME,
     IN_CLUSTER_SERVER, InitiatedBy, Manifest, Operation, OperationPhase, OperationState,
-    ResourceKey, ResourceStatus, RevisionHistory, RollbackPin, SYNC_OPTIONS_ANNOTATION,
-    SyncOperation, SyncResult, SyncStatus, SyncStatusCode, TRACKING_ANNOTATION, annotation,
-    group_of,
+    ResourceKey, ResourceResult, ResourceStatus, RevisionHistory, RollbackPin,
+    SYNC_OPTIONS_ANNOTATION, SyncOperation, SyncResult, SyncStatus, SyncStatusCode,
+    TRACKING_ANNOTATION, annotation, group_of,
 };
 use crate::plan::{self, Desired, PlanOptions, Tracked};
 use crate::registry::{self, Declared, Origin, SourceUpdate};
@@ -39,7 +39,7 @@ use crate::service::{
     AppEvent, AppService, ManagedResource, ParentRef, Refresh, ResourceNode, ResourceTree,
     ServiceError, SyncRequest,
 };
-use crate::source::{RepoCache, normalize_url};
+use crate::source::{ReadFilter, RepoCache, normalize_url};
 use crate::store::Store;
 use crate::sync;
 
@@ -67,6 +67,14 @@ pub struct ControllerOptions {
     pub workers: usize,
     /// Watch `Application` objects in the cluster.
     pub watch_cluster_apps: bool,
+    /// The largest manifest file read, in bytes.
+    pub max_manifest_size: u64,
+    /// How long a repository fetch may take.
+    pub fetch_timeout: Duration,
+    /// How long the first list of a watched kind may take.
+    pub watch_timeout: Duration,
+    /// How long a CRD of a sync may take to become Established.
+    pub crd_timeout: Duration,
 }
 
 impl Default for ControllerOptions {
@@ -79,6 +87,10 @@ impl Default for ControllerOptions {
             resync_interval: Duration::from_secs(180),
             workers: 16,
             watch_cluster_apps: true,
+            max_manifest_size: 8 << 20,
+            fetch_timeout: Duration::from_secs(120),
+            watch_timeout: Duration::from_secs(30),
+            crd_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -100,14 +112,33 @@ pub enum StartError {
     },
 }
 
-/// A manual or rollback operation asked of one reconcile.
+/// A sync operation asked of one reconcile: by a user (sync, rollback) or
+/// by automated sync.
 #[derive(Clone, Debug, Default)]
 struct ManualOp {
     revision: Option<String>,
     prune: bool,
     dry_run: bool,
     initiated_by: InitiatedBy,
+    /// Identifies the operation in [`AppSlot::operation`]; 0 until started.
+    id: u64,
+    /// When the request started it (empty for automated syncs).
+    started_at: String,
+    /// Fires when the operation is terminated.
+    cancel: CancellationToken,
 }
+
+/// The operation an application runs now. At most one per application,
+/// decided under the slot's lock, so two requests never both start one.
+struct RunningOp {
+    id: u64,
+    started_at: String,
+    initiated_by: InitiatedBy,
+    cancel: CancellationToken,
+}
+
+/// How often a running sync publishes its progress.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
 /// What a reconcile was asked to do beyond comparing.
 #[derive(Clone, Debug, Default)]
@@ -144,7 +175,7 @@ struct AppSlot {
     declared: RwLock<Declared>,
     status: RwLock<ApplicationStatus>,
     work: tokio::sync::Mutex<AppWork>,
-    operation_running: AtomicBool,
+    operation: Mutex<Option<RunningOp>>,
 }
 
 impl AppSlot {
@@ -153,7 +184,7 @@ impl AppSlot {
             declared: RwLock::new(declared),
             status: RwLock::default(),
             work: tokio::sync::Mutex::default(),
-            operation_running: AtomicBool::new(false),
+            operation: Mutex::default(),
         })
     }
 
@@ -162,6 +193,12 @@ impl AppSlot {
             .read()
             .expect("declared lock is never poisoned")
             .clone()
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, Option<RunningOp>> {
+        self.operation
+            .lock()
+            .expect("operation lock is never poisoned")
     }
 
     fn status(&self) -> ApplicationStatus {
@@ -187,6 +224,8 @@ struct Inner {
     queued: Mutex<HashSet<String>>,
     fetched: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<()>>>>,
     pollers: Mutex<HashSet<String>>,
+    /// The last operation id handed out.
+    operation_ids: AtomicU64,
     cancel: CancellationToken,
 }
 
@@ -210,6 +249,23 @@ fn now() -> String {
             t.format(&time::format_description::well_known::Rfc3339)
                 .ok()
         })
+        .unwrap_or_default()
+}
+
+/// A start time that tells apart operations started within one second (the
+/// API and CLI follow an operation by it).
+fn now_precise() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    let millis = t.millisecond();
+    t.replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second]"
+            ))
+            .ok()
+        })
+        .map(|s| format!("{s}.{millis:03}Z"))
         .unwrap_or_default()
 }
 
@@ -297,6 +353,7 @@ impl Controller {
             queued: Mutex::default(),
             fetched: Mutex::default(),
             pollers: Mutex::default(),
+            operation_ids: AtomicU64::new(0),
             cancel: cancel.clone(),
         });
 
@@ -625,13 +682,34 @@ impl Inner {
             .collect()
     }
 
+    /// Fetches a repository, giving up after `--fetch-timeout` (or when
+    /// Plumb stops): the fetch is told to stop, and nothing waits for it.
     async fn fetch_now(self: &Arc<Self>, url: &str) -> Result<(), String> {
         let repos = Arc::clone(&self.repos);
         let url_owned = url.to_string();
-        let result = tokio::task::spawn_blocking(move || repos.fetch(&url_owned))
-            .await
-            .map_err(|e| format!("fetch task failed: {e}"))?;
-        result.map_err(|e| e.to_string())
+        let interrupt = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&interrupt);
+        let task =
+            tokio::task::spawn_blocking(move || repos.fetch_interruptible(&url_owned, &flag));
+        let timeout = self.options.fetch_timeout;
+        let result = tokio::select! {
+            joined = tokio::time::timeout(timeout, task) => joined,
+            () = self.cancel.cancelled() => {
+                interrupt.store(true, Ordering::SeqCst);
+                return Err(format!("fetching {url} was cancelled: Plumb is stopping"));
+            }
+        };
+        match result {
+            Ok(joined) => joined
+                .map_err(|e| format!("fetch task failed: {e}"))?
+                .map_err(|e| e.to_string()),
+            Err(_) => {
+                interrupt.store(true, Ordering::SeqCst);
+                Err(format!(
+                    "fetching {url} did not finish within {timeout:?} (--fetch-timeout); it is tried again later"
+                ))
+            }
+        }
     }
 
     /// Fetches a repository the first time any application needs it; later
@@ -699,6 +777,11 @@ impl Inner {
         let mut app = declared.app;
         let mut status = slot.status();
         status.history = self.store.history(name).unwrap_or_default();
+        if status.operation_state.is_none() {
+            // Not compared yet since Plumb started: the last operation is
+            // in the store.
+            status.operation_state = self.store.operation(name).ok().flatten();
+        }
         app.metadata.managed_fields = None;
         app.status = Some(status);
         app
@@ -929,10 +1012,17 @@ impl Inner {
                     source.path.clone().unwrap_or_default(),
                 );
                 let directory = source.directory.clone().unwrap_or_default();
-                let recurse = directory.recurse;
+                let max_file_size = self.options.max_manifest_size;
                 let rendered = tokio::task::spawn_blocking(move || {
+                    let wanted = render::FileFilter::new(&directory).map_err(|e| e.to_string())?;
+                    let select = |file: &str| wanted.selects(file);
+                    let filter = ReadFilter {
+                        recurse: directory.recurse,
+                        select: &select,
+                        max_file_size,
+                    };
                     let files = repos
-                        .read_dir(&u, &s, &path, recurse)
+                        .read_files(&u, &s, &path, &filter)
                         .map_err(|e| e.to_string())?;
                     render::render_directory(&files, &directory).map_err(|e| e.to_string())
                 })
@@ -984,8 +1074,36 @@ impl Inner {
                 return Ok(());
             }
         };
+        // Without every kind's live objects the comparison would take
+        // missing for absent and the prune set would be wrong: a kind that
+        // cannot be listed stops this application (and only this one).
+        let mut unwatched = Vec::new();
         for kind in self.kinds_to_watch(name, &prepared).await {
-            self.live.watch(&kind).await;
+            if let Err(e) = self.live.watch(&kind, self.options.watch_timeout).await {
+                unwatched.push(e.to_string());
+            }
+        }
+        if !unwatched.is_empty() {
+            work.last_key = None;
+            let message = format!(
+                "{}; nothing is synced or pruned until Plumb can list it",
+                unwatched.join("; ")
+            );
+            fail(
+                &mut status,
+                &mut warnings,
+                "ComparisonError",
+                message.clone(),
+            );
+            status.sync.revision = sha;
+            self.publish(name, slot, status);
+            self.enqueue_after(name, Duration::from_secs(30));
+            if op.is_some() {
+                return Err(ServiceError::BadRequest(format!(
+                    "nothing was synced: {message}"
+                )));
+            }
+            return Ok(());
         }
 
         // Compare, then sync when asked or when policy says so, then compare
@@ -1006,6 +1124,11 @@ impl Inner {
                         .unwrap_or_default()
                         .to_string(),
                     sync_options: annotation(v, SYNC_OPTIONS_ANNOTATION).map(str::to_string),
+                    uid: v
+                        .pointer("/metadata/uid")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
                 })
                 .collect();
 
@@ -1143,20 +1266,25 @@ impl Inner {
             let run = match (&op, &auto) {
                 (Some(o), _) => Some(o.clone()),
                 (None, Some((a, _))) => Some(ManualOp {
-                    revision: None,
                     prune: a.prune,
-                    dry_run: false,
                     initiated_by: InitiatedBy {
                         username: String::new(),
                         automated: true,
                     },
+                    ..ManualOp::default()
                 }),
                 _ => None,
             };
-            let Some(run) = run else {
+            let Some(mut run) = run else {
                 work.last_key = Some((sha.clone(), spec_hash, live_generation));
                 break;
             };
+            if run.initiated_by.automated && !self.begin_automated(slot, &mut run) {
+                // A user's operation is waiting for this reconcile; it runs
+                // next and compares again.
+                work.last_key = None;
+                break;
+            }
             let plan_options = PlanOptions {
                 prune: run.prune,
                 prune_last: spec.sync_option("PruneLast"),
@@ -1399,6 +1527,42 @@ impl Inner {
         (modified, errors)
     }
 
+    /// Registers an automated sync as the application's operation, unless
+    /// another operation (a user's, waiting for this reconcile) holds it.
+    fn begin_automated(&self, slot: &AppSlot, run: &mut ManualOp) -> bool {
+        let mut running = slot.running();
+        if running.is_some() {
+            return false;
+        }
+        run.id = self.operation_ids.fetch_add(1, Ordering::Relaxed) + 1;
+        run.started_at = now_precise();
+        *running = Some(RunningOp {
+            id: run.id,
+            started_at: run.started_at.clone(),
+            initiated_by: run.initiated_by.clone(),
+            cancel: run.cancel.clone(),
+        });
+        true
+    }
+
+    /// Records how an operation ended, then frees the application for the
+    /// next one. In that order: a new operation's `Running` record must not
+    /// be overwritten by the end of the old one.
+    fn end_operation(&self, name: &str, slot: &AppSlot, id: u64, op: &OperationState) {
+        let dry_run = op
+            .operation
+            .as_ref()
+            .and_then(|o| o.sync.as_ref())
+            .is_some_and(|s| s.dry_run);
+        if !dry_run && let Err(e) = self.store.set_operation(name, op) {
+            tracing::error!(app = %name, error = %e, "cannot record the sync operation");
+        }
+        let mut running = slot.running();
+        if running.as_ref().is_some_and(|r| r.id == id) {
+            *running = None;
+        }
+    }
+
     #[allow(clippy::too_many_arguments)] // one call site; the pieces are all distinct state
     async fn run_sync(
         self: &Arc<Self>,
@@ -1413,7 +1577,7 @@ impl Inner {
         sha: &str,
         source: &crate::model::ApplicationSource,
     ) -> bool {
-        let started = now();
+        let started = run.started_at.clone();
         let mut op = OperationState {
             phase: OperationPhase::Running,
             message: "syncing".into(),
@@ -1429,7 +1593,6 @@ impl Inner {
                 initiated_by: run.initiated_by.clone(),
             }),
         };
-        slot.operation_running.store(true, Ordering::SeqCst);
         if !run.dry_run
             && let Err(e) = self.store.set_operation(name, &op)
         {
@@ -1437,6 +1600,37 @@ impl Inner {
         }
         status.operation_state = Some(op.clone());
         self.publish(name, slot, status.clone());
+
+        // Progress, resource by resource, for the API and the event stream;
+        // a sync shorter than PROGRESS_EVERY publishes none.
+        let progress_state = Mutex::new((Vec::<ResourceResult>::new(), Instant::now()));
+        let progress = |r: &ResourceResult| {
+            let resources = {
+                let mut p = progress_state
+                    .lock()
+                    .expect("progress lock is never poisoned");
+                p.0.push(r.clone());
+                if p.1.elapsed() < PROGRESS_EVERY {
+                    return;
+                }
+                p.1 = Instant::now();
+                p.0.clone()
+            };
+            let mut state = op.clone();
+            state.message = format!("syncing: {} of the planned steps done", resources.len());
+            state.sync_result = Some(SyncResult {
+                revision: sha.to_string(),
+                resources,
+            });
+            slot.status
+                .write()
+                .expect("status lock is never poisoned")
+                .operation_state = Some(state);
+            let _ = self.events.send(AppEvent {
+                type_: "MODIFIED",
+                application: self.document(name, slot),
+            });
+        };
 
         let (phase, message, resources) = match plan::plan(desired, extras, options) {
             Err(e) => (OperationPhase::Failed, e.to_string(), Vec::new()),
@@ -1449,7 +1643,12 @@ impl Inner {
                 )
             }
             Ok(plan) => {
-                let outcome = sync::execute(&self.cluster, &self.live, &plan).await;
+                let execution = sync::Execution {
+                    cancel: &run.cancel,
+                    progress: &progress,
+                    crd_timeout: self.options.crd_timeout,
+                };
+                let outcome = sync::execute(&self.cluster, &self.live, &plan, &execution).await;
                 // An apply response is what a dry run would now predict: the
                 // comparison after the sync needs no request for these.
                 let by_key: BTreeMap<&ResourceKey, &Value> =
@@ -1461,6 +1660,11 @@ impl Inner {
                     }
                 }
                 match outcome.failure {
+                    Some(_) if outcome.terminated => (
+                        OperationPhase::Failed,
+                        "Operation terminated".into(),
+                        outcome.resources,
+                    ),
                     Some(f) => (
                         OperationPhase::Failed,
                         format!("one or more objects failed to apply: {f}"),
@@ -1481,63 +1685,175 @@ impl Inner {
             revision: sha.to_string(),
             resources,
         });
-        slot.operation_running.store(false, Ordering::SeqCst);
         let succeeded = phase == OperationPhase::Succeeded;
-        if !run.dry_run {
-            if let Err(e) = self.store.set_operation(name, &op) {
-                tracing::error!(app = %name, error = %e, "cannot record the sync operation");
-            }
-            if succeeded {
-                work.last_synced = Some(sha.to_string());
-                let entry = RevisionHistory {
-                    id: 0,
-                    revision: sha.to_string(),
-                    deployed_at: now(),
-                    deploy_started_at: Some(started),
-                    initiated_by: run.initiated_by.clone(),
-                    source: Some(source.clone()),
-                };
-                let limit = slot.declared().app.spec.history_limit();
-                if let Err(e) = self.store.append_history(name, entry, limit) {
-                    tracing::error!(app = %name, error = %e, "cannot record history");
-                }
+        if !run.dry_run && succeeded {
+            work.last_synced = Some(sha.to_string());
+            let entry = RevisionHistory {
+                id: 0,
+                revision: sha.to_string(),
+                deployed_at: now(),
+                deploy_started_at: Some(started),
+                initiated_by: run.initiated_by.clone(),
+                source: Some(source.clone()),
+            };
+            let limit = slot.declared().app.spec.history_limit();
+            if let Err(e) = self.store.append_history(name, entry, limit) {
+                tracing::error!(app = %name, error = %e, "cannot record history");
             }
         }
+        self.end_operation(name, slot, run.id, &op);
         tracing::info!(app = %name, revision = %sha, phase = ?op.phase, message = %op.message, "sync finished");
         status.operation_state = Some(op);
         succeeded
     }
 
-    async fn sync(
+    /// Starts a user's sync or rollback as an operation the controller owns
+    /// and returns at once, with the operation `Running`. Refused when the
+    /// application runs one already: the check and the start happen under
+    /// one lock, so of two concurrent requests exactly one starts.
+    fn start_operation(
         self: &Arc<Self>,
         name: &str,
-        op: ManualOp,
+        mut op: ManualOp,
         rollback: Option<RollbackPin>,
     ) -> Result<Application, ServiceError> {
         let slot = self
             .slot(name)
             .ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
-        if slot.operation_running.load(Ordering::SeqCst) {
-            return Err(ServiceError::Conflict(format!(
-                "another sync of {name} is running"
-            )));
+        op.id = self.operation_ids.fetch_add(1, Ordering::Relaxed) + 1;
+        op.started_at = now_precise();
+        let state = OperationState {
+            phase: OperationPhase::Running,
+            message: "waiting to start".into(),
+            started_at: op.started_at.clone(),
+            finished_at: None,
+            sync_result: None,
+            operation: Some(Operation {
+                sync: Some(SyncOperation {
+                    revision: op.revision.clone().unwrap_or_default(),
+                    prune: op.prune,
+                    dry_run: op.dry_run,
+                }),
+                initiated_by: op.initiated_by.clone(),
+            }),
+        };
+        {
+            let mut running = slot.running();
+            if let Some(r) = running.as_ref() {
+                let by = if r.initiated_by.automated {
+                    "automated sync".to_string()
+                } else {
+                    r.initiated_by.username.clone()
+                };
+                return Err(ServiceError::Conflict(format!(
+                    "another operation is already in progress for {name}: a sync started at {} by {by}",
+                    r.started_at
+                )));
+            }
+            // Written before any work starts, so a crash from here on is
+            // recorded as an operation that did not finish.
+            if !op.dry_run {
+                let internal = |e: crate::store::StoreError| ServiceError::Internal(e.to_string());
+                self.store.set_operation(name, &state).map_err(internal)?;
+                match &rollback {
+                    Some(pin) => self.store.set_pin(name, pin),
+                    None => self.store.clear_pin(name),
+                }
+                .map_err(internal)?;
+            }
+            *running = Some(RunningOp {
+                id: op.id,
+                started_at: op.started_at.clone(),
+                initiated_by: op.initiated_by.clone(),
+                cancel: op.cancel.clone(),
+            });
         }
-        if !op.dry_run {
-            let stored = match &rollback {
-                Some(pin) => self.store.set_pin(name, pin),
-                None => self.store.clear_pin(name),
-            };
-            stored.map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let mut status = slot.status();
+        status.operation_state = Some(state);
+        if let Some(pin) = rollback {
+            status.rollback = Some(pin);
         }
-        self.reconcile(
-            name,
-            Trigger {
-                op: Some(op),
-                force: true,
-                hard: false,
-            },
-        )
-        .await?;
+        self.publish(name, &slot, status);
+        let document = self.document(name, &slot);
+        let inner = Arc::clone(self);
+        let name = name.to_string();
+        tokio::spawn(async move { inner.run_operation(name, op).await });
+        Ok(document)
+    }
+
+    /// Runs a started operation to its end. One that ended before it
+    /// reached the sync (the render failed, the revision is unknown, it was
+    /// terminated while waiting) is recorded here as Failed.
+    async fn run_operation(self: Arc<Self>, name: String, op: ManualOp) {
+        let outcome = self
+            .reconcile(
+                &name,
+                Trigger {
+                    op: Some(op.clone()),
+                    force: true,
+                    hard: false,
+                },
+            )
+            .await;
+        let Some(slot) = self.slot(&name) else { return };
+        if slot.running().as_ref().is_none_or(|r| r.id != op.id) {
+            return;
+        }
+        let message = if op.cancel.is_cancelled() {
+            "Operation terminated".to_string()
+        } else {
+            match outcome {
+                Err(e) => e.to_string(),
+                Ok(()) => slot
+                    .status()
+                    .conditions
+                    .first()
+                    .map_or_else(|| "nothing was synced".into(), |c| c.message.clone()),
+            }
+        };
+        let mut state = slot
+            .status()
+            .operation_state
+            .filter(|s| s.started_at == op.started_at)
+            .unwrap_or_default();
+        state.started_at.clone_from(&op.started_at);
+        state.phase = OperationPhase::Failed;
+        state.message = message;
+        state.finished_at = Some(now());
+        if state.operation.is_none() {
+            state.operation = Some(Operation {
+                sync: Some(SyncOperation {
+                    revision: op.revision.clone().unwrap_or_default(),
+                    prune: op.prune,
+                    dry_run: op.dry_run,
+                }),
+                initiated_by: op.initiated_by.clone(),
+            });
+        }
+        tracing::info!(app = %name, message = %state.message, "operation ended before it synced");
+        self.end_operation(&name, &slot, op.id, &state);
+        let mut status = slot.status();
+        status.operation_state = Some(state);
+        self.publish(&name, &slot, status);
+        // The Application object's status follows on the next reconcile.
+        self.enqueue(&name);
+    }
+
+    /// Terminates the running operation of an application (Argo CD's
+    /// terminate-op): no further step starts, and the operation ends Failed.
+    fn terminate_operation(&self, name: &str) -> Result<Application, ServiceError> {
+        let slot = self
+            .slot(name)
+            .ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
+        match slot.running().as_ref() {
+            Some(r) => r.cancel.cancel(),
+            None => {
+                return Err(ServiceError::BadRequest(format!(
+                    "no operation is in progress for {name}"
+                )));
+            }
+        }
+        tracing::info!(app = %name, "operation terminated on request");
         Ok(self.document(name, &slot))
     }
 
@@ -1822,8 +2138,9 @@ impl AppService for Controller {
                 username: "api".into(),
                 automated: false,
             },
+            ..ManualOp::default()
         };
-        self.inner.sync(name, op, None).await
+        self.inner.start_operation(name, op, None)
     }
 
     async fn rollback(&self, name: &str, id: i64) -> Result<Application, ServiceError> {
@@ -1855,8 +2172,13 @@ impl AppService for Controller {
                 username: "rollback".into(),
                 automated: false,
             },
+            ..ManualOp::default()
         };
-        self.inner.sync(name, op, Some(pin)).await
+        self.inner.start_operation(name, op, Some(pin))
+    }
+
+    async fn terminate_operation(&self, name: &str) -> Result<Application, ServiceError> {
+        self.inner.terminate_operation(name)
     }
 
     async fn managed_resources(&self, name: &str) -> Result<Vec<ManagedResource>, ServiceError> {

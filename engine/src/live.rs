@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject};
@@ -108,11 +109,38 @@ fn slim(object: DynamicObject, kind: &Kind) -> Value {
     value
 }
 
+/// The error of [`LiveState::watch`].
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// The kind's first list did not complete in time: Plumb may not list
+    /// it, or the API server does not answer. The watch keeps trying, and
+    /// the kind becomes usable as soon as a list succeeds.
+    #[error("cannot list {kind} ({api_version}) within {waited:?}: {last_error}")]
+    FirstList {
+        /// The kind.
+        kind: String,
+        /// Its apiVersion.
+        api_version: String,
+        /// How long was waited in all.
+        waited: Duration,
+        /// What the API server said last, or that it said nothing.
+        last_error: String,
+    },
+}
+
+/// One kind's watch: whether its first list is indexed, since when it was
+/// started, and its last error.
+struct WatchEntry {
+    ready: watch::Receiver<bool>,
+    started: Instant,
+    last_error: Arc<Mutex<Option<String>>>,
+}
+
 /// The watch-backed live state of every tracked object.
 pub struct LiveState {
     client: kube::Client,
     index: Mutex<Index>,
-    watches: Mutex<HashMap<KindId, watch::Receiver<bool>>>,
+    watches: Mutex<HashMap<KindId, WatchEntry>>,
     changes: mpsc::UnboundedSender<String>,
     cancel: CancellationToken,
 }
@@ -147,35 +175,66 @@ impl LiveState {
     }
 
     /// Starts watching a kind unless it is watched, and waits until its
-    /// initial list has been indexed.
-    pub async fn watch(self: &Arc<Self>, kind: &Kind) {
+    /// first list has been indexed, at most until `timeout` after the watch
+    /// started: a kind that failed to list before fails again at once rather
+    /// than holding every reconcile that uses it.
+    ///
+    /// # Errors
+    /// [`WatchError::FirstList`] when the first list has not completed by
+    /// then.
+    pub async fn watch(self: &Arc<Self>, kind: &Kind, timeout: Duration) -> Result<(), WatchError> {
         let id = (
             kind.resource.api_version.clone(),
             kind.resource.kind.clone(),
         );
-        let mut ready = {
+        let (mut ready, started, last_error) = {
             let mut watches = self
                 .watches
                 .lock()
                 .expect("watch map lock is never poisoned");
-            match watches.get(&id) {
-                Some(rx) => rx.clone(),
-                None => {
-                    let (tx, rx) = watch::channel(false);
-                    watches.insert(id.clone(), rx.clone());
-                    let this = Arc::clone(self);
-                    let kind = kind.clone();
-                    tokio::spawn(async move { this.run_watch(id, kind, tx).await });
-                    rx
+            let entry = watches.entry(id.clone()).or_insert_with(|| {
+                let (tx, rx) = watch::channel(false);
+                let last_error = Arc::new(Mutex::new(None));
+                let this = Arc::clone(self);
+                let (kind, errors) = (kind.clone(), Arc::clone(&last_error));
+                tokio::spawn(async move { this.run_watch(id, kind, tx, errors).await });
+                WatchEntry {
+                    ready: rx,
+                    started: Instant::now(),
+                    last_error,
                 }
-            }
+            });
+            (
+                entry.ready.clone(),
+                entry.started,
+                Arc::clone(&entry.last_error),
+            )
         };
+        let remaining = timeout.saturating_sub(started.elapsed());
         // The sender lives as long as the watch task; if it ended (cancel),
         // there is nothing to wait for.
-        let _ = ready.wait_for(|r| *r).await;
+        match tokio::time::timeout(remaining, ready.wait_for(|r| *r)).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(WatchError::FirstList {
+                kind: kind.resource.kind.clone(),
+                api_version: kind.resource.api_version.clone(),
+                waited: started.elapsed(),
+                last_error: last_error
+                    .lock()
+                    .expect("watch error lock is never poisoned")
+                    .clone()
+                    .unwrap_or_else(|| "the API server has not answered".into()),
+            }),
+        }
     }
 
-    async fn run_watch(self: Arc<Self>, id: KindId, kind: Kind, ready: watch::Sender<bool>) {
+    async fn run_watch(
+        self: Arc<Self>,
+        id: KindId,
+        kind: Kind,
+        ready: watch::Sender<bool>,
+        last_error: Arc<Mutex<Option<String>>>,
+    ) {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &kind.resource);
         let mut stream = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
@@ -198,6 +257,9 @@ impl LiveState {
                 Ok(Event::InitDone) => {
                     let fresh = buffer.take().unwrap_or_default();
                     self.replace_kind(&id, fresh);
+                    *last_error
+                        .lock()
+                        .expect("watch error lock is never poisoned") = None;
                     let _ = ready.send(true);
                 }
                 Ok(Event::Apply(object)) => self.apply(&id, slim(object, &kind)),
@@ -209,7 +271,10 @@ impl LiveState {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(kind = %kind.resource.kind, error = %e, "watch failed; retrying")
+                    tracing::warn!(kind = %kind.resource.kind, error = %e, "watch failed; retrying");
+                    *last_error
+                        .lock()
+                        .expect("watch error lock is never poisoned") = Some(e.to_string());
                 }
             }
         }

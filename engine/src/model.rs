@@ -599,7 +599,8 @@ pub enum OperationPhase {
     Failed,
     /// The operation could not run (render, diff or internal failure).
     Error,
-    /// Plumb stopped while it ran; it did not finish.
+    /// Termination was asked for and is under way (Argo CD's phase; Plumb
+    /// ends a terminated operation `Failed` directly).
     Terminating,
 }
 

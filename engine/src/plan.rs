@@ -74,6 +74,10 @@ pub struct Tracked {
     pub api_version: String,
     /// Its `argocd.argoproj.io/sync-options` annotation.
     pub sync_options: Option<String>,
+    /// The `metadata.uid` of the object that was compared. A prune deletes
+    /// only this object: one deleted and re-created under the same name
+    /// since the comparison has another uid and is left alone.
+    pub uid: String,
 }
 
 /// How to sync.
@@ -110,6 +114,9 @@ pub enum Step {
         key: ResourceKey,
         /// Its apiVersion.
         api_version: String,
+        /// The uid of the object that was compared (the delete's
+        /// precondition).
+        uid: String,
     },
     /// An object that would be pruned but is kept, and why.
     PruneSkipped {
@@ -271,6 +278,7 @@ fn prune_step(t: &Tracked, prune_allowed: bool) -> Step {
         None => Step::Prune {
             key: t.key.clone(),
             api_version: t.api_version.clone(),
+            uid: t.uid.clone(),
         },
     }
 }
@@ -302,6 +310,7 @@ mod tests {
             key: key("", kind, name),
             api_version: "v1".into(),
             sync_options: sync_options.map(Into::into),
+            uid: format!("uid-{name}"),
         }
     }
 

@@ -160,14 +160,21 @@ fn is_unrelated_yaml(file: &SourceFile) -> bool {
 /// and `{a,b}` alternation is native to both. On top of that a glob also
 /// matches when it matches the file name alone, so `web.yaml` selects
 /// `base/web.yaml` when recursing.
-struct FileFilter {
+///
+/// The source reads only the files this selects, so a large file of another
+/// kind beside the manifests costs nothing.
+pub struct FileFilter {
     recurse: bool,
     include: Option<GlobMatcher>,
     exclude: Option<GlobMatcher>,
 }
 
 impl FileFilter {
-    fn new(options: &DirectorySource) -> Result<FileFilter, RenderError> {
+    /// The filter of a `directory` source.
+    ///
+    /// # Errors
+    /// [`RenderError::Pattern`] when `include` or `exclude` does not compile.
+    pub fn new(options: &DirectorySource) -> Result<FileFilter, RenderError> {
         Ok(FileFilter {
             recurse: options.recurse,
             include: compile("include", options.include.as_deref())?,
@@ -175,7 +182,9 @@ impl FileFilter {
         })
     }
 
-    fn selects(&self, path: &str) -> bool {
+    /// Whether the file at `path` (relative to the application's folder) is
+    /// rendered.
+    pub fn selects(&self, path: &str) -> bool {
         // The caller reads sub-folders only when recursing, but a stray one
         // must not change the result: render is a function of its inputs.
         if !self.recurse && path.contains('/') {

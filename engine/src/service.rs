@@ -159,26 +159,38 @@ pub trait AppService: Send + Sync + 'static {
         refresh: Option<Refresh>,
     ) -> impl Future<Output = Result<Application, ServiceError>> + Send;
 
-    /// Syncs an application and waits until the operation ends.
+    /// Starts a sync operation and returns at once, with
+    /// `status.operationState` `Running`; the controller runs it to its end.
+    /// A revision that turns out not to exist ends the operation Failed.
     ///
     /// # Errors
-    /// NotFound; Conflict when a sync is running; BadRequest for an unknown
-    /// revision.
+    /// NotFound; Conflict when an operation is running.
     fn sync(
         &self,
         name: &str,
         request: SyncRequest,
     ) -> impl Future<Output = Result<Application, ServiceError>> + Send;
 
-    /// Syncs to the revision of history entry `id`, pins it and suspends
-    /// automated sync until the next manual sync.
+    /// Starts a sync to the revision of history entry `id`, pins it and
+    /// suspends automated sync until the next manual sync; returns at once.
     ///
     /// # Errors
-    /// NotFound for an unknown application; BadRequest for an unknown id.
+    /// NotFound for an unknown application; BadRequest for an unknown id;
+    /// Conflict when an operation is running.
     fn rollback(
         &self,
         name: &str,
         id: i64,
+    ) -> impl Future<Output = Result<Application, ServiceError>> + Send;
+
+    /// Terminates the running operation: no further step starts and it ends
+    /// Failed ("Operation terminated").
+    ///
+    /// # Errors
+    /// NotFound; BadRequest when no operation is in progress.
+    fn terminate_operation(
+        &self,
+        name: &str,
     ) -> impl Future<Output = Result<Application, ServiceError>> + Send;
 
     /// Target, live and predicted state of every resource, with diffs.

@@ -27,8 +27,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, TryLockError};
 
 use gix::ObjectId;
 use gix::bstr::{BStr, BString, ByteSlice};
@@ -43,6 +43,9 @@ use crate::model::SourceFile;
 const HEADS_REFSPEC: &str = "+refs/heads/*:refs/heads/*";
 /// Fetch every tag into the same name locally, moving tags that moved upstream.
 const TAGS_REFSPEC: &str = "+refs/tags/*:refs/tags/*";
+/// How often a caller waiting for another fetch of the same URL checks
+/// whether it should give up.
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 /// Suffix of a clone that is still being written.
 const PARTIAL_SUFFIX: &str = ".git.partial";
 /// The user name sent with a token when none was configured; forges that
@@ -130,6 +133,30 @@ pub enum SourceError {
         /// The offending path, or `link -> target` for a symbolic link.
         path: String,
     },
+    /// The fetch was abandoned (its time was up) before it finished. Worth
+    /// retrying.
+    #[error("fetching {url} was abandoned before it finished; it is tried again later")]
+    Interrupted {
+        /// The repository URL, without credentials.
+        url: String,
+    },
+    /// A file that would be rendered is larger than the limit for one
+    /// manifest file.
+    #[error(
+        "{path} at revision {revision} of {url} is {size} bytes, over the {limit}-byte limit for one manifest file (--max-manifest-size); split it or exclude it with directory.exclude"
+    )]
+    FileTooLarge {
+        /// The repository URL, without credentials.
+        url: String,
+        /// The revision read.
+        revision: String,
+        /// The file, relative to the application's folder.
+        path: String,
+        /// Its size in bytes.
+        size: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// The cached copy of the repository could not be read or updated.
     #[error(
         "the cached copy of {url} could not be used ({action}); a hard refresh fetches it again, and removing the cache folder forces a fresh clone"
@@ -164,7 +191,10 @@ impl SourceError {
     /// Whether trying again later may succeed without anyone changing anything
     /// (network and server failures).
     pub fn is_spurious(&self) -> bool {
-        matches!(self, SourceError::Unreachable { .. })
+        matches!(
+            self,
+            SourceError::Unreachable { .. } | SourceError::Interrupted { .. }
+        )
     }
 }
 
@@ -205,6 +235,17 @@ struct Slot {
 
 /// The git repository cache: bare mirrors under one root folder, one per URL.
 ///
+/// Which files [`RepoCache::read_files`] reads.
+pub struct ReadFilter<'a> {
+    /// Descend into sub-folders.
+    pub recurse: bool,
+    /// Whether a file (path relative to the folder read) is wanted; the
+    /// contents of the others are never loaded.
+    pub select: &'a (dyn Fn(&str) -> bool + Sync),
+    /// The largest wanted file, in bytes; a larger one is an error.
+    pub max_file_size: u64,
+}
+
 /// Cheap to share in an `Arc`; every method blocks.
 pub struct RepoCache {
     root: PathBuf,
@@ -276,21 +317,48 @@ impl RepoCache {
     /// [`SourceError::InvalidUrl`], and [`SourceError::Io`] or
     /// [`SourceError::Corrupt`] when the cache folder cannot be written.
     pub fn fetch(&self, url: &str) -> Result<(), SourceError> {
+        self.fetch_interruptible(url, &AtomicBool::new(false))
+    }
+
+    /// [`fetch`](Self::fetch), abandoned once `interrupt` is set: a caller
+    /// waiting for another fetch of the URL stops waiting, and a transfer
+    /// under way stops at its next read. A transfer blocked in a read that
+    /// never returns (a server that accepts and then says nothing) keeps
+    /// its thread and the URL's fetch lock until the connection fails;
+    /// callers after it then give up at their own interrupt.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`fetch`](Self::fetch), and [`SourceError::Interrupted`].
+    pub fn fetch_interruptible(
+        &self,
+        url: &str,
+        interrupt: &AtomicBool,
+    ) -> Result<(), SourceError> {
         let url = normalize_url(url)?;
         let slot = self.slot(&url);
         let ticket = slot.started.load(Ordering::SeqCst);
         slot.waiting.fetch_add(1, Ordering::SeqCst);
-        let guard = slot
-            .fetch_lock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let guard = loop {
+            match slot.fetch_lock.try_lock() {
+                Ok(guard) => break guard,
+                Err(TryLockError::Poisoned(p)) => break p.into_inner(),
+                Err(TryLockError::WouldBlock) if interrupt.load(Ordering::SeqCst) => {
+                    slot.waiting.fetch_sub(1, Ordering::SeqCst);
+                    return Err(SourceError::Interrupted {
+                        url: display_url(&url),
+                    });
+                }
+                Err(TryLockError::WouldBlock) => std::thread::sleep(LOCK_POLL),
+            }
+        };
         slot.waiting.fetch_sub(1, Ordering::SeqCst);
         if slot.succeeded.load(Ordering::SeqCst) > ticket {
             return Ok(());
         }
         let sequence = slot.started.fetch_add(1, Ordering::SeqCst) + 1;
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        self.clone_or_fetch(&url, &slot)?;
+        self.clone_or_fetch(&url, &slot, interrupt)?;
         slot.succeeded.store(sequence, Ordering::SeqCst);
         drop(guard);
         Ok(())
@@ -340,6 +408,35 @@ impl RepoCache {
         path: &str,
         recurse: bool,
     ) -> Result<Vec<SourceFile>, SourceError> {
+        let everything = |_: &str| true;
+        self.read_files(
+            url,
+            commit,
+            path,
+            &ReadFilter {
+                recurse,
+                select: &everything,
+                max_file_size: u64::MAX,
+            },
+        )
+    }
+
+    /// Like [`read_dir`](Self::read_dir), reading only the files `filter`
+    /// selects: the others' contents are never loaded, whatever their size.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`read_dir`](Self::read_dir), and
+    /// [`SourceError::FileTooLarge`] for a selected file over
+    /// `filter.max_file_size`.
+    pub fn read_files(
+        &self,
+        url: &str,
+        commit: &str,
+        path: &str,
+        filter: &ReadFilter<'_>,
+    ) -> Result<Vec<SourceFile>, SourceError> {
+        let recurse = filter.recurse;
         let url = normalize_url(url)?;
         let components = split_repo_path(path).ok_or_else(|| SourceError::PathEscapes {
             url: display_url(&url),
@@ -400,12 +497,20 @@ impl RepoCache {
                         }
                     }
                     EntryKind::Blob | EntryKind::BlobExecutable => {
+                        if !(filter.select)(&child) {
+                            continue;
+                        }
+                        reader.check_size(entry.oid, &child, filter.max_file_size)?;
                         let data = reader.blob(entry.oid)?;
                         files.push(SourceFile { path: child, data });
                     }
                     EntryKind::Link => {
+                        if !(filter.select)(&child) {
+                            continue;
+                        }
                         let link = join_components(&components, &child);
-                        let data = reader.follow_link(root, &link, entry.oid)?;
+                        let data =
+                            reader.follow_link(root, &link, entry.oid, filter.max_file_size)?;
                         files.push(SourceFile { path: child, data });
                     }
                     EntryKind::Commit => {}
@@ -509,7 +614,12 @@ impl RepoCache {
     }
 
     /// Clone or fetch; the caller holds the slot's fetch lock.
-    fn clone_or_fetch(&self, url: &str, slot: &Slot) -> Result<(), SourceError> {
+    fn clone_or_fetch(
+        &self,
+        url: &str,
+        slot: &Slot,
+        interrupt: &AtomicBool,
+    ) -> Result<(), SourceError> {
         let dir = self.repo_dir(url);
         let cached = slot
             .repo
@@ -533,9 +643,9 @@ impl RepoCache {
         match existing {
             Some(repo) => {
                 let mut local = repo.to_thread_local();
-                self.fetch_into(&mut local, url)?;
+                self.fetch_into(&mut local, url, interrupt)?;
             }
-            None => self.clone_into(url, &dir)?,
+            None => self.clone_into(url, &dir, interrupt)?,
         }
 
         // Re-open so the new packs and refs are picked up without relying on
@@ -550,7 +660,7 @@ impl RepoCache {
     }
 
     /// Clone into a partial folder and move it into place once complete.
-    fn clone_into(&self, url: &str, dir: &Path) -> Result<(), SourceError> {
+    fn clone_into(&self, url: &str, dir: &Path, interrupt: &AtomicBool) -> Result<(), SourceError> {
         let partial = self.partial_dir(url);
         if partial.exists() {
             remove_dir(url, &partial)?;
@@ -574,7 +684,7 @@ impl RepoCache {
                 source,
             })?;
             let mut local = repo.to_thread_local();
-            self.fetch_into(&mut local, url)?;
+            self.fetch_into(&mut local, url, interrupt)?;
             drop(local);
             drop(repo);
             std::fs::rename(&partial, dir).map_err(|source| SourceError::Io {
@@ -593,7 +703,12 @@ impl RepoCache {
 
     /// Fetch all branches and tags of `url` into `repo`, point `HEAD` at the
     /// remote's default branch and prune refs deleted upstream.
-    fn fetch_into(&self, repo: &mut gix::Repository, url: &str) -> Result<(), SourceError> {
+    fn fetch_into(
+        &self,
+        repo: &mut gix::Repository,
+        url: &str,
+        interrupt: &AtomicBool,
+    ) -> Result<(), SourceError> {
         repo.committer_or_set_generic_fallback()
             .map_err(|source| SourceError::Corrupt {
                 url: display_url(url),
@@ -633,7 +748,7 @@ impl RepoCache {
                 .prepare_fetch(gix::progress::Discard, options)
                 .map_err(unreachable)?
                 .with_write_packed_refs_only(true)
-                .receive(gix::progress::Discard, &gix::interrupt::IS_INTERRUPTED)
+                .receive(gix::progress::Discard, interrupt)
                 .map_err(unreachable)?;
             outcome.ref_map
         };
@@ -1290,12 +1405,37 @@ impl TreeReader<'_> {
         Ok(std::mem::take(&mut blob.data))
     }
 
-    /// The contents of the file the link at repository path `link` points to.
+    /// Fails when the blob `id` (the file `path`) is over `limit` bytes,
+    /// reading only the object's header.
+    fn check_size(&self, id: ObjectId, path: &str, limit: u64) -> Result<(), SourceError> {
+        if limit == u64::MAX {
+            return Ok(());
+        }
+        let size = self
+            .repo
+            .find_header(id)
+            .map_err(self.corrupt(format!("reading the header of blob {id}")))?
+            .size();
+        if size > limit {
+            return Err(SourceError::FileTooLarge {
+                url: display_url(self.url),
+                revision: self.revision.to_owned(),
+                path: path.to_owned(),
+                size,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// The contents of the file the link at repository path `link` points
+    /// to, at most `limit` bytes.
     fn follow_link(
         &self,
         root: ObjectId,
         link: &str,
         link_blob: ObjectId,
+        limit: u64,
     ) -> Result<Vec<u8>, SourceError> {
         let target = String::from_utf8_lossy(&self.blob(link_blob)?).into_owned();
         let escapes = || SourceError::PathEscapes {
@@ -1340,7 +1480,10 @@ impl TreeReader<'_> {
             .find(file.as_bytes())
             .ok_or_else(|| broken("which does not exist"))?;
         match entry.kind {
-            EntryKind::Blob | EntryKind::BlobExecutable => self.blob(entry.oid),
+            EntryKind::Blob | EntryKind::BlobExecutable => {
+                self.check_size(entry.oid, link, limit)?;
+                self.blob(entry.oid)
+            }
             EntryKind::Link => Err(broken(
                 "which is itself a symbolic link (only one level is followed)",
             )),
@@ -1655,6 +1798,57 @@ mod tests {
             .expect("read");
         assert_eq!(paths(&files), ["deploy.yaml", "svc.yaml"]);
         assert_eq!(files[0].data, b"kind: Deployment\n");
+    }
+
+    #[test]
+    fn read_files_loads_only_selected_files_and_refuses_an_oversized_one() {
+        let (fx, _) = fixture();
+        let dir = fx.dir();
+        write(dir, "apps/web/blob.bin", &"x".repeat(4096));
+        write(dir, "apps/web/link.yaml", "");
+        std::fs::remove_file(dir.join("apps/web/link.yaml")).expect("remove");
+        std::os::unix::fs::symlink("blob.bin", dir.join("apps/web/link.yaml")).expect("link");
+        let commit = commit_all(dir, "a large file beside the manifests");
+        fx.cache.fetch(&fx.url).expect("clone");
+        let yaml_only = |path: &str| path.ends_with("deploy.yaml") || path.ends_with("svc.yaml");
+        let filter = ReadFilter {
+            recurse: true,
+            select: &yaml_only,
+            max_file_size: 1024,
+        };
+        let files = fx
+            .cache
+            .read_files(&fx.url, &commit, "apps/web", &filter)
+            .expect("the large file is never read");
+        assert_eq!(paths(&files), ["deploy.yaml", "svc.yaml"]);
+
+        let everything = |_: &str| true;
+        let filter = ReadFilter {
+            select: &everything,
+            ..filter
+        };
+        let err = fx
+            .cache
+            .read_files(&fx.url, &commit, "apps/web", &filter)
+            .expect_err("over the limit");
+        assert!(
+            matches!(&err, SourceError::FileTooLarge { path, size: 4096, limit: 1024, .. } if path == "blob.bin"),
+            "{err}"
+        );
+        // A link to a large file is refused the same way.
+        let link_only = |path: &str| path == "link.yaml";
+        let filter = ReadFilter {
+            select: &link_only,
+            ..filter
+        };
+        let err = fx
+            .cache
+            .read_files(&fx.url, &commit, "apps/web", &filter)
+            .expect_err("over the limit");
+        assert!(
+            matches!(&err, SourceError::FileTooLarge { size: 4096, .. }),
+            "{err}"
+        );
     }
 
     #[test]

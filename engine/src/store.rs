@@ -194,9 +194,9 @@ impl Store {
                 continue;
             };
             if op.phase == OperationPhase::Running {
-                op.phase = OperationPhase::Error;
+                op.phase = OperationPhase::Failed;
                 op.message = format!(
-                    "Plumb stopped while this sync ran (it started at {}); it did not finish. \
+                    "Plumb stopped while this operation ran (it started at {}); it did not finish. \
                      The next sync will complete it.",
                     op.started_at
                 );
@@ -306,7 +306,7 @@ mod tests {
             ["crashed"]
         );
         let op = store.operation("crashed").expect("get").expect("present");
-        assert_eq!(op.phase, OperationPhase::Error);
+        assert_eq!(op.phase, OperationPhase::Failed);
         assert!(op.message.contains("did not finish"), "{}", op.message);
         assert_eq!(
             store

@@ -4,9 +4,12 @@
 //! It decides nothing; `plan` did.
 
 use futures::StreamExt;
-use serde_json::Value;
+use std::time::Duration;
 
-use crate::cluster::{Cluster, Kind};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::{Cluster, ClusterError, Kind};
 use crate::live::LiveState;
 use crate::model::{ResourceKey, ResourceResult};
 use crate::plan::{StageKind, Step, SyncPlan};
@@ -25,6 +28,8 @@ pub struct SyncOutcome {
     /// That response is the state a dry run would predict, so the caller
     /// can record these objects as in sync without asking again.
     pub applied: Vec<(ResourceKey, String)>,
+    /// The sync was terminated before it ended.
+    pub terminated: bool,
 }
 
 fn result(
@@ -60,11 +65,22 @@ async fn resolve(cluster: &Cluster, api_version: &str, key: &ResourceKey) -> Res
     }
 }
 
+/// What a running sync is given besides its plan.
+pub struct Execution<'a> {
+    /// Fires when the operation is terminated.
+    pub cancel: &'a CancellationToken,
+    /// Hears each step's result as it ends.
+    pub progress: &'a (dyn Fn(&ResourceResult) + Send + Sync),
+    /// How long a CRD of the sync may take to become Established.
+    pub crd_timeout: Duration,
+}
+
 async fn run_step(
     cluster: &Cluster,
     live: &LiveState,
     step: &Step,
-) -> (ResourceResult, Option<String>) {
+    crd_timeout: Duration,
+) -> StepResult {
     let mut applied_version = None;
     let result = match step {
         Step::CreateNamespace(name) => {
@@ -102,7 +118,7 @@ async fn run_step(
                     live.observe_applied(api_version, &key.kind, applied);
                     // Its custom resources come in a later stage.
                     if kind.resource.kind == "CustomResourceDefinition"
-                        && let Err(e) = cluster.wait_crd_established(&key.name).await
+                        && let Err(e) = cluster.wait_crd_established(&key.name, crd_timeout).await
                     {
                         return (result(key, api_version, "SyncFailed", e.to_string()), None);
                     }
@@ -111,15 +127,22 @@ async fn run_step(
                 Err(e) => result(key, api_version, "SyncFailed", e.to_string()),
             }
         }
-        Step::Prune { key, api_version } => {
+        Step::Prune {
+            key,
+            api_version,
+            uid,
+        } => {
             let kind = match resolve(cluster, api_version, key).await {
                 Ok(kind) => kind,
                 Err(message) => return (result(key, api_version, "SyncFailed", message), None),
             };
-            match cluster.delete(&kind, key).await {
+            match cluster.delete(&kind, key, Some(uid)).await {
                 Ok(()) => {
                     live.observe_deleted(api_version, &key.kind, key);
                     result(key, api_version, "Pruned", "pruned")
+                }
+                Err(e @ ClusterError::Replaced(_)) => {
+                    result(key, api_version, "PruneSkipped", e.to_string())
                 }
                 Err(e) => result(key, api_version, "SyncFailed", e.to_string()),
             }
@@ -133,41 +156,75 @@ async fn run_step(
     (result, applied_version)
 }
 
+/// A step's result and, for an apply, the applied `resourceVersion`.
+type StepResult = (ResourceResult, Option<String>);
+
+/// Runs a step unless the sync was terminated; abandons it when the sync is
+/// terminated while it runs.
+async fn guarded<'a>(
+    cluster: &Cluster,
+    live: &LiveState,
+    step: &'a Step,
+    run: &Execution<'_>,
+) -> Option<(&'a Step, StepResult)> {
+    if run.cancel.is_cancelled() {
+        return None;
+    }
+    let ran = tokio::select! {
+        () = run.cancel.cancelled() => return None,
+        ran = run_step(cluster, live, step, run.crd_timeout) => ran,
+    };
+    (run.progress)(&ran.0);
+    Some((step, ran))
+}
+
 /// Executes a plan. Within the foundation stage steps run one by one
 /// (namespaces before the CRDs and objects in them); within the main and
 /// prune stages they run concurrently, since kind order only matters
 /// between stages for objects that reference each other by name.
-pub async fn execute(cluster: &Cluster, live: &LiveState, plan: &SyncPlan) -> SyncOutcome {
+///
+/// Once `run.cancel` fires no step starts, a step in flight is abandoned
+/// (an apply is idempotent; the next comparison sees what it did) and the
+/// outcome says the sync was terminated.
+pub async fn execute(
+    cluster: &Cluster,
+    live: &LiveState,
+    plan: &SyncPlan,
+    run: &Execution<'_>,
+) -> SyncOutcome {
     let mut outcome = SyncOutcome::default();
     for stage in &plan.stages {
-        let results: Vec<(ResourceResult, Option<String>)> = if stage.kind == StageKind::Foundation
-        {
+        let results: Vec<Option<(&Step, StepResult)>> = if stage.kind == StageKind::Foundation {
             let mut out = Vec::new();
-            for step in &stage.steps {
-                out.push(run_step(cluster, live, step).await);
+            for s in &stage.steps {
+                out.push(guarded(cluster, live, s, run).await);
             }
             out
         } else {
             let steps: Vec<_> = stage
                 .steps
                 .iter()
-                .map(|step| run_step(cluster, live, step))
+                .map(|s| guarded(cluster, live, s, run))
                 .collect();
             futures::stream::iter(steps)
                 .buffered(CONCURRENCY)
                 .collect()
                 .await
         };
-        let failed: Vec<String> = results
-            .iter()
-            .filter(|(r, _)| r.status == "SyncFailed")
-            .map(|(r, _)| format!("{} {}: {}", r.kind, r.name, r.message))
-            .collect();
-        for (step, (r, version)) in stage.steps.iter().zip(results) {
+        let mut failed: Vec<String> = Vec::new();
+        for (step, (r, version)) in results.into_iter().flatten() {
+            if r.status == "SyncFailed" {
+                failed.push(format!("{} {}: {}", r.kind, r.name, r.message));
+            }
             if let (Step::Apply { key, .. }, Some(version)) = (step, version) {
                 outcome.applied.push((key.clone(), version));
             }
             outcome.resources.push(r);
+        }
+        if run.cancel.is_cancelled() {
+            outcome.terminated = true;
+            outcome.failure = Some("the operation was terminated".into());
+            break;
         }
         if !failed.is_empty() {
             let more = if failed.len() > 3 {

@@ -267,6 +267,10 @@ struct ServeOptions {
     cluster_apps: Option<String>,
     /// `--repo-poll-interval`, in seconds.
     poll_seconds: u64,
+    /// More arguments for `plumb serve`.
+    extra_args: Vec<String>,
+    /// `--kubeconfig`, when not the test cluster's admin one.
+    kubeconfig: Option<PathBuf>,
 }
 
 /// The poll interval of the tests: short, so commits land quickly.
@@ -282,6 +286,36 @@ impl Plumb {
     /// Like [`Plumb::start`] with a repository poll interval of `seconds`.
     pub async fn start_polling_every(work: &Path, apps_yaml: &str, seconds: u64) -> Result<Plumb> {
         Plumb::start_in(work, apps_yaml, None, seconds).await
+    }
+
+    /// Like [`Plumb::start`] with more `plumb serve` arguments.
+    pub async fn start_with_args(work: &Path, apps_yaml: &str, args: &[&str]) -> Result<Plumb> {
+        Plumb::start_as(work, apps_yaml, args, None).await
+    }
+
+    /// Like [`Plumb::start_with_args`], talking to the cluster with
+    /// `kubeconfig` (another identity) instead of the admin's.
+    pub async fn start_as(
+        work: &Path,
+        apps_yaml: &str,
+        args: &[&str],
+        kubeconfig: Option<PathBuf>,
+    ) -> Result<Plumb> {
+        let apps_file = work.join("apps.yaml");
+        std::fs::write(&apps_file, apps_yaml)?;
+        Plumb::start_with(
+            work.join("data"),
+            apps_file,
+            free_port(),
+            work.join("plumb.log"),
+            ServeOptions {
+                cluster_apps: None,
+                poll_seconds: TEST_POLL_SECONDS,
+                extra_args: args.iter().map(|a| a.to_string()).collect(),
+                kubeconfig,
+            },
+        )
+        .await
     }
 
     /// Like [`Plumb::start`], also managing `Application` objects in
@@ -312,6 +346,8 @@ impl Plumb {
             ServeOptions {
                 cluster_apps,
                 poll_seconds,
+                extra_args: Vec::new(),
+                kubeconfig: None,
             },
         )
         .await
@@ -339,8 +375,9 @@ impl Plumb {
             None => command.arg("--no-cluster-apps"),
         };
         let child = command
+            .args(&options.extra_args)
             .arg("--kubeconfig")
-            .arg(kubeconfig())
+            .arg(options.kubeconfig.clone().unwrap_or_else(kubeconfig))
             .arg("--data-dir")
             .arg(&data_dir)
             .arg("--apps")
@@ -444,9 +481,18 @@ impl Plumb {
         Ok((status, body))
     }
 
-    /// POST an operation (sync, rollback), retrying while another sync of
-    /// the application runs (409), as a script driving Argo CD would.
+    /// POST an operation (sync, rollback), retrying while another operation
+    /// of the application runs (409), as a script driving Argo CD would;
+    /// then follow it until it ends and return the application as it was
+    /// then.
     pub async fn operate(&self, path: &str, body: Value) -> Result<Value> {
+        let started = self.start_operation(path, body).await?;
+        self.wait_operation(&started).await
+    }
+
+    /// POST an operation, retrying on 409; returns the answer, which shows
+    /// the operation `Running`.
+    pub async fn start_operation(&self, path: &str, body: Value) -> Result<Value> {
         eventually(
             &format!("POST {path} is accepted"),
             Duration::from_secs(60),
@@ -463,6 +509,43 @@ impl Plumb {
             },
         )
         .await
+    }
+
+    /// Waits until the operation shown in `started` (an answer of
+    /// [`Plumb::start_operation`]) has ended; returns the application then.
+    pub async fn wait_operation(&self, started: &Value) -> Result<Value> {
+        let name = started
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .context("the answer names the application")?
+            .to_string();
+        let ours = started
+            .pointer("/status/operationState/startedAt")
+            .and_then(Value::as_str)
+            .context("the answer shows the operation")?
+            .to_string();
+        eventually(
+            &format!("the operation of {name} started at {ours} ends"),
+            Duration::from_secs(120),
+            || {
+                let (name, ours) = (name.clone(), ours.clone());
+                async move {
+                    let app = self.app(&name).await?;
+                    let op = app.pointer("/status/operationState");
+                    let at = op
+                        .and_then(|o| o.get("startedAt"))
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    let phase = op
+                        .and_then(|o| o.get("phase"))
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    Ok((at == ours && phase != "Running").then_some(app))
+                }
+            },
+        )
+        .await
+        .with_context(|| format!("plumb log:\n{}", tail(&self.log_text(), 40)))
     }
 
     /// An application's document.

@@ -5,7 +5,8 @@
 //! cannot send escape sequences to the user's terminal.
 
 use plumb_engine::model::{
-    Application, ApplicationStatus, Health, InitiatedBy, OperationState, SyncStatusCode,
+    Application, ApplicationStatus, Health, InitiatedBy, OperationState, ResourceResult,
+    SyncStatusCode,
 };
 use plumb_engine::service::ManagedResource;
 
@@ -99,6 +100,22 @@ pub(crate) fn operation_result(app: &Application) -> String {
         }
     }
     sections.join("\n")
+}
+
+/// One line of a followed operation's progress: a resource as it is done.
+pub(crate) fn progress_line(r: &ResourceResult) -> String {
+    let namespace = if r.namespace.is_empty() {
+        String::new()
+    } else {
+        format!("{}/", r.namespace)
+    };
+    format!(
+        "{:<12} {} {namespace}{}: {}\n",
+        r.status,
+        r.kind,
+        r.name,
+        clean_text(&r.message)
+    )
 }
 
 /// `plumb app history`: ID, DATE, REVISION, INITIATED-BY, oldest first.

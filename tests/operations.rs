@@ -1,0 +1,586 @@
+//! Operations owned by the controller and waits that end, end to end: a real
+//! `plumb serve`, real git repositories, the real local control plane (with
+//! its RBAC). Each test starts with a defect that the controller had: a sync
+//! that lived inside its HTTP request, waits without an end, a prune by name
+//! only, and a folder read whole.
+
+mod support;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use support::{GitRepo, Plumb, TestNamespace, application, eventually, get_object, resource};
+
+const MANUAL: &str = "  syncPolicy:\n    syncOptions: [CreateNamespace=true]\n";
+const AUTO: &str = "  syncPolicy:\n    automated: {prune: true, selfHeal: true}\n    syncOptions: [CreateNamespace=true]\n";
+
+fn configmaps() -> kube::core::ApiResource {
+    resource("", "v1", "ConfigMap", "configmaps")
+}
+
+fn crds() -> kube::core::ApiResource {
+    resource(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+    )
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// A repository whose folder `app` holds `count` ConfigMaps: a sync of it
+/// takes long enough to be cut off in the middle.
+fn many_configmaps(count: usize) -> Result<GitRepo> {
+    let repo = GitRepo::new(None)?;
+    let mut text = String::new();
+    for i in 0..count {
+        text.push_str(&format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i}\ndata:\n  n: \"{i}\"\n"
+        ));
+    }
+    repo.write("app/configmaps.yaml", &text)?;
+    repo.commit("many configmaps")?;
+    Ok(repo)
+}
+
+/// A CRD manifest of kind `kind` in `group` under `plural`.
+fn crd(group: &str, plural: &str, kind: &str) -> String {
+    format!(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: {plural}.{group}\nspec:\n  group: {group}\n  scope: Namespaced\n  names:\n    plural: {plural}\n    kind: {kind}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        x-kubernetes-preserve-unknown-fields: true\n"
+    )
+}
+
+/// Creates a CRD `widgets.<group>` (kind Widget) directly and returns the
+/// manifest of a second CRD, `gadgets.<group>`, that also says kind Widget:
+/// the API server never accepts its names, so it never becomes Established
+/// and a sync that applies it waits.
+async fn crd_that_never_becomes_established(group: &str) -> Result<String> {
+    let api: Api<DynamicObject> = Api::all_with(support::client().await, &crds());
+    let first: DynamicObject = serde_yaml::from_str(&crd(group, "widgets", "Widget"))?;
+    api.create(&PostParams::default(), &first).await?;
+    Ok(crd(group, "gadgets", "Widget"))
+}
+
+async fn delete_crds(group: &str) {
+    let api: Api<DynamicObject> = Api::all_with(support::client().await, &crds());
+    for plural in ["widgets", "gadgets"] {
+        let _ = api
+            .delete(&format!("{plural}.{group}"), &Default::default())
+            .await;
+    }
+}
+
+/// Waits until a condition of the application says `text`; returns all
+/// its conditions as text.
+async fn wait_condition(plumb: &Plumb, name: &str, text: &str) -> Result<String> {
+    eventually(
+        &format!("{name} has a condition saying {text:?}"),
+        Duration::from_secs(90),
+        || async move {
+            let app = plumb.app(name).await?;
+            let conditions = app["status"]["conditions"].to_string();
+            Ok(conditions.contains(text).then_some(conditions))
+        },
+    )
+    .await
+    .with_context(|| format!("plumb log:\n{}", plumb.log_text()))
+}
+
+async fn history_len(plumb: &Plumb, name: &str) -> Result<usize> {
+    Ok(plumb
+        .app(name)
+        .await?
+        .pointer("/status/history")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len))
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_mid_sync_leaves_the_application_free() -> Result<()> {
+    let ns = TestNamespace::new("gone").await;
+    let repo = many_configmaps(400)?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start(
+        work.path(),
+        &application(&ns.name, &repo.url(), "app", &ns.name, MANUAL),
+    )
+    .await?;
+    plumb.wait_status(&ns.name, "OutOfSync", None).await?;
+
+    // A client that gives up (Ctrl-C, a proxy's timeout) before the sync
+    // could have ended.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(100))
+        .build()?;
+    let _ = impatient
+        .post(format!(
+            "{}/api/v1/applications/{}/sync",
+            plumb.url, ns.name
+        ))
+        .json(&json!({}))
+        .send()
+        .await;
+
+    // The next sync is accepted (once the first has ended) and completes.
+    let app = plumb
+        .operate(&format!("/api/v1/applications/{}/sync", ns.name), json!({}))
+        .await?;
+    assert_eq!(
+        str_at(&app, "/status/operationState/phase"),
+        "Succeeded",
+        "{app:#}"
+    );
+    plumb.wait_status(&ns.name, "Synced", None).await?;
+    assert!(
+        get_object(&configmaps(), &ns.name, "cm-399")
+            .await?
+            .is_some()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_concurrent_sync_requests_start_exactly_one_operation() -> Result<()> {
+    let ns = TestNamespace::new("twice").await;
+    let repo = many_configmaps(300)?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start(
+        work.path(),
+        &application(&ns.name, &repo.url(), "app", &ns.name, MANUAL),
+    )
+    .await?;
+    plumb.wait_status(&ns.name, "OutOfSync", None).await?;
+
+    let path = format!("/api/v1/applications/{}/sync", ns.name);
+    let (a, b) = tokio::join!(plumb.post(&path, json!({})), plumb.post(&path, json!({})));
+    let (a, b) = (a?, b?);
+    let mut codes = [a.0, b.0];
+    codes.sort_unstable();
+    assert_eq!(codes, [200, 409], "answers: {a:?} {b:?}");
+    let (started, refused) = if a.0 == 200 { (a.1, b.1) } else { (b.1, a.1) };
+    assert_eq!(
+        str_at(&started, "/status/operationState/phase"),
+        "Running",
+        "the answer comes at once, with the operation running: {started:#}"
+    );
+    assert!(
+        str_at(&refused, "/message").contains("another operation is already in progress"),
+        "{refused:#}"
+    );
+
+    let app = plumb.wait_operation(&started).await?;
+    assert_eq!(str_at(&app, "/status/operationState/phase"), "Succeeded");
+    assert_eq!(history_len(&plumb, &ns.name).await?, 1, "one operation ran");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_running_operation_is_terminated_on_request_and_a_restart_ends_a_cut_off_one()
+-> Result<()> {
+    let ns = TestNamespace::new("term").await;
+    let group = format!("{}.e2e.plumb.dev", ns.name);
+    let stuck = crd_that_never_becomes_established(&group).await?;
+    let repo = GitRepo::new(None)?;
+    repo.write("app/crd.yaml", &stuck)?;
+    repo.write(
+        "app/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: after-the-crd\n",
+    )?;
+    repo.commit("a CRD that waits")?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start(
+        work.path(),
+        &application(&ns.name, &repo.url(), "app", &ns.name, MANUAL),
+    )
+    .await?;
+    plumb.wait_status(&ns.name, "OutOfSync", None).await?;
+    let sync = format!("/api/v1/applications/{}/sync", ns.name);
+    let operation = format!("{}/api/v1/applications/{}/operation", plumb.url, ns.name);
+
+    // Terminate-op ends the sync that waits for the CRD; nothing after it
+    // was applied.
+    let started = plumb.start_operation(&sync, json!({})).await?;
+    let http = reqwest::Client::new();
+    let answer = eventually("terminate-op is accepted", Duration::from_secs(30), || {
+        let (http, operation) = (http.clone(), operation.clone());
+        async move {
+            let r = http.delete(&operation).send().await?;
+            Ok(r.status().is_success().then_some(()))
+        }
+    })
+    .await;
+    answer?;
+    let app = plumb.wait_operation(&started).await?;
+    assert_eq!(str_at(&app, "/status/operationState/phase"), "Failed");
+    assert_eq!(
+        str_at(&app, "/status/operationState/message"),
+        "Operation terminated"
+    );
+    assert!(
+        get_object(&configmaps(), &ns.name, "after-the-crd")
+            .await?
+            .is_none()
+    );
+    let (code, body) = plumb
+        .post(
+            &format!("/api/v1/applications/{}/sync", ns.name),
+            json!({"dryRun": true}),
+        )
+        .await?;
+    assert_eq!(code, 200, "the application is free again: {body}");
+    plumb.wait_operation(&body).await?;
+    let answer = http.delete(&operation).send().await?;
+    assert_eq!(answer.status().as_u16(), 400, "nothing left to terminate");
+
+    // A restart while an operation runs records it as not finished.
+    plumb.start_operation(&sync, json!({})).await?;
+    let plumb = plumb.restart().await?;
+    let app = plumb.app(&ns.name).await?;
+    assert_eq!(str_at(&app, "/status/operationState/phase"), "Failed");
+    assert!(
+        str_at(&app, "/status/operationState/message").contains("Plumb stopped while"),
+        "{app:#}"
+    );
+    delete_crds(&group).await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_crd_that_never_becomes_established_fails_the_sync_when_its_time_is_up() -> Result<()> {
+    let ns = TestNamespace::new("crdwait").await;
+    let group = format!("{}.e2e.plumb.dev", ns.name);
+    let stuck = crd_that_never_becomes_established(&group).await?;
+    let repo = GitRepo::new(None)?;
+    repo.write("app/crd.yaml", &stuck)?;
+    repo.commit("a CRD that waits")?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start_with_args(
+        work.path(),
+        &application(&ns.name, &repo.url(), "app", &ns.name, MANUAL),
+        &["--crd-timeout", "3"],
+    )
+    .await?;
+    plumb.wait_status(&ns.name, "OutOfSync", None).await?;
+    let app = plumb
+        .operate(&format!("/api/v1/applications/{}/sync", ns.name), json!({}))
+        .await?;
+    assert_eq!(str_at(&app, "/status/operationState/phase"), "Failed");
+    assert!(
+        str_at(&app, "/status/operationState/message")
+            .contains("did not become Established within 3s"),
+        "{app:#}"
+    );
+    delete_crds(&group).await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_object_re_created_under_the_same_name_is_not_pruned() -> Result<()> {
+    use plumb_engine::cluster::Cluster;
+    use plumb_engine::live::LiveState;
+    use plumb_engine::model::ResourceKey;
+    use plumb_engine::plan::{self, PlanOptions, Tracked};
+    use plumb_engine::sync::{self, Execution};
+
+    let ns = TestNamespace::new("recreate").await;
+    ns.create().await?;
+    let client = support::client().await;
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns.name, &configmaps());
+    let key = ResourceKey {
+        group: String::new(),
+        kind: "ConfigMap".into(),
+        namespace: ns.name.clone(),
+        name: "reused".into(),
+    };
+    let object = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "reused", "annotations": {
+            "argocd.argoproj.io/tracking-id": key.tracking_id("recreate")
+        }},
+        "data": {"owner": "plumb"}
+    });
+    let apply = PatchParams::apply("e2e").force();
+    let compared = api.patch("reused", &apply, &Patch::Apply(&object)).await?;
+    let compared_uid = compared.metadata.uid.clone().context("a uid")?;
+
+    // Plumb compared the object and planned to prune it; meanwhile someone
+    // deleted it and made a new one under the same name.
+    let plan = plan::plan(
+        &[],
+        &[Tracked {
+            key: key.clone(),
+            api_version: "v1".into(),
+            sync_options: None,
+            uid: compared_uid.clone(),
+        }],
+        &PlanOptions {
+            prune: true,
+            allow_empty: true,
+            ..Default::default()
+        },
+    )?;
+    api.delete("reused", &Default::default()).await?;
+    eventually(
+        "the old object is gone",
+        Duration::from_secs(30),
+        || async { Ok(api.get_opt("reused").await?.is_none().then_some(())) },
+    )
+    .await?;
+    let mut replacement = object.clone();
+    replacement["data"]["owner"] = json!("someone else");
+    let replaced = api
+        .patch("reused", &apply, &Patch::Apply(&replacement))
+        .await?;
+    assert_ne!(
+        replaced.metadata.uid.as_deref(),
+        Some(compared_uid.as_str())
+    );
+
+    let (changes, _) = tokio::sync::mpsc::unbounded_channel();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let live = LiveState::new(client.clone(), changes, cancel.clone());
+    let outcome = sync::execute(
+        &Cluster::new(client),
+        &live,
+        &plan,
+        &Execution {
+            cancel: &cancel,
+            progress: &|_| {},
+            crd_timeout: Duration::from_secs(30),
+        },
+    )
+    .await;
+    cancel.cancel();
+    let kept = api
+        .get_opt("reused")
+        .await?
+        .context("the new object stays")?;
+    assert_eq!(kept.data["data"]["owner"], "someone else");
+    assert_eq!(outcome.resources.len(), 1);
+    assert_eq!(outcome.resources[0].status, "PruneSkipped", "{outcome:?}");
+    assert!(outcome.resources[0].message.contains("re-created"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_large_file_beside_the_manifests_is_not_read_and_an_oversized_manifest_is_an_error()
+-> Result<()> {
+    let (a, b) = (
+        TestNamespace::new("bigbeside").await,
+        TestNamespace::new("bigyaml").await,
+    );
+    let repo = GitRepo::new(None)?;
+    repo.write(
+        "small/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: small\n",
+    )?;
+    // 3 MiB of something that is not a manifest, beside one.
+    let blob: String = (0..3 * 1024 * 1024)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    repo.write("small/archive.bin", &blob)?;
+    // A manifest file over the limit.
+    repo.write(
+        "big/cm.yaml",
+        &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\n# {blob}\n"),
+    )?;
+    repo.commit("files of every size")?;
+    let work = tempfile::tempdir()?;
+    let apps = [
+        application(&a.name, &repo.url(), "small", &a.name, AUTO),
+        application(&b.name, &repo.url(), "big", &b.name, AUTO),
+    ]
+    .join("---\n");
+    let plumb = Plumb::start_with_args(
+        work.path(),
+        &apps,
+        &["--max-manifest-size", &(1024 * 1024).to_string()],
+    )
+    .await?;
+    plumb
+        .wait_status(&a.name, "Synced", Some("Healthy"))
+        .await?;
+    let conditions = wait_condition(&plumb, &b.name, "1048576-byte limit").await?;
+    assert!(conditions.contains("cm.yaml"), "{conditions}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_fetch_that_hangs_is_abandoned_and_other_applications_sync() -> Result<()> {
+    let (a, b) = (
+        TestNamespace::new("hang").await,
+        TestNamespace::new("nohang").await,
+    );
+    // A "git daemon" that accepts connections and never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for stream in listener.incoming().take(20) {
+            match stream {
+                Ok(s) => open.push(s),
+                Err(_) => break,
+            }
+        }
+        open
+    });
+    let repo = GitRepo::new(Some("e2e/basic"))?;
+    let apps = [
+        application(
+            &a.name,
+            &format!("git://127.0.0.1:{port}/silent.git"),
+            ".",
+            &a.name,
+            AUTO,
+        ),
+        application(&b.name, &repo.url(), ".", &b.name, AUTO),
+    ]
+    .join("---\n");
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start_with_args(
+        work.path(),
+        &apps,
+        &["--fetch-timeout", "2", "--workers", "1"],
+    )
+    .await?;
+    // One worker: if the hung fetch held it, the other application would
+    // never be reconciled.
+    plumb.wait_status(&b.name, "Synced", None).await?;
+    wait_condition(&plumb, &a.name, "did not finish within 2s").await?;
+    drop(plumb);
+    drop(held);
+    Ok(())
+}
+
+/// A kubeconfig for the test cluster as the ServiceAccount `name` of
+/// `namespace`, with a token from the TokenRequest API.
+async fn kubeconfig_as(
+    namespace: &str,
+    name: &str,
+    dir: &std::path::Path,
+) -> Result<std::path::PathBuf> {
+    let client = support::client().await;
+    let accounts: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &resource("", "v1", "ServiceAccount", "serviceaccounts"),
+    );
+    let account: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}
+    }))?;
+    accounts.create(&PostParams::default(), &account).await?;
+    let request = json!({
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+        "spec": {"expirationSeconds": 3600}
+    });
+    let answer: Value = accounts
+        .create_subresource("token", name, &PostParams::default(), &request)
+        .await?;
+    let token = answer
+        .pointer("/status/token")
+        .and_then(Value::as_str)
+        .context("a token in the TokenRequest's status")?;
+    let mut config: Value = serde_yaml::from_str(&std::fs::read_to_string(support::kubeconfig())?)?;
+    config["users"][0]["user"] = json!({ "token": token });
+    let path = dir.join("kubeconfig-limited");
+    std::fs::write(&path, serde_yaml::to_string(&config)?)?;
+    Ok(path)
+}
+
+#[tokio::test]
+async fn a_kind_plumb_may_not_list_is_a_condition_on_its_own_application_only() -> Result<()> {
+    let (a, b) = (
+        TestNamespace::new("listable").await,
+        TestNamespace::new("unlistable").await,
+    );
+    a.create().await?;
+    b.create().await?;
+    let client = support::client().await;
+    // Plumb may do everything it needs with ConfigMaps, but may only read
+    // and write ServiceAccounts one by one, never list or watch them.
+    let role_name = format!("plumb-limited-{}", b.name);
+    let role: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": role_name},
+        "rules": [
+            {"apiGroups": [""], "resources": ["configmaps", "namespaces", "secrets"], "verbs": ["*"]},
+            {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get", "create", "patch", "update", "delete"]}
+        ]
+    }))?;
+    let binding: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": role_name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
+        "subjects": [{"kind": "ServiceAccount", "name": "plumb", "namespace": b.name}]
+    }))?;
+    let roles: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &resource(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRole",
+            "clusterroles",
+        ),
+    );
+    let bindings: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &resource(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+        ),
+    );
+    roles.create(&PostParams::default(), &role).await?;
+    bindings.create(&PostParams::default(), &binding).await?;
+    let work = tempfile::tempdir()?;
+    let kubeconfig = kubeconfig_as(&b.name, "plumb", work.path()).await?;
+
+    let repo = GitRepo::new(None)?;
+    repo.write(
+        "configmaps/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: listable\n",
+    )?;
+    repo.write(
+        "accounts/sa.yaml",
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: robot\n",
+    )?;
+    repo.commit("two applications")?;
+    let apps = [
+        application(&a.name, &repo.url(), "configmaps", &a.name, AUTO),
+        application(&b.name, &repo.url(), "accounts", &b.name, AUTO),
+    ]
+    .join("---\n");
+    let plumb = Plumb::start_as(
+        work.path(),
+        &apps,
+        &["--watch-timeout", "3", "--workers", "1"],
+        Some(kubeconfig),
+    )
+    .await?;
+    let conditions = wait_condition(&plumb, &b.name, "cannot list ServiceAccount").await?;
+    assert!(conditions.contains("forbidden"), "{conditions}");
+    plumb
+        .wait_status(&a.name, "Synced", Some("Healthy"))
+        .await?;
+    assert!(
+        get_object(
+            &resource("", "v1", "ServiceAccount", "serviceaccounts"),
+            &b.name,
+            "robot"
+        )
+        .await?
+        .is_none(),
+        "nothing of the application that cannot be compared is applied"
+    );
+    let _ = bindings.delete(&role_name, &Default::default()).await;
+    let _ = roles.delete(&role_name, &Default::default()).await;
+    Ok(())
+}
