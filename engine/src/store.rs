@@ -267,6 +267,22 @@ mod tests {
         assert_eq!(store.history("app-two").expect("history").len(), 1);
     }
 
+    /// Opens the store again after a drop. sled's flusher thread may hold the
+    /// folder's lock for a moment after the last handle is gone (a new
+    /// process never meets it), so the test waits for it.
+    fn reopen(dir: &Path) -> Store {
+        let start = std::time::Instant::now();
+        loop {
+            match Store::open(dir) {
+                Ok(store) => return store,
+                Err(_) if start.elapsed() < std::time::Duration::from_secs(10) => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => panic!("reopen: {e}"),
+            }
+        }
+    }
+
     #[test]
     fn history_and_pins_survive_reopening() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -280,7 +296,7 @@ mod tests {
             };
             store.set_pin("app", &pin).expect("pin");
         }
-        let store = Store::open(dir.path()).expect("reopen");
+        let store = reopen(dir.path());
         assert_eq!(store.history("app").expect("history")[0].revision, "a");
         assert_eq!(store.pin("app").expect("pin").expect("set").revision, "a");
         store.clear_pin("app").expect("clear");

@@ -1,0 +1,214 @@
+//! Fetch triage: one fetch per repository (bounded in time), one poller per
+//! repository, and after a fetch the applications a commit changed first.
+
+use super::*;
+
+/// Whether the repository file `changed` lies in the application folder
+/// `path` (`""`, `.` and `/` name the repository root).
+pub(super) fn path_contains(path: &str, changed: &str) -> bool {
+    let folder = path.trim_start_matches("./").trim_matches('/');
+    folder.is_empty()
+        || folder == "."
+        || changed == folder
+        || changed
+            .strip_prefix(folder)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+impl Inner {
+    pub(super) fn apps_on(&self, url: &str) -> Vec<String> {
+        let apps = self.apps.read().expect("app map lock is never poisoned");
+        apps.iter()
+            .filter(|(_, slot)| {
+                let d = slot
+                    .declared
+                    .read()
+                    .expect("declared lock is never poisoned");
+                d.app
+                    .spec
+                    .source
+                    .as_ref()
+                    .and_then(|s| normalize_url(&s.repo_url).ok())
+                    .as_deref()
+                    == Some(url)
+            })
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Fetches a repository, giving up after `--fetch-timeout` (or when
+    /// Plumb stops): the fetch is told to stop, and nothing waits for it.
+    pub(super) async fn fetch_now(self: &Arc<Self>, url: &str) -> Result<(), String> {
+        let repos = Arc::clone(&self.repos);
+        let url_owned = url.to_string();
+        let interrupt = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&interrupt);
+        let task =
+            tokio::task::spawn_blocking(move || repos.fetch_interruptible(&url_owned, &flag));
+        let timeout = self.options.fetch_timeout;
+        let result = tokio::select! {
+            joined = tokio::time::timeout(timeout, task) => joined,
+            () = self.cancel.cancelled() => {
+                interrupt.store(true, Ordering::SeqCst);
+                return Err(format!("fetching {url} was cancelled: Plumb is stopping"));
+            }
+        };
+        match result {
+            Ok(joined) => joined
+                .map_err(|e| format!("fetch task failed: {e}"))?
+                .map_err(|e| e.to_string()),
+            Err(_) => {
+                interrupt.store(true, Ordering::SeqCst);
+                Err(format!(
+                    "fetching {url} did not finish within {timeout:?} (--fetch-timeout); it is tried again later"
+                ))
+            }
+        }
+    }
+
+    /// Fetches a repository the first time any application needs it; later
+    /// fetches happen on the poll interval, once per repository.
+    pub(super) async fn ensure_fetched(self: &Arc<Self>, url: &str) -> Result<(), String> {
+        let cell = {
+            let mut fetched = self
+                .fetched
+                .lock()
+                .expect("fetch map lock is never poisoned");
+            Arc::clone(fetched.entry(url.to_string()).or_default())
+        };
+        let result = cell
+            .get_or_try_init(|| async { self.fetch_now(url).await })
+            .await
+            .map(|_| ());
+        if result.is_ok() {
+            self.ensure_poller(url);
+        }
+        result
+    }
+
+    pub(super) fn ensure_poller(self: &Arc<Self>, url: &str) {
+        if !self
+            .pollers
+            .lock()
+            .expect("poller set lock is never poisoned")
+            .insert(url.to_string())
+        {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        let url = url.to_string();
+        let interval = self.options.repo_poll_interval;
+        tokio::spawn(async move {
+            loop {
+                // Jitter spreads the fetches of many repositories.
+                let jitter = rand::rng().random_range(0.9..1.1);
+                tokio::time::sleep(interval.mul_f64(jitter)).await;
+                let Some(inner) = weak.upgrade() else { return };
+                if inner.cancel.is_cancelled() {
+                    return;
+                }
+                let apps = inner.apps_on(&url);
+                if apps.is_empty() {
+                    inner
+                        .pollers
+                        .lock()
+                        .expect("poller set lock is never poisoned")
+                        .remove(&url);
+                    return;
+                }
+                if let Err(e) = inner.fetch_now(&url).await {
+                    tracing::warn!(url = %url, error = %e, "poll fetch failed");
+                }
+                inner.refresh_after_fetch(&url, apps).await;
+            }
+        });
+    }
+
+    /// Queues the applications on `url` after a fetch: first those whose
+    /// folder the new commit changed (or that have no revision yet), then
+    /// the rest, which still need their status moved to the new revision.
+    /// With thousands of applications on one repository, the one a commit
+    /// touched goes live without waiting for all the others.
+    pub(super) async fn refresh_after_fetch(self: &Arc<Self>, url: &str, apps: Vec<String>) {
+        let wanted: Vec<(String, String, String, String)> = apps
+            .into_iter()
+            .filter_map(|name| {
+                let slot = self.slot(&name)?;
+                let source = slot
+                    .declared
+                    .read()
+                    .expect("declared lock is never poisoned")
+                    .app
+                    .spec
+                    .source
+                    .clone()?;
+                let revision = slot
+                    .status
+                    .read()
+                    .expect("status lock is never poisoned")
+                    .sync
+                    .revision
+                    .clone();
+                Some((
+                    name,
+                    source.target_revision.unwrap_or_default(),
+                    source.path.unwrap_or_default(),
+                    revision,
+                ))
+            })
+            .collect();
+        let repos = Arc::clone(&self.repos);
+        let url = url.to_string();
+        let split = tokio::task::spawn_blocking(move || {
+            // One resolve and one tree diff per (target, deployed revision).
+            let mut changes: HashMap<(String, String), Option<Vec<String>>> = HashMap::new();
+            let (mut first, mut rest) = (Vec::new(), Vec::new());
+            for (name, target, path, deployed) in wanted {
+                let changed = changes
+                    .entry((target.clone(), deployed.clone()))
+                    .or_insert_with(|| {
+                        if deployed.is_empty() {
+                            return None;
+                        }
+                        let now = repos.resolve(&url, &target).ok()?;
+                        if now == deployed {
+                            return Some(Vec::new());
+                        }
+                        repos.changed_paths(&url, &deployed, &now).ok()
+                    });
+                match changed {
+                    Some(paths) if !paths.iter().any(|p| path_contains(&path, p)) => {
+                        rest.push(name);
+                    }
+                    _ => first.push(name),
+                }
+            }
+            (first, rest)
+        })
+        .await;
+        let Ok((first, rest)) = split else { return };
+        for name in &first {
+            self.enqueue_urgent(name);
+        }
+        for name in &rest {
+            self.enqueue(name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_contains;
+
+    #[test]
+    fn a_changed_file_belongs_to_the_folder_it_is_in() {
+        assert!(path_contains("apps/a", "apps/a/cm.yaml"));
+        assert!(path_contains("./apps/a/", "apps/a/sub/cm.yaml"));
+        assert!(path_contains("apps/a", "apps/a"));
+        assert!(!path_contains("apps/a", "apps/ab/cm.yaml"));
+        assert!(!path_contains("apps/a", "apps/b/cm.yaml"));
+        for root in ["", ".", "/", "./"] {
+            assert!(path_contains(root, "anything/at/all.yaml"), "{root:?}");
+        }
+    }
+}

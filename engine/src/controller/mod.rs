@@ -1,0 +1,424 @@
+//! The reconcile loop: keeps every declared application compared with Git and
+//! the cluster, syncs when policy or a user says so, and publishes status,
+//! history and events.
+//!
+//! One application is reconciled at a time by one worker (a per-application
+//! lock); many applications run in parallel on a bounded pool of workers. The
+//! rules live in `render`, `diff`, `plan` and `health`; this module wires them
+//! to the edges (git, cluster, store, clock).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use rand::Rng;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::{Cluster, Kind};
+use crate::diff::{self, Comparison};
+use crate::health;
+use crate::live::LiveState;
+use crate::model::{
+    Application, ApplicationStatus, Condition, Health, HealthStatusCode, IN_CLUSTER_NAME,
+    IN_CLUSTER_SERVER, InitiatedBy, Manifest, Operation, OperationPhase, OperationState,
+    ResourceKey, ResourceResult, ResourceStatus, RevisionHistory, RollbackPin,
+    SYNC_OPTIONS_ANNOTATION, SyncOperation, SyncResult, SyncStatus, SyncStatusCode,
+    TRACKING_ANNOTATION, annotation, group_of,
+};
+use crate::plan::{self, Desired, PlanOptions, Tracked};
+use crate::registry::{self, Declared, Origin, SourceUpdate};
+use crate::render;
+use crate::service::{
+    AppEvent, AppService, ManagedResource, ParentRef, Refresh, ResourceNode, ResourceTree,
+    ServiceError, SyncRequest,
+};
+use crate::source::{ReadFilter, RepoCache, normalize_url};
+use crate::store::Store;
+use crate::sync;
+
+mod fetch;
+mod operation;
+mod options;
+mod queue;
+mod reconcile;
+mod slot;
+mod sources;
+mod status;
+mod views;
+
+pub use options::{ControllerOptions, StartError};
+use slot::{AppSlot, AppWork, ManualOp, RunningOp, Trigger};
+
+struct Inner {
+    cluster: Cluster,
+    live: Arc<LiveState>,
+    repos: Arc<RepoCache>,
+    store: Store,
+    options: ControllerOptions,
+    apps: RwLock<BTreeMap<String, Arc<AppSlot>>>,
+    sources: Mutex<(Vec<Declared>, Vec<Declared>)>,
+    events: broadcast::Sender<AppEvent>,
+    queue: mpsc::UnboundedSender<String>,
+    /// Applications a new commit changed: workers take these first.
+    urgent: mpsc::UnboundedSender<String>,
+    queued: Mutex<HashSet<String>>,
+    fetched: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<()>>>>,
+    pollers: Mutex<HashSet<String>>,
+    /// The last operation id handed out.
+    operation_ids: AtomicU64,
+    cancel: CancellationToken,
+}
+
+/// A running controller; cheap to clone.
+#[derive(Clone)]
+pub struct Controller {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller").finish_non_exhaustive()
+    }
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// A start time that tells apart operations started within one second (the
+/// API and CLI follow an operation by it).
+fn now_precise() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    let millis = t.millisecond();
+    t.replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second]"
+            ))
+            .ok()
+        })
+        .map(|s| format!("{s}.{millis:03}Z"))
+        .unwrap_or_default()
+}
+
+fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
+}
+
+fn hash_json(value: &impl serde::Serialize) -> u64 {
+    hash_of(&serde_json::to_vec(value).expect("JSON values always serialize"))
+}
+
+fn condition(type_: &str, message: impl Into<String>) -> Condition {
+    Condition {
+        type_: type_.into(),
+        message: message.into(),
+        last_transition_time: Some(now()),
+    }
+}
+
+fn app_name(d: &Declared) -> String {
+    d.app.metadata.name.clone().unwrap_or_default()
+}
+
+impl Controller {
+    /// Starts the controller: opens the store, marks syncs a previous process
+    /// left unfinished, starts the sources, workers, pollers and resyncs.
+    ///
+    /// # Errors
+    /// When the data directory or the store cannot be opened.
+    pub async fn start(
+        client: kube::Client,
+        options: ControllerOptions,
+        cancel: CancellationToken,
+    ) -> Result<Controller, StartError> {
+        std::fs::create_dir_all(&options.data_dir).map_err(|source| StartError::DataDir {
+            path: options.data_dir.display().to_string(),
+            source,
+        })?;
+        let store = Store::open(&options.data_dir.join("store"))?;
+        for app in store.recover_interrupted(&now())? {
+            tracing::warn!(
+                app,
+                "a sync was interrupted by a restart; it is recorded as not finished"
+            );
+        }
+        let (changes_tx, mut changes_rx) = mpsc::unbounded_channel();
+        let live = LiveState::new(client.clone(), changes_tx, cancel.clone());
+        let (queue_tx, queue_rx) = mpsc::unbounded_channel();
+        let (urgent_tx, urgent_rx) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(1024);
+        let inner = Arc::new(Inner {
+            cluster: Cluster::new(client.clone()),
+            live,
+            repos: Arc::new(RepoCache::new(options.data_dir.join("repos"))),
+            store,
+            options: options.clone(),
+            apps: RwLock::default(),
+            sources: Mutex::default(),
+            events,
+            queue: queue_tx,
+            urgent: urgent_tx,
+            queued: Mutex::default(),
+            fetched: Mutex::default(),
+            pollers: Mutex::default(),
+            operation_ids: AtomicU64::new(0),
+            cancel: cancel.clone(),
+        });
+
+        // Workers share one queue (a name is queued at most once at a time)
+        // and take the urgent queue first.
+        let queue_rx = Arc::new(tokio::sync::Mutex::new(queue_rx));
+        let urgent_rx = Arc::new(tokio::sync::Mutex::new(urgent_rx));
+        for _ in 0..options.workers.max(1) {
+            let (inner, queue_rx, urgent_rx) = (
+                Arc::clone(&inner),
+                Arc::clone(&queue_rx),
+                Arc::clone(&urgent_rx),
+            );
+            tokio::spawn(async move {
+                loop {
+                    let name = tokio::select! {
+                        biased;
+                        () = inner.cancel.cancelled() => return,
+                        name = async { urgent_rx.lock().await.recv().await } => name,
+                        name = async { queue_rx.lock().await.recv().await } => name,
+                    };
+                    let Some(name) = name else { return };
+                    inner
+                        .queued
+                        .lock()
+                        .expect("queue lock is never poisoned")
+                        .remove(&name);
+                    if let Err(e) = inner.reconcile(&name, Trigger::default()).await {
+                        tracing::debug!(app = %name, error = %e, "reconcile skipped");
+                    }
+                }
+            });
+        }
+
+        // Changes of tracked objects requeue their application at once.
+        let weak = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            while let Some(app) = changes_rx.recv().await {
+                let Some(inner) = weak.upgrade() else { return };
+                inner.enqueue(&app);
+            }
+        });
+
+        // Credentials for https repositories, from Argo CD's repository Secrets.
+        crate::repocreds::watch(
+            client.clone(),
+            &options.namespace,
+            Arc::clone(&inner.repos),
+            cancel.clone(),
+        );
+
+        // Application sources.
+        let (updates_tx, mut updates_rx) = mpsc::unbounded_channel();
+        if !options.apps.is_empty() {
+            registry::watch_files(options.apps.clone(), updates_tx.clone(), cancel.clone());
+        }
+        if options.watch_cluster_apps {
+            registry::watch_cluster(
+                client,
+                options.namespace.clone(),
+                updates_tx,
+                cancel.clone(),
+            );
+        }
+        let weak = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            while let Some(update) = updates_rx.recv().await {
+                let Some(inner) = weak.upgrade() else { return };
+                inner.apply_source_update(update);
+            }
+        });
+
+        // Periodic full resync; cheap for unchanged applications.
+        let weak = Arc::downgrade(&inner);
+        let resync = options.resync_interval;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(resync).await;
+                let Some(inner) = weak.upgrade() else { return };
+                if inner.cancel.is_cancelled() {
+                    return;
+                }
+                for name in inner.names() {
+                    inner.enqueue(&name);
+                }
+            }
+        });
+        Ok(Controller { inner })
+    }
+
+    /// Number of real repository fetches made so far.
+    pub fn fetch_count(&self) -> u64 {
+        self.inner.repos.fetch_count()
+    }
+
+    /// Fetches the repositories at `url` now and reconciles the applications
+    /// that use it (a webhook). Returns how many applications were queued.
+    pub async fn repo_changed(&self, url: &str) -> usize {
+        let inner = Arc::clone(&self.inner);
+        let Ok(url) = normalize_url(url) else {
+            return 0;
+        };
+        let apps = inner.apps_on(&url);
+        if apps.is_empty() {
+            return 0;
+        }
+        if let Err(e) = inner.fetch_now(&url).await {
+            tracing::warn!(url = %url, error = %e, "fetch after a repository change failed");
+        }
+        let count = apps.len();
+        inner.refresh_after_fetch(&url, apps).await;
+        count
+    }
+}
+
+impl Inner {
+    fn names(&self) -> Vec<String> {
+        self.apps
+            .read()
+            .expect("app map lock is never poisoned")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    fn slot(&self, name: &str) -> Option<Arc<AppSlot>> {
+        self.apps
+            .read()
+            .expect("app map lock is never poisoned")
+            .get(name)
+            .cloned()
+    }
+}
+
+impl AppService for Controller {
+    async fn list(&self) -> Vec<Application> {
+        let apps: Vec<(String, Arc<AppSlot>)> = self
+            .inner
+            .apps
+            .read()
+            .expect("app map lock is never poisoned")
+            .iter()
+            .map(|(n, s)| (n.clone(), Arc::clone(s)))
+            .collect();
+        apps.iter()
+            .map(|(n, s)| self.inner.document(n, s))
+            .collect()
+    }
+
+    async fn get(&self, name: &str, refresh: Option<Refresh>) -> Result<Application, ServiceError> {
+        let slot = self
+            .inner
+            .slot(name)
+            .ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
+        if let Some(r) = refresh {
+            let hard = r == Refresh::Hard;
+            if let Err(e) = self
+                .inner
+                .reconcile(
+                    name,
+                    Trigger {
+                        op: None,
+                        force: true,
+                        hard,
+                    },
+                )
+                .await
+            {
+                tracing::debug!(app = %name, error = %e, "refresh found a problem; it is in the status");
+            }
+        }
+        Ok(self.inner.document(name, &slot))
+    }
+
+    async fn sync(&self, name: &str, request: SyncRequest) -> Result<Application, ServiceError> {
+        let op = ManualOp {
+            revision: request.revision.filter(|r| !r.is_empty()),
+            prune: request.prune,
+            dry_run: request.dry_run,
+            initiated_by: InitiatedBy {
+                username: "api".into(),
+                automated: false,
+            },
+            ..ManualOp::default()
+        };
+        self.inner.start_operation(name, op, None)
+    }
+
+    async fn rollback(&self, name: &str, id: i64) -> Result<Application, ServiceError> {
+        self.inner
+            .slot(name)
+            .ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
+        let history = self
+            .inner
+            .store
+            .history(name)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let entry = history.iter().find(|e| e.id == id).ok_or_else(|| {
+            ServiceError::BadRequest(format!("application {name} has no history entry {id}"))
+        })?;
+        let pin = RollbackPin {
+            revision: entry.revision.clone(),
+            history_id: id,
+            at: now(),
+        };
+        let prune = self
+            .inner
+            .slot(name)
+            .is_some_and(|s| s.declared().app.spec.automated().is_some_and(|a| a.prune));
+        let op = ManualOp {
+            revision: Some(entry.revision.clone()),
+            prune,
+            dry_run: false,
+            initiated_by: InitiatedBy {
+                username: "rollback".into(),
+                automated: false,
+            },
+            ..ManualOp::default()
+        };
+        self.inner.start_operation(name, op, Some(pin))
+    }
+
+    async fn terminate_operation(&self, name: &str) -> Result<Application, ServiceError> {
+        self.inner.terminate_operation(name)
+    }
+
+    async fn managed_resources(&self, name: &str) -> Result<Vec<ManagedResource>, ServiceError> {
+        self.inner.managed(name).await
+    }
+
+    async fn resource_tree(&self, name: &str) -> Result<ResourceTree, ServiceError> {
+        self.inner.tree(name).await
+    }
+
+    async fn refresh_repository(&self, url: &str) -> usize {
+        self.repo_changed(url).await
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<AppEvent> {
+        self.inner.events.subscribe()
+    }
+}

@@ -1,0 +1,339 @@
+//! Sync operations: started under the application's lock, run as tasks the
+//! controller owns, terminated on request, recorded before and after.
+
+use super::*;
+
+/// How often a running sync publishes its progress.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+impl Inner {
+    /// Registers an automated sync as the application's operation, unless
+    /// another operation (a user's, waiting for this reconcile) holds it.
+    pub(super) fn begin_automated(&self, slot: &AppSlot, run: &mut ManualOp) -> bool {
+        let mut running = slot.running();
+        if running.is_some() {
+            return false;
+        }
+        run.id = self.operation_ids.fetch_add(1, Ordering::Relaxed) + 1;
+        run.started_at = now_precise();
+        *running = Some(RunningOp {
+            id: run.id,
+            started_at: run.started_at.clone(),
+            initiated_by: run.initiated_by.clone(),
+            cancel: run.cancel.clone(),
+        });
+        true
+    }
+
+    /// Records how an operation ended, then frees the application for the
+    /// next one. In that order: a new operation's `Running` record must not
+    /// be overwritten by the end of the old one.
+    pub(super) fn end_operation(&self, name: &str, slot: &AppSlot, id: u64, op: &OperationState) {
+        let dry_run = op
+            .operation
+            .as_ref()
+            .and_then(|o| o.sync.as_ref())
+            .is_some_and(|s| s.dry_run);
+        if !dry_run && let Err(e) = self.store.set_operation(name, op) {
+            tracing::error!(app = %name, error = %e, "cannot record the sync operation");
+        }
+        let mut running = slot.running();
+        if running.as_ref().is_some_and(|r| r.id == id) {
+            *running = None;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)] // one call site; the pieces are all distinct state
+    pub(super) async fn run_sync(
+        self: &Arc<Self>,
+        name: &str,
+        slot: &AppSlot,
+        work: &mut AppWork,
+        status: &mut ApplicationStatus,
+        desired: &[Desired],
+        extras: &[Tracked],
+        options: &PlanOptions,
+        run: &ManualOp,
+        sha: &str,
+        source: &crate::model::ApplicationSource,
+    ) -> bool {
+        let started = run.started_at.clone();
+        let mut op = OperationState {
+            phase: OperationPhase::Running,
+            message: "syncing".into(),
+            started_at: started.clone(),
+            finished_at: None,
+            sync_result: None,
+            operation: Some(Operation {
+                sync: Some(SyncOperation {
+                    revision: sha.to_string(),
+                    prune: run.prune,
+                    dry_run: run.dry_run,
+                }),
+                initiated_by: run.initiated_by.clone(),
+            }),
+        };
+        if !run.dry_run
+            && let Err(e) = self.store.set_operation(name, &op)
+        {
+            tracing::error!(app = %name, error = %e, "cannot record the sync operation");
+        }
+        status.operation_state = Some(op.clone());
+        self.publish(name, slot, status.clone());
+
+        // Progress, resource by resource, for the API and the event stream;
+        // a sync shorter than PROGRESS_EVERY publishes none.
+        let progress_state = Mutex::new((Vec::<ResourceResult>::new(), Instant::now()));
+        let progress = |r: &ResourceResult| {
+            let resources = {
+                let mut p = progress_state
+                    .lock()
+                    .expect("progress lock is never poisoned");
+                p.0.push(r.clone());
+                if p.1.elapsed() < PROGRESS_EVERY {
+                    return;
+                }
+                p.1 = Instant::now();
+                p.0.clone()
+            };
+            let mut state = op.clone();
+            state.message = format!("syncing: {} of the planned steps done", resources.len());
+            state.sync_result = Some(SyncResult {
+                revision: sha.to_string(),
+                resources,
+            });
+            slot.status
+                .write()
+                .expect("status lock is never poisoned")
+                .operation_state = Some(state);
+            let _ = self.events.send(AppEvent {
+                type_: "MODIFIED",
+                application: self.document(name, slot),
+            });
+        };
+
+        let (phase, message, resources) = match plan::plan(desired, extras, options) {
+            Err(e) => (OperationPhase::Failed, e.to_string(), Vec::new()),
+            Ok(plan) if run.dry_run => {
+                let steps = plan.steps().count();
+                (
+                    OperationPhase::Succeeded,
+                    format!("dry run: {steps} steps planned, nothing changed"),
+                    Vec::new(),
+                )
+            }
+            Ok(plan) => {
+                let execution = sync::Execution {
+                    cancel: &run.cancel,
+                    progress: &progress,
+                    crd_timeout: self.options.crd_timeout,
+                };
+                let outcome = sync::execute(&self.cluster, &self.live, &plan, &execution).await;
+                // An apply response is what a dry run would now predict: the
+                // comparison after the sync needs no request for these.
+                let by_key: BTreeMap<&ResourceKey, &Value> =
+                    desired.iter().map(|d| (&d.key, &d.object)).collect();
+                for (key, version) in outcome.applied {
+                    if let Some(object) = by_key.get(&key) {
+                        let hash = hash_json(object);
+                        work.compared.insert(key, (hash, version, false));
+                    }
+                }
+                match outcome.failure {
+                    Some(_) if outcome.terminated => (
+                        OperationPhase::Failed,
+                        "Operation terminated".into(),
+                        outcome.resources,
+                    ),
+                    Some(f) => (
+                        OperationPhase::Failed,
+                        format!("one or more objects failed to apply: {f}"),
+                        outcome.resources,
+                    ),
+                    None => (
+                        OperationPhase::Succeeded,
+                        "successfully synced (all tasks run)".into(),
+                        outcome.resources,
+                    ),
+                }
+            }
+        };
+        op.phase = phase;
+        op.message = message;
+        op.finished_at = Some(now());
+        op.sync_result = Some(SyncResult {
+            revision: sha.to_string(),
+            resources,
+        });
+        let succeeded = phase == OperationPhase::Succeeded;
+        if !run.dry_run && succeeded {
+            work.last_synced = Some(sha.to_string());
+            let entry = RevisionHistory {
+                id: 0,
+                revision: sha.to_string(),
+                deployed_at: now(),
+                deploy_started_at: Some(started),
+                initiated_by: run.initiated_by.clone(),
+                source: Some(source.clone()),
+            };
+            let limit = slot.declared().app.spec.history_limit();
+            if let Err(e) = self.store.append_history(name, entry, limit) {
+                tracing::error!(app = %name, error = %e, "cannot record history");
+            }
+        }
+        self.end_operation(name, slot, run.id, &op);
+        tracing::info!(app = %name, revision = %sha, phase = ?op.phase, message = %op.message, "sync finished");
+        status.operation_state = Some(op);
+        succeeded
+    }
+
+    /// Starts a user's sync or rollback as an operation the controller owns
+    /// and returns at once, with the operation `Running`. Refused when the
+    /// application runs one already: the check and the start happen under
+    /// one lock, so of two concurrent requests exactly one starts.
+    pub(super) fn start_operation(
+        self: &Arc<Self>,
+        name: &str,
+        mut op: ManualOp,
+        rollback: Option<RollbackPin>,
+    ) -> Result<Application, ServiceError> {
+        let slot = self
+            .slot(name)
+            .ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
+        op.id = self.operation_ids.fetch_add(1, Ordering::Relaxed) + 1;
+        op.started_at = now_precise();
+        let state = OperationState {
+            phase: OperationPhase::Running,
+            message: "waiting to start".into(),
+            started_at: op.started_at.clone(),
+            finished_at: None,
+            sync_result: None,
+            operation: Some(Operation {
+                sync: Some(SyncOperation {
+                    revision: op.revision.clone().unwrap_or_default(),
+                    prune: op.prune,
+                    dry_run: op.dry_run,
+                }),
+                initiated_by: op.initiated_by.clone(),
+            }),
+        };
+        {
+            let mut running = slot.running();
+            if let Some(r) = running.as_ref() {
+                let by = if r.initiated_by.automated {
+                    "automated sync".to_string()
+                } else {
+                    r.initiated_by.username.clone()
+                };
+                return Err(ServiceError::Conflict(format!(
+                    "another operation is already in progress for {name}: a sync started at {} by {by}",
+                    r.started_at
+                )));
+            }
+            // Written before any work starts, so a crash from here on is
+            // recorded as an operation that did not finish.
+            if !op.dry_run {
+                let internal = |e: crate::store::StoreError| ServiceError::Internal(e.to_string());
+                self.store.set_operation(name, &state).map_err(internal)?;
+                match &rollback {
+                    Some(pin) => self.store.set_pin(name, pin),
+                    None => self.store.clear_pin(name),
+                }
+                .map_err(internal)?;
+            }
+            *running = Some(RunningOp {
+                id: op.id,
+                started_at: op.started_at.clone(),
+                initiated_by: op.initiated_by.clone(),
+                cancel: op.cancel.clone(),
+            });
+        }
+        let mut status = slot.status();
+        status.operation_state = Some(state);
+        if let Some(pin) = rollback {
+            status.rollback = Some(pin);
+        }
+        self.publish(name, &slot, status);
+        let document = self.document(name, &slot);
+        let inner = Arc::clone(self);
+        let name = name.to_string();
+        tokio::spawn(async move { inner.run_operation(name, op).await });
+        Ok(document)
+    }
+
+    /// Runs a started operation to its end. One that ended before it
+    /// reached the sync (the render failed, the revision is unknown, it was
+    /// terminated while waiting) is recorded here as Failed.
+    pub(super) async fn run_operation(self: Arc<Self>, name: String, op: ManualOp) {
+        let outcome = self
+            .reconcile(
+                &name,
+                Trigger {
+                    op: Some(op.clone()),
+                    force: true,
+                    hard: false,
+                },
+            )
+            .await;
+        let Some(slot) = self.slot(&name) else { return };
+        if slot.running().as_ref().is_none_or(|r| r.id != op.id) {
+            return;
+        }
+        let message = if op.cancel.is_cancelled() {
+            "Operation terminated".to_string()
+        } else {
+            match outcome {
+                Err(e) => e.to_string(),
+                Ok(()) => slot
+                    .status()
+                    .conditions
+                    .first()
+                    .map_or_else(|| "nothing was synced".into(), |c| c.message.clone()),
+            }
+        };
+        let mut state = slot
+            .status()
+            .operation_state
+            .filter(|s| s.started_at == op.started_at)
+            .unwrap_or_default();
+        state.started_at.clone_from(&op.started_at);
+        state.phase = OperationPhase::Failed;
+        state.message = message;
+        state.finished_at = Some(now());
+        if state.operation.is_none() {
+            state.operation = Some(Operation {
+                sync: Some(SyncOperation {
+                    revision: op.revision.clone().unwrap_or_default(),
+                    prune: op.prune,
+                    dry_run: op.dry_run,
+                }),
+                initiated_by: op.initiated_by.clone(),
+            });
+        }
+        tracing::info!(app = %name, message = %state.message, "operation ended before it synced");
+        self.end_operation(&name, &slot, op.id, &state);
+        let mut status = slot.status();
+        status.operation_state = Some(state);
+        self.publish(&name, &slot, status);
+        // The Application object's status follows on the next reconcile.
+        self.enqueue(&name);
+    }
+
+    /// Terminates the running operation of an application (Argo CD's
+    /// terminate-op): no further step starts, and the operation ends Failed.
+    pub(super) fn terminate_operation(&self, name: &str) -> Result<Application, ServiceError> {
+        let slot = self
+            .slot(name)
+            .ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
+        match slot.running().as_ref() {
+            Some(r) => r.cancel.cancel(),
+            None => {
+                return Err(ServiceError::BadRequest(format!(
+                    "no operation is in progress for {name}"
+                )));
+            }
+        }
+        tracing::info!(app = %name, "operation terminated on request");
+        Ok(self.document(name, &slot))
+    }
+}

@@ -1,0 +1,65 @@
+//! What `plumb serve` configures the controller with, and the error of starting it.
+
+use super::*;
+
+/// What `plumb serve` is configured with.
+#[derive(Clone, Debug)]
+pub struct ControllerOptions {
+    /// Namespace whose `Application` objects are managed.
+    pub namespace: String,
+    /// `--apps` files and folders.
+    pub apps: Vec<PathBuf>,
+    /// Where repositories and the store live.
+    pub data_dir: PathBuf,
+    /// How often each repository is fetched.
+    pub repo_poll_interval: Duration,
+    /// How often every application is compared again without a trigger.
+    pub resync_interval: Duration,
+    /// Applications reconciled at once.
+    pub workers: usize,
+    /// Watch `Application` objects in the cluster.
+    pub watch_cluster_apps: bool,
+    /// The largest manifest file read, in bytes.
+    pub max_manifest_size: u64,
+    /// How long a repository fetch may take.
+    pub fetch_timeout: Duration,
+    /// How long the first list of a watched kind may take.
+    pub watch_timeout: Duration,
+    /// How long a CRD of a sync may take to become Established.
+    pub crd_timeout: Duration,
+}
+
+impl Default for ControllerOptions {
+    fn default() -> Self {
+        ControllerOptions {
+            namespace: "plumb".into(),
+            apps: Vec::new(),
+            data_dir: PathBuf::from("plumb-data"),
+            repo_poll_interval: Duration::from_secs(60),
+            resync_interval: Duration::from_secs(180),
+            workers: 16,
+            watch_cluster_apps: true,
+            max_manifest_size: 8 << 20,
+            fetch_timeout: Duration::from_secs(120),
+            watch_timeout: Duration::from_secs(30),
+            crd_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The error of starting the controller.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// The folder.
+        path: String,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,700 @@
+//! The reconcile pipeline of one application: source, render, prepare, watch,
+//! compare, decide, and (through `operation`) sync.
+
+use super::status::resource_status;
+use super::*;
+
+/// Dry runs one application has in flight at once.
+pub(super) const COMPARE_CONCURRENCY: usize = 16;
+
+/// The desired objects of an application, ready to compare: namespace
+/// defaulted by scope, tracking annotation set, kind resolved (`None` while a
+/// CRD of the same render is not yet served).
+pub(super) struct Prepared {
+    pub(super) key: ResourceKey,
+    pub(super) object: Value,
+    pub(super) kind: Option<Kind>,
+}
+
+impl Inner {
+    /// Compares an application and syncs it when asked or when its policy
+    /// says so; publishes the result.
+    pub(super) async fn reconcile(
+        self: &Arc<Self>,
+        name: &str,
+        trigger: Trigger,
+    ) -> Result<(), ServiceError> {
+        let slot = self
+            .slot(name)
+            .ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
+        let mut work = slot.work.lock().await;
+        if !work.loaded {
+            work.loaded = true;
+            work.last_synced = self
+                .store
+                .history(name)
+                .ok()
+                .and_then(|h| h.last().map(|e| e.revision.clone()));
+        }
+        let result = self.reconcile_locked(name, &slot, &mut work, trigger).await;
+        self.write_cr_status(name, &slot, &mut work).await;
+        result
+    }
+
+    pub(super) async fn reconcile_locked(
+        self: &Arc<Self>,
+        name: &str,
+        slot: &AppSlot,
+        work: &mut AppWork,
+        trigger: Trigger,
+    ) -> Result<(), ServiceError> {
+        let declared = slot.declared();
+        let spec = &declared.app.spec;
+        let mut status = slot.status();
+        status
+            .conditions
+            .retain(|c| c.type_ != "UnsupportedFieldWarning");
+        let mut warnings: Vec<Condition> = declared
+            .unsupported
+            .iter()
+            .map(|f| {
+                condition(
+                    "UnsupportedFieldWarning",
+                    format!("field {f} is not supported yet; it is ignored"),
+                )
+            })
+            .collect();
+        status.rollback = self
+            .store
+            .pin(name)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        status.operation_state = self.store.operation(name).ok().flatten();
+
+        let fail = |status: &mut ApplicationStatus,
+                    warnings: &mut Vec<Condition>,
+                    type_: &str,
+                    message: String| {
+            status.sync.status = SyncStatusCode::Unknown;
+            status.health = Health::new(HealthStatusCode::Unknown, "");
+            let mut conditions = vec![condition(type_, message)];
+            conditions.append(warnings);
+            status.conditions = conditions;
+            status.reconciled_at = Some(now());
+        };
+
+        // Spec checks.
+        let Some(source) = spec.source.clone().filter(|s| !s.repo_url.is_empty()) else {
+            fail(
+                &mut status,
+                &mut warnings,
+                "InvalidSpecError",
+                "spec.source.repoURL is required".into(),
+            );
+            self.publish(name, slot, status);
+            return Err(ServiceError::BadRequest(format!(
+                "application {name} has no spec.source.repoURL"
+            )));
+        };
+        let dest = &spec.destination;
+        let in_cluster = dest
+            .server
+            .as_deref()
+            .is_none_or(|s| s == IN_CLUSTER_SERVER || s.is_empty())
+            && dest
+                .name
+                .as_deref()
+                .is_none_or(|n| n == IN_CLUSTER_NAME || n.is_empty());
+        if !in_cluster {
+            let message = format!(
+                "destination {} is not supported yet: only {IN_CLUSTER_SERVER} (name {IN_CLUSTER_NAME}) is",
+                dest.server
+                    .as_deref()
+                    .or(dest.name.as_deref())
+                    .unwrap_or_default()
+            );
+            fail(&mut status, &mut warnings, "InvalidSpecError", message);
+            self.publish(name, slot, status);
+            return Ok(());
+        }
+        let url = match normalize_url(&source.repo_url) {
+            Ok(u) => u,
+            Err(e) => {
+                fail(&mut status, &mut warnings, "ComparisonError", e.to_string());
+                self.publish(name, slot, status);
+                return Ok(());
+            }
+        };
+
+        // Revision.
+        let op = trigger.op.clone();
+        let target = op
+            .as_ref()
+            .and_then(|o| o.revision.clone())
+            .or_else(|| status.rollback.as_ref().map(|p| p.revision.clone()))
+            .or_else(|| source.target_revision.clone())
+            .unwrap_or_else(|| "HEAD".into());
+        let fetched = if trigger.hard {
+            self.fetch_now(&url).await
+        } else {
+            self.ensure_fetched(&url).await
+        };
+        if let Err(e) = fetched {
+            fail(&mut status, &mut warnings, "ComparisonError", e);
+            self.publish(name, slot, status);
+            self.enqueue_after(name, Duration::from_secs(15));
+            return Err(ServiceError::Internal(format!(
+                "cannot fetch {}",
+                source.repo_url
+            )));
+        }
+        let repos = Arc::clone(&self.repos);
+        let (u, t) = (url.clone(), target.clone());
+        let sha = match tokio::task::spawn_blocking(move || repos.resolve(&u, &t)).await {
+            Ok(Ok(sha)) => sha,
+            Ok(Err(e)) => {
+                fail(&mut status, &mut warnings, "ComparisonError", e.to_string());
+                self.publish(name, slot, status);
+                return Err(ServiceError::BadRequest(e.to_string()));
+            }
+            Err(e) => return Err(ServiceError::Internal(format!("resolve task failed: {e}"))),
+        };
+
+        let spec_hash = hash_json(spec);
+        let live_generation = self.live.generation(name);
+        let key = (sha.clone(), spec_hash, live_generation);
+        if op.is_none() && !trigger.force && work.last_key.as_ref() == Some(&key) {
+            return Ok(());
+        }
+        // The comparison cache is keyed by the desired object and the live
+        // resourceVersion, so a normal refresh may reuse it (and costs no
+        // dry-run requests); a hard refresh asks the API server again.
+        if trigger.hard {
+            work.compared.clear();
+        }
+
+        // Render.
+        let manifests = match &work.render {
+            Some((s, h, m)) if *s == sha && *h == spec_hash && !trigger.hard => Arc::clone(m),
+            _ => {
+                let repos = Arc::clone(&self.repos);
+                let (u, s, path) = (
+                    url.clone(),
+                    sha.clone(),
+                    source.path.clone().unwrap_or_default(),
+                );
+                let directory = source.directory.clone().unwrap_or_default();
+                let max_file_size = self.options.max_manifest_size;
+                let rendered = tokio::task::spawn_blocking(move || {
+                    let wanted = render::FileFilter::new(&directory).map_err(|e| e.to_string())?;
+                    let select = |file: &str| wanted.selects(file);
+                    let filter = ReadFilter {
+                        recurse: directory.recurse,
+                        select: &select,
+                        max_file_size,
+                    };
+                    let files = repos
+                        .read_files(&u, &s, &path, &filter)
+                        .map_err(|e| e.to_string())?;
+                    render::render_directory(&files, &directory).map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| ServiceError::Internal(format!("render task failed: {e}")))?;
+                match rendered {
+                    Ok(m) => {
+                        let m = Arc::new(m);
+                        work.render = Some((sha.clone(), spec_hash, Arc::clone(&m)));
+                        m
+                    }
+                    Err(e) => {
+                        work.last_key = None;
+                        let path = source.path.as_deref().unwrap_or(".");
+                        fail(
+                            &mut status,
+                            &mut warnings,
+                            "ComparisonError",
+                            format!("path {path}: {e}"),
+                        );
+                        status.sync.revision = sha;
+                        self.publish(name, slot, status);
+                        if op.is_some() {
+                            return Err(ServiceError::BadRequest(format!(
+                                "render failed; nothing was synced: {e}"
+                            )));
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+        };
+
+        // Resolve kinds, default namespaces, track.
+        let prepared = match self
+            .prepare(name, &manifests, dest.namespace.as_deref().unwrap_or(""))
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                work.last_key = None;
+                fail(&mut status, &mut warnings, "ComparisonError", e.clone());
+                status.sync.revision = sha;
+                self.publish(name, slot, status);
+                if op.is_some() {
+                    return Err(ServiceError::BadRequest(format!("nothing was synced: {e}")));
+                }
+                self.enqueue_after(name, Duration::from_secs(30));
+                return Ok(());
+            }
+        };
+        // Without every kind's live objects the comparison would take
+        // missing for absent and the prune set would be wrong: a kind that
+        // cannot be listed stops this application (and only this one).
+        let mut unwatched = Vec::new();
+        for kind in self.kinds_to_watch(name, &prepared).await {
+            if let Err(e) = self.live.watch(&kind, self.options.watch_timeout).await {
+                unwatched.push(e.to_string());
+            }
+        }
+        if !unwatched.is_empty() {
+            work.last_key = None;
+            let message = format!(
+                "{}; nothing is synced or pruned until Plumb can list it",
+                unwatched.join("; ")
+            );
+            fail(
+                &mut status,
+                &mut warnings,
+                "ComparisonError",
+                message.clone(),
+            );
+            status.sync.revision = sha;
+            self.publish(name, slot, status);
+            self.enqueue_after(name, Duration::from_secs(30));
+            if op.is_some() {
+                return Err(ServiceError::BadRequest(format!(
+                    "nothing was synced: {message}"
+                )));
+            }
+            return Ok(());
+        }
+
+        // Compare, then sync when asked or when policy says so, then compare
+        // again so the status shows the outcome.
+        let mut synced_now = false;
+        loop {
+            let live_generation = self.live.generation(name);
+            let tracked = self.live.tracked(name);
+            let (modified, errors) = self.compare(work, &prepared, &tracked).await;
+            let extras: Vec<Tracked> = tracked
+                .iter()
+                .filter(|(k, _)| !prepared.iter().any(|p| &p.key == *k))
+                .map(|(k, v)| Tracked {
+                    key: k.clone(),
+                    api_version: v
+                        .get("apiVersion")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    sync_options: annotation(v, SYNC_OPTIONS_ANNOTATION).map(str::to_string),
+                    uid: v
+                        .pointer("/metadata/uid")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                })
+                .collect();
+
+            let mut resources: Vec<ResourceStatus> = Vec::new();
+            let mut healths = Vec::new();
+            for (p, m) in prepared.iter().zip(&modified) {
+                let live = tracked.get(&p.key);
+                let h = match live {
+                    None => Health::new(HealthStatusCode::Missing, ""),
+                    Some(l) => health::health_of(l)
+                        .unwrap_or_else(|| Health::new(HealthStatusCode::Healthy, "")),
+                };
+                healths.push(h.status);
+                resources.push(resource_status(
+                    &p.key,
+                    p.object.get("apiVersion"),
+                    *m,
+                    Some(h),
+                    false,
+                ));
+            }
+            for t in &extras {
+                let live = tracked.get(&t.key);
+                let h = live.and_then(|l| health::health_of(l));
+                resources.push(resource_status(
+                    &t.key,
+                    Some(&json!(t.api_version)),
+                    true,
+                    h,
+                    true,
+                ));
+            }
+            resources.sort_by(|a, b| {
+                (&a.group, &a.kind, &a.namespace, &a.name).cmp(&(
+                    &b.group,
+                    &b.kind,
+                    &b.namespace,
+                    &b.name,
+                ))
+            });
+            let out_of_sync = modified.iter().any(|m| *m) || !extras.is_empty();
+            status.sync = SyncStatus {
+                status: if out_of_sync {
+                    SyncStatusCode::OutOfSync
+                } else {
+                    SyncStatusCode::Synced
+                },
+                revision: sha.clone(),
+            };
+            let worst = health::aggregate(healths);
+            status.health = Health::new(worst, "");
+            status.resources = resources;
+            let mut conditions: Vec<Condition> = errors
+                .into_iter()
+                .map(|e| condition("ComparisonError", e))
+                .collect();
+            conditions.append(&mut warnings.clone());
+            status.conditions = conditions;
+            status.reconciled_at = Some(now());
+
+            if synced_now {
+                if prepared.iter().any(|p| p.kind.is_none()) {
+                    // Kinds a CRD of this sync introduced can only be watched
+                    // and compared now that the CRD is served.
+                    work.last_key = None;
+                    self.enqueue(name);
+                } else {
+                    work.last_key = Some((sha.clone(), spec_hash, live_generation));
+                }
+                break;
+            }
+
+            // Decide.
+            let automated = spec.automated().cloned();
+            let auto = match (&op, &automated) {
+                (Some(_), _) => None,
+                (None, Some(a)) if status.rollback.is_none() => {
+                    let prunable = extras.iter().any(|_| a.prune);
+                    let needs = modified.iter().any(|m| *m) || prunable;
+                    let new_revision = work.last_synced.as_deref() != Some(sha.as_str());
+                    if !needs {
+                        if new_revision {
+                            // Nothing to change at a new revision: the
+                            // revision is deployed as it is.
+                            work.last_synced = Some(sha.clone());
+                        }
+                        None
+                    } else if new_revision {
+                        Some((a.clone(), false))
+                    } else if a.self_heal {
+                        Some((a.clone(), true))
+                    } else {
+                        None
+                    }
+                }
+                _ => None,
+            };
+            if let Some((_, true)) = &auto {
+                // Self-heal with backoff when drift keeps coming back.
+                let recent = work
+                    .last_heal
+                    .is_some_and(|t| t.elapsed() < Duration::from_secs(30));
+                work.heal_attempts = if recent { work.heal_attempts + 1 } else { 0 };
+                let delay = Duration::from_secs(1 << work.heal_attempts.min(6))
+                    .saturating_sub(Duration::from_secs(1));
+                if let Some(last) = work.last_heal.filter(|_| !delay.is_zero())
+                    && last.elapsed() < delay
+                {
+                    self.enqueue_after(name, delay - last.elapsed());
+                    work.last_key = None;
+                    break;
+                }
+                work.last_heal = Some(Instant::now());
+            }
+            if auto.is_some() {
+                // An automated sync that failed at this revision waits for
+                // its backoff (a retry is queued when it failed).
+                if let Some((rev, _, retry_at)) = &work.failed_auto
+                    && *rev == sha
+                    && Instant::now() < *retry_at
+                {
+                    work.last_key = None;
+                    break;
+                }
+            }
+            if let Some((_, heal)) = &auto {
+                let differing: Vec<String> = prepared
+                    .iter()
+                    .zip(&modified)
+                    .filter(|(_, m)| **m)
+                    .map(|(p, _)| p.key.to_string())
+                    .collect();
+                tracing::debug!(app = %name, self_heal = heal, ?differing, prune = extras.len(), "automated sync");
+            }
+            let run = match (&op, &auto) {
+                (Some(o), _) => Some(o.clone()),
+                (None, Some((a, _))) => Some(ManualOp {
+                    prune: a.prune,
+                    initiated_by: InitiatedBy {
+                        username: String::new(),
+                        automated: true,
+                    },
+                    ..ManualOp::default()
+                }),
+                _ => None,
+            };
+            let Some(mut run) = run else {
+                work.last_key = Some((sha.clone(), spec_hash, live_generation));
+                break;
+            };
+            if run.initiated_by.automated && !self.begin_automated(slot, &mut run) {
+                // A user's operation is waiting for this reconcile; it runs
+                // next and compares again.
+                work.last_key = None;
+                break;
+            }
+            let plan_options = PlanOptions {
+                prune: run.prune,
+                prune_last: spec.sync_option("PruneLast"),
+                apply_out_of_sync_only: spec.sync_option("ApplyOutOfSyncOnly"),
+                allow_empty: automated.as_ref().is_some_and(|a| a.allow_empty),
+                create_namespace: spec
+                    .sync_option("CreateNamespace")
+                    .then(|| dest.namespace.clone())
+                    .flatten()
+                    .filter(|n| !n.is_empty()),
+            };
+            let desired: Vec<Desired> = prepared
+                .iter()
+                .zip(&modified)
+                .map(|(p, m)| Desired {
+                    key: p.key.clone(),
+                    object: p.object.clone(),
+                    modified: *m,
+                })
+                .collect();
+            let succeeded = self
+                .run_sync(
+                    name,
+                    slot,
+                    work,
+                    &mut status,
+                    &desired,
+                    &extras,
+                    &plan_options,
+                    &run,
+                    &sha,
+                    &source,
+                )
+                .await;
+            if run.initiated_by.automated {
+                work.failed_auto = if succeeded {
+                    None
+                } else {
+                    let n = work
+                        .failed_auto
+                        .as_ref()
+                        .filter(|(r, _, _)| *r == sha)
+                        .map_or(0, |(_, n, _)| *n)
+                        + 1;
+                    let wait = Duration::from_secs(5 * (1 << n.min(6)));
+                    self.enqueue_after(name, wait);
+                    Some((sha.clone(), n, Instant::now() + wait))
+                };
+            }
+            synced_now = true;
+            if run.dry_run {
+                break;
+            }
+        }
+        self.publish(name, slot, status);
+        Ok(())
+    }
+
+    /// Resolves kinds and scopes, defaults namespaces and adds the tracking
+    /// annotation. A kind the cluster does not serve is an error unless a CRD
+    /// of the same render defines it.
+    pub(super) async fn prepare(
+        &self,
+        app: &str,
+        manifests: &[Manifest],
+        namespace: &str,
+    ) -> Result<Vec<Prepared>, String> {
+        let crd_kinds: HashSet<(String, String)> = manifests
+            .iter()
+            .filter(|m| m.kind() == "CustomResourceDefinition")
+            .filter_map(|m| {
+                let group = m.object.pointer("/spec/group")?.as_str()?;
+                let kind = m.object.pointer("/spec/names/kind")?.as_str()?;
+                Some((group.to_string(), kind.to_string()))
+            })
+            .collect();
+        let mut out = Vec::with_capacity(manifests.len());
+        let mut seen = HashSet::new();
+        for m in manifests {
+            let kind = self
+                .cluster
+                .resolve(m.api_version(), m.kind())
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut object = m.object.clone();
+            let namespaced = match &kind {
+                Some(k) => k.namespaced,
+                None if crd_kinds
+                    .contains(&(group_of(m.api_version()).to_string(), m.kind().to_string())) =>
+                {
+                    m.namespace().is_some() || !namespace.is_empty()
+                }
+                None => {
+                    return Err(format!(
+                        "{}: the cluster does not know {} {} (and no CustomResourceDefinition in this application defines it)",
+                        m.origin,
+                        m.api_version(),
+                        m.kind()
+                    ));
+                }
+            };
+            let meta = object
+                .get_mut("metadata")
+                .and_then(Value::as_object_mut)
+                .ok_or_else(|| format!("{}: metadata is not a mapping", m.origin))?;
+            if namespaced {
+                if meta
+                    .get("namespace")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    let ns = if namespace.is_empty() {
+                        "default"
+                    } else {
+                        namespace
+                    };
+                    meta.insert("namespace".into(), json!(ns));
+                }
+            } else {
+                meta.remove("namespace");
+            }
+            let key =
+                ResourceKey::of(&object).ok_or_else(|| format!("{}: no kind or name", m.origin))?;
+            if !seen.insert(key.clone()) {
+                return Err(format!("{}: {key} is declared twice", m.origin));
+            }
+            let annotations = object
+                .pointer_mut("/metadata")
+                .and_then(Value::as_object_mut)
+                .map(|meta| meta.entry("annotations").or_insert_with(|| json!({})))
+                .and_then(Value::as_object_mut)
+                .ok_or_else(|| format!("{}: metadata.annotations is not a mapping", m.origin))?;
+            annotations.insert(TRACKING_ANNOTATION.into(), json!(key.tracking_id(app)));
+            out.push(Prepared { key, object, kind });
+        }
+        Ok(out)
+    }
+
+    /// The kinds to watch for an application: its desired kinds, plus the
+    /// kinds of its last sync as recorded in the store, so that objects of a
+    /// kind that left the desired state are still seen (and pruned), also
+    /// after a restart.
+    pub(super) async fn kinds_to_watch(&self, app: &str, prepared: &[Prepared]) -> Vec<Kind> {
+        let mut seen = BTreeSet::new();
+        let mut out: Vec<Kind> = prepared
+            .iter()
+            .filter_map(|p| p.kind.clone())
+            .filter(|k| seen.insert((k.resource.api_version.clone(), k.resource.kind.clone())))
+            .collect();
+        let previous = self
+            .store
+            .operation(app)
+            .ok()
+            .flatten()
+            .and_then(|op| op.sync_result)
+            .map(|r| r.resources);
+        for r in previous.unwrap_or_default() {
+            let api_version = if r.group.is_empty() {
+                r.version.clone()
+            } else {
+                format!("{}/{}", r.group, r.version)
+            };
+            if r.version.is_empty() || !seen.insert((api_version.clone(), r.kind.clone())) {
+                continue;
+            }
+            if let Ok(Some(kind)) = self.cluster.resolve(&api_version, &r.kind).await {
+                out.push(kind);
+            }
+        }
+        out
+    }
+
+    /// Compares every desired object with its live counterpart; returns
+    /// per-object "modified" and the errors met.
+    pub(super) async fn compare(
+        &self,
+        work: &mut AppWork,
+        prepared: &[Prepared],
+        tracked: &BTreeMap<ResourceKey, Arc<Value>>,
+    ) -> (Vec<bool>, Vec<String>) {
+        let jobs = prepared.iter().map(|p| {
+            let live = tracked.get(&p.key).cloned();
+            let desired_hash = hash_json(&p.object);
+            let rv = live
+                .as_ref()
+                .and_then(|l| l.pointer("/metadata/resourceVersion"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let cached = work
+                .compared
+                .get(&p.key)
+                .filter(|(h, r, _)| *h == desired_hash && *r == rv)
+                .map(|(_, _, m)| *m);
+            async move {
+                // Only a dry run's verdict is remembered: "modified because
+                // the kind is not served yet" must not outlive the CRD's
+                // arrival, or the object would stay OutOfSync for good.
+                let outcome = match (cached, &live, &p.kind) {
+                    (Some(m), _, _) => Ok((m, true)),
+                    (None, None, _) | (None, _, None) => Ok((true, false)),
+                    (None, Some(l), Some(kind)) => {
+                        match self.cluster.apply(kind, &p.object, true).await {
+                            Ok(predicted) => {
+                                Ok((diff::compare(Some(l), &predicted).modified, true))
+                            }
+                            Err(e) => Err(e.to_string()),
+                        }
+                    }
+                };
+                (p.key.clone(), desired_hash, rv, outcome)
+            }
+        });
+        // Collected first: a lazy `map` kept across the await makes the
+        // future not `Send` (higher-ranked closure lifetimes).
+        let jobs: Vec<_> = jobs.collect();
+        let results: Vec<_> = futures::stream::iter(jobs)
+            .buffered(COMPARE_CONCURRENCY)
+            .collect()
+            .await;
+        let mut modified = Vec::with_capacity(results.len());
+        let mut errors = Vec::new();
+        work.compared
+            .retain(|k, _| prepared.iter().any(|p| &p.key == k));
+        for (key, h, rv, outcome) in results {
+            match outcome {
+                Ok((m, cacheable)) => {
+                    if cacheable && !rv.is_empty() {
+                        work.compared.insert(key, (h, rv, m));
+                    }
+                    modified.push(m);
+                }
+                Err(e) => {
+                    work.compared.remove(&key);
+                    errors.push(format!("{key}: {e}"));
+                    modified.push(true);
+                }
+            }
+        }
+        (modified, errors)
+    }
+}

@@ -1,0 +1,98 @@
+//! Per-application state: the declared application, its published status, the
+//! memory between reconciles, and the operation it runs now (at most one).
+
+use super::*;
+
+/// A sync operation asked of one reconcile: by a user (sync, rollback) or
+/// by automated sync.
+#[derive(Clone, Debug, Default)]
+pub(super) struct ManualOp {
+    pub(super) revision: Option<String>,
+    pub(super) prune: bool,
+    pub(super) dry_run: bool,
+    pub(super) initiated_by: InitiatedBy,
+    /// Identifies the operation in [`AppSlot::operation`]; 0 until started.
+    pub(super) id: u64,
+    /// When the request started it (empty for automated syncs).
+    pub(super) started_at: String,
+    /// Fires when the operation is terminated.
+    pub(super) cancel: CancellationToken,
+}
+
+/// The operation an application runs now. At most one per application,
+/// decided under the slot's lock, so two requests never both start one.
+pub(super) struct RunningOp {
+    pub(super) id: u64,
+    pub(super) started_at: String,
+    pub(super) initiated_by: InitiatedBy,
+    pub(super) cancel: CancellationToken,
+}
+
+/// What a reconcile was asked to do beyond comparing.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Trigger {
+    pub(super) op: Option<ManualOp>,
+    /// Compare again even if nothing seems to have changed.
+    pub(super) force: bool,
+    /// Fetch the repository first.
+    pub(super) hard: bool,
+}
+
+/// Per-application memory between reconciles.
+#[derive(Default)]
+pub(super) struct AppWork {
+    /// (revision, spec hash, live generation) of the last full comparison.
+    pub(super) last_key: Option<(String, u64, u64)>,
+    /// Render of (revision, spec hash).
+    pub(super) render: Option<(String, u64, Arc<Vec<Manifest>>)>,
+    /// Per resource: (desired hash, live resourceVersion) -> modified, error.
+    pub(super) compared: HashMap<ResourceKey, (u64, String, bool)>,
+    /// The revision of the last successful sync (from the store at first use).
+    pub(super) last_synced: Option<String>,
+    pub(super) loaded: bool,
+    /// Self-heal backoff.
+    pub(super) heal_attempts: u32,
+    pub(super) last_heal: Option<Instant>,
+    /// Automated sync failures: revision, count, when to retry.
+    pub(super) failed_auto: Option<(String, u32, Instant)>,
+    /// The status last written to the Application CR.
+    pub(super) written: Option<Value>,
+}
+
+pub(super) struct AppSlot {
+    pub(super) declared: RwLock<Declared>,
+    pub(super) status: RwLock<ApplicationStatus>,
+    pub(super) work: tokio::sync::Mutex<AppWork>,
+    pub(super) operation: Mutex<Option<RunningOp>>,
+}
+
+impl AppSlot {
+    pub(super) fn new(declared: Declared) -> Arc<AppSlot> {
+        Arc::new(AppSlot {
+            declared: RwLock::new(declared),
+            status: RwLock::default(),
+            work: tokio::sync::Mutex::default(),
+            operation: Mutex::default(),
+        })
+    }
+
+    pub(super) fn declared(&self) -> Declared {
+        self.declared
+            .read()
+            .expect("declared lock is never poisoned")
+            .clone()
+    }
+
+    pub(super) fn running(&self) -> std::sync::MutexGuard<'_, Option<RunningOp>> {
+        self.operation
+            .lock()
+            .expect("operation lock is never poisoned")
+    }
+
+    pub(super) fn status(&self) -> ApplicationStatus {
+        self.status
+            .read()
+            .expect("status lock is never poisoned")
+            .clone()
+    }
+}

@@ -1,0 +1,130 @@
+//! Status publishing: the Application document the API shows, events on a
+//! change, and the bounded status written back to Application CRs.
+
+use super::*;
+
+/// How many history entries and resources the Application CR's status keeps;
+/// the full record is in the store and the API.
+pub(super) const CR_HISTORY: usize = 5;
+pub(super) const CR_RESOURCES: usize = 100;
+
+impl Inner {
+    /// The Application document the API shows: spec as declared, status
+    /// as computed, full history from the store.
+    pub(super) fn document(&self, name: &str, slot: &AppSlot) -> Application {
+        let declared = slot.declared();
+        let mut app = declared.app;
+        let mut status = slot.status();
+        status.history = self.store.history(name).unwrap_or_default();
+        if status.operation_state.is_none() {
+            // Not compared yet since Plumb started: the last operation is
+            // in the store.
+            status.operation_state = self.store.operation(name).ok().flatten();
+        }
+        app.metadata.managed_fields = None;
+        app.status = Some(status);
+        app
+    }
+
+    pub(super) fn publish(self: &Arc<Self>, name: &str, slot: &AppSlot, status: ApplicationStatus) {
+        let changed = {
+            let mut current = slot.status.write().expect("status lock is never poisoned");
+            let mut a = current.clone();
+            let mut b = status.clone();
+            a.reconciled_at = None;
+            b.reconciled_at = None;
+            *current = status;
+            a != b
+        };
+        if changed {
+            let _ = self.events.send(AppEvent {
+                type_: "MODIFIED",
+                application: self.document(name, slot),
+            });
+        }
+    }
+
+    pub(super) async fn write_cr_status(&self, name: &str, slot: &AppSlot, work: &mut AppWork) {
+        if slot.declared().origin != Origin::Cluster {
+            return;
+        }
+        let mut status = slot.status();
+        status.reconciled_at = None;
+        let history = self.store.history(name).unwrap_or_default();
+        status.history = history
+            .iter()
+            .rev()
+            .take(CR_HISTORY)
+            .rev()
+            .cloned()
+            .collect();
+        status.resources.truncate(CR_RESOURCES);
+        let value = serde_json::to_value(&status).expect("status always serializes");
+        if work.written.as_ref() == Some(&value) {
+            return;
+        }
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.cluster.client().clone(),
+            &self.options.namespace,
+            &registry::application_resource(),
+        );
+        let mut patch_value = value.clone();
+        // kube-apiserver (1.20 at least) reads an empty string in a merge
+        // patch of a custom resource as null and then refuses it as "must be
+        // of type string"; an absent field means the same to readers.
+        drop_empty_strings(&mut patch_value);
+        patch_value["reconciledAt"] = json!(now());
+        match api
+            .patch_status(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "status": patch_value })),
+            )
+            .await
+        {
+            Ok(_) => work.written = Some(value),
+            Err(e) => {
+                tracing::warn!(app = %name, error = %e, "cannot write status to the Application object")
+            }
+        }
+    }
+}
+
+fn drop_empty_strings(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| v.as_str() != Some(""));
+            map.values_mut().for_each(drop_empty_strings);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_empty_strings),
+        _ => {}
+    }
+}
+
+pub(super) fn resource_status(
+    key: &ResourceKey,
+    api_version: Option<&Value>,
+    modified: bool,
+    health: Option<Health>,
+    prune: bool,
+) -> ResourceStatus {
+    let api_version = api_version.and_then(Value::as_str).unwrap_or_default();
+    ResourceStatus {
+        group: key.group.clone(),
+        version: api_version
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        kind: key.kind.clone(),
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+        status: if modified {
+            SyncStatusCode::OutOfSync
+        } else {
+            SyncStatusCode::Synced
+        },
+        health,
+        requires_pruning: prune,
+    }
+}

@@ -1,0 +1,199 @@
+//! The API's read-only views that are computed on request: managed resources
+//! with diffs, and the resource tree.
+
+use super::reconcile::COMPARE_CONCURRENCY;
+use super::*;
+
+impl Inner {
+    pub(super) async fn managed(&self, name: &str) -> Result<Vec<ManagedResource>, ServiceError> {
+        let slot = self
+            .slot(name)
+            .ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
+        let (manifests, namespace) = {
+            let work = slot.work.lock().await;
+            let declared = slot.declared();
+            let ns = declared
+                .app
+                .spec
+                .destination
+                .namespace
+                .clone()
+                .unwrap_or_default();
+            (work.render.as_ref().map(|(_, _, m)| Arc::clone(m)), ns)
+        };
+        let manifests = manifests.unwrap_or_default();
+        let prepared = self
+            .prepare(name, &manifests, &namespace)
+            .await
+            .map_err(ServiceError::Internal)?;
+        let tracked = self.live.tracked(name);
+        let jobs = prepared.iter().map(|p| {
+            let live = tracked.get(&p.key).cloned();
+            async move {
+                let comparison: Comparison = match (&live, &p.kind) {
+                    (Some(l), Some(kind)) => {
+                        match self.cluster.apply(kind, &p.object, true).await {
+                            Ok(predicted) => diff::compare(Some(l), &predicted),
+                            Err(e) => {
+                                let mut c = diff::compare(Some(l), &p.object);
+                                c.diff = format!("# dry run failed: {e}\n{}", c.diff);
+                                c
+                            }
+                        }
+                    }
+                    _ => diff::compare(None, &p.object),
+                };
+                ManagedResource {
+                    group: p.key.group.clone(),
+                    kind: p.key.kind.clone(),
+                    namespace: p.key.namespace.clone(),
+                    name: p.key.name.clone(),
+                    target_state: diff::masked(&p.object).to_string(),
+                    live_state: live
+                        .as_ref()
+                        .map(|l| diff::masked(l).to_string())
+                        .unwrap_or_default(),
+                    normalized_live_state: json_or_empty(&comparison.normalized_live),
+                    predicted_live_state: json_or_empty(&comparison.predicted),
+                    diff: comparison.diff,
+                    modified: comparison.modified,
+                }
+            }
+        });
+        let jobs: Vec<_> = jobs.collect();
+        let mut items: Vec<ManagedResource> = futures::stream::iter(jobs)
+            .buffered(COMPARE_CONCURRENCY)
+            .collect()
+            .await;
+        for (key, live) in &tracked {
+            if prepared.iter().any(|p| &p.key == key) {
+                continue;
+            }
+            let comparison = diff::compare(Some(live), &Value::Null);
+            items.push(ManagedResource {
+                group: key.group.clone(),
+                kind: key.kind.clone(),
+                namespace: key.namespace.clone(),
+                name: key.name.clone(),
+                target_state: String::new(),
+                live_state: diff::masked(live).to_string(),
+                normalized_live_state: json_or_empty(&comparison.normalized_live),
+                predicted_live_state: String::new(),
+                diff: diff::unified_diff(&comparison.normalized_live, &Value::Null),
+                modified: true,
+            });
+        }
+        Ok(items)
+    }
+
+    pub(super) async fn tree(&self, name: &str) -> Result<ResourceTree, ServiceError> {
+        self.slot(name)
+            .ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
+        let tracked = self.live.tracked(name);
+        let mut nodes: Vec<ResourceNode> = tracked.values().map(|v| node(v, Vec::new())).collect();
+        // Children: what the application's workloads own, found through
+        // ownerReferences in the namespaces the application uses.
+        let namespaces: BTreeSet<String> = tracked
+            .keys()
+            .filter(|k| {
+                matches!(
+                    k.kind.as_str(),
+                    "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "CronJob" | "ReplicaSet"
+                )
+            })
+            .map(|k| k.namespace.clone())
+            .collect();
+        let mut owners: HashMap<String, ParentRef> = tracked
+            .values()
+            .filter_map(|v| parent_ref(v).map(|p| (p.uid.clone(), p)))
+            .collect();
+        for (api_version, kind) in [
+            ("batch/v1", "Job"),
+            ("apps/v1", "ReplicaSet"),
+            ("v1", "Pod"),
+        ] {
+            let Ok(Some(k)) = self.cluster.resolve(api_version, kind).await else {
+                continue;
+            };
+            for ns in &namespaces {
+                let Ok(objects) = self.cluster.list(&k, ns).await else {
+                    continue;
+                };
+                for mut o in objects {
+                    o["apiVersion"] = json!(api_version);
+                    o["kind"] = json!(kind);
+                    let parents: Vec<ParentRef> = o
+                        .pointer("/metadata/ownerReferences")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|r| owners.get(r.get("uid")?.as_str()?).cloned())
+                        .collect();
+                    if parents.is_empty() {
+                        continue;
+                    }
+                    if let Some(p) = parent_ref(&o) {
+                        owners.insert(p.uid.clone(), p);
+                    }
+                    nodes.push(node(&o, parents));
+                }
+            }
+        }
+        Ok(ResourceTree { nodes })
+    }
+}
+
+fn json_or_empty(value: &Value) -> String {
+    if value.is_null() {
+        String::new()
+    } else {
+        value.to_string()
+    }
+}
+
+fn parent_ref(object: &Value) -> Option<ParentRef> {
+    let key = ResourceKey::of(object)?;
+    Some(ParentRef {
+        group: key.group,
+        kind: key.kind,
+        namespace: key.namespace,
+        name: key.name,
+        uid: object.pointer("/metadata/uid")?.as_str()?.to_string(),
+    })
+}
+
+fn node(object: &Value, parent_refs: Vec<ParentRef>) -> ResourceNode {
+    let key = ResourceKey::of(object).unwrap_or_else(|| ResourceKey {
+        group: String::new(),
+        kind: String::new(),
+        namespace: String::new(),
+        name: String::new(),
+    });
+    let text = |p: &str| {
+        object
+            .pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let api_version = text("/apiVersion");
+    ResourceNode {
+        group: key.group,
+        version: api_version
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        kind: key.kind,
+        namespace: key.namespace,
+        name: key.name,
+        uid: text("/metadata/uid"),
+        parent_refs,
+        health: health::health_of(object),
+        resource_version: text("/metadata/resourceVersion"),
+        created_at: object
+            .pointer("/metadata/creationTimestamp")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    }
+}
