@@ -43,6 +43,9 @@ use crate::source::{ReadFilter, RepoCache, normalize_url};
 use crate::store::Store;
 use crate::sync;
 
+mod clock;
+mod decide;
+mod delay;
 mod fetch;
 mod operation;
 mod options;
@@ -53,6 +56,7 @@ mod sources;
 mod status;
 mod views;
 
+pub use clock::{Clock, SystemClock};
 pub use options::{ControllerOptions, StartError};
 use slot::{AppSlot, AppWork, ManualOp, RunningOp, Trigger};
 
@@ -71,6 +75,10 @@ struct Inner {
     queued: Mutex<HashSet<String>>,
     fetched: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<()>>>>,
     pollers: Mutex<HashSet<String>>,
+    /// Applications to compare again later.
+    delays: delay::DelayQueue,
+    /// The time, for the policy's backoffs and the delay queue.
+    clock: Arc<dyn Clock>,
     /// The last operation id handed out.
     operation_ids: AtomicU64,
     cancel: CancellationToken,
@@ -179,6 +187,8 @@ impl Controller {
             queued: Mutex::default(),
             fetched: Mutex::default(),
             pollers: Mutex::default(),
+            delays: delay::DelayQueue::default(),
+            clock: Arc::new(SystemClock),
             operation_ids: AtomicU64::new(0),
             cancel: cancel.clone(),
         });
@@ -213,6 +223,14 @@ impl Controller {
                 }
             });
         }
+
+        // Requeues that were delayed come due.
+        let weak = Arc::downgrade(&inner);
+        tokio::spawn(inner.delays.clone().run(cancel.clone(), move |name| {
+            if let Some(inner) = weak.upgrade() {
+                inner.enqueue(name);
+            }
+        }));
 
         // Changes of tracked objects requeue their application at once.
         let weak = Arc::downgrade(&inner);

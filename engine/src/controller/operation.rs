@@ -167,7 +167,7 @@ impl Inner {
         });
         let succeeded = phase == OperationPhase::Succeeded;
         if !run.dry_run && succeeded {
-            work.last_synced = Some(sha.to_string());
+            work.policy.last_synced = Some(sha.to_string());
             let entry = RevisionHistory {
                 id: 0,
                 revision: sha.to_string(),

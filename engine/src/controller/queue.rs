@@ -25,14 +25,18 @@ impl Inner {
         let _ = self.urgent.send(name.to_string());
     }
 
-    pub(super) fn enqueue_after(self: &Arc<Self>, name: &str, delay: Duration) {
-        let weak = Arc::downgrade(self);
-        let name = name.to_string();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            if let Some(inner) = weak.upgrade() {
-                inner.enqueue(&name);
-            }
-        });
+    /// Queues an application again after `delay`, through the delay queue
+    /// (no task sleeps per request; the earliest request per application
+    /// wins).
+    pub(super) fn enqueue_after(&self, name: &str, delay: Duration) {
+        self.delays.schedule(name, self.clock.now() + delay);
+    }
+
+    /// Queues an application again after a transient error, backing off by
+    /// `delay` with ±20% jitter so that many applications failing at once
+    /// (a Git host or the API server down) do not come back at once.
+    pub(super) fn enqueue_after_jittered(&self, name: &str, delay: Duration) {
+        let jitter = rand::rng().random_range(0.8..1.2);
+        self.enqueue_after(name, delay.mul_f64(jitter));
     }
 }

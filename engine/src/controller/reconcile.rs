@@ -1,6 +1,7 @@
 //! The reconcile pipeline of one application: source, render, prepare, watch,
 //! compare, decide, and (through `operation`) sync.
 
+use super::decide::{self, Decision};
 use super::status::resource_status;
 use super::*;
 
@@ -30,7 +31,7 @@ impl Inner {
         let mut work = slot.work.lock().await;
         if !work.loaded {
             work.loaded = true;
-            work.last_synced = self
+            work.policy.last_synced = self
                 .store
                 .history(name)
                 .ok()
@@ -141,7 +142,7 @@ impl Inner {
         if let Err(e) = fetched {
             fail(&mut status, &mut warnings, "ComparisonError", e);
             self.publish(name, slot, status);
-            self.enqueue_after(name, Duration::from_secs(15));
+            self.enqueue_after_jittered(name, Duration::from_secs(15));
             return Err(ServiceError::Internal(format!(
                 "cannot fetch {}",
                 source.repo_url
@@ -241,7 +242,7 @@ impl Inner {
                 if op.is_some() {
                     return Err(ServiceError::BadRequest(format!("nothing was synced: {e}")));
                 }
-                self.enqueue_after(name, Duration::from_secs(30));
+                self.enqueue_after_jittered(name, Duration::from_secs(30));
                 return Ok(());
             }
         };
@@ -268,7 +269,7 @@ impl Inner {
             );
             status.sync.revision = sha;
             self.publish(name, slot, status);
-            self.enqueue_after(name, Duration::from_secs(30));
+            self.enqueue_after_jittered(name, Duration::from_secs(30));
             if op.is_some() {
                 return Err(ServiceError::BadRequest(format!(
                     "nothing was synced: {message}"
@@ -372,79 +373,46 @@ impl Inner {
                 break;
             }
 
-            // Decide.
+            // Decide: a user's operation runs; otherwise the policy says.
             let automated = spec.automated().cloned();
-            let auto = match (&op, &automated) {
-                (Some(_), _) => None,
-                (None, Some(a)) if status.rollback.is_none() => {
-                    let prunable = extras.iter().any(|_| a.prune);
-                    let needs = modified.iter().any(|m| *m) || prunable;
-                    let new_revision = work.last_synced.as_deref() != Some(sha.as_str());
-                    if !needs {
-                        if new_revision {
-                            // Nothing to change at a new revision: the
-                            // revision is deployed as it is.
-                            work.last_synced = Some(sha.clone());
+            let run = match &op {
+                Some(o) => Some(o.clone()),
+                None => {
+                    let input = decide::Input {
+                        automated: automated.as_ref(),
+                        pinned: status.rollback.is_some(),
+                        revision: &sha,
+                        modified: modified.iter().any(|m| *m),
+                        extras: !extras.is_empty(),
+                    };
+                    let (decision, memory) = decide::decide(&input, &work.policy, self.clock.now());
+                    work.policy = memory;
+                    match decision {
+                        Decision::Idle => None,
+                        Decision::RequeueAfter(delay) => {
+                            self.enqueue_after(name, delay);
+                            work.last_key = None;
+                            break;
                         }
-                        None
-                    } else if new_revision {
-                        Some((a.clone(), false))
-                    } else if a.self_heal {
-                        Some((a.clone(), true))
-                    } else {
-                        None
+                        Decision::Sync { prune, self_heal } => {
+                            let differing: Vec<String> = prepared
+                                .iter()
+                                .zip(&modified)
+                                .filter(|(_, m)| **m)
+                                .map(|(p, _)| p.key.to_string())
+                                .collect();
+                            tracing::debug!(app = %name, self_heal, ?differing, prune = extras.len(), "automated sync");
+                            Some(ManualOp {
+                                prune,
+                                initiated_by: InitiatedBy {
+                                    username: String::new(),
+                                    automated: true,
+                                },
+                                ..ManualOp::default()
+                            })
+                        }
                     }
                 }
-                _ => None,
-            };
-            if let Some((_, true)) = &auto {
-                // Self-heal with backoff when drift keeps coming back.
-                let recent = work
-                    .last_heal
-                    .is_some_and(|t| t.elapsed() < Duration::from_secs(30));
-                work.heal_attempts = if recent { work.heal_attempts + 1 } else { 0 };
-                let delay = Duration::from_secs(1 << work.heal_attempts.min(6))
-                    .saturating_sub(Duration::from_secs(1));
-                if let Some(last) = work.last_heal.filter(|_| !delay.is_zero())
-                    && last.elapsed() < delay
-                {
-                    self.enqueue_after(name, delay - last.elapsed());
-                    work.last_key = None;
-                    break;
-                }
-                work.last_heal = Some(Instant::now());
-            }
-            if auto.is_some() {
-                // An automated sync that failed at this revision waits for
-                // its backoff (a retry is queued when it failed).
-                if let Some((rev, _, retry_at)) = &work.failed_auto
-                    && *rev == sha
-                    && Instant::now() < *retry_at
-                {
-                    work.last_key = None;
-                    break;
-                }
-            }
-            if let Some((_, heal)) = &auto {
-                let differing: Vec<String> = prepared
-                    .iter()
-                    .zip(&modified)
-                    .filter(|(_, m)| **m)
-                    .map(|(p, _)| p.key.to_string())
-                    .collect();
-                tracing::debug!(app = %name, self_heal = heal, ?differing, prune = extras.len(), "automated sync");
-            }
-            let run = match (&op, &auto) {
-                (Some(o), _) => Some(o.clone()),
-                (None, Some((a, _))) => Some(ManualOp {
-                    prune: a.prune,
-                    initiated_by: InitiatedBy {
-                        username: String::new(),
-                        automated: true,
-                    },
-                    ..ManualOp::default()
-                }),
-                _ => None,
             };
             let Some(mut run) = run else {
                 work.last_key = Some((sha.clone(), spec_hash, live_generation));
@@ -491,19 +459,12 @@ impl Inner {
                 )
                 .await;
             if run.initiated_by.automated {
-                work.failed_auto = if succeeded {
-                    None
-                } else {
-                    let n = work
-                        .failed_auto
-                        .as_ref()
-                        .filter(|(r, _, _)| *r == sha)
-                        .map_or(0, |(_, n, _)| *n)
-                        + 1;
-                    let wait = Duration::from_secs(5 * (1 << n.min(6)));
+                let (memory, retry) =
+                    decide::after_automated_sync(&work.policy, &sha, succeeded, self.clock.now());
+                work.policy = memory;
+                if let Some(wait) = retry {
                     self.enqueue_after(name, wait);
-                    Some((sha.clone(), n, Instant::now() + wait))
-                };
+                }
             }
             synced_now = true;
             if run.dry_run {

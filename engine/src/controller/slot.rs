@@ -47,14 +47,10 @@ pub(super) struct AppWork {
     pub(super) render: Option<(String, u64, Arc<Vec<Manifest>>)>,
     /// Per resource: (desired hash, live resourceVersion) -> modified, error.
     pub(super) compared: HashMap<ResourceKey, (u64, String, bool)>,
-    /// The revision of the last successful sync (from the store at first use).
-    pub(super) last_synced: Option<String>,
+    /// What the automated-sync policy remembers; its `last_synced` comes
+    /// from the store at first use.
+    pub(super) policy: super::decide::Memory,
     pub(super) loaded: bool,
-    /// Self-heal backoff.
-    pub(super) heal_attempts: u32,
-    pub(super) last_heal: Option<Instant>,
-    /// Automated sync failures: revision, count, when to retry.
-    pub(super) failed_auto: Option<(String, u32, Instant)>,
     /// The status last written to the Application CR.
     pub(super) written: Option<Value>,
 }
