@@ -1,6 +1,7 @@
 //! Fetch triage: one fetch per repository (bounded in time), one poller per
 //! repository, and after a fetch the applications a commit changed first.
 
+use super::error::ReconcileError;
 use super::*;
 
 /// Whether the repository file `changed` lies in the application folder
@@ -38,7 +39,7 @@ impl Inner {
 
     /// Fetches a repository, giving up after `--fetch-timeout` (or when
     /// Plumb stops): the fetch is told to stop, and nothing waits for it.
-    pub(super) async fn fetch_now(self: &Arc<Self>, url: &str) -> Result<(), String> {
+    pub(super) async fn fetch_now(self: &Arc<Self>, url: &str) -> Result<(), ReconcileError> {
         let repos = Arc::clone(&self.repos);
         let url_owned = url.to_string();
         let interrupt = Arc::new(AtomicBool::new(false));
@@ -50,25 +51,24 @@ impl Inner {
             joined = tokio::time::timeout(timeout, task) => joined,
             () = self.cancel.cancelled() => {
                 interrupt.store(true, Ordering::SeqCst);
-                return Err(format!("fetching {url} was cancelled: Plumb is stopping"));
+                return Err(ReconcileError::Cancelled);
             }
         };
         match result {
-            Ok(joined) => joined
-                .map_err(|e| format!("fetch task failed: {e}"))?
-                .map_err(|e| e.to_string()),
+            Ok(joined) => Ok(joined.map_err(|_| ReconcileError::Task("fetch"))??),
             Err(_) => {
                 interrupt.store(true, Ordering::SeqCst);
-                Err(format!(
-                    "fetching {url} did not finish within {timeout:?} (--fetch-timeout); it is tried again later"
-                ))
+                Err(ReconcileError::FetchTimeout {
+                    url: url.to_string(),
+                    timeout,
+                })
             }
         }
     }
 
     /// Fetches a repository the first time any application needs it; later
     /// fetches happen on the poll interval, once per repository.
-    pub(super) async fn ensure_fetched(self: &Arc<Self>, url: &str) -> Result<(), String> {
+    pub(super) async fn ensure_fetched(self: &Arc<Self>, url: &str) -> Result<(), ReconcileError> {
         let cell = {
             let mut fetched = self
                 .fetched

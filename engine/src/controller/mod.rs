@@ -46,6 +46,7 @@ use crate::sync;
 mod clock;
 mod decide;
 mod delay;
+mod error;
 mod fetch;
 mod operation;
 mod options;
@@ -57,6 +58,7 @@ mod status;
 mod views;
 
 pub use clock::{Clock, SystemClock};
+pub use error::ReconcileError;
 pub use options::{ControllerOptions, StartError};
 use slot::{AppSlot, AppWork, ManualOp, RunningOp, Trigger};
 

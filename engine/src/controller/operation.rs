@@ -283,7 +283,7 @@ impl Inner {
             "Operation terminated".to_string()
         } else {
             match outcome {
-                Err(e) => e.to_string(),
+                Err(e) => format!("nothing was synced: {e}"),
                 Ok(()) => slot
                     .status()
                     .conditions

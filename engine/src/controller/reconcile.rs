@@ -2,11 +2,20 @@
 //! compare, decide, and (through `operation`) sync.
 
 use super::decide::{self, Decision};
+use super::error::{self, ReconcileError};
 use super::status::resource_status;
 use super::*;
 
 /// Dry runs one application has in flight at once.
 pub(super) const COMPARE_CONCURRENCY: usize = 16;
+
+/// What a comparison starts from.
+struct Ready {
+    source: crate::model::ApplicationSource,
+    sha: String,
+    spec_hash: u64,
+    prepared: Vec<Prepared>,
+}
 
 /// The desired objects of an application, ready to compare: namespace
 /// defaulted by scope, tracking annotation set, kind resolved (`None` while a
@@ -24,10 +33,10 @@ impl Inner {
         self: &Arc<Self>,
         name: &str,
         trigger: Trigger,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<(), ReconcileError> {
         let slot = self
             .slot(name)
-            .ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
+            .ok_or_else(|| ReconcileError::NotFound(name.to_string()))?;
         let mut work = slot.work.lock().await;
         if !work.loaded {
             work.loaded = true;
@@ -48,9 +57,10 @@ impl Inner {
         slot: &AppSlot,
         work: &mut AppWork,
         trigger: Trigger,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<(), ReconcileError> {
         let declared = slot.declared();
         let spec = &declared.app.spec;
+        let dest = &spec.destination;
         let mut status = slot.status();
         status
             .conditions
@@ -65,218 +75,40 @@ impl Inner {
                 )
             })
             .collect();
-        status.rollback = self
-            .store
-            .pin(name)
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        status.rollback = self.store.pin(name)?;
         status.operation_state = self.store.operation(name).ok().flatten();
-
-        let fail = |status: &mut ApplicationStatus,
-                    warnings: &mut Vec<Condition>,
-                    type_: &str,
-                    message: String| {
-            status.sync.status = SyncStatusCode::Unknown;
-            status.health = Health::new(HealthStatusCode::Unknown, "");
-            let mut conditions = vec![condition(type_, message)];
-            conditions.append(warnings);
-            status.conditions = conditions;
-            status.reconciled_at = Some(now());
-        };
-
-        // Spec checks.
-        let Some(source) = spec.source.clone().filter(|s| !s.repo_url.is_empty()) else {
-            fail(
-                &mut status,
-                &mut warnings,
-                "InvalidSpecError",
-                "spec.source.repoURL is required".into(),
-            );
-            self.publish(name, slot, status);
-            return Err(ServiceError::BadRequest(format!(
-                "application {name} has no spec.source.repoURL"
-            )));
-        };
-        let dest = &spec.destination;
-        let in_cluster = dest
-            .server
-            .as_deref()
-            .is_none_or(|s| s == IN_CLUSTER_SERVER || s.is_empty())
-            && dest
-                .name
-                .as_deref()
-                .is_none_or(|n| n == IN_CLUSTER_NAME || n.is_empty());
-        if !in_cluster {
-            let message = format!(
-                "destination {} is not supported yet: only {IN_CLUSTER_SERVER} (name {IN_CLUSTER_NAME}) is",
-                dest.server
-                    .as_deref()
-                    .or(dest.name.as_deref())
-                    .unwrap_or_default()
-            );
-            fail(&mut status, &mut warnings, "InvalidSpecError", message);
-            self.publish(name, slot, status);
-            return Ok(());
-        }
-        let url = match normalize_url(&source.repo_url) {
-            Ok(u) => u,
-            Err(e) => {
-                fail(&mut status, &mut warnings, "ComparisonError", e.to_string());
-                self.publish(name, slot, status);
-                return Ok(());
-            }
-        };
-
-        // Revision.
         let op = trigger.op.clone();
-        let target = op
-            .as_ref()
-            .and_then(|o| o.revision.clone())
-            .or_else(|| status.rollback.as_ref().map(|p| p.revision.clone()))
-            .or_else(|| source.target_revision.clone())
-            .unwrap_or_else(|| "HEAD".into());
-        let fetched = if trigger.hard {
-            self.fetch_now(&url).await
-        } else {
-            self.ensure_fetched(&url).await
-        };
-        if let Err(e) = fetched {
-            fail(&mut status, &mut warnings, "ComparisonError", e);
-            self.publish(name, slot, status);
-            self.enqueue_after_jittered(name, Duration::from_secs(15));
-            return Err(ServiceError::Internal(format!(
-                "cannot fetch {}",
-                source.repo_url
-            )));
-        }
-        let repos = Arc::clone(&self.repos);
-        let (u, t) = (url.clone(), target.clone());
-        let sha = match tokio::task::spawn_blocking(move || repos.resolve(&u, &t)).await {
-            Ok(Ok(sha)) => sha,
-            Ok(Err(e)) => {
-                fail(&mut status, &mut warnings, "ComparisonError", e.to_string());
-                self.publish(name, slot, status);
-                return Err(ServiceError::BadRequest(e.to_string()));
-            }
-            Err(e) => return Err(ServiceError::Internal(format!("resolve task failed: {e}"))),
-        };
 
-        let spec_hash = hash_json(spec);
-        let live_generation = self.live.generation(name);
-        let key = (sha.clone(), spec_hash, live_generation);
-        if op.is_none() && !trigger.force && work.last_key.as_ref() == Some(&key) {
-            return Ok(());
-        }
-        // The comparison cache is keyed by the desired object and the live
-        // resourceVersion, so a normal refresh may reuse it (and costs no
-        // dry-run requests); a hard refresh asks the API server again.
-        if trigger.hard {
-            work.compared.clear();
-        }
-
-        // Render.
-        let manifests = match &work.render {
-            Some((s, h, m)) if *s == sha && *h == spec_hash && !trigger.hard => Arc::clone(m),
-            _ => {
-                let repos = Arc::clone(&self.repos);
-                let (u, s, path) = (
-                    url.clone(),
-                    sha.clone(),
-                    source.path.clone().unwrap_or_default(),
-                );
-                let directory = source.directory.clone().unwrap_or_default();
-                let max_file_size = self.options.max_manifest_size;
-                let rendered = tokio::task::spawn_blocking(move || {
-                    let wanted = render::FileFilter::new(&directory).map_err(|e| e.to_string())?;
-                    let select = |file: &str| wanted.selects(file);
-                    let filter = ReadFilter {
-                        recurse: directory.recurse,
-                        select: &select,
-                        max_file_size,
-                    };
-                    let files = repos
-                        .read_files(&u, &s, &path, &filter)
-                        .map_err(|e| e.to_string())?;
-                    render::render_directory(&files, &directory).map_err(|e| e.to_string())
-                })
-                .await
-                .map_err(|e| ServiceError::Internal(format!("render task failed: {e}")))?;
-                match rendered {
-                    Ok(m) => {
-                        let m = Arc::new(m);
-                        work.render = Some((sha.clone(), spec_hash, Arc::clone(&m)));
-                        m
-                    }
-                    Err(e) => {
-                        work.last_key = None;
-                        let path = source.path.as_deref().unwrap_or(".");
-                        fail(
-                            &mut status,
-                            &mut warnings,
-                            "ComparisonError",
-                            format!("path {path}: {e}"),
-                        );
-                        status.sync.revision = sha;
-                        self.publish(name, slot, status);
-                        if op.is_some() {
-                            return Err(ServiceError::BadRequest(format!(
-                                "render failed; nothing was synced: {e}"
-                            )));
-                        }
-                        return Ok(());
-                    }
-                }
-            }
-        };
-
-        // Resolve kinds, default namespaces, track.
-        let prepared = match self
-            .prepare(name, &manifests, dest.namespace.as_deref().unwrap_or(""))
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => {
+        let Ready {
+            source,
+            sha,
+            spec_hash,
+            prepared,
+        } = match self.ready(name, work, &declared, &status, &trigger).await {
+            Ok(Some(ready)) => ready,
+            Ok(None) => return Ok(()),
+            Err((error, revision)) => {
                 work.last_key = None;
-                fail(&mut status, &mut warnings, "ComparisonError", e.clone());
-                status.sync.revision = sha;
-                self.publish(name, slot, status);
-                if op.is_some() {
-                    return Err(ServiceError::BadRequest(format!("nothing was synced: {e}")));
+                status.sync.status = SyncStatusCode::Unknown;
+                status.health = Health::new(HealthStatusCode::Unknown, "");
+                let mut conditions = vec![condition(error.condition_type(), error.to_string())];
+                conditions.append(&mut warnings);
+                status.conditions = conditions;
+                status.reconciled_at = Some(now());
+                if let Some(revision) = revision {
+                    status.sync.revision = revision;
                 }
-                self.enqueue_after_jittered(name, Duration::from_secs(30));
-                return Ok(());
+                self.publish(name, slot, status);
+                // Transient failures come back by themselves, backing off;
+                // permanent ones wait for a change of the application or Git.
+                if error.is_spurious() {
+                    self.enqueue_after_jittered(name, error::retry_after(work.failures));
+                    work.failures = work.failures.saturating_add(1);
+                }
+                return Err(error);
             }
         };
-        // Without every kind's live objects the comparison would take
-        // missing for absent and the prune set would be wrong: a kind that
-        // cannot be listed stops this application (and only this one).
-        let mut unwatched = Vec::new();
-        for kind in self.kinds_to_watch(name, &prepared).await {
-            if let Err(e) = self.live.watch(&kind, self.options.watch_timeout).await {
-                unwatched.push(e.to_string());
-            }
-        }
-        if !unwatched.is_empty() {
-            work.last_key = None;
-            let message = format!(
-                "{}; nothing is synced or pruned until Plumb can list it",
-                unwatched.join("; ")
-            );
-            fail(
-                &mut status,
-                &mut warnings,
-                "ComparisonError",
-                message.clone(),
-            );
-            status.sync.revision = sha;
-            self.publish(name, slot, status);
-            self.enqueue_after_jittered(name, Duration::from_secs(30));
-            if op.is_some() {
-                return Err(ServiceError::BadRequest(format!(
-                    "nothing was synced: {message}"
-                )));
-            }
-            return Ok(());
-        }
+        work.failures = 0;
 
         // Compare, then sync when asked or when policy says so, then compare
         // again so the status shows the outcome.
@@ -475,6 +307,137 @@ impl Inner {
         Ok(())
     }
 
+    /// Everything a comparison needs: the source fetched, the revision
+    /// resolved, the folder rendered and prepared, every kind watched.
+    /// `None` when nothing changed since the last comparison; on failure,
+    /// the error and the revision it happened at, when known.
+    async fn ready(
+        self: &Arc<Self>,
+        name: &str,
+        work: &mut AppWork,
+        declared: &Declared,
+        status: &ApplicationStatus,
+        trigger: &Trigger,
+    ) -> Result<Option<Ready>, (ReconcileError, Option<String>)> {
+        let spec = &declared.app.spec;
+        let Some(source) = spec.source.clone().filter(|s| !s.repo_url.is_empty()) else {
+            return Err((ReconcileError::NoSource, None));
+        };
+        let dest = &spec.destination;
+        let in_cluster = dest
+            .server
+            .as_deref()
+            .is_none_or(|s| s == IN_CLUSTER_SERVER || s.is_empty())
+            && dest
+                .name
+                .as_deref()
+                .is_none_or(|n| n == IN_CLUSTER_NAME || n.is_empty());
+        if !in_cluster {
+            let named = dest.server.as_deref().or(dest.name.as_deref());
+            let error = ReconcileError::Destination(named.unwrap_or_default().to_string());
+            return Err((error, None));
+        }
+        let url = normalize_url(&source.repo_url).map_err(|e| (e.into(), None))?;
+
+        // Revision.
+        let op = trigger.op.as_ref();
+        let target = op
+            .and_then(|o| o.revision.clone())
+            .or_else(|| status.rollback.as_ref().map(|p| p.revision.clone()))
+            .or_else(|| source.target_revision.clone())
+            .unwrap_or_else(|| "HEAD".into());
+        let fetched = if trigger.hard {
+            self.fetch_now(&url).await
+        } else {
+            self.ensure_fetched(&url).await
+        };
+        fetched.map_err(|e| (e, None))?;
+        let repos = Arc::clone(&self.repos);
+        let (u, t) = (url.clone(), target.clone());
+        let sha = tokio::task::spawn_blocking(move || repos.resolve(&u, &t))
+            .await
+            .map_err(|_| (ReconcileError::Task("resolve"), None))?
+            .map_err(|e| (e.into(), None))?;
+
+        let spec_hash = hash_json(spec);
+        let live_generation = self.live.generation(name);
+        let key = (sha.clone(), spec_hash, live_generation);
+        if op.is_none() && !trigger.force && work.last_key.as_ref() == Some(&key) {
+            return Ok(None);
+        }
+        // The comparison cache is keyed by the desired object and the live
+        // resourceVersion, so a normal refresh may reuse it (and costs no
+        // dry-run requests); a hard refresh asks the API server again.
+        if trigger.hard {
+            work.compared.clear();
+        }
+        let at = |error: ReconcileError| (error, Some(sha.clone()));
+
+        // Render, reading only the files that render.
+        let manifests = match &work.render {
+            Some((s, h, m)) if *s == sha && *h == spec_hash && !trigger.hard => Arc::clone(m),
+            _ => {
+                let repos = Arc::clone(&self.repos);
+                let (u, s) = (url.clone(), sha.clone());
+                let path = source.path.clone().unwrap_or_default();
+                let shown = source.path.clone().unwrap_or_else(|| ".".into());
+                let directory = source.directory.clone().unwrap_or_default();
+                let max_file_size = self.options.max_manifest_size;
+                let rendered = tokio::task::spawn_blocking(move || {
+                    let render_error = |source| ReconcileError::Render {
+                        path: shown.clone(),
+                        source,
+                    };
+                    let wanted = render::FileFilter::new(&directory).map_err(render_error)?;
+                    let select = |file: &str| wanted.selects(file);
+                    let filter = ReadFilter {
+                        recurse: directory.recurse,
+                        select: &select,
+                        max_file_size,
+                    };
+                    let files = repos.read_files(&u, &s, &path, &filter).map_err(|source| {
+                        ReconcileError::Read {
+                            path: shown.clone(),
+                            source,
+                        }
+                    })?;
+                    render::render_directory(&files, &directory).map_err(render_error)
+                })
+                .await
+                .map_err(|_| at(ReconcileError::Task("render")))?;
+                let m = Arc::new(rendered.map_err(at)?);
+                work.render = Some((sha.clone(), spec_hash, Arc::clone(&m)));
+                m
+            }
+        };
+
+        // Resolve kinds, default namespaces, track.
+        let namespace = dest.namespace.as_deref().unwrap_or("");
+        let prepared = self
+            .prepare(name, &manifests, namespace)
+            .await
+            .map_err(at)?;
+
+        // Without every kind's live objects the comparison would take
+        // missing for absent and the prune set would be wrong: a kind that
+        // cannot be listed stops this application (and only this one).
+        let mut unwatched = Vec::new();
+        for kind in self.kinds_to_watch(name, &prepared).await {
+            if let Err(e) = self.live.watch(&kind, self.options.watch_timeout).await {
+                unwatched.push(e);
+            }
+        }
+        if !unwatched.is_empty() {
+            return Err(at(ReconcileError::Unwatched(unwatched)));
+        }
+        Ok(Some(Ready {
+            source,
+            sha,
+            spec_hash,
+            prepared,
+        }))
+    }
+
     /// Resolves kinds and scopes, defaults namespaces and adds the tracking
     /// annotation. A kind the cluster does not serve is an error unless a CRD
     /// of the same render defines it.
@@ -483,7 +446,7 @@ impl Inner {
         app: &str,
         manifests: &[Manifest],
         namespace: &str,
-    ) -> Result<Vec<Prepared>, String> {
+    ) -> Result<Vec<Prepared>, ReconcileError> {
         let crd_kinds: HashSet<(String, String)> = manifests
             .iter()
             .filter(|m| m.kind() == "CustomResourceDefinition")
@@ -500,7 +463,7 @@ impl Inner {
                 .cluster
                 .resolve(m.api_version(), m.kind())
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| ReconcileError::Discovery(e.to_string()))?;
             let mut object = m.object.clone();
             let namespaced = match &kind {
                 Some(k) => k.namespaced,
@@ -510,18 +473,20 @@ impl Inner {
                     m.namespace().is_some() || !namespace.is_empty()
                 }
                 None => {
-                    return Err(format!(
+                    return Err(ReconcileError::Invalid(format!(
                         "{}: the cluster does not know {} {} (and no CustomResourceDefinition in this application defines it)",
                         m.origin,
                         m.api_version(),
                         m.kind()
-                    ));
+                    )));
                 }
             };
             let meta = object
                 .get_mut("metadata")
                 .and_then(Value::as_object_mut)
-                .ok_or_else(|| format!("{}: metadata is not a mapping", m.origin))?;
+                .ok_or_else(|| {
+                    ReconcileError::Invalid(format!("{}: metadata is not a mapping", m.origin))
+                })?;
             if namespaced {
                 if meta
                     .get("namespace")
@@ -538,17 +503,25 @@ impl Inner {
             } else {
                 meta.remove("namespace");
             }
-            let key =
-                ResourceKey::of(&object).ok_or_else(|| format!("{}: no kind or name", m.origin))?;
+            let key = ResourceKey::of(&object)
+                .ok_or_else(|| ReconcileError::Invalid(format!("{}: no kind or name", m.origin)))?;
             if !seen.insert(key.clone()) {
-                return Err(format!("{}: {key} is declared twice", m.origin));
+                return Err(ReconcileError::Invalid(format!(
+                    "{}: {key} is declared twice",
+                    m.origin
+                )));
             }
             let annotations = object
                 .pointer_mut("/metadata")
                 .and_then(Value::as_object_mut)
                 .map(|meta| meta.entry("annotations").or_insert_with(|| json!({})))
                 .and_then(Value::as_object_mut)
-                .ok_or_else(|| format!("{}: metadata.annotations is not a mapping", m.origin))?;
+                .ok_or_else(|| {
+                    ReconcileError::Invalid(format!(
+                        "{}: metadata.annotations is not a mapping",
+                        m.origin
+                    ))
+                })?;
             annotations.insert(TRACKING_ANNOTATION.into(), json!(key.tracking_id(app)));
             out.push(Prepared { key, object, kind });
         }

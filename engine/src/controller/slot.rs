@@ -51,6 +51,8 @@ pub(super) struct AppWork {
     /// from the store at first use.
     pub(super) policy: super::decide::Memory,
     pub(super) loaded: bool,
+    /// Transient failures in a row, for the retry backoff.
+    pub(super) failures: u32,
     /// The status last written to the Application CR.
     pub(super) written: Option<Value>,
 }

@@ -25,7 +25,7 @@ impl Inner {
         let prepared = self
             .prepare(name, &manifests, &namespace)
             .await
-            .map_err(ServiceError::Internal)?;
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
         let tracked = self.live.tracked(name);
         let jobs = prepared.iter().map(|p| {
             let live = tracked.get(&p.key).cloned();

@@ -1,0 +1,153 @@
+//! Why a reconcile could not compare an application, typed so that the
+//! controller can tell a transient failure (back off and retry) from a
+//! permanent one (report it and wait for a change).
+
+use std::time::Duration;
+
+use crate::live::WatchError;
+use crate::render::RenderError;
+use crate::source::SourceError;
+use crate::store::StoreError;
+
+/// The error of one reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// No application of that name.
+    #[error("application {0} not found")]
+    NotFound(String),
+    /// The application has no source.
+    #[error("spec.source.repoURL is required")]
+    NoSource,
+    /// The destination is another cluster.
+    #[error(
+        "destination {0} is not supported yet: only https://kubernetes.default.svc (name in-cluster) is"
+    )]
+    Destination(String),
+    /// The repository URL, a fetch, the revision or the files failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The fetch did not finish in time; it was abandoned.
+    #[error(
+        "fetching {url} did not finish within {timeout:?} (--fetch-timeout); it is tried again later"
+    )]
+    FetchTimeout {
+        /// The repository.
+        url: String,
+        /// The limit.
+        timeout: Duration,
+    },
+    /// Plumb is stopping.
+    #[error("Plumb is stopping")]
+    Cancelled,
+    /// The application's folder did not render.
+    #[error("path {path}: {source}")]
+    Render {
+        /// The folder.
+        path: String,
+        /// What failed.
+        #[source]
+        source: RenderError,
+    },
+    /// The folder's files could not be read at the revision.
+    #[error("path {path}: {source}")]
+    Read {
+        /// The folder.
+        path: String,
+        /// What failed.
+        #[source]
+        source: SourceError,
+    },
+    /// A rendered object cannot be applied as it is (unknown kind, twice
+    /// declared, ...).
+    #[error("{0}")]
+    Invalid(String),
+    /// Discovery failed while resolving kinds.
+    #[error("{0}")]
+    Discovery(String),
+    /// Kinds whose first list did not complete.
+    #[error("{}; nothing is synced or pruned until Plumb can list it", list(.0))]
+    Unwatched(Vec<WatchError>),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A blocking task panicked or was cancelled.
+    #[error("{0} task failed")]
+    Task(&'static str),
+}
+
+fn list(errors: &[WatchError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl ReconcileError {
+    /// Worth trying again without anyone changing anything: the network, the
+    /// API server, a fetch that timed out, a kind not listable yet (RBAC may
+    /// be fixed). The others wait for a change of the application or of Git.
+    pub fn is_spurious(&self) -> bool {
+        match self {
+            ReconcileError::Source(e) | ReconcileError::Read { source: e, .. } => e.is_spurious(),
+            ReconcileError::FetchTimeout { .. }
+            | ReconcileError::Discovery(_)
+            | ReconcileError::Unwatched(_)
+            | ReconcileError::Store(_)
+            | ReconcileError::Task(_) => true,
+            ReconcileError::NotFound(_)
+            | ReconcileError::NoSource
+            | ReconcileError::Destination(_)
+            | ReconcileError::Cancelled
+            | ReconcileError::Render { .. }
+            | ReconcileError::Invalid(_) => false,
+        }
+    }
+
+    /// The type of the condition it becomes on the application.
+    pub fn condition_type(&self) -> &'static str {
+        match self {
+            ReconcileError::NoSource | ReconcileError::Destination(_) => "InvalidSpecError",
+            _ => "ComparisonError",
+        }
+    }
+}
+
+/// The wait before retrying after `failures` transient failures in a row:
+/// 5 s, doubling, at most 5 minutes (jitter is added when queueing).
+pub(super) fn retry_after(failures: u32) -> Duration {
+    Duration::from_secs(5)
+        .saturating_mul(1 << failures.min(6))
+        .min(Duration::from_secs(300))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_failures_back_off_to_five_minutes() {
+        let waits: Vec<u64> = (0..9).map(|n| retry_after(n).as_secs()).collect();
+        assert_eq!(waits, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+    }
+
+    #[test]
+    fn only_failures_that_may_pass_by_themselves_are_retried() {
+        let timeout = ReconcileError::FetchTimeout {
+            url: "u".into(),
+            timeout: Duration::from_secs(1),
+        };
+        assert!(timeout.is_spurious());
+        assert!(ReconcileError::Unwatched(Vec::new()).is_spurious());
+        assert!(!ReconcileError::NoSource.is_spurious());
+        assert!(!ReconcileError::Invalid("twice".into()).is_spurious());
+        assert_eq!(
+            ReconcileError::NoSource.condition_type(),
+            "InvalidSpecError"
+        );
+        assert_eq!(
+            ReconcileError::Invalid("x".into()).condition_type(),
+            "ComparisonError"
+        );
+    }
+}
