@@ -343,9 +343,8 @@ async fn an_object_re_created_under_the_same_name_is_not_pruned() -> Result<()> 
         Some(compared_uid.as_str())
     );
 
-    let (changes, _) = tokio::sync::mpsc::unbounded_channel();
     let cancel = tokio_util::sync::CancellationToken::new();
-    let live = LiveState::new(client.clone(), changes, cancel.clone());
+    let live = LiveState::new(client.clone(), Default::default(), cancel.clone());
     let outcome = sync::execute(
         &Cluster::new(client),
         &live,

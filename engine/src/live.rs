@@ -14,7 +14,7 @@ use kube::api::{Api, DynamicObject};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use serde_json::Value;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Kind;
@@ -136,12 +136,47 @@ struct WatchEntry {
     last_error: Arc<Mutex<Option<String>>>,
 }
 
+/// Applications whose tracked objects changed, waiting to be compared again:
+/// each name at most once, however many of its objects changed meanwhile.
+#[derive(Debug, Default)]
+pub struct ChangedApps {
+    pending: Mutex<std::collections::BTreeSet<String>>,
+    wake: tokio::sync::Notify,
+}
+
+impl ChangedApps {
+    /// Notes a change of `app`'s objects.
+    pub fn push(&self, app: String) {
+        self.pending
+            .lock()
+            .expect("changed-apps lock is never poisoned")
+            .insert(app);
+        self.wake.notify_one();
+    }
+
+    /// Waits for changes and takes every application noted so far.
+    pub async fn next(&self) -> Vec<String> {
+        loop {
+            let apps = std::mem::take(
+                &mut *self
+                    .pending
+                    .lock()
+                    .expect("changed-apps lock is never poisoned"),
+            );
+            if !apps.is_empty() {
+                return apps.into_iter().collect();
+            }
+            self.wake.notified().await;
+        }
+    }
+}
+
 /// The watch-backed live state of every tracked object.
 pub struct LiveState {
     client: kube::Client,
     index: Mutex<Index>,
     watches: Mutex<HashMap<KindId, WatchEntry>>,
-    changes: mpsc::UnboundedSender<String>,
+    changes: Arc<ChangedApps>,
     cancel: CancellationToken,
 }
 
@@ -152,11 +187,11 @@ impl std::fmt::Debug for LiveState {
 }
 
 impl LiveState {
-    /// A live state whose changes are reported, one application name per
-    /// change, on `changes`. Watches stop when `cancel` fires.
+    /// A live state whose changes are noted, by application, in `changes`.
+    /// Watches stop when `cancel` fires.
     pub fn new(
         client: kube::Client,
-        changes: mpsc::UnboundedSender<String>,
+        changes: Arc<ChangedApps>,
         cancel: CancellationToken,
     ) -> Arc<LiveState> {
         Arc::new(LiveState {
@@ -330,7 +365,7 @@ impl LiveState {
 
     fn notify(&self, app: Option<String>) {
         if let Some(app) = app {
-            let _ = self.changes.send(app);
+            self.changes.push(app);
         }
     }
 

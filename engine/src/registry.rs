@@ -1,12 +1,17 @@
 //! Where applications come from: `--apps` files and folders of
 //! multi-document YAML (watched with notify), and `Application` objects in
-//! Plumb's namespace (watched through the API). Each source reports the full
-//! set it holds; the controller adds, changes and forgets applications.
+//! Plumb's namespace (watched through the API). The files report the full
+//! set they hold; the cluster reports its full set after each (re)list and
+//! then one application per change of its spec, labels or annotations, so
+//! that a status write (Plumb's own, among others) costs nothing. Updates
+//! wait in [`Updates`], which is bounded and coalescing.
 //!
 //! It parses and watches; it does not reconcile.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -41,13 +46,103 @@ pub struct Declared {
     pub origin: Origin,
 }
 
-/// A full snapshot of one source's applications, or the error reading it.
+/// A change of one source's applications.
 #[derive(Debug)]
 pub enum SourceUpdate {
-    /// Applications from `--apps` (all files together).
+    /// Every application of `--apps` (all files together), or the error
+    /// reading them.
     Files(Result<Vec<Declared>, String>),
-    /// Applications from the cluster namespace.
-    Cluster(Vec<Declared>),
+    /// Every Application object of the namespace, after a (re)list.
+    ClusterAll(Vec<Declared>),
+    /// One Application object was added, or its spec, labels or annotations
+    /// changed.
+    ClusterApplied(Box<Declared>),
+    /// One Application object was deleted.
+    ClusterDeleted(String),
+}
+
+/// Source updates waiting for the controller. Bounded by the number of
+/// applications and coalescing: a newer update of the same thing (the files,
+/// the cluster's full set, one application) replaces the one still waiting.
+/// Pushing never blocks, so it works from notify's thread and from tasks.
+#[derive(Debug, Default)]
+pub struct Updates {
+    pending: std::sync::Mutex<Pending>,
+    wake: tokio::sync::Notify,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    files: Option<Result<Vec<Declared>, String>>,
+    cluster_all: Option<Vec<Declared>>,
+    /// Per application: the new declaration, or `None` when deleted.
+    cluster: BTreeMap<String, Option<Box<Declared>>>,
+}
+
+impl Updates {
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The `--apps` files now hold `apps` (or could not be read).
+    pub fn files(&self, apps: Result<Vec<Declared>, String>) {
+        self.pending().files = Some(apps);
+        self.wake.notify_one();
+    }
+
+    /// The namespace now holds exactly `apps`.
+    pub fn cluster_all(&self, apps: Vec<Declared>) {
+        let mut pending = self.pending();
+        pending.cluster.clear();
+        pending.cluster_all = Some(apps);
+        drop(pending);
+        self.wake.notify_one();
+    }
+
+    /// One Application object was added or changed.
+    pub fn cluster_applied(&self, declared: Declared) {
+        let name = declared.app.metadata.name.clone().unwrap_or_default();
+        self.pending()
+            .cluster
+            .insert(name, Some(Box::new(declared)));
+        self.wake.notify_one();
+    }
+
+    /// One Application object was deleted.
+    pub fn cluster_deleted(&self, name: &str) {
+        self.pending().cluster.insert(name.to_string(), None);
+        self.wake.notify_one();
+    }
+
+    /// Waits for updates and takes all that wait, in the order they apply:
+    /// the files, the cluster's full set, then single changes.
+    pub async fn next(&self) -> Vec<SourceUpdate> {
+        loop {
+            let batch = {
+                let mut pending = self.pending();
+                let mut batch = Vec::new();
+                if let Some(files) = pending.files.take() {
+                    batch.push(SourceUpdate::Files(files));
+                }
+                if let Some(all) = pending.cluster_all.take() {
+                    batch.push(SourceUpdate::ClusterAll(all));
+                }
+                for (name, change) in std::mem::take(&mut pending.cluster) {
+                    batch.push(match change {
+                        Some(declared) => SourceUpdate::ClusterApplied(declared),
+                        None => SourceUpdate::ClusterDeleted(name),
+                    });
+                }
+                batch
+            };
+            if !batch.is_empty() {
+                return batch;
+            }
+            self.wake.notified().await;
+        }
+    }
 }
 
 /// The error of reading application files.
@@ -176,11 +271,7 @@ impl DeserializeFrom for Value {
 
 /// Reads `--apps` now and again whenever a file under them changes, sending
 /// each snapshot. Runs until `cancel` fires.
-pub fn watch_files(
-    paths: Vec<PathBuf>,
-    updates: mpsc::UnboundedSender<SourceUpdate>,
-    cancel: CancellationToken,
-) {
+pub fn watch_files(paths: Vec<PathBuf>, updates: Arc<Updates>, cancel: CancellationToken) {
     // Absolute, so that the paths events carry compare equal to them.
     let paths: Vec<PathBuf> = paths
         .into_iter()
@@ -189,11 +280,7 @@ pub fn watch_files(
     let send = {
         let updates = updates.clone();
         let paths = paths.clone();
-        move || {
-            let _ = updates.send(SourceUpdate::Files(
-                load_files(&paths).map_err(|e| e.to_string()),
-            ));
-        }
+        move || updates.files(load_files(&paths).map_err(|e| e.to_string()))
     };
     send();
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
@@ -282,13 +369,35 @@ pub fn application_resource() -> ApiResource {
     )
 }
 
-/// Watches `Application` objects in `namespace`, sending a full snapshot
-/// after each change. Objects are read as raw JSON so that unsupported fields
-/// can be reported.
+/// What makes an Application object worth reading again: its generation
+/// (bumped by spec changes, not by status writes), labels and annotations.
+fn fingerprint(object: &DynamicObject) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    object.metadata.generation.hash(&mut h);
+    object.metadata.labels.hash(&mut h);
+    object.metadata.annotations.hash(&mut h);
+    h.finish()
+}
+
+/// Decodes an Application object; a broken one is logged and skipped.
+fn declared_from_object(object: DynamicObject) -> Option<Declared> {
+    let value = serde_json::to_value(object).expect("a DynamicObject always serializes");
+    declared_from_value(value, Origin::Cluster)
+        .inspect_err(
+            |e| tracing::warn!(error = %e, "ignoring an Application object that does not decode"),
+        )
+        .ok()
+}
+
+/// Watches `Application` objects in `namespace`: the full set after each
+/// (re)list, then each object whose spec, labels or annotations changed.
+/// An update of the status alone (Plumb writes it back) is dropped here,
+/// without decoding the object. Objects are read as raw JSON so that
+/// unsupported fields can be reported.
 pub fn watch_cluster(
     client: kube::Client,
     namespace: String,
-    updates: mpsc::UnboundedSender<SourceUpdate>,
+    updates: Arc<Updates>,
     cancel: CancellationToken,
 ) {
     tokio::spawn(async move {
@@ -297,61 +406,47 @@ pub fn watch_cluster(
         let mut stream = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
-        let mut current: BTreeMap<String, Value> = BTreeMap::new();
-        let mut buffer: Option<BTreeMap<String, Value>> = None;
+        // What each object looked like when last read, by name.
+        let mut seen: HashMap<String, u64> = HashMap::new();
+        let mut relist: Option<(Vec<Declared>, HashMap<String, u64>)> = None;
         loop {
             let event = tokio::select! {
                 () = cancel.cancelled() => return,
                 event = stream.next() => event,
             };
             let Some(event) = event else { return };
-            let changed = match event {
-                Ok(Event::Init) => {
-                    buffer = Some(BTreeMap::new());
-                    false
-                }
+            match event {
+                Ok(Event::Init) => relist = Some(Default::default()),
                 Ok(Event::InitApply(o)) => {
-                    if let (Some(b), Some(name)) = (buffer.as_mut(), o.metadata.name.clone()) {
-                        b.insert(
-                            name,
-                            serde_json::to_value(o).expect("a DynamicObject always serializes"),
-                        );
+                    if let Some((apps, prints)) = relist.as_mut() {
+                        let name = o.metadata.name.clone().unwrap_or_default();
+                        prints.insert(name, fingerprint(&o));
+                        apps.extend(declared_from_object(o));
                     }
-                    false
                 }
                 Ok(Event::InitDone) => {
-                    current = buffer.take().unwrap_or_default();
-                    true
+                    let (apps, prints) = relist.take().unwrap_or_default();
+                    seen = prints;
+                    updates.cluster_all(apps);
                 }
                 Ok(Event::Apply(o)) => {
                     let name = o.metadata.name.clone().unwrap_or_default();
-                    current.insert(
-                        name,
-                        serde_json::to_value(o).expect("a DynamicObject always serializes"),
-                    );
-                    true
+                    let print = fingerprint(&o);
+                    if seen.insert(name, print) == Some(print) {
+                        continue;
+                    }
+                    if let Some(declared) = declared_from_object(o) {
+                        updates.cluster_applied(declared);
+                    }
                 }
                 Ok(Event::Delete(o)) => {
-                    current.remove(o.metadata.name.as_deref().unwrap_or_default());
-                    true
+                    let name = o.metadata.name.clone().unwrap_or_default();
+                    seen.remove(&name);
+                    updates.cluster_deleted(&name);
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "Application watch failed (is the CRD installed?); retrying");
-                    false
                 }
-            };
-            if changed {
-                let apps = current
-                    .values()
-                    .filter_map(|v| match declared_from_value(v.clone(), Origin::Cluster) {
-                        Ok(d) => Some(d),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "ignoring an Application object that does not decode");
-                            None
-                        }
-                    })
-                    .collect();
-                let _ = updates.send(SourceUpdate::Cluster(apps));
             }
         }
     });
@@ -400,12 +495,12 @@ mod tests {
     }
 
     /// Waits for the next snapshot and returns its application names.
-    async fn next_names(rx: &mut mpsc::UnboundedReceiver<SourceUpdate>) -> Vec<String> {
-        let update = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+    async fn next_names(updates: &Updates) -> Vec<String> {
+        let mut batch = tokio::time::timeout(Duration::from_secs(20), updates.next())
             .await
-            .expect("a snapshot within 20 s")
-            .expect("the watcher is running");
-        match update {
+            .expect("a snapshot within 20 s");
+        assert_eq!(batch.len(), 1, "{batch:?}");
+        match batch.remove(0) {
             SourceUpdate::Files(Ok(apps)) => apps
                 .iter()
                 .map(|d| d.app.metadata.name.clone().unwrap_or_default())
@@ -426,10 +521,14 @@ mod tests {
         std::os::unix::fs::symlink("..v1", root.join("..data")).expect("link");
         std::os::unix::fs::symlink("..data/apps.yaml", root.join("apps.yaml")).expect("link");
 
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let updates = Arc::new(Updates::default());
         let cancel = CancellationToken::new();
-        watch_files(vec![root.join("apps.yaml")], tx, cancel.clone());
-        assert_eq!(next_names(&mut rx).await, ["first"]);
+        watch_files(
+            vec![root.join("apps.yaml")],
+            Arc::clone(&updates),
+            cancel.clone(),
+        );
+        assert_eq!(next_names(&updates).await, ["first"]);
 
         // A data directory beside the file: its writes are not edits.
         std::fs::create_dir_all(root.join("data/store")).expect("mkdir");
@@ -442,7 +541,7 @@ mod tests {
         std::fs::rename(root.join("..data_tmp"), root.join("..data")).expect("swap");
         // The next snapshot is the swapped content; the data dir writes
         // before it caused none.
-        assert_eq!(next_names(&mut rx).await, ["second"]);
+        assert_eq!(next_names(&updates).await, ["second"]);
         cancel.cancel();
     }
 
@@ -453,6 +552,83 @@ mod tests {
         std::fs::write(&file, "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: ok}\nspec: {}\n---\nkind: [\n").expect("write");
         let err = load_files(&[file]).expect_err("malformed").to_string();
         assert!(err.contains("apps.yaml document 2"), "{err}");
+    }
+
+    fn declared(name: &str, path: &str) -> Declared {
+        let value = serde_json::json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "metadata": {"name": name},
+            "spec": {"source": {"repoURL": "file:///r", "path": path}}
+        });
+        declared_from_value(value, Origin::Cluster).expect("valid")
+    }
+
+    fn describe(batch: &[SourceUpdate]) -> Vec<String> {
+        batch
+            .iter()
+            .map(|u| match u {
+                SourceUpdate::Files(_) => "files".to_string(),
+                SourceUpdate::ClusterAll(apps) => format!("all:{}", apps.len()),
+                SourceUpdate::ClusterApplied(d) => format!(
+                    "applied:{}:{}",
+                    d.app.metadata.name.as_deref().unwrap_or_default(),
+                    d.app
+                        .spec
+                        .source
+                        .as_ref()
+                        .and_then(|s| s.path.as_deref())
+                        .unwrap_or_default()
+                ),
+                SourceUpdate::ClusterDeleted(name) => format!("deleted:{name}"),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn waiting_updates_coalesce_per_application() {
+        let updates = Updates::default();
+        updates.cluster_applied(declared("a", "v1"));
+        updates.cluster_applied(declared("b", "v1"));
+        updates.cluster_applied(declared("a", "v2"));
+        updates.cluster_deleted("b");
+        updates.files(Ok(Vec::new()));
+        updates.files(Ok(vec![declared("f", "x")]));
+        assert_eq!(
+            describe(&updates.next().await),
+            ["files", "applied:a:v2", "deleted:b"]
+        );
+        // A relist replaces the single changes still waiting.
+        updates.cluster_applied(declared("c", "v1"));
+        updates.cluster_all(vec![declared("a", "v3"), declared("d", "v1")]);
+        updates.cluster_applied(declared("d", "v2"));
+        assert_eq!(describe(&updates.next().await), ["all:2", "applied:d:v2"]);
+    }
+
+    #[test]
+    fn a_status_write_leaves_the_fingerprint_alone() {
+        let object = |generation: i64, labels: serde_json::Value, status: &str| -> DynamicObject {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+                "metadata": {"name": "a", "generation": generation, "labels": labels,
+                             "resourceVersion": status},
+                "spec": {}, "status": {"sync": {"status": status}}
+            }))
+            .expect("valid object")
+        };
+        let first = fingerprint(&object(1, serde_json::json!({"team": "a"}), "Synced"));
+        assert_eq!(
+            first,
+            fingerprint(&object(1, serde_json::json!({"team": "a"}), "OutOfSync")),
+            "status and resourceVersion do not count"
+        );
+        assert_ne!(
+            first,
+            fingerprint(&object(2, serde_json::json!({"team": "a"}), "Synced"))
+        );
+        assert_ne!(
+            first,
+            fingerprint(&object(1, serde_json::json!({"team": "b"}), "Synced"))
+        );
     }
 
     #[test]

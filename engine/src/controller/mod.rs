@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::{Cluster, Kind};
 use crate::diff::{self, Comparison};
 use crate::health;
-use crate::live::LiveState;
+use crate::live::{ChangedApps, LiveState};
 use crate::model::{
     Application, ApplicationStatus, Condition, Health, HealthStatusCode, IN_CLUSTER_NAME,
     IN_CLUSTER_SERVER, InitiatedBy, Manifest, Operation, OperationPhase, OperationState,
@@ -69,7 +69,7 @@ struct Inner {
     store: Store,
     options: ControllerOptions,
     apps: RwLock<BTreeMap<String, Arc<AppSlot>>>,
-    sources: Mutex<(Vec<Declared>, Vec<Declared>)>,
+    sources: Mutex<sources::Sources>,
     events: broadcast::Sender<AppEvent>,
     queue: mpsc::UnboundedSender<String>,
     /// Applications a new commit changed: workers take these first.
@@ -170,8 +170,8 @@ impl Controller {
                 "a sync was interrupted by a restart; it is recorded as not finished"
             );
         }
-        let (changes_tx, mut changes_rx) = mpsc::unbounded_channel();
-        let live = LiveState::new(client.clone(), changes_tx, cancel.clone());
+        let changes = Arc::new(ChangedApps::default());
+        let live = LiveState::new(client.clone(), Arc::clone(&changes), cancel.clone());
         let (queue_tx, queue_rx) = mpsc::unbounded_channel();
         let (urgent_tx, urgent_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(1024);
@@ -236,10 +236,14 @@ impl Controller {
 
         // Changes of tracked objects requeue their application at once.
         let weak = Arc::downgrade(&inner);
+        let changed = Arc::clone(&changes);
         tokio::spawn(async move {
-            while let Some(app) = changes_rx.recv().await {
+            loop {
+                let apps = changed.next().await;
                 let Some(inner) = weak.upgrade() else { return };
-                inner.enqueue(&app);
+                for app in apps {
+                    inner.enqueue(&app);
+                }
             }
         });
 
@@ -252,23 +256,28 @@ impl Controller {
         );
 
         // Application sources.
-        let (updates_tx, mut updates_rx) = mpsc::unbounded_channel();
+        let updates = Arc::new(registry::Updates::default());
         if !options.apps.is_empty() {
-            registry::watch_files(options.apps.clone(), updates_tx.clone(), cancel.clone());
+            registry::watch_files(options.apps.clone(), Arc::clone(&updates), cancel.clone());
         }
         if options.watch_cluster_apps {
             registry::watch_cluster(
                 client,
                 options.namespace.clone(),
-                updates_tx,
+                Arc::clone(&updates),
                 cancel.clone(),
             );
         }
         let weak = Arc::downgrade(&inner);
+        let stop = cancel.clone();
         tokio::spawn(async move {
-            while let Some(update) = updates_rx.recv().await {
+            loop {
+                let batch = tokio::select! {
+                    () = stop.cancelled() => return,
+                    batch = updates.next() => batch,
+                };
                 let Some(inner) = weak.upgrade() else { return };
-                inner.apply_source_update(update);
+                inner.apply_source_updates(batch);
             }
         });
 

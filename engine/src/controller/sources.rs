@@ -1,46 +1,93 @@
 //! Merging the application sources (`--apps` files, Application CRs) into the
-//! set of managed applications.
+//! set of managed applications. A change of one application costs work for
+//! that application only; a full set (the files, a relist) costs one pass.
 
 use super::*;
 
+/// The applications each source declares, by name.
+#[derive(Default)]
+pub(super) struct Sources {
+    files: BTreeMap<String, Declared>,
+    cluster: BTreeMap<String, Declared>,
+}
+
+/// By name; of two declarations of one name the first is kept.
+fn by_name(apps: Vec<Declared>) -> BTreeMap<String, Declared> {
+    let mut out = BTreeMap::new();
+    for d in apps {
+        let name = app_name(&d);
+        if out.contains_key(&name) {
+            tracing::warn!(app = %name, origin = ?d.origin, "two applications share a name; the first is kept");
+            continue;
+        }
+        out.insert(name, d);
+    }
+    out
+}
+
 impl Inner {
-    pub(super) fn apply_source_update(self: &Arc<Self>, update: SourceUpdate) {
-        let merged = {
+    /// Applies a batch of source updates.
+    pub(super) fn apply_source_updates(self: &Arc<Self>, updates: Vec<SourceUpdate>) {
+        // Names whose declaration may have changed, and their declaration
+        // now: a file's wins over an Application object's of the same name.
+        let decided: Vec<(String, Option<Declared>)> = {
             let mut sources = self.sources.lock().expect("sources lock is never poisoned");
-            match update {
-                SourceUpdate::Files(Ok(apps)) => sources.0 = apps,
-                SourceUpdate::Files(Err(e)) => {
-                    // A half-edited file must never remove applications.
-                    tracing::error!(error = %e, "cannot read --apps; keeping the applications read before");
-                    return;
+            let mut touched: BTreeSet<String> = BTreeSet::new();
+            for update in updates {
+                match update {
+                    SourceUpdate::Files(Ok(apps)) => {
+                        let files = by_name(apps);
+                        touched.extend(sources.files.keys().cloned());
+                        touched.extend(files.keys().cloned());
+                        sources.files = files;
+                    }
+                    SourceUpdate::Files(Err(e)) => {
+                        // A half-edited file must never remove applications.
+                        tracing::error!(error = %e, "cannot read --apps; keeping the applications read before");
+                    }
+                    SourceUpdate::ClusterAll(apps) => {
+                        let cluster = by_name(apps);
+                        touched.extend(sources.cluster.keys().cloned());
+                        touched.extend(cluster.keys().cloned());
+                        sources.cluster = cluster;
+                    }
+                    SourceUpdate::ClusterApplied(declared) => {
+                        let name = app_name(&declared);
+                        touched.insert(name.clone());
+                        sources.cluster.insert(name, *declared);
+                    }
+                    SourceUpdate::ClusterDeleted(name) => {
+                        sources.cluster.remove(&name);
+                        touched.insert(name);
+                    }
                 }
-                SourceUpdate::Cluster(apps) => sources.1 = apps,
             }
-            let mut merged: BTreeMap<String, Declared> = BTreeMap::new();
-            for d in sources.0.iter().chain(sources.1.iter()) {
-                let name = app_name(d);
-                if let Some(first) = merged.get(&name) {
-                    tracing::warn!(app = %name, kept = ?first.origin, ignored = ?d.origin, "two applications share a name");
-                    continue;
-                }
-                merged.insert(name, d.clone());
-            }
-            merged
+            touched
+                .into_iter()
+                .map(|name| {
+                    let file = sources.files.get(&name);
+                    let object = sources.cluster.get(&name);
+                    if let (Some(f), Some(o)) = (file, object) {
+                        tracing::warn!(app = %name, kept = ?f.origin, ignored = ?o.origin, "two applications share a name");
+                    }
+                    let winner = file.or(object).cloned();
+                    (name, winner)
+                })
+                .collect()
         };
         let mut changed = Vec::new();
         let mut removed = Vec::new();
         {
             let mut apps = self.apps.write().expect("app map lock is never poisoned");
-            apps.retain(|name, slot| {
-                let keep = merged.contains_key(name);
-                if !keep {
-                    removed.push((name.clone(), Arc::clone(slot)));
-                }
-                keep
-            });
-            for (name, declared) in merged {
-                match apps.get(&name) {
-                    Some(slot) => {
+            for (name, declared) in decided {
+                match (declared, apps.get(&name)) {
+                    (None, Some(_)) => {
+                        if let Some(slot) = apps.remove(&name) {
+                            removed.push((name, slot));
+                        }
+                    }
+                    (None, None) => {}
+                    (Some(declared), Some(slot)) => {
                         let mut current = slot
                             .declared
                             .write()
@@ -48,15 +95,13 @@ impl Inner {
                         let same = current.app.spec == declared.app.spec
                             && current.unsupported == declared.unsupported
                             && current.origin == declared.origin;
-                        // Status written back to the CR comes round as an
-                        // update; only the spec matters.
                         current.app.metadata = declared.app.metadata.clone();
                         if !same {
                             *current = declared;
                             changed.push(name);
                         }
                     }
-                    None => {
+                    (Some(declared), None) => {
                         apps.insert(name.clone(), AppSlot::new(declared));
                         changed.push(name);
                     }
