@@ -70,6 +70,80 @@ pub async fn create_namespaces(client: &kube::Client, names: &[String]) -> Resul
     Ok(())
 }
 
+/// Applies the Application CRD (as Plumb would install it) and waits until
+/// the API server serves it.
+pub async fn apply_and_wait_crd(client: &kube::Client, crd: &Value) -> Result<()> {
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+        "customresourcedefinitions",
+    );
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    let name = name_of(crd).to_owned();
+    api.patch(
+        &name,
+        &PatchParams::apply("bench").force(),
+        &Patch::Apply(crd),
+    )
+    .await
+    .with_context(|| format!("apply CRD {name}"))?;
+    let start = Instant::now();
+    loop {
+        let established = api.get(&name).await.ok().is_some_and(|o| {
+            o.data
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Established" && c["status"] == "True")
+                })
+        });
+        if established {
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            bail!("CRD {name} not Established after 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Creates the Applications as objects in `namespace` (server-side apply,
+/// `concurrency` in flight); returns how many were created.
+pub async fn create_applications(
+    client: &kube::Client,
+    namespace: &str,
+    applications: &[Value],
+    concurrency: usize,
+) -> Result<usize> {
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"),
+        "applications",
+    );
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let params = PatchParams::apply("bench").force();
+    let results: Vec<Result<()>> = futures::stream::iter(applications)
+        .map(|app| {
+            let (api, params) = (&api, &params);
+            let mut app = app.clone();
+            app["metadata"]["namespace"] = json!(namespace);
+            async move {
+                let name = name_of(&app).to_owned();
+                api.patch(&name, params, &Patch::Apply(&app))
+                    .await
+                    .map(|_| ())
+                    .with_context(|| format!("create Application {name}"))
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let created = results.iter().filter(|r| r.is_ok()).count();
+    if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+        return Err(e);
+    }
+    Ok(created)
+}
+
 /// The outcome of the ceiling loop.
 pub struct Ceiling {
     /// Objects applied successfully.

@@ -38,6 +38,8 @@ pub struct Fixture {
     pub repo_url: String,
     /// The `--apps` file.
     pub apps_file: PathBuf,
+    /// The Applications, as written to the apps file.
+    pub applications: Vec<Value>,
     /// Application names, index-aligned with `objects`.
     pub app_names: Vec<String>,
     /// Destination namespace of each application.
@@ -188,6 +190,7 @@ pub fn generate(
     let mut app_names = Vec::with_capacity(apps);
     let mut app_namespaces = Vec::with_capacity(apps);
     let mut docs = String::new();
+    let mut applications = Vec::with_capacity(apps);
     for i in 0..apps {
         let name = format!("b{run}-{i:05}");
         let namespace = format!("bench-{run}-{}", i % namespaces.max(1));
@@ -207,6 +210,7 @@ pub fn generate(
         });
         docs.push_str("---\n");
         docs.push_str(&serde_yaml::to_string(&app).context("serialize an Application")?);
+        applications.push(app);
         app_names.push(name);
         app_namespaces.push(namespace);
     }
@@ -220,6 +224,7 @@ pub fn generate(
         repo,
         repo_url,
         apps_file,
+        applications,
         app_names,
         app_namespaces,
         objects: all,

@@ -36,6 +36,10 @@ struct Args {
     /// ServiceAccount + Deployment (replicas 0).
     #[arg(long, value_enum, default_value_t = Objects::Single)]
     objects: Objects,
+    /// Where Plumb reads the applications: an `--apps` file, or Application
+    /// objects (CRs) in a namespace of the cluster.
+    #[arg(long, value_enum, default_value_t = Source::File)]
+    source: Source,
     /// Kubeconfig of the cluster (also `PLUMB_BENCH_KUBECONFIG`).
     #[arg(long, env = "PLUMB_BENCH_KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
@@ -78,6 +82,16 @@ struct Args {
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
+}
+
+/// Where Plumb reads the applications.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Source {
+    /// `plumb serve --apps FILE --no-cluster-apps`.
+    File,
+    /// `plumb serve --namespace NS`, the N Applications created there as
+    /// objects first.
+    Cr,
 }
 
 /// The rows of the final table.
@@ -287,6 +301,14 @@ async fn phases(
             "- Plumb: `--workers {}`, cold sync with `--repo-poll-interval {}`, polling commits with `--repo-poll-interval {}`; run id {run_id}",
             args.workers, args.poll_interval, args.short_poll_interval
         ),
+        format!(
+            "- applications from: {}",
+            match args.source {
+                Source::File => "an `--apps` file (`--no-cluster-apps`)",
+                Source::Cr =>
+                    "Application objects in the cluster (`--namespace`), status written back",
+            }
+        ),
     ];
     let server_pids: Vec<(String, u32)> = ["kube-apiserver", "etcd"]
         .into_iter()
@@ -331,6 +353,25 @@ async fn phases(
             command_output("git", &["--version"]).unwrap_or_default()
         ),
     );
+
+    // In CR mode the applications are objects in the cluster.
+    let apps_namespace = format!("bench-{run_id}-apps");
+    if args.source == Source::Cr {
+        cluster::create_namespaces(client, std::slice::from_ref(&apps_namespace)).await?;
+        let crd = std::fs::read_to_string("manifests/crds/application.yaml")
+            .context("read manifests/crds/application.yaml (run from the repository root)")?;
+        let crd: serde_json::Value = serde_yaml::from_str(&crd).context("parse the CRD")?;
+        cluster::apply_and_wait_crd(client, &crd).await?;
+        let started = Instant::now();
+        let created =
+            cluster::create_applications(client, &apps_namespace, &fx.applications, 32).await?;
+        report.add(
+            "setup",
+            "create the Application objects",
+            secs(started.elapsed()),
+            format!("{created} Applications in namespace {apps_namespace}, 32 in flight"),
+        );
+    }
 
     // 1. Ceiling, at Plumb's concurrency and at the harness's; the higher
     // rate is the ceiling Plumb is compared with.
@@ -491,6 +532,7 @@ async fn phases(
     let launch = Launch {
         binary: &binary,
         apps_file: &fx.apps_file,
+        apps_namespace: (args.source == Source::Cr).then_some(apps_namespace.as_str()),
         kubeconfig,
         data_dir: &data_dir,
         poll_interval: args.poll_interval,

@@ -80,6 +80,9 @@ impl CpuSample {
 pub struct Launch<'a> {
     pub binary: &'a Path,
     pub apps_file: &'a Path,
+    /// Read the applications from Application objects in this namespace
+    /// instead of `apps_file`.
+    pub apps_namespace: Option<&'a str>,
     pub kubeconfig: &'a Path,
     pub data_dir: &'a Path,
     pub poll_interval: u64,
@@ -106,15 +109,22 @@ fn free_port() -> Result<u16> {
 }
 
 impl Plumb {
-    /// Starts `plumb serve --no-cluster-apps` and waits (30 s at most) until
-    /// `/healthz` answers.
+    /// Starts `plumb serve` (with `--apps FILE --no-cluster-apps`, or with
+    /// `--namespace NS` for Application objects) and waits (30 s at most)
+    /// until `/healthz` answers.
     pub async fn start(launch: &Launch<'_>) -> Result<Plumb> {
         let port = free_port()?;
         let listen = format!("127.0.0.1:{port}");
-        let args: Vec<String> = vec![
+        let source: Vec<String> = match launch.apps_namespace {
+            Some(ns) => vec!["--namespace".into(), ns.into()],
+            None => vec![
+                "--apps".into(),
+                launch.apps_file.display().to_string(),
+                "--no-cluster-apps".into(),
+            ],
+        };
+        let mut args: Vec<String> = vec![
             "serve".into(),
-            "--apps".into(),
-            launch.apps_file.display().to_string(),
             "--kubeconfig".into(),
             launch.kubeconfig.display().to_string(),
             "--data-dir".into(),
@@ -125,8 +135,8 @@ impl Plumb {
             launch.poll_interval.to_string(),
             "--workers".into(),
             launch.workers.to_string(),
-            "--no-cluster-apps".into(),
         ];
+        args.extend(source);
         let command = format!("{} {}", launch.binary.display(), args.join(" "));
         let path = format!(
             "{}:{}",
