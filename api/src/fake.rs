@@ -277,8 +277,12 @@ fn finished_sync(revision: &str, request: &SyncRequest) -> OperationState {
 }
 
 impl AppService for FakeService {
-    async fn list(&self) -> Vec<Application> {
-        lock(&self.apps).values().cloned().collect()
+    fn names(&self) -> Vec<String> {
+        lock(&self.apps).keys().cloned().collect()
+    }
+
+    fn document(&self, name: &str) -> Option<Application> {
+        lock(&self.apps).get(name).cloned()
     }
 
     async fn get(&self, name: &str, refresh: Option<Refresh>) -> Result<Application, ServiceError> {

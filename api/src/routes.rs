@@ -7,9 +7,12 @@
 
 use std::sync::Arc;
 
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use axum::http::header;
 use axum::http::{Method, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router, middleware};
 use plumb_engine::model::Application;
@@ -102,11 +105,53 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// `GET /api/v1/applications`.
-async fn list<S: AppService>(State(state): State<AppState<S>>) -> Json<Items<Application>> {
-    Json(Items {
-        items: state.service.list().await,
-    })
+/// Applications serialized per piece of the list body.
+const LIST_CHUNK: usize = 64;
+
+/// `GET /api/v1/applications`: `{"items": [...]}`, written a few
+/// applications at a time, so that the whole list (tens of megabytes at
+/// 10,000 applications) is never held in memory, as documents or as text.
+async fn list<S: AppService>(State(state): State<AppState<S>>) -> Response {
+    let names = state.service.names();
+    let service = Arc::clone(&state.service);
+    let pieces = names
+        .chunks(LIST_CHUNK)
+        .map(<[String]>::to_vec)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(move |chunk| {
+            let mut text = Vec::with_capacity(chunk.len() * 2048);
+            for name in &chunk {
+                // Gone since the names were read: left out.
+                let Some(app) = service.document(name) else {
+                    continue;
+                };
+                text.push(b',');
+                serde_json::to_writer(&mut text, &app).expect("an Application always serializes");
+            }
+            text
+        });
+    // Every element is written with a comma before it; the first one's goes.
+    let mut first = true;
+    let pieces = pieces.filter_map(move |mut text| {
+        if text.is_empty() {
+            return None;
+        }
+        if std::mem::take(&mut first) {
+            text.remove(0);
+        }
+        Some(Ok::<_, std::convert::Infallible>(Bytes::from(text)))
+    });
+    let body = futures::stream::iter(
+        std::iter::once(Ok(Bytes::from_static(b"{\"items\":[")))
+            .chain(pieces)
+            .chain(std::iter::once(Ok(Bytes::from_static(b"]}")))),
+    );
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response()
 }
 
 /// The query of `GET /api/v1/applications/{name}`.

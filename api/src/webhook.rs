@@ -395,8 +395,11 @@ mod tests {
     }
 
     impl AppService for Recording {
-        async fn list(&self) -> Vec<Application> {
-            self.inner.list().await
+        fn names(&self) -> Vec<String> {
+            self.inner.names()
+        }
+        fn document(&self, name: &str) -> Option<Application> {
+            self.inner.document(name)
         }
         async fn get(
             &self,

@@ -147,7 +147,22 @@ pub enum ServiceError {
 /// The operations a running controller offers.
 pub trait AppService: Send + Sync + 'static {
     /// Every application with its status, sorted by name.
-    fn list(&self) -> impl Future<Output = Vec<Application>> + Send;
+    fn list(&self) -> impl Future<Output = Vec<Application>> + Send {
+        async move {
+            self.names()
+                .iter()
+                .filter_map(|name| self.document(name))
+                .collect()
+        }
+    }
+
+    /// The name of every application, sorted: with [`AppService::document`],
+    /// a list can be read (and sent) one application at a time.
+    fn names(&self) -> Vec<String>;
+
+    /// One application with its status as it is, without refreshing; `None`
+    /// when there is no such application (any more).
+    fn document(&self, name: &str) -> Option<Application>;
 
     /// One application with its full history; refreshes first when asked.
     ///

@@ -344,18 +344,13 @@ impl Inner {
 }
 
 impl AppService for Controller {
-    async fn list(&self) -> Vec<Application> {
-        let apps: Vec<(String, Arc<AppSlot>)> = self
-            .inner
-            .apps
-            .read()
-            .expect("app map lock is never poisoned")
-            .iter()
-            .map(|(n, s)| (n.clone(), Arc::clone(s)))
-            .collect();
-        apps.iter()
-            .map(|(n, s)| self.inner.document(n, s))
-            .collect()
+    fn names(&self) -> Vec<String> {
+        self.inner.names()
+    }
+
+    fn document(&self, name: &str) -> Option<Application> {
+        let slot = self.inner.slot(name)?;
+        Some(self.inner.document(name, &slot))
     }
 
     async fn get(&self, name: &str, refresh: Option<Refresh>) -> Result<Application, ServiceError> {
