@@ -6,19 +6,17 @@
 //!                       status, history (store) <- controller <------------------+
 //! ```
 //!
-//! `render`, `diff` (after the dry run), `plan` and `health` are pure
-//! functions of their inputs; git, Kubernetes, disk and the clock sit at the
-//! edges.
+//! The types (`model`) and the pure rules (`render`, `diff` after the dry
+//! run, `plan`, `health`, the automated-sync `decide`) live in `plumb-core`
+//! and are re-exported here under their old paths. This crate is the edges
+//! around them: git, Kubernetes, disk and the clock.
+
+pub use plumb_core::{decide, diff, health, model, plan, render};
 
 pub mod cluster;
 pub mod controller;
-pub mod diff;
-pub mod health;
 pub mod live;
-pub mod model;
-pub mod plan;
 pub mod registry;
-pub mod render;
 pub mod repocreds;
 pub mod service;
 pub mod source;

@@ -44,7 +44,6 @@ use crate::store::Store;
 use crate::sync;
 
 mod clock;
-mod decide;
 mod delay;
 mod error;
 mod fetch;

@@ -1,7 +1,8 @@
 //! The reconcile pipeline of one application: source, render, prepare, watch,
 //! compare, decide, and (through `operation`) sync.
 
-use super::decide::{self, Decision};
+use plumb_core::decide::{self, Decision};
+
 use super::error::{self, ReconcileError};
 use super::status::resource_status;
 use super::*;

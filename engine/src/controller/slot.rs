@@ -49,7 +49,7 @@ pub(super) struct AppWork {
     pub(super) compared: HashMap<ResourceKey, (u64, String, bool)>,
     /// What the automated-sync policy remembers; its `last_synced` comes
     /// from the store at first use.
-    pub(super) policy: super::decide::Memory,
+    pub(super) policy: plumb_core::decide::Memory,
     pub(super) loaded: bool,
     /// Transient failures in a row, for the retry backoff.
     pub(super) failures: u32,

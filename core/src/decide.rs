@@ -23,46 +23,46 @@ const FAILURE_MAX_WAIT: Duration = Duration::from_secs(320);
 
 /// What a comparison found, and the policy that applies to it.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Input<'a> {
+pub struct Input<'a> {
     /// `spec.syncPolicy.automated`, when set.
-    pub(super) automated: Option<&'a Automated>,
+    pub automated: Option<&'a Automated>,
     /// A rollback pins the application: automated sync is suspended.
-    pub(super) pinned: bool,
+    pub pinned: bool,
     /// The revision compared.
-    pub(super) revision: &'a str,
+    pub revision: &'a str,
     /// Some desired object differs from the cluster or is missing.
-    pub(super) modified: bool,
+    pub modified: bool,
     /// Objects carrying this application's tracking id are no longer desired.
-    pub(super) extras: bool,
+    pub extras: bool,
 }
 
 /// An automated sync that failed, and when to try it again.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Failure {
+pub struct Failure {
     /// The revision it failed at; a new revision is tried at once.
-    pub(super) revision: String,
+    pub revision: String,
     /// Failures in a row at that revision.
-    pub(super) attempts: u32,
+    pub attempts: u32,
     /// Not before.
-    pub(super) retry_at: Instant,
+    pub retry_at: Instant,
 }
 
 /// What the policy remembers between reconciles of one application.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(super) struct Memory {
+pub struct Memory {
     /// The revision last deployed (synced, or found in sync).
-    pub(super) last_synced: Option<String>,
+    pub last_synced: Option<String>,
     /// Self-heals so far in the current fight.
-    pub(super) heal_attempts: u32,
+    pub heal_attempts: u32,
     /// When the last self-heal started.
-    pub(super) last_heal: Option<Instant>,
+    pub last_heal: Option<Instant>,
     /// The last automated sync failed.
-    pub(super) failure: Option<Failure>,
+    pub failure: Option<Failure>,
 }
 
 /// What to do after a comparison.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Decision {
+pub enum Decision {
     /// Nothing, until something changes.
     Idle,
     /// Sync now, automatically.
@@ -88,7 +88,7 @@ fn heal_wait(attempts: u32) -> Duration {
 /// deployed revision is healed only with `selfHeal`, backing off while it
 /// keeps coming back; a failed automated sync is retried at the same
 /// revision only after its backoff.
-pub(super) fn decide(input: &Input<'_>, memory: &Memory, now: Instant) -> (Decision, Memory) {
+pub fn decide(input: &Input<'_>, memory: &Memory, now: Instant) -> (Decision, Memory) {
     let mut memory = memory.clone();
     let Some(automated) = input.automated.filter(|_| !input.pinned) else {
         return (Decision::Idle, memory);
@@ -138,7 +138,7 @@ pub(super) fn decide(input: &Input<'_>, memory: &Memory, now: Instant) -> (Decis
 /// Records how an automated sync at `revision` ended; after a failure,
 /// returns how long to wait before the next try (10 s, doubling, at most
 /// 320 s while it keeps failing at that revision).
-pub(super) fn after_automated_sync(
+pub fn after_automated_sync(
     memory: &Memory,
     revision: &str,
     succeeded: bool,

@@ -3,8 +3,8 @@
 //! `directory.include` / `exclude` / `recurse` meanings.
 //!
 //! It is not Kustomize, Helm or Jsonnet, and it does no I/O: the caller reads
-//! the files (see `source`) and decides what an empty render means
-//! (`allowEmpty`).
+//! the files (see plumb-engine's `source`) and decides what an empty render
+//! means (`allowEmpty`).
 
 use std::collections::HashMap;
 

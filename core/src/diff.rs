@@ -1,9 +1,9 @@
 //! Comparison of a live object with what a server-side-apply dry run
 //! predicts it would become: normalization, Secret masking and unified diffs.
 //!
-//! Pure: the dry run itself happens in `cluster`; this module only compares
-//! documents. Because the prediction comes from the API server, defaulted
-//! fields appear on both sides and are never drift.
+//! Pure: the dry run itself happens in plumb-engine's `cluster`; this module
+//! only compares documents. Because the prediction comes from the API server,
+//! defaulted fields appear on both sides and are never drift.
 
 use std::collections::BTreeMap;
 

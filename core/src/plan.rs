@@ -1,6 +1,6 @@
 //! Decides what a sync does: which objects to apply in which order, which to
 //! prune, which to leave. A pure function of (desired, live, options); the
-//! `sync` module carries the plan out.
+//! `sync` module of plumb-engine carries the plan out.
 
 use serde_json::Value;
 

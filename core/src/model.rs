@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -41,7 +41,16 @@ pub const FIELD_MANAGER: &str = "plumb";
     status = "ApplicationStatus",
     printcolumn = r#"{"name":"Sync Status","type":"string","jsonPath":".status.sync.status"}"#,
     printcolumn = r#"{"name":"Health Status","type":"string","jsonPath":".status.health.status"}"#,
-    printcolumn = r#"{"name":"Revision","type":"string","jsonPath":".status.sync.revision","priority":10}"#
+    printcolumn = r#"{"name":"Revision","type":"string","jsonPath":".status.sync.revision","priority":10}"#,
+    // The generated code names `::kube::core` by default; this crate has
+    // kube-core without the `kube` client crate.
+    crates(
+        kube_core = "::kube_core",
+        k8s_openapi = "::k8s_openapi",
+        schemars = "::schemars",
+        serde = "::serde",
+        serde_json = "::serde_json"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationSpec {
@@ -227,7 +236,7 @@ pub fn unsupported_fields(manifest: &Value) -> Vec<String> {
 /// support survive in the cluster and can be reported instead of being
 /// silently pruned by the API server.
 pub fn application_crd() -> Value {
-    use kube::CustomResourceExt;
+    use kube_core::CustomResourceExt;
     /// schemars writes `default: null` for `#[serde(default)]` fields, which
     /// API servers reject in a structural schema; defaults are Plumb's own
     /// business (serde applies them), so the CRD carries none.

@@ -1,0 +1,23 @@
+//! Plumb's pure rules: the Argo CD model types, the render of a plain
+//! directory of files, normalize and diff, the sync plan, health, and the
+//! automated-sync decision.
+//!
+//! ```text
+//!  model (Application, Manifest, ResourceKey, status types)
+//!    |
+//!  render (files -> manifests) -> diff (dry run vs live) -> plan -> decide
+//!                                                 health (live objects)
+//! ```
+//!
+//! Everything here is a function of its arguments: no I/O, no clock, no
+//! kube client, gix, sled or tokio, so it builds and tests in seconds. It is
+//! not the engine: reading git, talking to clusters, storing history and
+//! running the controller live in `plumb-engine`, which calls into this crate
+//! and re-exports its modules under the same names.
+
+pub mod decide;
+pub mod diff;
+pub mod health;
+pub mod model;
+pub mod plan;
+pub mod render;
