@@ -58,14 +58,15 @@ pub(super) struct AppWork {
 }
 
 pub(super) struct AppSlot {
-    pub(super) declared: RwLock<Declared>,
+    /// Shared with the source it came from: one copy per application.
+    pub(super) declared: RwLock<Arc<Declared>>,
     pub(super) status: RwLock<ApplicationStatus>,
     pub(super) work: tokio::sync::Mutex<AppWork>,
     pub(super) operation: Mutex<Option<RunningOp>>,
 }
 
 impl AppSlot {
-    pub(super) fn new(declared: Declared) -> Arc<AppSlot> {
+    pub(super) fn new(declared: Arc<Declared>) -> Arc<AppSlot> {
         Arc::new(AppSlot {
             declared: RwLock::new(declared),
             status: RwLock::default(),
@@ -74,11 +75,13 @@ impl AppSlot {
         })
     }
 
-    pub(super) fn declared(&self) -> Declared {
-        self.declared
-            .read()
-            .expect("declared lock is never poisoned")
-            .clone()
+    pub(super) fn declared(&self) -> Arc<Declared> {
+        Arc::clone(
+            &self
+                .declared
+                .read()
+                .expect("declared lock is never poisoned"),
+        )
     }
 
     pub(super) fn running(&self) -> std::sync::MutexGuard<'_, Option<RunningOp>> {

@@ -7,12 +7,12 @@ use super::*;
 /// The applications each source declares, by name.
 #[derive(Default)]
 pub(super) struct Sources {
-    files: BTreeMap<String, Declared>,
-    cluster: BTreeMap<String, Declared>,
+    files: BTreeMap<String, Arc<Declared>>,
+    cluster: BTreeMap<String, Arc<Declared>>,
 }
 
 /// By name; of two declarations of one name the first is kept.
-fn by_name(apps: Vec<Declared>) -> BTreeMap<String, Declared> {
+fn by_name(apps: Vec<Declared>) -> BTreeMap<String, Arc<Declared>> {
     let mut out = BTreeMap::new();
     for d in apps {
         let name = app_name(&d);
@@ -20,7 +20,7 @@ fn by_name(apps: Vec<Declared>) -> BTreeMap<String, Declared> {
             tracing::warn!(app = %name, origin = ?d.origin, "two applications share a name; the first is kept");
             continue;
         }
-        out.insert(name, d);
+        out.insert(name, Arc::new(d));
     }
     out
 }
@@ -30,7 +30,7 @@ impl Inner {
     pub(super) fn apply_source_updates(self: &Arc<Self>, updates: Vec<SourceUpdate>) {
         // Names whose declaration may have changed, and their declaration
         // now: a file's wins over an Application object's of the same name.
-        let decided: Vec<(String, Option<Declared>)> = {
+        let decided: Vec<(String, Option<Arc<Declared>>)> = {
             let mut sources = self.sources.lock().expect("sources lock is never poisoned");
             let mut touched: BTreeSet<String> = BTreeSet::new();
             for update in updates {
@@ -54,7 +54,7 @@ impl Inner {
                     SourceUpdate::ClusterApplied(declared) => {
                         let name = app_name(&declared);
                         touched.insert(name.clone());
-                        sources.cluster.insert(name, *declared);
+                        sources.cluster.insert(name, Arc::new(*declared));
                     }
                     SourceUpdate::ClusterDeleted(name) => {
                         sources.cluster.remove(&name);
@@ -95,9 +95,10 @@ impl Inner {
                         let same = current.app.spec == declared.app.spec
                             && current.unsupported == declared.unsupported
                             && current.origin == declared.origin;
-                        current.app.metadata = declared.app.metadata.clone();
+                        // Metadata (labels) may have changed either way;
+                        // only a spec change needs a new comparison.
+                        *current = declared;
                         if !same {
-                            *current = declared;
                             changed.push(name);
                         }
                     }

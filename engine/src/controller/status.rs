@@ -12,8 +12,7 @@ impl Inner {
     /// The Application document the API shows: spec as declared, status
     /// as computed, full history from the store.
     pub(super) fn document(&self, name: &str, slot: &AppSlot) -> Application {
-        let declared = slot.declared();
-        let mut app = declared.app;
+        let mut app = slot.declared().app.clone();
         let mut status = slot.status();
         status.history = self.store.history(name).unwrap_or_default();
         if status.operation_state.is_none() {
