@@ -827,5 +827,25 @@ async fn application_objects_in_the_cluster_are_managed_and_get_status() -> Resu
             .await?
             .is_some()
     );
+
+    // Once written, a status that has not changed is not written again,
+    // also not by a new process that finds it on the object.
+    let written = |cr: &Value| str_at(cr, "/metadata/resourceVersion").to_string();
+    let before = written(&cr);
+    let plumb = plumb.restart().await?;
+    plumb.wait_status("from-cluster", "Synced", None).await?;
+    plumb
+        .get("/api/v1/applications/from-cluster?refresh=normal")
+        .await?;
+    // The status writer runs after the reconcile; give it its turn.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = get_object(
+        &resource("argoproj.io", "v1alpha1", "Application", "applications"),
+        &apps_ns.name,
+        "from-cluster",
+    )
+    .await?
+    .context("the Application object")?;
+    assert_eq!(written(&after), before, "{after:#}");
     Ok(())
 }

@@ -57,6 +57,12 @@ mod status;
 mod views;
 
 pub use clock::{Clock, SystemClock};
+
+/// Status writes to Application objects in flight at once. Each costs the
+/// API server far more than an apply of a small object (the object is
+/// large and its managed fields are recomputed), so they are kept few, and
+/// never block a sync.
+const STATUS_WRITERS: usize = 4;
 pub use error::ReconcileError;
 pub use options::{ControllerOptions, StartError};
 use slot::{AppSlot, AppWork, ManualOp, RunningOp, Trigger};
@@ -76,6 +82,8 @@ struct Inner {
     queued: Mutex<HashSet<String>>,
     fetched: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<()>>>>,
     pollers: Mutex<HashSet<String>>,
+    /// Applications whose status may need writing to their object.
+    status_writes: Arc<ChangedApps>,
     /// Applications to compare again later.
     delays: delay::DelayQueue,
     /// The time, for the policy's backoffs and the delay queue.
@@ -189,6 +197,7 @@ impl Controller {
             fetched: Mutex::default(),
             pollers: Mutex::default(),
             delays: delay::DelayQueue::default(),
+            status_writes: Arc::default(),
             clock: Arc::new(SystemClock),
             operation_ids: AtomicU64::new(0),
             cancel: cancel.clone(),
@@ -224,6 +233,27 @@ impl Controller {
                 }
             });
         }
+
+        // Status write-back to Application objects, a few at a time, off
+        // the reconcile path.
+        let weak = Arc::downgrade(&inner);
+        let writes = Arc::clone(&inner.status_writes);
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            loop {
+                let names = tokio::select! {
+                    () = stop.cancelled() => return,
+                    names = writes.next() => names,
+                };
+                let Some(inner) = weak.upgrade() else { return };
+                futures::stream::iter(names)
+                    .for_each_concurrent(STATUS_WRITERS, |name| {
+                        let inner = Arc::clone(&inner);
+                        async move { inner.write_cr_status(&name).await }
+                    })
+                    .await;
+            }
+        });
 
         // Requeues that were delayed come due.
         let weak = Arc::downgrade(&inner);

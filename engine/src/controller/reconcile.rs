@@ -48,7 +48,9 @@ impl Inner {
                 .and_then(|h| h.last().map(|e| e.revision.clone()));
         }
         let result = self.reconcile_locked(name, &slot, &mut work, trigger).await;
-        self.write_cr_status(name, &slot, &mut work).await;
+        if slot.declared().origin == Origin::Cluster {
+            self.status_writes.push(name.to_string());
+        }
         result
     }
 

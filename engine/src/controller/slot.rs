@@ -53,8 +53,6 @@ pub(super) struct AppWork {
     pub(super) loaded: bool,
     /// Transient failures in a row, for the retry backoff.
     pub(super) failures: u32,
-    /// The status last written to the Application CR.
-    pub(super) written: Option<Value>,
 }
 
 pub(super) struct AppSlot {
@@ -63,11 +61,15 @@ pub(super) struct AppSlot {
     pub(super) status: RwLock<ApplicationStatus>,
     pub(super) work: tokio::sync::Mutex<AppWork>,
     pub(super) operation: Mutex<Option<RunningOp>>,
+    /// The status last written to the Application object (or read from it).
+    pub(super) written: Mutex<Option<Value>>,
 }
 
 impl AppSlot {
     pub(super) fn new(declared: Arc<Declared>) -> Arc<AppSlot> {
+        let written = super::status::written_status(&declared);
         Arc::new(AppSlot {
+            written: Mutex::new(written),
             declared: RwLock::new(declared),
             status: RwLock::default(),
             work: tokio::sync::Mutex::default(),
@@ -82,6 +84,12 @@ impl AppSlot {
                 .read()
                 .expect("declared lock is never poisoned"),
         )
+    }
+
+    pub(super) fn written(&self) -> std::sync::MutexGuard<'_, Option<Value>> {
+        self.written
+            .lock()
+            .expect("written-status lock is never poisoned")
     }
 
     pub(super) fn running(&self) -> std::sync::MutexGuard<'_, Option<RunningOp>> {

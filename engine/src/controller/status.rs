@@ -43,10 +43,9 @@ impl Inner {
         }
     }
 
-    pub(super) async fn write_cr_status(&self, name: &str, slot: &AppSlot, work: &mut AppWork) {
-        if slot.declared().origin != Origin::Cluster {
-            return;
-        }
+    /// The status an Application object should carry: bounded history and
+    /// resources, no `reconciledAt`, no empty strings (see the patch below).
+    fn cr_status(&self, name: &str, slot: &AppSlot) -> Value {
         let mut status = slot.status();
         status.reconciled_at = None;
         let history = self.store.history(name).unwrap_or_default();
@@ -58,8 +57,22 @@ impl Inner {
             .cloned()
             .collect();
         status.resources.truncate(CR_RESOURCES);
-        let value = serde_json::to_value(&status).expect("status always serializes");
-        if work.written.as_ref() == Some(&value) {
+        let mut value = serde_json::to_value(&status).expect("status always serializes");
+        drop_empty_strings(&mut value);
+        value
+    }
+
+    /// Writes an application's status to its Application object unless the
+    /// object already carries it. Runs in the status writer, never in a
+    /// reconcile: many changes of one application coalesce into one write,
+    /// and a sync never waits for it.
+    pub(super) async fn write_cr_status(&self, name: &str) {
+        let Some(slot) = self.slot(name) else { return };
+        if slot.declared().origin != Origin::Cluster {
+            return;
+        }
+        let value = self.cr_status(name, &slot);
+        if slot.written().as_ref() == Some(&value) {
             return;
         }
         let api: Api<DynamicObject> = Api::namespaced_with(
@@ -67,11 +80,10 @@ impl Inner {
             &self.options.namespace,
             &registry::application_resource(),
         );
-        let mut patch_value = value.clone();
         // kube-apiserver (1.20 at least) reads an empty string in a merge
         // patch of a custom resource as null and then refuses it as "must be
         // of type string"; an absent field means the same to readers.
-        drop_empty_strings(&mut patch_value);
+        let mut patch_value = value.clone();
         patch_value["reconciledAt"] = json!(now());
         match api
             .patch_status(
@@ -81,12 +93,26 @@ impl Inner {
             )
             .await
         {
-            Ok(_) => work.written = Some(value),
+            Ok(_) => *slot.written() = Some(value),
             Err(e) => {
                 tracing::warn!(app = %name, error = %e, "cannot write status to the Application object")
             }
         }
     }
+}
+
+/// The status an Application object carries, in the form
+/// [`Inner::cr_status`] computes, so that an object whose status is already
+/// right (after a restart, say) is not written again.
+pub(super) fn written_status(declared: &Declared) -> Option<Value> {
+    if declared.origin != Origin::Cluster {
+        return None;
+    }
+    let mut status = declared.app.status.clone()?;
+    status.reconciled_at = None;
+    let mut value = serde_json::to_value(&status).ok()?;
+    drop_empty_strings(&mut value);
+    Some(value)
 }
 
 fn drop_empty_strings(value: &mut Value) {
