@@ -118,6 +118,9 @@ struct ServeArgs {
     /// Established.
     #[arg(long, default_value_t = ControllerOptions::default().crd_timeout.as_secs())]
     crd_timeout: u64,
+    /// Seconds one apply or server-side-apply dry run may take.
+    #[arg(long, default_value_t = ControllerOptions::default().request_timeout.as_secs())]
+    request_timeout: u64,
 }
 
 fn main() {
@@ -252,6 +255,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         fetch_timeout: Duration::from_secs(args.fetch_timeout.max(1)),
         watch_timeout: Duration::from_secs(args.watch_timeout.max(1)),
         crd_timeout: Duration::from_secs(args.crd_timeout.max(1)),
+        request_timeout: Duration::from_secs(args.request_timeout.max(1)),
         ..Default::default()
     };
     let controller = Controller::start(client, options, cancel.clone()).await?;

@@ -831,7 +831,31 @@ async fn application_objects_in_the_cluster_are_managed_and_get_status() -> Resu
     // Once written, a status that has not changed is not written again,
     // also not by a new process that finds it on the object.
     let written = |cr: &Value| str_at(cr, "/metadata/resourceVersion").to_string();
-    let before = written(&cr);
+    let object = || async {
+        get_object(
+            &resource("argoproj.io", "v1alpha1", "Application", "applications"),
+            &apps_ns.name,
+            "from-cluster",
+        )
+        .await?
+        .context("the Application object")
+    };
+    // The writer may still be writing what followed the sync (history,
+    // health): wait until the object stays the same for a few seconds.
+    let mut before = written(&cr);
+    let settling = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let now = written(&object().await?);
+        if now == before {
+            break;
+        }
+        before = now;
+        anyhow::ensure!(
+            settling.elapsed() < WAIT,
+            "the Application object keeps changing"
+        );
+    }
     let plumb = plumb.restart().await?;
     plumb.wait_status("from-cluster", "Synced", None).await?;
     plumb
@@ -839,13 +863,7 @@ async fn application_objects_in_the_cluster_are_managed_and_get_status() -> Resu
         .await?;
     // The status writer runs after the reconcile; give it its turn.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = get_object(
-        &resource("argoproj.io", "v1alpha1", "Application", "applications"),
-        &apps_ns.name,
-        "from-cluster",
-    )
-    .await?
-    .context("the Application object")?;
+    let after = object().await?;
     assert_eq!(written(&after), before, "{after:#}");
     Ok(())
 }

@@ -35,6 +35,16 @@ pub enum ClusterError {
         #[source]
         source: kube::Error,
     },
+    /// The API server did not answer in time.
+    #[error("{action} {target}: no answer within {after:?} (--request-timeout)")]
+    Timeout {
+        /// What Plumb tried.
+        action: &'static str,
+        /// The object concerned.
+        target: String,
+        /// The limit.
+        after: Duration,
+    },
     /// The object to delete was deleted and re-created under the same name
     /// since it was compared; the new one is not Plumb's to delete.
     #[error("{0} was re-created since it was compared (another uid); it is left in place")]
@@ -65,7 +75,9 @@ impl ClusterError {
     pub fn code(&self) -> Option<u16> {
         match self {
             ClusterError::Api { code, .. } => *code,
-            ClusterError::CrdNotEstablished(..) | ClusterError::Replaced(_) => None,
+            ClusterError::CrdNotEstablished(..)
+            | ClusterError::Replaced(_)
+            | ClusterError::Timeout { .. } => None,
         }
     }
 
@@ -73,7 +85,7 @@ impl ClusterError {
     pub fn is_spurious(&self) -> bool {
         match self {
             ClusterError::Api { code, .. } => code.is_none_or(|c| c == 429 || c >= 500),
-            ClusterError::CrdNotEstablished(..) => true,
+            ClusterError::CrdNotEstablished(..) | ClusterError::Timeout { .. } => true,
             ClusterError::Replaced(_) => false,
         }
     }
@@ -97,7 +109,12 @@ pub struct Cluster {
     /// request per namespace rather than one per sync. An apply that finds
     /// its namespace gone forgets it.
     namespaces: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// How long one apply or dry run may take.
+    request_timeout: Duration,
 }
+
+/// The default of [`Cluster::with_request_timeout`].
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -112,7 +129,15 @@ impl Cluster {
             client,
             kinds: Arc::default(),
             namespaces: Arc::default(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
+    }
+
+    /// The same cluster with applies and dry runs bounded by `timeout`.
+    #[must_use]
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Cluster {
+        self.request_timeout = timeout;
+        self
     }
 
     /// The client.
@@ -198,10 +223,16 @@ impl Cluster {
             params = params.dry_run();
         }
         let action = if dry_run { "dry-run apply" } else { "apply" };
-        let result = self
-            .api(kind, &key.namespace)
-            .patch(&key.name, &params, &Patch::Apply(object))
-            .await;
+        let api = self.api(kind, &key.namespace);
+        let patch = Patch::Apply(object);
+        let call = api.patch(&key.name, &params, &patch);
+        let Ok(result) = tokio::time::timeout(self.request_timeout, call).await else {
+            return Err(ClusterError::Timeout {
+                action,
+                target: key.to_string(),
+                after: self.request_timeout,
+            });
+        };
         if let Err(kube::Error::Api(status)) = &result
             && status.code == 404
             && !key.namespace.is_empty()

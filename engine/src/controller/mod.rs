@@ -183,7 +183,7 @@ impl Controller {
         let (urgent_tx, urgent_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(1024);
         let inner = Arc::new(Inner {
-            cluster: Cluster::new(client.clone()),
+            cluster: Cluster::new(client.clone()).with_request_timeout(options.request_timeout),
             live,
             repos: Arc::new(RepoCache::new(options.data_dir.join("repos"))),
             store,

@@ -27,6 +27,8 @@ pub struct ControllerOptions {
     pub watch_timeout: Duration,
     /// How long a CRD of a sync may take to become Established.
     pub crd_timeout: Duration,
+    /// How long one apply or dry run may take.
+    pub request_timeout: Duration,
 }
 
 impl Default for ControllerOptions {
@@ -43,6 +45,7 @@ impl Default for ControllerOptions {
             fetch_timeout: Duration::from_secs(120),
             watch_timeout: Duration::from_secs(30),
             crd_timeout: Duration::from_secs(60),
+            request_timeout: crate::cluster::DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }
