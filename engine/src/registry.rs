@@ -234,13 +234,13 @@ pub fn load_files(paths: &[PathBuf]) -> Result<Vec<Declared>, RegistryError> {
             path: file.display().to_string(),
             source,
         })?;
-        for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
+        for (i, doc) in documents(&text).enumerate() {
             let invalid = |message: String| RegistryError::Invalid {
                 path: file.display().to_string(),
                 document: i + 1,
                 message,
             };
-            let value = Value::deserialize_from(doc).map_err(|e| invalid(e.to_string()))?;
+            let value: Value = serde_yaml::from_str(doc).map_err(|e| invalid(e.to_string()))?;
             if value.is_null() {
                 continue;
             }
@@ -258,15 +258,50 @@ pub fn load_files(paths: &[PathBuf]) -> Result<Vec<Declared>, RegistryError> {
     Ok(out)
 }
 
-/// Small helper so a YAML document can be read straight into JSON.
-trait DeserializeFrom: Sized {
-    fn deserialize_from(doc: serde_yaml::Deserializer<'_>) -> Result<Self, serde_yaml::Error>;
-}
-
-impl DeserializeFrom for Value {
-    fn deserialize_from(doc: serde_yaml::Deserializer<'_>) -> Result<Self, serde_yaml::Error> {
-        serde::Deserialize::deserialize(doc)
-    }
+/// The documents of a YAML stream, split at `---` lines, so that each is
+/// parsed on its own: serde_yaml reads a whole multi-document stream into
+/// memory before the first document, which for an apps file of 10,000
+/// Applications costs tens of megabytes at once. A `---` inside a block
+/// scalar is indented, so it never starts a line. A document that is only
+/// comments or empty parses as null and is skipped by the caller, as before.
+fn documents(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let mut offset = 0;
+        loop {
+            let line_end = rest[offset..].find('\n').map(|i| offset + i + 1);
+            let line = &rest[offset..line_end.unwrap_or(rest.len())];
+            let marker = line.trim_end();
+            let is_start =
+                marker == "---" || marker.starts_with("--- ") || marker.starts_with("---\t");
+            if is_start && offset > 0 {
+                let doc = &rest[..offset];
+                rest = &rest[offset..];
+                return Some(doc);
+            }
+            if is_start {
+                // The marker opening this document: skip it (a value after
+                // it on the line, `--- {a: 1}`, stays with the document).
+                let after = &line[3..];
+                if after.trim().is_empty() {
+                    rest = &rest[line.len()..];
+                    offset = 0;
+                    continue;
+                }
+            }
+            match line_end {
+                Some(end) => offset = end,
+                None => {
+                    done = true;
+                    return Some(rest);
+                }
+            }
+        }
+    })
 }
 
 /// Reads `--apps` now and again whenever a file under them changes, sending
@@ -543,6 +578,29 @@ mod tests {
         // before it caused none.
         assert_eq!(next_names(&updates).await, ["second"]);
         cancel.cancel();
+    }
+
+    #[test]
+    fn a_stream_splits_into_its_documents_at_marker_lines_only() {
+        let docs: Vec<&str> =
+            documents("---\na: 1\n---\nb: |\n  text\n  ---\n  more\n--- {c: 3}\n---\n\n").collect();
+        assert_eq!(
+            docs,
+            [
+                "a: 1\n",
+                "b: |\n  text\n  ---\n  more\n",
+                "--- {c: 3}\n",
+                "\n"
+            ]
+        );
+        let values: Vec<Value> = docs
+            .iter()
+            .map(|d| serde_yaml::from_str(d).expect("each document parses"))
+            .collect();
+        assert_eq!(values[1]["b"], "text\n---\nmore\n");
+        assert_eq!(values[2]["c"], 3);
+        assert!(values[3].is_null());
+        assert_eq!(documents("x: 1").collect::<Vec<_>>(), ["x: 1"]);
     }
 
     #[test]
