@@ -24,7 +24,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::model::{Application, unsupported_fields};
+use crate::model::{Application, ApplicationStatus, unsupported_fields};
 
 /// Where an application was declared.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +44,42 @@ pub struct Declared {
     pub unsupported: Vec<String>,
     /// Where it came from.
     pub origin: Origin,
+    /// For an Application object: the [`status_fingerprint`] of the status
+    /// it carries. The status itself is not kept (Plumb computes its own).
+    pub status_fingerprint: Option<u64>,
+}
+
+/// An Application status in the form Plumb writes it: without
+/// `reconciledAt` (it changes at every write) and without empty strings
+/// (kube-apiserver 1.20 reads an empty string in a merge patch of a custom
+/// resource as null and then refuses it; an absent field means the same).
+pub fn status_document(status: &ApplicationStatus) -> Value {
+    fn drop_empty_strings(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                map.retain(|_, v| v.as_str() != Some(""));
+                map.values_mut().for_each(drop_empty_strings);
+            }
+            Value::Array(items) => items.iter_mut().for_each(drop_empty_strings),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(status).expect("a status always serializes");
+    if let Value::Object(map) = &mut value {
+        map.remove("reconciledAt");
+    }
+    drop_empty_strings(&mut value);
+    value
+}
+
+/// A hash of a [`status_document`]: what Plumb remembers of a status it
+/// wrote (or found), to tell whether a new one differs without keeping it.
+pub fn status_fingerprint(document: &Value) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_vec(document)
+        .expect("JSON values always serialize")
+        .hash(&mut h);
+    h.finish()
 }
 
 /// A change of one source's applications.
@@ -182,14 +218,22 @@ pub fn declared_from_value(mut value: Value, origin: Origin) -> Result<Declared,
             .or_insert_with(|| Value::String("Application".into()));
     }
     let unsupported = unsupported_fields(&value);
-    let app: Application = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    let mut app: Application = serde_json::from_value(value).map_err(|e| e.to_string())?;
     if app.metadata.name.as_deref().unwrap_or("").is_empty() {
         return Err("an Application needs metadata.name".into());
     }
+    let status_fingerprint = match origin {
+        Origin::Cluster => app
+            .status
+            .take()
+            .map(|s| status_fingerprint(&status_document(&s))),
+        Origin::File(_) => None,
+    };
     Ok(Declared {
         app,
         unsupported,
         origin,
+        status_fingerprint,
     })
 }
 

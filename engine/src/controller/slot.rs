@@ -61,15 +61,15 @@ pub(super) struct AppSlot {
     pub(super) status: RwLock<ApplicationStatus>,
     pub(super) work: tokio::sync::Mutex<AppWork>,
     pub(super) operation: Mutex<Option<RunningOp>>,
-    /// The status last written to the Application object (or read from it).
-    pub(super) written: Mutex<Option<Value>>,
+    /// The fingerprint of the status last written to the Application object
+    /// (or found on it).
+    pub(super) written: Mutex<Option<u64>>,
 }
 
 impl AppSlot {
     pub(super) fn new(declared: Arc<Declared>) -> Arc<AppSlot> {
-        let written = super::status::written_status(&declared);
         Arc::new(AppSlot {
-            written: Mutex::new(written),
+            written: Mutex::new(declared.status_fingerprint),
             declared: RwLock::new(declared),
             status: RwLock::default(),
             work: tokio::sync::Mutex::default(),
@@ -86,7 +86,7 @@ impl AppSlot {
         )
     }
 
-    pub(super) fn written(&self) -> std::sync::MutexGuard<'_, Option<Value>> {
+    pub(super) fn written(&self) -> std::sync::MutexGuard<'_, Option<u64>> {
         self.written
             .lock()
             .expect("written-status lock is never poisoned")

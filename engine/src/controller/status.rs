@@ -44,10 +44,9 @@ impl Inner {
     }
 
     /// The status an Application object should carry: bounded history and
-    /// resources, no `reconciledAt`, no empty strings (see the patch below).
+    /// resources, in [`registry::status_document`] form.
     fn cr_status(&self, name: &str, slot: &AppSlot) -> Value {
         let mut status = slot.status();
-        status.reconciled_at = None;
         let history = self.store.history(name).unwrap_or_default();
         status.history = history
             .iter()
@@ -57,9 +56,7 @@ impl Inner {
             .cloned()
             .collect();
         status.resources.truncate(CR_RESOURCES);
-        let mut value = serde_json::to_value(&status).expect("status always serializes");
-        drop_empty_strings(&mut value);
-        value
+        registry::status_document(&status)
     }
 
     /// Writes an application's status to its Application object unless the
@@ -72,7 +69,8 @@ impl Inner {
             return;
         }
         let value = self.cr_status(name, &slot);
-        if slot.written().as_ref() == Some(&value) {
+        let fingerprint = registry::status_fingerprint(&value);
+        if *slot.written() == Some(fingerprint) {
             return;
         }
         let api: Api<DynamicObject> = Api::namespaced_with(
@@ -80,10 +78,7 @@ impl Inner {
             &self.options.namespace,
             &registry::application_resource(),
         );
-        // kube-apiserver (1.20 at least) reads an empty string in a merge
-        // patch of a custom resource as null and then refuses it as "must be
-        // of type string"; an absent field means the same to readers.
-        let mut patch_value = value.clone();
+        let mut patch_value = value;
         patch_value["reconciledAt"] = json!(now());
         match api
             .patch_status(
@@ -93,36 +88,11 @@ impl Inner {
             )
             .await
         {
-            Ok(_) => *slot.written() = Some(value),
+            Ok(_) => *slot.written() = Some(fingerprint),
             Err(e) => {
                 tracing::warn!(app = %name, error = %e, "cannot write status to the Application object")
             }
         }
-    }
-}
-
-/// The status an Application object carries, in the form
-/// [`Inner::cr_status`] computes, so that an object whose status is already
-/// right (after a restart, say) is not written again.
-pub(super) fn written_status(declared: &Declared) -> Option<Value> {
-    if declared.origin != Origin::Cluster {
-        return None;
-    }
-    let mut status = declared.app.status.clone()?;
-    status.reconciled_at = None;
-    let mut value = serde_json::to_value(&status).ok()?;
-    drop_empty_strings(&mut value);
-    Some(value)
-}
-
-fn drop_empty_strings(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            map.retain(|_, v| v.as_str() != Some(""));
-            map.values_mut().for_each(drop_empty_strings);
-        }
-        Value::Array(items) => items.iter_mut().for_each(drop_empty_strings),
-        _ => {}
     }
 }
 
