@@ -50,6 +50,23 @@ fn many_configmaps(count: usize) -> Result<GitRepo> {
     Ok(repo)
 }
 
+/// A `plumb serve` with one manually synced application of `count`
+/// ConfigMaps, compared and OutOfSync.
+async fn out_of_sync_with_many_configmaps(
+    ns: &TestNamespace,
+    work: &std::path::Path,
+    count: usize,
+) -> Result<(Plumb, GitRepo)> {
+    let repo = many_configmaps(count)?;
+    let plumb = Plumb::start(
+        work,
+        &application(&ns.name, &repo.url(), "app", &ns.name, MANUAL),
+    )
+    .await?;
+    plumb.wait_status(&ns.name, "OutOfSync", None).await?;
+    Ok((plumb, repo))
+}
+
 /// A CRD manifest of kind `kind` in `group` under `plural`.
 fn crd(group: &str, plural: &str, kind: &str) -> String {
     format!(
@@ -105,14 +122,8 @@ async fn history_len(plumb: &Plumb, name: &str) -> Result<usize> {
 #[tokio::test]
 async fn a_client_that_goes_away_mid_sync_leaves_the_application_free() -> Result<()> {
     let ns = TestNamespace::new("gone").await;
-    let repo = many_configmaps(400)?;
     let work = tempfile::tempdir()?;
-    let plumb = Plumb::start(
-        work.path(),
-        &application(&ns.name, &repo.url(), "app", &ns.name, MANUAL),
-    )
-    .await?;
-    plumb.wait_status(&ns.name, "OutOfSync", None).await?;
+    let (plumb, _repo) = out_of_sync_with_many_configmaps(&ns, work.path(), 400).await?;
 
     // A client that gives up (Ctrl-C, a proxy's timeout) before the sync
     // could have ended.
@@ -149,14 +160,8 @@ async fn a_client_that_goes_away_mid_sync_leaves_the_application_free() -> Resul
 #[tokio::test]
 async fn two_concurrent_sync_requests_start_exactly_one_operation() -> Result<()> {
     let ns = TestNamespace::new("twice").await;
-    let repo = many_configmaps(300)?;
     let work = tempfile::tempdir()?;
-    let plumb = Plumb::start(
-        work.path(),
-        &application(&ns.name, &repo.url(), "app", &ns.name, MANUAL),
-    )
-    .await?;
-    plumb.wait_status(&ns.name, "OutOfSync", None).await?;
+    let (plumb, _repo) = out_of_sync_with_many_configmaps(&ns, work.path(), 300).await?;
 
     let path = format!("/api/v1/applications/{}/sync", ns.name);
     let (a, b) = tokio::join!(plumb.post(&path, json!({})), plumb.post(&path, json!({})));

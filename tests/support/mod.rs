@@ -273,6 +273,18 @@ struct ServeOptions {
     kubeconfig: Option<PathBuf>,
 }
 
+impl ServeOptions {
+    /// The admin's identity, no extra arguments.
+    fn polling(cluster_apps: Option<String>, poll_seconds: u64) -> ServeOptions {
+        ServeOptions {
+            cluster_apps,
+            poll_seconds,
+            extra_args: Vec::new(),
+            kubeconfig: None,
+        }
+    }
+}
+
 /// The poll interval of the tests: short, so commits land quickly.
 const TEST_POLL_SECONDS: u64 = 2;
 
@@ -280,12 +292,17 @@ impl Plumb {
     /// Starts `plumb serve` on the test cluster with `apps_yaml` as its
     /// `--apps` file, and waits until its API answers.
     pub async fn start(work: &Path, apps_yaml: &str) -> Result<Plumb> {
-        Plumb::start_in(work, apps_yaml, None, TEST_POLL_SECONDS).await
+        Plumb::start_in(
+            work,
+            apps_yaml,
+            ServeOptions::polling(None, TEST_POLL_SECONDS),
+        )
+        .await
     }
 
     /// Like [`Plumb::start`] with a repository poll interval of `seconds`.
     pub async fn start_polling_every(work: &Path, apps_yaml: &str, seconds: u64) -> Result<Plumb> {
-        Plumb::start_in(work, apps_yaml, None, seconds).await
+        Plumb::start_in(work, apps_yaml, ServeOptions::polling(None, seconds)).await
     }
 
     /// Like [`Plumb::start`] with more `plumb serve` arguments.
@@ -301,41 +318,23 @@ impl Plumb {
         args: &[&str],
         kubeconfig: Option<PathBuf>,
     ) -> Result<Plumb> {
-        let apps_file = work.join("apps.yaml");
-        std::fs::write(&apps_file, apps_yaml)?;
-        Plumb::start_with(
-            work.join("data"),
-            apps_file,
-            free_port(),
-            work.join("plumb.log"),
-            ServeOptions {
-                cluster_apps: None,
-                poll_seconds: TEST_POLL_SECONDS,
-                extra_args: args.iter().map(|a| a.to_string()).collect(),
-                kubeconfig,
-            },
-        )
-        .await
+        let options = ServeOptions {
+            cluster_apps: None,
+            poll_seconds: TEST_POLL_SECONDS,
+            extra_args: args.iter().map(|a| a.to_string()).collect(),
+            kubeconfig,
+        };
+        Plumb::start_in(work, apps_yaml, options).await
     }
 
     /// Like [`Plumb::start`], also managing `Application` objects in
     /// `namespace` of the cluster.
     pub async fn start_watching(work: &Path, apps_yaml: &str, namespace: &str) -> Result<Plumb> {
-        Plumb::start_in(
-            work,
-            apps_yaml,
-            Some(namespace.to_string()),
-            TEST_POLL_SECONDS,
-        )
-        .await
+        let options = ServeOptions::polling(Some(namespace.to_string()), TEST_POLL_SECONDS);
+        Plumb::start_in(work, apps_yaml, options).await
     }
 
-    async fn start_in(
-        work: &Path,
-        apps_yaml: &str,
-        cluster_apps: Option<String>,
-        poll_seconds: u64,
-    ) -> Result<Plumb> {
+    async fn start_in(work: &Path, apps_yaml: &str, options: ServeOptions) -> Result<Plumb> {
         let apps_file = work.join("apps.yaml");
         std::fs::write(&apps_file, apps_yaml)?;
         Plumb::start_with(
@@ -343,12 +342,7 @@ impl Plumb {
             apps_file,
             free_port(),
             work.join("plumb.log"),
-            ServeOptions {
-                cluster_apps,
-                poll_seconds,
-                extra_args: Vec::new(),
-                kubeconfig: None,
-            },
+            options,
         )
         .await
     }
