@@ -588,3 +588,36 @@ async fn a_kind_plumb_may_not_list_is_a_condition_on_its_own_application_only() 
     let _ = roles.delete(&role_name, &Default::default()).await;
     Ok(())
 }
+
+#[tokio::test]
+async fn plumb_app_sync_follows_the_operation_resource_by_resource() -> Result<()> {
+    let ns = TestNamespace::new("follow").await;
+    let work = tempfile::tempdir()?;
+    let (plumb, _repo) = out_of_sync_with_many_configmaps(&ns, work.path(), 200).await?;
+    let server = plumb.url.clone();
+    let cli = move |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_plumb"))
+            .args(["app", "--server", &server])
+            .args(args)
+            .output()
+            .context("run plumb app")?;
+        anyhow::Ok((
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        ))
+    };
+    let name = ns.name.clone();
+    let (code, out) = tokio::task::spawn_blocking(move || cli(&["sync", &name])).await??;
+    assert_eq!(code, Some(0), "{out}");
+    // One progress line per resource, then the outcome.
+    let progress = out
+        .lines()
+        .filter(|l| l.starts_with("Synced ") && l.contains("ConfigMap"))
+        .count();
+    assert!(progress >= 200, "{out}");
+    assert!(out.contains("Succeeded"), "{out}");
+    history_len(&plumb, &ns.name)
+        .await
+        .map(|n| assert_eq!(n, 1))?;
+    Ok(())
+}
