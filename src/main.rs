@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use plumb_api::client::{AppCommand, Client, Output};
+use plumb_cli::{AppCommand, Client, Output};
 use plumb_engine::controller::{Controller, ControllerOptions};
 use plumb_engine::model::DirectorySource;
 use plumb_engine::source::{ReadFilter, RepoCache, normalize_url};
@@ -143,12 +143,8 @@ fn run() -> Result<()> {
             command,
         } => {
             let client = Client::new(&server)?;
-            let outcome = plumb_api::client::run_app_command(
-                &client,
-                command,
-                output,
-                &mut std::io::stdout(),
-            )?;
+            let outcome =
+                plumb_cli::run_app_command(&client, command, output, &mut std::io::stdout())?;
             // `app diff` exits 1 on differences, `app sync` on a failed sync.
             std::process::exit(outcome.exit_code().into());
         }

@@ -20,7 +20,7 @@ use serde_json::json;
 use tokio::sync::broadcast;
 
 /// The fixed `guestbook` application: Synced and Healthy.
-pub(crate) fn guestbook() -> Application {
+pub fn guestbook() -> Application {
     serde_json::from_value(json!({
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Application",
@@ -67,7 +67,7 @@ pub(crate) fn guestbook() -> Application {
 }
 
 /// The fixed `shop` application: OutOfSync and Degraded.
-pub(crate) fn shop() -> Application {
+pub fn shop() -> Application {
     serde_json::from_value(json!({
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Application",
@@ -129,7 +129,7 @@ fn shop_resources() -> Vec<ManagedResource> {
 }
 
 /// The in-memory service.
-pub(crate) struct FakeService {
+pub struct FakeService {
     apps: Mutex<BTreeMap<String, Application>>,
     resources: BTreeMap<String, Vec<ManagedResource>>,
     busy: BTreeSet<String>,
@@ -157,10 +157,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl FakeService {
     /// Capacity of the broadcast channel.
-    pub(crate) const CHANNEL_CAPACITY: usize = 16;
+    pub const CHANNEL_CAPACITY: usize = 16;
 
     /// `guestbook` and `shop`.
-    pub(crate) fn with_fixtures() -> FakeService {
+    pub fn with_fixtures() -> FakeService {
         let apps = [guestbook(), shop()]
             .into_iter()
             .map(|a| (a.metadata.name.clone().unwrap_or_default(), a))
@@ -176,19 +176,19 @@ impl FakeService {
     }
 
     /// Syncs of `name` answer Conflict.
-    pub(crate) fn busy(mut self, name: &str) -> FakeService {
+    pub fn busy(mut self, name: &str) -> FakeService {
         self.busy.insert(name.to_owned());
         self
     }
 
     /// Managed resources of `name` answer Internal.
-    pub(crate) fn broken(mut self, name: &str) -> FakeService {
+    pub fn broken(mut self, name: &str) -> FakeService {
         self.broken.insert(name.to_owned());
         self
     }
 
     /// The application `name` as stored now.
-    pub(crate) fn application(&self, name: &str) -> Application {
+    pub fn application(&self, name: &str) -> Application {
         lock(&self.apps)
             .get(name)
             .cloned()
@@ -196,27 +196,27 @@ impl FakeService {
     }
 
     /// Sends an event to every subscriber (none is fine).
-    pub(crate) fn publish(&self, event: AppEvent) {
+    pub fn publish(&self, event: AppEvent) {
         let _ = self.events.send(event);
     }
 
     /// Every `get` call's name and refresh.
-    pub(crate) fn refreshes(&self) -> Vec<(String, Option<Refresh>)> {
+    pub fn refreshes(&self) -> Vec<(String, Option<Refresh>)> {
         lock(&self.calls).refreshes.clone()
     }
 
     /// Every `sync` call.
-    pub(crate) fn syncs(&self) -> Vec<(String, SyncRequest)> {
+    pub fn syncs(&self) -> Vec<(String, SyncRequest)> {
         lock(&self.calls).syncs.clone()
     }
 
     /// Every `terminate_operation` call that found an operation.
-    pub(crate) fn terminated(&self) -> Vec<String> {
+    pub fn terminated(&self) -> Vec<String> {
         lock(&self.calls).terminated.clone()
     }
 
     /// Every `rollback` call.
-    pub(crate) fn rollbacks(&self) -> Vec<(String, i64)> {
+    pub fn rollbacks(&self) -> Vec<(String, i64)> {
         lock(&self.calls).rollbacks.clone()
     }
 

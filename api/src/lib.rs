@@ -1,6 +1,6 @@
 //! Plumb's HTTP API: Argo CD-shaped REST under `/api/v1`, a server-sent
-//! event stream of application changes, `/healthz` and the embedded web UI;
-//! plus [`client`], the CLI's side of the same API.
+//! event stream of application changes, `/healthz` and the embedded web UI.
+//! The CLI's side of the same API is the `plumb-cli` crate.
 //!
 //! ```text
 //!  plumb app ... (client) --HTTP-->  app(): Router
@@ -13,7 +13,6 @@
 //! The router knows nothing of how applications are reconciled: it calls the
 //! [`AppService`] trait, which the controller implements and tests fake.
 
-pub mod client;
 mod error;
 mod origin;
 mod routes;
@@ -21,8 +20,10 @@ mod stream;
 mod ui;
 mod webhook;
 
-#[cfg(test)]
-mod fake;
+/// An in-memory service for tests of the router and of HTTP clients; with
+/// the `fake` feature only.
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -1,6 +1,8 @@
 //! The CLI's side of the API: a blocking HTTP [`Client`] of a running
 //! `plumb serve`, and [`run_app_command`], which carries out one
 //! `plumb app ...` command and prints its answer as a table, JSON or YAML.
+//! A crate of its own, so the server (`plumb-api`) does not carry a
+//! blocking HTTP client.
 //!
 //! Not here: argument parsing of the whole binary (only the [`AppCommand`]
 //! subcommand is defined here) and the choice of exit status, which
@@ -628,7 +630,7 @@ mod tests {
     use std::thread;
 
     use super::*;
-    use crate::fake::FakeService;
+    use plumb_api::fake::FakeService;
 
     /// A server of `service` on its own thread and runtime (the blocking
     /// client must not run inside a runtime); dropping it stops the server.
@@ -655,7 +657,7 @@ mod tests {
                     ready
                         .send(listener.local_addr().expect("addr"))
                         .expect("test waits");
-                    crate::serve_on(Arc::new(service), listener, async {
+                    plumb_api::serve_on(Arc::new(service), listener, async {
                         let _ = stopped.await;
                     })
                     .await
@@ -701,7 +703,7 @@ mod tests {
         assert_eq!(outcome, CommandOutcome::Success);
         assert_eq!(
             text,
-            format::app_list(&[crate::fake::guestbook(), crate::fake::shop()])
+            format::app_list(&[plumb_api::fake::guestbook(), plumb_api::fake::shop()])
         );
 
         let (_, json) = run(&client, AppCommand::List, Output::Json);
@@ -905,7 +907,7 @@ mod tests {
 
     #[test]
     fn failed_operations_have_a_failing_outcome() {
-        let mut app = crate::fake::shop();
+        let mut app = plumb_api::fake::shop();
         assert_eq!(operation_outcome(&app), CommandOutcome::Success);
         app.status.get_or_insert_default().operation_state =
             Some(plumb_engine::model::OperationState {

@@ -390,7 +390,7 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake::{guestbook, shop};
+    use plumb_api::fake::{guestbook, shop};
 
     fn rolled_back(mut app: Application) -> Application {
         let status = app.status.get_or_insert_default();
