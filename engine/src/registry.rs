@@ -122,9 +122,17 @@ impl Updates {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The `--apps` files now hold `apps` (or could not be read).
+    /// The `--apps` files now hold `apps` (or could not be read). A read
+    /// that failed does not replace a good one still waiting: the
+    /// controller keeps the last good set anyway, and it must see it.
     pub fn files(&self, apps: Result<Vec<Declared>, String>) {
-        self.pending().files = Some(apps);
+        let mut pending = self.pending();
+        if let (Err(e), Some(Ok(_))) = (&apps, &pending.files) {
+            tracing::error!(error = %e, "cannot read --apps; keeping the applications read before");
+            return;
+        }
+        pending.files = Some(apps);
+        drop(pending);
         self.wake.notify_one();
     }
 
@@ -695,9 +703,12 @@ mod tests {
         updates.cluster_deleted("b");
         updates.files(Ok(Vec::new()));
         updates.files(Ok(vec![declared("f", "x")]));
-        assert_eq!(
-            describe(&updates.next().await),
-            ["files", "applied:a:v2", "deleted:b"]
+        updates.files(Err("a half-written file".into()));
+        let batch = updates.next().await;
+        assert_eq!(describe(&batch), ["files", "applied:a:v2", "deleted:b"]);
+        assert!(
+            matches!(&batch[0], SourceUpdate::Files(Ok(apps)) if apps.len() == 1),
+            "the good read waiting is not replaced by a failed one"
         );
         // A relist replaces the single changes still waiting.
         updates.cluster_applied(declared("c", "v1"));
