@@ -266,9 +266,13 @@ impl Controller {
         // Changes of tracked objects requeue their application at once.
         let weak = Arc::downgrade(&inner);
         let changed = Arc::clone(&changes);
+        let stop = cancel.clone();
         tokio::spawn(async move {
             loop {
-                let apps = changed.next().await;
+                let apps = tokio::select! {
+                    () = stop.cancelled() => return,
+                    apps = changed.next() => apps,
+                };
                 let Some(inner) = weak.upgrade() else { return };
                 for app in apps {
                     inner.enqueue(&app);

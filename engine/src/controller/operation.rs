@@ -64,14 +64,7 @@ impl Inner {
             started_at: started.clone(),
             finished_at: None,
             sync_result: None,
-            operation: Some(Operation {
-                sync: Some(SyncOperation {
-                    revision: sha.to_string(),
-                    prune: run.prune,
-                    dry_run: run.dry_run,
-                }),
-                initiated_by: run.initiated_by.clone(),
-            }),
+            operation: Some(run.operation(sha)),
         };
         if !run.dry_run
             && let Err(e) = self.store.set_operation(name, &op)
@@ -208,14 +201,7 @@ impl Inner {
             started_at: op.started_at.clone(),
             finished_at: None,
             sync_result: None,
-            operation: Some(Operation {
-                sync: Some(SyncOperation {
-                    revision: op.revision.clone().unwrap_or_default(),
-                    prune: op.prune,
-                    dry_run: op.dry_run,
-                }),
-                initiated_by: op.initiated_by.clone(),
-            }),
+            operation: Some(op.operation(op.revision.as_deref().unwrap_or_default())),
         };
         {
             let mut running = slot.running();
@@ -301,22 +287,13 @@ impl Inner {
         state.message = message;
         state.finished_at = Some(now());
         if state.operation.is_none() {
-            state.operation = Some(Operation {
-                sync: Some(SyncOperation {
-                    revision: op.revision.clone().unwrap_or_default(),
-                    prune: op.prune,
-                    dry_run: op.dry_run,
-                }),
-                initiated_by: op.initiated_by.clone(),
-            });
+            state.operation = Some(op.operation(op.revision.as_deref().unwrap_or_default()));
         }
         tracing::info!(app = %name, message = %state.message, "operation ended before it synced");
         self.end_operation(&name, &slot, op.id, &state);
         let mut status = slot.status();
         status.operation_state = Some(state);
         self.publish(&name, &slot, status);
-        // The Application object's status follows on the next reconcile.
-        self.enqueue(&name);
     }
 
     /// Terminates the running operation of an application (Argo CD's

@@ -47,11 +47,7 @@ impl Inner {
                 .ok()
                 .and_then(|h| h.last().map(|e| e.revision.clone()));
         }
-        let result = self.reconcile_locked(name, &slot, &mut work, trigger).await;
-        if slot.declared().origin == Origin::Cluster {
-            self.status_writes.push(name.to_string());
-        }
-        result
+        self.reconcile_locked(name, &slot, &mut work, trigger).await
     }
 
     pub(super) async fn reconcile_locked(

@@ -19,6 +19,21 @@ pub(super) struct ManualOp {
     pub(super) cancel: CancellationToken,
 }
 
+impl ManualOp {
+    /// The operation as `status.operationState.operation` shows it, syncing
+    /// to `revision`.
+    pub(super) fn operation(&self, revision: &str) -> Operation {
+        Operation {
+            sync: Some(SyncOperation {
+                revision: revision.to_string(),
+                prune: self.prune,
+                dry_run: self.dry_run,
+            }),
+            initiated_by: self.initiated_by.clone(),
+        }
+    }
+}
+
 /// The operation an application runs now. At most one per application,
 /// decided under the slot's lock, so two requests never both start one.
 pub(super) struct RunningOp {

@@ -25,6 +25,10 @@ impl Inner {
         app
     }
 
+    /// Makes `status` the application's status. When it changed (beyond
+    /// `reconciledAt`), the event stream hears of it and, for an Application
+    /// object, the status writer is asked to write it back; an unchanged
+    /// status costs neither.
     pub(super) fn publish(self: &Arc<Self>, name: &str, slot: &AppSlot, status: ApplicationStatus) {
         let changed = {
             let mut current = slot.status.write().expect("status lock is never poisoned");
@@ -36,6 +40,9 @@ impl Inner {
             a != b
         };
         if changed {
+            if slot.declared().origin == Origin::Cluster {
+                self.status_writes.push(name.to_string());
+            }
             let _ = self.events.send(AppEvent {
                 type_: "MODIFIED",
                 application: self.document(name, slot),
