@@ -175,6 +175,22 @@ impl FakeService {
         }
     }
 
+    /// The fixtures plus `count` copies of `guestbook` named `copy-000`...,
+    /// for lists longer than one piece of the streamed body.
+    pub fn with_copies(count: usize) -> FakeService {
+        let service = FakeService::with_fixtures();
+        {
+            let mut apps = lock(&service.apps);
+            for i in 0..count {
+                let mut app = guestbook();
+                let name = format!("copy-{i:03}");
+                app.metadata.name = Some(name.clone());
+                apps.insert(name, app);
+            }
+        }
+        service
+    }
+
     /// Syncs of `name` answer Conflict.
     pub fn busy(mut self, name: &str) -> FakeService {
         self.busy.insert(name.to_owned());

@@ -114,33 +114,21 @@ const LIST_CHUNK: usize = 64;
 async fn list<S: AppService>(State(state): State<AppState<S>>) -> Response {
     let names = state.service.names();
     let service = Arc::clone(&state.service);
-    let pieces = names
-        .chunks(LIST_CHUNK)
-        .map(<[String]>::to_vec)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(move |chunk| {
-            let mut text = Vec::with_capacity(chunk.len() * 2048);
-            for name in &chunk {
-                // Gone since the names were read: left out.
-                let Some(app) = service.document(name) else {
-                    continue;
-                };
-                text.push(b',');
-                serde_json::to_writer(&mut text, &app).expect("an Application always serializes");
-            }
-            text
-        });
-    // Every element is written with a comma before it; the first one's goes.
     let mut first = true;
-    let pieces = pieces.filter_map(move |mut text| {
-        if text.is_empty() {
-            return None;
+    let pieces = (0..names.len()).step_by(LIST_CHUNK).map(move |start| {
+        let end = (start + LIST_CHUNK).min(names.len());
+        let mut text = Vec::with_capacity((end - start) * 2048);
+        for name in &names[start..end] {
+            // Gone since the names were read: left out.
+            let Some(app) = service.document(name) else {
+                continue;
+            };
+            if !std::mem::take(&mut first) {
+                text.push(b',');
+            }
+            serde_json::to_writer(&mut text, &app).expect("an Application always serializes");
         }
-        if std::mem::take(&mut first) {
-            text.remove(0);
-        }
-        Some(Ok::<_, std::convert::Infallible>(Bytes::from(text)))
+        Ok::<_, std::convert::Infallible>(Bytes::from(text))
     });
     let body = futures::stream::iter(
         std::iter::once(Ok(Bytes::from_static(b"{\"items\":[")))
@@ -290,6 +278,22 @@ mod tests {
         let (status, body) = call(&app, get("/api/v1/applications")).await;
         assert_eq!(status, StatusCode::OK);
         insta::assert_json_snapshot!("list_response", body);
+    }
+
+    #[tokio::test]
+    async fn a_list_longer_than_one_piece_of_the_body_is_one_valid_document() {
+        let app = crate::app(Arc::new(FakeService::with_copies(2 * LIST_CHUNK + 5)));
+        let (status, body) = call(&app, get("/api/v1/applications")).await;
+        assert_eq!(status, StatusCode::OK);
+        let names: Vec<&str> = body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|a| a["metadata"]["name"].as_str().expect("a name"))
+            .collect();
+        assert_eq!(names.len(), 2 * LIST_CHUNK + 7);
+        assert_eq!(names[0], "copy-000");
+        assert_eq!(names.last(), Some(&"shop"));
     }
 
     #[tokio::test]
