@@ -234,7 +234,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let client = cluster::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
     let cancel = CancellationToken::new();
     if !args.no_cluster_apps {
-        cluster::ensure_application_crd(&cluster::Cluster::new(client.clone()))
+        let crd_timeout = Duration::from_secs(args.crd_timeout.max(1));
+        cluster::ensure_application_crd(&cluster::Cluster::new(client.clone()), crd_timeout)
             .await
             .context(
                 "cannot install the Application CRD (use --no-cluster-apps to manage --apps only)",

@@ -418,11 +418,16 @@ pub async fn connect(
 pub struct ConnectError(String);
 
 /// Installs the `applications.argoproj.io` CRD unless the cluster has one
-/// (Argo CD's own, or Plumb's). Reads first, so a present CRD costs no write.
+/// (Argo CD's own, or Plumb's), waiting at most `timeout` for it to become
+/// Established. Reads first, so a present CRD costs no write.
 ///
 /// # Errors
-/// When the CRD can be neither read nor applied.
-pub async fn ensure_application_crd(cluster: &Cluster) -> Result<(), ClusterError> {
+/// When the CRD can be neither read nor applied, or is not Established in
+/// time.
+pub async fn ensure_application_crd(
+    cluster: &Cluster,
+    timeout: Duration,
+) -> Result<(), ClusterError> {
     let resource = ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
         "customresourcedefinitions",
@@ -445,9 +450,7 @@ pub async fn ensure_application_crd(cluster: &Cluster) -> Result<(), ClusterErro
         .is_none()
     {
         cluster.apply(&kind, &crd, false).await?;
-        cluster
-            .wait_crd_established(&name, Duration::from_secs(60))
-            .await?;
+        cluster.wait_crd_established(&name, timeout).await?;
     }
     Ok(())
 }

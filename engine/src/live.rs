@@ -121,7 +121,7 @@ pub enum WatchError {
         kind: String,
         /// Its apiVersion.
         api_version: String,
-        /// How long was waited in all.
+        /// How long Plumb waits for a first list (`--watch-timeout`).
         waited: Duration,
         /// What the API server said last, or that it said nothing.
         last_error: String,
@@ -253,7 +253,7 @@ impl LiveState {
             Err(_) => Err(WatchError::FirstList {
                 kind: kind.resource.kind.clone(),
                 api_version: kind.resource.api_version.clone(),
-                waited: started.elapsed(),
+                waited: timeout,
                 last_error: last_error
                     .lock()
                     .expect("watch error lock is never poisoned")

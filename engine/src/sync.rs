@@ -3,9 +3,9 @@
 //!
 //! It decides nothing; `plan` did.
 
-use futures::StreamExt;
 use std::time::Duration;
 
+use futures::StreamExt;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
