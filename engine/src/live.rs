@@ -18,35 +18,122 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Kind;
-use crate::model::{ResourceKey, TRACKING_ANNOTATION, annotation, tracking_app};
+use crate::health;
+use crate::model::{
+    Health, ResourceKey, SYNC_OPTIONS_ANNOTATION, TRACKING_ANNOTATION, annotation, tracking_app,
+};
 
-/// A tracked object as the cluster has it (without `managedFields`).
-pub type LiveObject = Arc<Value>;
+/// A tracked object as the cluster has it (without `managedFields`), kept
+/// compact: its JSON text, plus what every reconcile reads of it, read once
+/// when it arrives. A JSON tree of a small object costs ten times its text
+/// (every map is a B-tree node), and the full tree is needed only to diff a
+/// changed object or to show it.
+#[derive(Debug)]
+pub struct Live {
+    json: Box<str>,
+    api_version: Box<str>,
+    resource_version: Box<str>,
+    uid: Box<str>,
+    sync_options: Option<Box<str>>,
+    health: Option<Health>,
+}
+
+impl Live {
+    /// Keeps `object` (already without `managedFields`).
+    pub fn new(object: &Value) -> Live {
+        let text = |pointer: &str| -> Box<str> {
+            object
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .into()
+        };
+        Live {
+            json: object.to_string().into_boxed_str(),
+            api_version: text("/apiVersion"),
+            resource_version: text("/metadata/resourceVersion"),
+            uid: text("/metadata/uid"),
+            sync_options: annotation(object, SYNC_OPTIONS_ANNOTATION).map(Into::into),
+            health: health::health_of(object),
+        }
+    }
+
+    /// The object as JSON.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.json).expect("a live object's own JSON text always parses")
+    }
+
+    /// Its `apiVersion`.
+    pub fn api_version(&self) -> &str {
+        &self.api_version
+    }
+
+    /// Its `metadata.resourceVersion`.
+    pub fn resource_version(&self) -> &str {
+        &self.resource_version
+    }
+
+    /// Its `metadata.uid`.
+    pub fn uid(&self) -> &str {
+        &self.uid
+    }
+
+    /// Its `argocd.argoproj.io/sync-options` annotation.
+    pub fn sync_options(&self) -> Option<&str> {
+        self.sync_options.as_deref()
+    }
+
+    /// Its health, where Plumb knows how to assess its kind.
+    pub fn health(&self) -> Option<&Health> {
+        self.health.as_ref()
+    }
+}
+
+/// A shared [`Live`] object.
+pub type LiveObject = Arc<Live>;
 
 /// Identifies a watched kind: `apiVersion` and `kind`.
 type KindId = (String, String);
+
+/// One application's tracked objects, and a counter bumped at every change
+/// of them (kept when the last object goes, so that it never repeats).
+#[derive(Default)]
+struct AppObjects {
+    objects: HashMap<ResourceKey, LiveObject>,
+    generation: u64,
+}
 
 #[derive(Default)]
 struct Index {
     /// Per watched kind: tracked objects and the application tracking each.
     by_kind: HashMap<KindId, HashMap<ResourceKey, (String, LiveObject)>>,
     /// Per application: its tracked objects.
-    by_app: HashMap<String, BTreeMap<ResourceKey, LiveObject>>,
-    /// Per application: a counter bumped at every change of its objects.
-    generation: HashMap<String, u64>,
+    by_app: HashMap<String, AppObjects>,
 }
 
 impl Index {
     fn bump(&mut self, app: &str) {
-        *self.generation.entry(app.to_string()).or_default() += 1;
+        match self.by_app.get_mut(app) {
+            Some(entry) => entry.generation += 1,
+            None => {
+                self.by_app.insert(
+                    app.to_string(),
+                    AppObjects {
+                        generation: 1,
+                        ..AppObjects::default()
+                    },
+                );
+            }
+        }
     }
 
     fn remove(&mut self, kind: &KindId, key: &ResourceKey) -> Option<String> {
         let (app, _) = self.by_kind.get_mut(kind)?.remove(key)?;
-        if let Some(objects) = self.by_app.get_mut(&app) {
-            objects.remove(key);
-            if objects.is_empty() {
-                self.by_app.remove(&app);
+        if let Some(entry) = self.by_app.get_mut(&app) {
+            entry.objects.remove(key);
+            if entry.objects.is_empty() {
+                // An empty map holds no allocation.
+                entry.objects = HashMap::new();
             }
         }
         self.bump(&app);
@@ -76,6 +163,7 @@ impl Index {
         self.by_app
             .entry(app.clone())
             .or_default()
+            .objects
             .insert(key, object);
         self.bump(&app);
         touched.push(app);
@@ -286,7 +374,7 @@ impl LiveState {
                 Ok(Event::InitApply(object)) => {
                     let value = slim(object, &kind);
                     if let (Some(buf), Some((app, key))) = (buffer.as_mut(), owner(&value)) {
-                        buf.insert(key, (app, Arc::new(value)));
+                        buf.insert(key, (app, Arc::new(Live::new(&value))));
                     }
                 }
                 Ok(Event::InitDone) => {
@@ -320,7 +408,9 @@ impl LiveState {
             return;
         };
         let touched = match owner(&value) {
-            Some((app, key)) => self.lock().upsert(id, key, app, Arc::new(value)),
+            Some((app, key)) => self
+                .lock()
+                .upsert(id, key, app, Arc::new(Live::new(&value))),
             None => self.lock().remove(id, &key).into_iter().collect(),
         };
         for app in touched {
@@ -349,9 +439,7 @@ impl LiveState {
                         .get(id)
                         .and_then(|m| m.get(&key))
                         .is_some_and(|(a, o)| {
-                            *a == app
-                                && o.pointer("/metadata/resourceVersion")
-                                    == object.pointer("/metadata/resourceVersion")
+                            *a == app && o.resource_version() == object.resource_version()
                         });
                 if !unchanged {
                     touched.extend(index.upsert(id, key, app, object));
@@ -371,12 +459,25 @@ impl LiveState {
 
     /// The objects tracked by an application.
     pub fn tracked(&self, app: &str) -> BTreeMap<ResourceKey, LiveObject> {
-        self.lock().by_app.get(app).cloned().unwrap_or_default()
+        self.lock()
+            .by_app
+            .get(app)
+            .map(|entry| {
+                entry
+                    .objects
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Arc::clone(v)))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// A counter that changes whenever an object of the application changes.
     pub fn generation(&self, app: &str) -> u64 {
-        self.lock().generation.get(app).copied().unwrap_or(0)
+        self.lock()
+            .by_app
+            .get(app)
+            .map_or(0, |entry| entry.generation)
     }
 
     /// Records an object the controller just applied, so the comparison that
@@ -388,7 +489,8 @@ impl LiveState {
             meta.remove("managedFields");
         }
         if let Some((app, key)) = owner(&value) {
-            self.lock().upsert(&id, key, app, Arc::new(value));
+            self.lock()
+                .upsert(&id, key, app, Arc::new(Live::new(&value)));
         }
     }
 
@@ -400,7 +502,7 @@ impl LiveState {
 
     /// How many tracked objects are held, for metrics.
     pub fn len(&self) -> usize {
-        self.lock().by_app.values().map(BTreeMap::len).sum()
+        self.lock().by_app.values().map(|e| e.objects.len()).sum()
     }
 
     /// Whether no tracked object is held.
@@ -456,13 +558,14 @@ mod tests {
             namespace: "n".into(),
             name: "c".into(),
         };
-        index.upsert(&kind, key.clone(), "a".into(), Arc::new(json!({})));
-        let touched = index.upsert(&kind, key.clone(), "b".into(), Arc::new(json!({})));
+        let object = || Arc::new(Live::new(&json!({})));
+        index.upsert(&kind, key.clone(), "a".into(), object());
+        let touched = index.upsert(&kind, key.clone(), "b".into(), object());
         assert_eq!(touched, ["a", "b"]);
-        assert!(!index.by_app.contains_key("a"));
-        assert_eq!(index.by_app["b"].len(), 1);
-        assert_eq!(index.generation["a"], 2);
+        assert!(index.by_app["a"].objects.is_empty());
+        assert_eq!(index.by_app["b"].objects.len(), 1);
+        assert_eq!(index.by_app["a"].generation, 2);
         assert_eq!(index.remove(&kind, &key), Some("b".to_string()));
-        assert!(index.by_app.is_empty());
+        assert!(index.by_app.values().all(|e| e.objects.is_empty()));
     }
 }

@@ -230,6 +230,9 @@ pub fn declared_from_value(mut value: Value, origin: Origin) -> Result<Declared,
     if app.metadata.name.as_deref().unwrap_or("").is_empty() {
         return Err("an Application needs metadata.name".into());
     }
+    // Never read, and larger than the rest of the object once Plumb has
+    // written a status to it.
+    app.metadata.managed_fields = None;
     let status_fingerprint = match origin {
         Origin::Cluster => app
             .status

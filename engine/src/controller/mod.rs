@@ -24,13 +24,12 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::{Cluster, Kind};
 use crate::diff::{self, Comparison};
 use crate::health;
-use crate::live::{ChangedApps, LiveState};
+use crate::live::{ChangedApps, LiveObject, LiveState};
 use crate::model::{
     Application, ApplicationStatus, Condition, Health, HealthStatusCode, IN_CLUSTER_NAME,
     IN_CLUSTER_SERVER, InitiatedBy, Manifest, Operation, OperationPhase, OperationState,
-    ResourceKey, ResourceResult, ResourceStatus, RevisionHistory, RollbackPin,
-    SYNC_OPTIONS_ANNOTATION, SyncOperation, SyncResult, SyncStatus, SyncStatusCode,
-    TRACKING_ANNOTATION, annotation, group_of,
+    ResourceKey, ResourceResult, ResourceStatus, RevisionHistory, RollbackPin, SyncOperation,
+    SyncResult, SyncStatus, SyncStatusCode, TRACKING_ANNOTATION, group_of,
 };
 use crate::plan::{self, Desired, PlanOptions, Tracked};
 use crate::registry::{self, Declared, Origin, SourceUpdate};
@@ -65,7 +64,7 @@ pub use clock::{Clock, SystemClock};
 const STATUS_WRITERS: usize = 4;
 pub use error::ReconcileError;
 pub use options::{ControllerOptions, StartError};
-use slot::{AppSlot, AppWork, ManualOp, RunningOp, Trigger};
+use slot::{AppSlot, AppWork, ManualOp, RenderCache, RunningOp, Trigger};
 
 struct Inner {
     cluster: Cluster,

@@ -121,17 +121,9 @@ impl Inner {
                 .filter(|(k, _)| !prepared.iter().any(|p| &p.key == *k))
                 .map(|(k, v)| Tracked {
                     key: k.clone(),
-                    api_version: v
-                        .get("apiVersion")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                    sync_options: annotation(v, SYNC_OPTIONS_ANNOTATION).map(str::to_string),
-                    uid: v
-                        .pointer("/metadata/uid")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
+                    api_version: v.api_version().to_string(),
+                    sync_options: v.sync_options().map(str::to_string),
+                    uid: v.uid().to_string(),
                 })
                 .collect();
 
@@ -141,7 +133,9 @@ impl Inner {
                 let live = tracked.get(&p.key);
                 let h = match live {
                     None => Health::new(HealthStatusCode::Missing, ""),
-                    Some(l) => health::health_of(l)
+                    Some(l) => l
+                        .health()
+                        .cloned()
                         .unwrap_or_else(|| Health::new(HealthStatusCode::Healthy, "")),
                 };
                 healths.push(h.status);
@@ -155,7 +149,7 @@ impl Inner {
             }
             for t in &extras {
                 let live = tracked.get(&t.key);
-                let h = live.and_then(|l| health::health_of(l));
+                let h = live.and_then(|l| l.health().cloned());
                 resources.push(resource_status(
                     &t.key,
                     Some(&json!(t.api_version)),
@@ -374,7 +368,9 @@ impl Inner {
 
         // Render, reading only the files that render.
         let manifests = match &work.render {
-            Some((s, h, m)) if *s == sha && *h == spec_hash && !trigger.hard => Arc::clone(m),
+            Some(r) if r.revision == sha && r.spec_hash == spec_hash && !trigger.hard => {
+                r.manifests()
+            }
             _ => {
                 let repos = Arc::clone(&self.repos);
                 let (u, s) = (url.clone(), sha.clone());
@@ -404,8 +400,8 @@ impl Inner {
                 })
                 .await
                 .map_err(|_| at(ReconcileError::Task("render")))?;
-                let m = Arc::new(rendered.map_err(at)?);
-                work.render = Some((sha.clone(), spec_hash, Arc::clone(&m)));
+                let m = rendered.map_err(at)?;
+                work.render = Some(RenderCache::new(sha.clone(), spec_hash, &m));
                 m
             }
         };
@@ -567,17 +563,15 @@ impl Inner {
         &self,
         work: &mut AppWork,
         prepared: &[Prepared],
-        tracked: &BTreeMap<ResourceKey, Arc<Value>>,
+        tracked: &BTreeMap<ResourceKey, LiveObject>,
     ) -> (Vec<bool>, Vec<String>) {
         let jobs = prepared.iter().map(|p| {
             let live = tracked.get(&p.key).cloned();
             let desired_hash = hash_json(&p.object);
             let rv = live
                 .as_ref()
-                .and_then(|l| l.pointer("/metadata/resourceVersion"))
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
+                .map(|l| l.resource_version().to_string())
+                .unwrap_or_default();
             let cached = work
                 .compared
                 .get(&p.key)
@@ -593,7 +587,7 @@ impl Inner {
                     (None, Some(l), Some(kind)) => {
                         match self.cluster.apply(kind, &p.object, true).await {
                             Ok(predicted) => {
-                                Ok((diff::compare(Some(l), &predicted).modified, true))
+                                Ok((diff::compare(Some(&l.value()), &predicted).modified, true))
                             }
                             Err(e) => Err(e.to_string()),
                         }

@@ -53,13 +53,46 @@ pub(super) struct Trigger {
     pub(super) hard: bool,
 }
 
+/// The render of (revision, spec hash), kept between reconciles as each
+/// manifest's JSON text: a JSON tree costs many times its text, and the
+/// render is read again only when something changed.
+pub(super) struct RenderCache {
+    pub(super) revision: String,
+    pub(super) spec_hash: u64,
+    manifests: Box<[(Box<str>, Box<str>)]>,
+}
+
+impl RenderCache {
+    pub(super) fn new(revision: String, spec_hash: u64, manifests: &[Manifest]) -> RenderCache {
+        RenderCache {
+            revision,
+            spec_hash,
+            manifests: manifests
+                .iter()
+                .map(|m| (m.object.to_string().into(), m.origin.as_str().into()))
+                .collect(),
+        }
+    }
+
+    /// The manifests, as render made them.
+    pub(super) fn manifests(&self) -> Vec<Manifest> {
+        self.manifests
+            .iter()
+            .map(|(json, origin)| Manifest {
+                object: serde_json::from_str(json).expect("a manifest's own JSON text parses"),
+                origin: origin.to_string(),
+            })
+            .collect()
+    }
+}
+
 /// Per-application memory between reconciles.
 #[derive(Default)]
 pub(super) struct AppWork {
     /// (revision, spec hash, live generation) of the last full comparison.
     pub(super) last_key: Option<(String, u64, u64)>,
     /// Render of (revision, spec hash).
-    pub(super) render: Option<(String, u64, Arc<Vec<Manifest>>)>,
+    pub(super) render: Option<RenderCache>,
     /// Per resource: (desired hash, live resourceVersion) -> modified, error.
     pub(super) compared: HashMap<ResourceKey, (u64, String, bool)>,
     /// What the automated-sync policy remembers; its `last_synced` comes

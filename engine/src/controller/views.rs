@@ -19,7 +19,7 @@ impl Inner {
                 .namespace
                 .clone()
                 .unwrap_or_default();
-            (work.render.as_ref().map(|(_, _, m)| Arc::clone(m)), ns)
+            (work.render.as_ref().map(RenderCache::manifests), ns)
         };
         let manifests = manifests.unwrap_or_default();
         let prepared = self
@@ -28,7 +28,7 @@ impl Inner {
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
         let tracked = self.live.tracked(name);
         let jobs = prepared.iter().map(|p| {
-            let live = tracked.get(&p.key).cloned();
+            let live = tracked.get(&p.key).map(|l| l.value());
             async move {
                 let comparison: Comparison = match (&live, &p.kind) {
                     (Some(l), Some(kind)) => {
@@ -69,6 +69,7 @@ impl Inner {
             if prepared.iter().any(|p| &p.key == key) {
                 continue;
             }
+            let live = &live.value();
             let comparison = diff::compare(Some(live), &Value::Null);
             items.push(ManagedResource {
                 group: key.group.clone(),
@@ -89,7 +90,12 @@ impl Inner {
     pub(super) async fn tree(&self, name: &str) -> Result<ResourceTree, ServiceError> {
         self.slot(name)
             .ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
-        let tracked = self.live.tracked(name);
+        let tracked: BTreeMap<ResourceKey, Value> = self
+            .live
+            .tracked(name)
+            .into_iter()
+            .map(|(k, v)| (k, v.value()))
+            .collect();
         let mut nodes: Vec<ResourceNode> = tracked.values().map(|v| node(v, Vec::new())).collect();
         // Children: what the application's workloads own, found through
         // ownerReferences in the namespaces the application uses.
