@@ -102,6 +102,7 @@ async fn first_sync_creates_the_namespace_and_every_object_including_a_service_w
         str_at(&cm, "/metadata/annotations/argocd.argoproj.io~1tracking-id"),
         format!("{}:/ConfigMap:{}/settings", ns.name, ns.name)
     );
+    assert_eq!(str_at(&cm, "/metadata/labels/plumb.dev~1managed"), "true");
 
     let tree = eventually(
         "the resource tree shows the Deployment's ReplicaSet",
@@ -865,5 +866,50 @@ async fn application_objects_in_the_cluster_are_managed_and_get_status() -> Resu
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = object().await?;
     assert_eq!(written(&after), before, "{after:#}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn only_objects_with_plumbs_label_are_watched() -> Result<()> {
+    use plumb_engine::cluster::Cluster;
+    use plumb_engine::live::LiveState;
+    use plumb_engine::model::ResourceKey;
+
+    let ns = TestNamespace::new("labelled").await;
+    ns.create().await?;
+    let client = support::client().await;
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns.name, &configmaps());
+    let app = ns.name.clone();
+    let key = |name: &str| ResourceKey {
+        group: String::new(),
+        kind: "ConfigMap".into(),
+        namespace: ns.name.clone(),
+        name: name.into(),
+    };
+    // Both carry a tracking annotation naming themselves; only one carries
+    // the label Plumb sets when it applies.
+    for (name, labels) in [
+        ("applied-by-plumb", json!({"plumb.dev/managed": "true"})),
+        ("annotated-by-hand", json!({})),
+    ] {
+        let object = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "labels": labels, "annotations": {
+                "argocd.argoproj.io/tracking-id": key(name).tracking_id(&app)
+            }},
+        });
+        api.patch(name, &PatchParams::apply("e2e"), &Patch::Apply(&object))
+            .await?;
+    }
+    let kind = Cluster::new(client.clone())
+        .resolve("v1", "ConfigMap")
+        .await?
+        .context("ConfigMaps are served")?;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let live = LiveState::new(client, Default::default(), cancel.clone());
+    live.watch(&kind, Duration::from_secs(30)).await?;
+    let tracked: Vec<ResourceKey> = live.tracked(&app).into_keys().collect();
+    cancel.cancel();
+    assert_eq!(tracked, [key("applied-by-plumb")]);
     Ok(())
 }

@@ -21,6 +21,12 @@ pub const REFRESH_ANNOTATION: &str = "argocd.argoproj.io/refresh";
 pub const IN_CLUSTER_SERVER: &str = "https://kubernetes.default.svc";
 /// The destination name meaning "the cluster Plumb runs against".
 pub const IN_CLUSTER_NAME: &str = "in-cluster";
+/// The label Plumb sets on every object it applies (value
+/// [`MANAGED_LABEL_VALUE`]), so that it can watch only those: objects of the
+/// same kinds that Plumb does not manage are never sent to it.
+pub const MANAGED_LABEL: &str = "plumb.dev/managed";
+/// The value of [`MANAGED_LABEL`].
+pub const MANAGED_LABEL_VALUE: &str = "true";
 /// The field manager of every server-side apply Plumb makes.
 pub const FIELD_MANAGER: &str = "plumb";
 

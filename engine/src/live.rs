@@ -1,6 +1,6 @@
-//! The live state: one watch per kind that any application uses, keeping
-//! only the objects that carry a valid tracking annotation, indexed by
-//! application. A change to an application's objects is sent to the
+//! The live state: one watch per kind that any application uses, of the
+//! objects that carry Plumb's label (the API server sends no others), keeping
+//! those with a valid tracking annotation, indexed by application. A change to an application's objects is sent to the
 //! controller at once, which is how drift is seen without polling.
 //!
 //! Not a general cache: untracked objects are dropped as they stream by.
@@ -20,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::Kind;
 use crate::health;
 use crate::model::{
-    Health, ResourceKey, SYNC_OPTIONS_ANNOTATION, TRACKING_ANNOTATION, annotation, tracking_app,
+    Health, MANAGED_LABEL, MANAGED_LABEL_VALUE, ResourceKey, SYNC_OPTIONS_ANNOTATION,
+    TRACKING_ANNOTATION, annotation, tracking_app,
 };
 
 /// A tracked object as the cluster has it (without `managedFields`), kept
@@ -171,9 +172,17 @@ impl Index {
     }
 }
 
-/// The application an object belongs to: its tracking annotation must name
-/// the object itself, so a copied annotation does not make it ours.
+/// The application an object belongs to: it carries Plumb's label, and its
+/// tracking annotation names the object itself, so a copied annotation does
+/// not make it ours.
 fn owner(object: &Value) -> Option<(String, ResourceKey)> {
+    let label = object
+        .pointer("/metadata/labels")
+        .and_then(|labels| labels.get(MANAGED_LABEL))
+        .and_then(Value::as_str);
+    if label != Some(MANAGED_LABEL_VALUE) {
+        return None;
+    }
     let id = annotation(object, TRACKING_ANNOTATION)?;
     let app = tracking_app(id)?;
     let key = ResourceKey::of(object)?;
@@ -359,7 +368,8 @@ impl LiveState {
         last_error: Arc<Mutex<Option<String>>>,
     ) {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &kind.resource);
-        let mut stream = watcher::watcher(api, watcher::Config::default())
+        let selector = format!("{MANAGED_LABEL}={MANAGED_LABEL_VALUE}");
+        let mut stream = watcher::watcher(api, watcher::Config::default().labels(&selector))
             .default_backoff()
             .boxed();
         let mut buffer: Option<HashMap<ResourceKey, (String, LiveObject)>> = None;
@@ -519,10 +529,15 @@ mod tests {
     #[test]
     fn only_objects_whose_tracking_id_names_themselves_are_owned() {
         let good = json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "c", "namespace": "n", "annotations": {TRACKING_ANNOTATION: "app:/ConfigMap:n/c"}}});
+            "metadata": {"name": "c", "namespace": "n", "labels": {MANAGED_LABEL: "true"},
+                "annotations": {TRACKING_ANNOTATION: "app:/ConfigMap:n/c"}}});
         assert_eq!(owner(&good).map(|(a, _)| a), Some("app".to_string()));
+        let unlabelled = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "namespace": "n", "annotations": {TRACKING_ANNOTATION: "app:/ConfigMap:n/c"}}});
+        assert_eq!(owner(&unlabelled), None);
         let copied = json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "other", "namespace": "n", "annotations": {TRACKING_ANNOTATION: "app:/ConfigMap:n/c"}}});
+            "metadata": {"name": "other", "namespace": "n", "labels": {MANAGED_LABEL: "true"},
+                "annotations": {TRACKING_ANNOTATION: "app:/ConfigMap:n/c"}}});
         assert_eq!(owner(&copied), None);
         let untracked = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
         assert_eq!(owner(&untracked), None);
@@ -539,6 +554,7 @@ mod tests {
         };
         let item: DynamicObject = serde_json::from_value(json!({
             "metadata": {"name": "c", "namespace": "n", "managedFields": [{}],
+                "labels": {MANAGED_LABEL: "true"},
                 "annotations": {TRACKING_ANNOTATION: "app:/ConfigMap:n/c"}}
         }))
         .expect("an untyped list item decodes");

@@ -27,9 +27,10 @@ use crate::health;
 use crate::live::{ChangedApps, LiveObject, LiveState};
 use crate::model::{
     Application, ApplicationStatus, Condition, Health, HealthStatusCode, IN_CLUSTER_NAME,
-    IN_CLUSTER_SERVER, InitiatedBy, Manifest, Operation, OperationPhase, OperationState,
-    ResourceKey, ResourceResult, ResourceStatus, RevisionHistory, RollbackPin, SyncOperation,
-    SyncResult, SyncStatus, SyncStatusCode, TRACKING_ANNOTATION, group_of,
+    IN_CLUSTER_SERVER, InitiatedBy, MANAGED_LABEL, MANAGED_LABEL_VALUE, Manifest, Operation,
+    OperationPhase, OperationState, ResourceKey, ResourceResult, ResourceStatus, RevisionHistory,
+    RollbackPin, SyncOperation, SyncResult, SyncStatus, SyncStatusCode, TRACKING_ANNOTATION,
+    group_of,
 };
 use crate::plan::{self, Desired, PlanOptions, Tracked};
 use crate::registry::{self, Declared, Origin, SourceUpdate};

@@ -518,6 +518,18 @@ impl Inner {
                     ))
                 })?;
             annotations.insert(TRACKING_ANNOTATION.into(), json!(key.tracking_id(app)));
+            object
+                .pointer_mut("/metadata")
+                .and_then(Value::as_object_mut)
+                .map(|meta| meta.entry("labels").or_insert_with(|| json!({})))
+                .and_then(Value::as_object_mut)
+                .ok_or_else(|| {
+                    ReconcileError::Invalid(format!(
+                        "{}: metadata.labels is not a mapping",
+                        m.origin
+                    ))
+                })?
+                .insert(MANAGED_LABEL.into(), json!(MANAGED_LABEL_VALUE));
             out.push(Prepared { key, object, kind });
         }
         Ok(out)
