@@ -357,6 +357,31 @@ impl Cluster {
         }
     }
 
+    /// One object as the server has it now (without `managedFields`), or
+    /// `None` when it does not exist.
+    ///
+    /// # Errors
+    /// When the read fails or times out.
+    pub async fn get(&self, kind: &Kind, key: &ResourceKey) -> Result<Option<Value>, ClusterError> {
+        let api = self.api(kind, &key.namespace);
+        let call = api.get_opt(&key.name);
+        let Ok(result) = tokio::time::timeout(self.request_timeout, call).await else {
+            return Err(ClusterError::Timeout {
+                action: "read",
+                target: key.to_string(),
+                after: self.request_timeout,
+            });
+        };
+        let found = result.map_err(|e| ClusterError::api("read", key.to_string(), e))?;
+        Ok(found.map(|mut o| {
+            o.metadata.managed_fields = None;
+            let mut value = serde_json::to_value(o).expect("a DynamicObject always serializes");
+            value["apiVersion"] = Value::String(kind.resource.api_version.clone());
+            value["kind"] = Value::String(kind.resource.kind.clone());
+            value
+        }))
+    }
+
     /// Objects of `kind` in `namespace` (all namespaces when empty).
     ///
     /// # Errors

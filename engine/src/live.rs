@@ -5,7 +5,7 @@
 //!
 //! Not a general cache: untracked objects are dropped as they stream by.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,23 +25,33 @@ use crate::model::{
 };
 
 /// A tracked object as the cluster has it (without `managedFields`), kept
-/// compact: its JSON text, plus what every reconcile reads of it, read once
-/// when it arrives. A JSON tree of a small object costs ten times its text
-/// (every map is a B-tree node), and the full tree is needed only to diff a
-/// changed object or to show it.
-#[derive(Debug)]
+/// small: what every reconcile reads of it (read once when it arrives), and
+/// its JSON text only until the controller has compared it. A comparison is
+/// remembered by resourceVersion, so the text is needed again only when the
+/// desired object changes while the live one does not; then it is read
+/// from the API server ([`crate::cluster::Cluster::get`]).
+#[derive(Debug, Clone)]
 pub struct Live {
-    json: Box<str>,
+    json: Option<Box<str>>,
     api_version: Box<str>,
     resource_version: Box<str>,
     uid: Box<str>,
+    created_at: Option<Box<str>>,
     sync_options: Option<Box<str>>,
     health: Option<Health>,
 }
 
 impl Live {
-    /// Keeps `object` (already without `managedFields`).
+    /// Keeps `object` (already without `managedFields`) with its text.
     pub fn new(object: &Value) -> Live {
+        Live {
+            json: Some(object.to_string().into_boxed_str()),
+            ..Live::summary(object)
+        }
+    }
+
+    /// What every reconcile reads of `object`, without its text.
+    pub fn summary(object: &Value) -> Live {
         let text = |pointer: &str| -> Box<str> {
             object
                 .pointer(pointer)
@@ -50,18 +60,24 @@ impl Live {
                 .into()
         };
         Live {
-            json: object.to_string().into_boxed_str(),
+            json: None,
             api_version: text("/apiVersion"),
             resource_version: text("/metadata/resourceVersion"),
             uid: text("/metadata/uid"),
+            created_at: object
+                .pointer("/metadata/creationTimestamp")
+                .and_then(Value::as_str)
+                .map(Into::into),
             sync_options: annotation(object, SYNC_OPTIONS_ANNOTATION).map(Into::into),
             health: health::health_of(object),
         }
     }
 
-    /// The object as JSON.
-    pub fn value(&self) -> Value {
-        serde_json::from_str(&self.json).expect("a live object's own JSON text always parses")
+    /// The object as JSON, while its text is kept.
+    pub fn value(&self) -> Option<Value> {
+        self.json.as_deref().map(|json| {
+            serde_json::from_str(json).expect("a live object's own JSON text always parses")
+        })
     }
 
     /// Its `apiVersion`.
@@ -77,6 +93,11 @@ impl Live {
     /// Its `metadata.uid`.
     pub fn uid(&self) -> &str {
         &self.uid
+    }
+
+    /// Its `metadata.creationTimestamp`.
+    pub fn created_at(&self) -> Option<&str> {
+        self.created_at.as_deref()
     }
 
     /// Its `argocd.argoproj.io/sync-options` annotation.
@@ -139,6 +160,32 @@ impl Index {
         }
         self.bump(&app);
         Some(app)
+    }
+
+    /// Whether the index holds exactly this version of the object for `app`.
+    fn holds(&self, kind: &KindId, key: &ResourceKey, app: &str, resource_version: &str) -> bool {
+        self.by_kind
+            .get(kind)
+            .and_then(|m| m.get(key))
+            .is_some_and(|(a, o)| a == app && o.resource_version() == resource_version)
+    }
+
+    /// Drops the text of one object, if the index still holds that version.
+    fn release(&mut self, kind: &KindId, key: &ResourceKey, resource_version: &str) {
+        let Some((app, object)) = self.by_kind.get_mut(kind).and_then(|m| m.get_mut(key)) else {
+            return;
+        };
+        if object.json.is_none() || object.resource_version() != resource_version {
+            return;
+        }
+        let slim = Arc::new(Live {
+            json: None,
+            ..Live::clone(object)
+        });
+        *object = Arc::clone(&slim);
+        if let Some(entry) = self.by_app.get_mut(app.as_str()) {
+            entry.objects.insert(key.clone(), slim);
+        }
     }
 
     fn upsert(
@@ -372,7 +419,10 @@ impl LiveState {
         let mut stream = watcher::watcher(api, watcher::Config::default().labels(&selector))
             .default_backoff()
             .boxed();
-        let mut buffer: Option<HashMap<ResourceKey, (String, LiveObject)>> = None;
+        // Keys seen since the current (re)list began: what was not seen by
+        // its end is gone. Objects stream into the index one by one, so a
+        // relist never holds a second copy of a kind.
+        let mut listing: Option<HashSet<ResourceKey>> = None;
         loop {
             let event = tokio::select! {
                 () = self.cancel.cancelled() => return,
@@ -380,16 +430,17 @@ impl LiveState {
             };
             let Some(event) = event else { return };
             match event {
-                Ok(Event::Init) => buffer = Some(HashMap::new()),
+                Ok(Event::Init) => listing = Some(HashSet::new()),
                 Ok(Event::InitApply(object)) => {
                     let value = slim(object, &kind);
-                    if let (Some(buf), Some((app, key))) = (buffer.as_mut(), owner(&value)) {
-                        buf.insert(key, (app, Arc::new(Live::new(&value))));
+                    if let (Some(seen), Some((_, key))) = (listing.as_mut(), owner(&value)) {
+                        seen.insert(key);
                     }
+                    self.apply(&id, value);
                 }
                 Ok(Event::InitDone) => {
-                    let fresh = buffer.take().unwrap_or_default();
-                    self.replace_kind(&id, fresh);
+                    let seen = listing.take().unwrap_or_default();
+                    self.forget_unseen(&id, &seen);
                     *last_error
                         .lock()
                         .expect("watch error lock is never poisoned") = None;
@@ -418,9 +469,19 @@ impl LiveState {
             return;
         };
         let touched = match owner(&value) {
-            Some((app, key)) => self
-                .lock()
-                .upsert(id, key, app, Arc::new(Live::new(&value))),
+            Some((app, key)) => {
+                let version = value
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let mut index = self.lock();
+                if index.holds(id, &key, &app, version) {
+                    // The same version (Plumb's own apply, seen first in its
+                    // response, or a relist): nothing changed.
+                    return;
+                }
+                index.upsert(id, key, app, Arc::new(Live::new(&value)))
+            }
             None => self.lock().remove(id, &key).into_iter().collect(),
         };
         for app in touched {
@@ -428,32 +489,18 @@ impl LiveState {
         }
     }
 
-    fn replace_kind(&self, id: &KindId, fresh: HashMap<ResourceKey, (String, LiveObject)>) {
+    /// After a (re)list: forgets the objects of a kind that it did not see.
+    fn forget_unseen(&self, id: &KindId, seen: &HashSet<ResourceKey>) {
         let mut touched = Vec::new();
         {
             let mut index = self.lock();
-            let old: Vec<ResourceKey> = index
+            let gone: Vec<ResourceKey> = index
                 .by_kind
                 .get(id)
-                .map(|m| m.keys().cloned().collect())
+                .map(|m| m.keys().filter(|k| !seen.contains(*k)).cloned().collect())
                 .unwrap_or_default();
-            for key in old {
-                if !fresh.contains_key(&key) {
-                    touched.extend(index.remove(id, &key));
-                }
-            }
-            for (key, (app, object)) in fresh {
-                let unchanged =
-                    index
-                        .by_kind
-                        .get(id)
-                        .and_then(|m| m.get(&key))
-                        .is_some_and(|(a, o)| {
-                            *a == app && o.resource_version() == object.resource_version()
-                        });
-                if !unchanged {
-                    touched.extend(index.upsert(id, key, app, object));
-                }
+            for key in gone {
+                touched.extend(index.remove(id, &key));
             }
         }
         for app in touched {
@@ -491,17 +538,26 @@ impl LiveState {
     }
 
     /// Records an object the controller just applied, so the comparison that
-    /// follows sees it before its watch event arrives.
-    pub fn observe_applied(&self, api_version: &str, kind: &str, object: Value) {
+    /// follows sees it before its watch event arrives. Its text is not kept:
+    /// the sync remembers that this version is the desired one.
+    pub fn observe_applied(&self, api_version: &str, kind: &str, object: &Value) {
         let id = (api_version.to_string(), kind.to_string());
-        let mut value = object;
-        if let Some(Value::Object(meta)) = value.get_mut("metadata") {
-            meta.remove("managedFields");
+        if let Some((app, key)) = owner(object) {
+            let live = Live::summary(object);
+            let mut index = self.lock();
+            if index.holds(&id, &key, &app, live.resource_version()) {
+                index.release(&id, &key, live.resource_version());
+            } else {
+                index.upsert(&id, key, app, Arc::new(live));
+            }
         }
-        if let Some((app, key)) = owner(&value) {
-            self.lock()
-                .upsert(&id, key, app, Arc::new(Live::new(&value)));
-        }
+    }
+
+    /// Drops the text of an object whose comparison at `resource_version`
+    /// the controller remembers.
+    pub fn release(&self, api_version: &str, key: &ResourceKey, resource_version: &str) {
+        let id = (api_version.to_string(), key.kind.clone());
+        self.lock().release(&id, key, resource_version);
     }
 
     /// Forgets an object the controller just deleted.
@@ -583,5 +639,29 @@ mod tests {
         assert_eq!(index.by_app["a"].generation, 2);
         assert_eq!(index.remove(&kind, &key), Some("b".to_string()));
         assert!(index.by_app.values().all(|e| e.objects.is_empty()));
+    }
+
+    #[test]
+    fn released_text_is_dropped_only_at_the_compared_version() {
+        let mut index = Index::default();
+        let kind = ("v1".to_string(), "ConfigMap".to_string());
+        let key = ResourceKey {
+            group: String::new(),
+            kind: "ConfigMap".into(),
+            namespace: "n".into(),
+            name: "c".into(),
+        };
+        let object = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "namespace": "n", "resourceVersion": "7", "uid": "u"},
+            "data": {"k": "v"}});
+        index.upsert(&kind, key.clone(), "a".into(), Arc::new(Live::new(&object)));
+        assert!(index.holds(&kind, &key, "a", "7"));
+        assert!(!index.holds(&kind, &key, "b", "7"));
+        index.release(&kind, &key, "6");
+        assert_eq!(index.by_app["a"].objects[&key].value(), Some(object));
+        index.release(&kind, &key, "7");
+        assert_eq!(index.by_app["a"].objects[&key].value(), None);
+        assert_eq!(index.by_kind[&kind][&key].1.value(), None);
+        assert_eq!(index.by_app["a"].objects[&key].uid(), "u");
     }
 }

@@ -115,7 +115,7 @@ async fn run_step(
                         .pointer("/metadata/resourceVersion")
                         .and_then(Value::as_str)
                         .map(str::to_string);
-                    live.observe_applied(api_version, &key.kind, applied);
+                    live.observe_applied(api_version, &key.kind, &applied);
                     // Its custom resources come in a later stage.
                     if kind.resource.kind == "CustomResourceDefinition"
                         && let Err(e) = cluster.wait_crd_established(&key.name, crd_timeout).await

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::{Cluster, Kind};
 use crate::diff::{self, Comparison};
 use crate::health;
-use crate::live::{ChangedApps, LiveObject, LiveState};
+use crate::live::{ChangedApps, Live, LiveObject, LiveState};
 use crate::model::{
     Application, ApplicationStatus, Condition, Health, HealthStatusCode, IN_CLUSTER_NAME,
     IN_CLUSTER_SERVER, InitiatedBy, MANAGED_LABEL, MANAGED_LABEL_VALUE, Manifest, Operation,

@@ -28,8 +28,12 @@ impl Inner {
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
         let tracked = self.live.tracked(name);
         let jobs = prepared.iter().map(|p| {
-            let live = tracked.get(&p.key).map(|l| l.value());
+            let live = tracked.get(&p.key).cloned();
             async move {
+                let live = match &live {
+                    Some(l) => self.live_value(&p.key, l).await.ok().flatten(),
+                    None => None,
+                };
                 let comparison: Comparison = match (&live, &p.kind) {
                     (Some(l), Some(kind)) => {
                         match self.cluster.apply(kind, &p.object, true).await {
@@ -69,7 +73,10 @@ impl Inner {
             if prepared.iter().any(|p| &p.key == key) {
                 continue;
             }
-            let live = &live.value();
+            let Ok(Some(live)) = self.live_value(key, live).await else {
+                continue;
+            };
+            let live = &live;
             let comparison = diff::compare(Some(live), &Value::Null);
             items.push(ManagedResource {
                 group: key.group.clone(),
@@ -90,13 +97,11 @@ impl Inner {
     pub(super) async fn tree(&self, name: &str) -> Result<ResourceTree, ServiceError> {
         self.slot(name)
             .ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
-        let tracked: BTreeMap<ResourceKey, Value> = self
-            .live
-            .tracked(name)
-            .into_iter()
-            .map(|(k, v)| (k, v.value()))
+        let tracked = self.live.tracked(name);
+        let mut nodes: Vec<ResourceNode> = tracked
+            .iter()
+            .map(|(key, live)| tracked_node(key, live))
             .collect();
-        let mut nodes: Vec<ResourceNode> = tracked.values().map(|v| node(v, Vec::new())).collect();
         // Children: what the application's workloads own, found through
         // ownerReferences in the namespaces the application uses.
         let namespaces: BTreeSet<String> = tracked
@@ -110,8 +115,17 @@ impl Inner {
             .map(|k| k.namespace.clone())
             .collect();
         let mut owners: HashMap<String, ParentRef> = tracked
-            .values()
-            .filter_map(|v| parent_ref(v).map(|p| (p.uid.clone(), p)))
+            .iter()
+            .map(|(key, live)| {
+                let parent = ParentRef {
+                    group: key.group.clone(),
+                    kind: key.kind.clone(),
+                    namespace: key.namespace.clone(),
+                    name: key.name.clone(),
+                    uid: live.uid().to_string(),
+                };
+                (parent.uid.clone(), parent)
+            })
             .collect();
         for (api_version, kind) in [
             ("batch/v1", "Job"),
@@ -166,6 +180,27 @@ fn parent_ref(object: &Value) -> Option<ParentRef> {
         name: key.name,
         uid: object.pointer("/metadata/uid")?.as_str()?.to_string(),
     })
+}
+
+/// The node of an object the application tracks.
+fn tracked_node(key: &ResourceKey, live: &Live) -> ResourceNode {
+    ResourceNode {
+        group: key.group.clone(),
+        version: live
+            .api_version()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        kind: key.kind.clone(),
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+        uid: live.uid().to_string(),
+        parent_refs: Vec::new(),
+        health: live.health().cloned(),
+        resource_version: live.resource_version().to_string(),
+        created_at: live.created_at().map(str::to_string),
+    }
 }
 
 fn node(object: &Value, parent_refs: Vec<ParentRef>) -> ResourceNode {
