@@ -57,6 +57,40 @@ pub fn normalize(object: &Value) -> Value {
     out
 }
 
+/// A 64-bit fingerprint of an object's normalized form: equal for objects
+/// [`compare`] finds equal (map keys in any order), so a live object can be
+/// remembered by its fingerprint alone and compared with a prediction
+/// without keeping its text.
+pub fn fingerprint(object: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    fn feed(value: &Value, h: &mut std::collections::hash_map::DefaultHasher) {
+        match value {
+            Value::Null => 0u8.hash(h),
+            Value::Bool(b) => (1u8, b).hash(h),
+            Value::Number(n) => (2u8, n.to_string()).hash(h),
+            Value::String(s) => (3u8, s).hash(h),
+            Value::Array(items) => {
+                (4u8, items.len()).hash(h);
+                for item in items {
+                    feed(item, h);
+                }
+            }
+            Value::Object(map) => {
+                (5u8, map.len()).hash(h);
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                for (key, item) in entries {
+                    key.hash(h);
+                    feed(item, h);
+                }
+            }
+        }
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    feed(&normalize(object), &mut h);
+    h.finish()
+}
+
 fn is_secret(object: &Value) -> bool {
     object.get("kind").and_then(Value::as_str) == Some("Secret")
         && object.get("apiVersion").and_then(Value::as_str) == Some("v1")
@@ -240,5 +274,26 @@ mod tests {
         let c = compare(None, &predicted);
         assert!(c.modified);
         assert!(c.diff.contains("+kind: ConfigMap"), "{}", c.diff);
+    }
+
+    #[test]
+    fn fingerprints_agree_with_compare() {
+        let live = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "resourceVersion": "5", "uid": "u", "managedFields": []},
+            "data": {"a": "1", "b": "2"}});
+        let same_other_order = json!({"kind": "ConfigMap", "apiVersion": "v1",
+            "data": {"b": "2", "a": "1"}, "metadata": {"name": "c", "resourceVersion": "6"}});
+        let changed = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c"}, "data": {"a": "1", "b": "3"}});
+        let number = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c"}, "data": {"a": 1, "b": "2"}});
+        for other in [&same_other_order, &changed, &number] {
+            assert_eq!(
+                fingerprint(&live) == fingerprint(other),
+                !compare(Some(&live), other).modified,
+                "{other}"
+            );
+        }
+        assert_eq!(fingerprint(&live), fingerprint(&same_other_order));
     }
 }

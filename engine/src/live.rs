@@ -18,40 +18,33 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Kind;
+use crate::diff;
 use crate::health;
 use crate::model::{
     Health, MANAGED_LABEL, MANAGED_LABEL_VALUE, ResourceKey, SYNC_OPTIONS_ANNOTATION,
     TRACKING_ANNOTATION, annotation, tracking_app,
 };
 
-/// A tracked object as the cluster has it (without `managedFields`), kept
-/// small: what every reconcile reads of it (read once when it arrives), and
-/// its JSON text only until the controller has compared it. A comparison is
-/// remembered by resourceVersion, so the text is needed again only when the
-/// desired object changes while the live one does not; then it is read
-/// from the API server ([`crate::cluster::Cluster::get`]).
+/// What Plumb keeps of a tracked object: what every reconcile reads of it,
+/// read once when it arrives, and a fingerprint of its normalized form
+/// ([`crate::diff::fingerprint`]) to compare a prediction with. Not its
+/// text: a JSON tree of a small object costs ten times its text, and the
+/// text is needed only to show a diff, which reads the object from the API
+/// server ([`crate::cluster::Cluster::get`]).
 #[derive(Debug, Clone)]
 pub struct Live {
-    json: Option<Box<str>>,
     api_version: Box<str>,
     resource_version: Box<str>,
     uid: Box<str>,
     created_at: Option<Box<str>>,
     sync_options: Option<Box<str>>,
     health: Option<Health>,
+    fingerprint: u64,
 }
 
 impl Live {
-    /// Keeps `object` (already without `managedFields`) with its text.
+    /// What Plumb keeps of `object`.
     pub fn new(object: &Value) -> Live {
-        Live {
-            json: Some(object.to_string().into_boxed_str()),
-            ..Live::summary(object)
-        }
-    }
-
-    /// What every reconcile reads of `object`, without its text.
-    pub fn summary(object: &Value) -> Live {
         let text = |pointer: &str| -> Box<str> {
             object
                 .pointer(pointer)
@@ -60,7 +53,6 @@ impl Live {
                 .into()
         };
         Live {
-            json: None,
             api_version: text("/apiVersion"),
             resource_version: text("/metadata/resourceVersion"),
             uid: text("/metadata/uid"),
@@ -70,14 +62,13 @@ impl Live {
                 .map(Into::into),
             sync_options: annotation(object, SYNC_OPTIONS_ANNOTATION).map(Into::into),
             health: health::health_of(object),
+            fingerprint: diff::fingerprint(object),
         }
     }
 
-    /// The object as JSON, while its text is kept.
-    pub fn value(&self) -> Option<Value> {
-        self.json.as_deref().map(|json| {
-            serde_json::from_str(json).expect("a live object's own JSON text always parses")
-        })
+    /// The fingerprint of its normalized form.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     /// Its `apiVersion`.
@@ -168,24 +159,6 @@ impl Index {
             .get(kind)
             .and_then(|m| m.get(key))
             .is_some_and(|(a, o)| a == app && o.resource_version() == resource_version)
-    }
-
-    /// Drops the text of one object, if the index still holds that version.
-    fn release(&mut self, kind: &KindId, key: &ResourceKey, resource_version: &str) {
-        let Some((app, object)) = self.by_kind.get_mut(kind).and_then(|m| m.get_mut(key)) else {
-            return;
-        };
-        if object.json.is_none() || object.resource_version() != resource_version {
-            return;
-        }
-        let slim = Arc::new(Live {
-            json: None,
-            ..Live::clone(object)
-        });
-        *object = Arc::clone(&slim);
-        if let Some(entry) = self.by_app.get_mut(app.as_str()) {
-            entry.objects.insert(key.clone(), slim);
-        }
     }
 
     fn upsert(
@@ -538,26 +511,17 @@ impl LiveState {
     }
 
     /// Records an object the controller just applied, so the comparison that
-    /// follows sees it before its watch event arrives. Its text is not kept:
-    /// the sync remembers that this version is the desired one.
+    /// follows sees it before its watch event arrives (which is then dropped:
+    /// same version).
     pub fn observe_applied(&self, api_version: &str, kind: &str, object: &Value) {
         let id = (api_version.to_string(), kind.to_string());
         if let Some((app, key)) = owner(object) {
-            let live = Live::summary(object);
+            let live = Live::new(object);
             let mut index = self.lock();
-            if index.holds(&id, &key, &app, live.resource_version()) {
-                index.release(&id, &key, live.resource_version());
-            } else {
+            if !index.holds(&id, &key, &app, live.resource_version()) {
                 index.upsert(&id, key, app, Arc::new(live));
             }
         }
-    }
-
-    /// Drops the text of an object whose comparison at `resource_version`
-    /// the controller remembers.
-    pub fn release(&self, api_version: &str, key: &ResourceKey, resource_version: &str) {
-        let id = (api_version.to_string(), key.kind.clone());
-        self.lock().release(&id, key, resource_version);
     }
 
     /// Forgets an object the controller just deleted.
@@ -642,7 +606,7 @@ mod tests {
     }
 
     #[test]
-    fn released_text_is_dropped_only_at_the_compared_version() {
+    fn the_same_version_is_held_once() {
         let mut index = Index::default();
         let kind = ("v1".to_string(), "ConfigMap".to_string());
         let key = ResourceKey {
@@ -656,12 +620,10 @@ mod tests {
             "data": {"k": "v"}});
         index.upsert(&kind, key.clone(), "a".into(), Arc::new(Live::new(&object)));
         assert!(index.holds(&kind, &key, "a", "7"));
+        assert!(!index.holds(&kind, &key, "a", "8"));
         assert!(!index.holds(&kind, &key, "b", "7"));
-        index.release(&kind, &key, "6");
-        assert_eq!(index.by_app["a"].objects[&key].value(), Some(object));
-        index.release(&kind, &key, "7");
-        assert_eq!(index.by_app["a"].objects[&key].value(), None);
-        assert_eq!(index.by_kind[&kind][&key].1.value(), None);
-        assert_eq!(index.by_app["a"].objects[&key].uid(), "u");
+        let held = &index.by_app["a"].objects[&key];
+        assert_eq!(held.uid(), "u");
+        assert_eq!(held.fingerprint(), diff::fingerprint(&object));
     }
 }

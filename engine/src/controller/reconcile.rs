@@ -569,28 +569,6 @@ impl Inner {
         out
     }
 
-    /// A live object's JSON: its text while the index keeps it, otherwise
-    /// read from the API server (`None` when it is gone).
-    pub(super) async fn live_value(
-        &self,
-        key: &ResourceKey,
-        live: &Live,
-    ) -> Result<Option<Value>, String> {
-        if let Some(value) = live.value() {
-            return Ok(Some(value));
-        }
-        let kind = self
-            .cluster
-            .resolve(live.api_version(), &key.kind)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("the cluster no longer serves {}", live.api_version()))?;
-        self.cluster
-            .get(&kind, key)
-            .await
-            .map_err(|e| e.to_string())
-    }
-
     /// Compares every desired object with its live counterpart; returns
     /// per-object "modified" and the errors met.
     pub(super) async fn compare(
@@ -620,20 +598,14 @@ impl Inner {
                     (None, None, _) | (None, _, None) => Ok((true, false)),
                     (None, Some(l), Some(kind)) => {
                         match self.cluster.apply(kind, &p.object, true).await {
-                            Ok(predicted) => match self.live_value(&p.key, l).await {
-                                Ok(Some(current)) => {
-                                    Ok((diff::compare(Some(&current), &predicted).modified, true))
-                                }
-                                // Deleted meanwhile: its watch event follows.
-                                Ok(None) => Ok((true, false)),
-                                Err(e) => Err(e),
-                            },
+                            Ok(predicted) => {
+                                Ok((diff::fingerprint(&predicted) != l.fingerprint(), true))
+                            }
                             Err(e) => Err(e.to_string()),
                         }
                     }
                 };
-                let api_version = p.kind.as_ref().map(|k| k.resource.api_version.clone());
-                (p.key.clone(), api_version, desired_hash, rv, outcome)
+                (p.key.clone(), desired_hash, rv, outcome)
             }
         });
         // Collected first: a lazy `map` kept across the await makes the
@@ -647,14 +619,10 @@ impl Inner {
         let mut errors = Vec::new();
         work.compared
             .retain(|k, _| prepared.iter().any(|p| &p.key == k));
-        for (key, api_version, h, rv, outcome) in results {
+        for (key, h, rv, outcome) in results {
             match outcome {
                 Ok((m, cacheable)) => {
                     if cacheable && !rv.is_empty() {
-                        // Remembered: the live text is not needed any more.
-                        if let Some(api_version) = &api_version {
-                            self.live.release(api_version, &key, &rv);
-                        }
                         work.compared.insert(key, (h, rv, m));
                     }
                     modified.push(m);

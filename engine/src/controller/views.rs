@@ -5,6 +5,25 @@ use super::reconcile::COMPARE_CONCURRENCY;
 use super::*;
 
 impl Inner {
+    /// A live object's JSON, read from the API server (`None` when it is
+    /// gone).
+    pub(super) async fn live_value(
+        &self,
+        key: &ResourceKey,
+        live: &Live,
+    ) -> Result<Option<Value>, String> {
+        let kind = self
+            .cluster
+            .resolve(live.api_version(), &key.kind)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("the cluster no longer serves {}", live.api_version()))?;
+        self.cluster
+            .get(&kind, key)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     pub(super) async fn managed(&self, name: &str) -> Result<Vec<ManagedResource>, ServiceError> {
         let slot = self
             .slot(name)
