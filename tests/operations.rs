@@ -463,6 +463,109 @@ async fn a_fetch_that_hangs_is_abandoned_and_other_applications_sync() -> Result
     Ok(())
 }
 
+/// A `git daemon` serving the repositories under `base` on a loopback port;
+/// killed on drop.
+struct GitDaemon {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl GitDaemon {
+    fn start(base: &std::path::Path) -> Result<GitDaemon> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = std::process::Command::new("git")
+            .args([
+                "daemon",
+                "--reuseaddr",
+                "--export-all",
+                "--listen=127.0.0.1",
+            ])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("start git daemon")?;
+        let daemon = GitDaemon { child, port };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(daemon);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        anyhow::bail!("git daemon did not listen on {port}")
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_hung_fetch_does_not_keep_the_repository_from_the_next_fetch() -> Result<()> {
+    let ns = TestNamespace::new("hungonce").await;
+    let repo = GitRepo::new(Some("e2e/basic"))?;
+    let base = repo.path().parent().context("a parent folder")?.to_owned();
+    let name = repo
+        .path()
+        .file_name()
+        .context("a folder name")?
+        .to_string_lossy()
+        .into_owned();
+    let daemon = GitDaemon::start(&base)?;
+    // In front of the daemon: the first connection is accepted and never
+    // answered (its fetch blocks in a read for good); the others reach the
+    // daemon.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let upstream = daemon.port;
+    std::thread::spawn(move || {
+        let mut silent = Vec::new();
+        for (i, stream) in listener.incoming().enumerate() {
+            let Ok(client) = stream else { break };
+            if i == 0 {
+                silent.push(client);
+                continue;
+            }
+            std::thread::spawn(move || {
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    return;
+                };
+                let (Ok(mut client_read), Ok(mut server_write)) =
+                    (client.try_clone(), server.try_clone())
+                else {
+                    return;
+                };
+                let (mut server_read, mut client_write) = (server, client);
+                std::thread::spawn(move || std::io::copy(&mut client_read, &mut server_write));
+                let _ = std::io::copy(&mut server_read, &mut client_write);
+                let _ = client_write.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    let apps = application(
+        &ns.name,
+        &format!("git://127.0.0.1:{port}/{name}"),
+        ".",
+        &ns.name,
+        AUTO,
+    );
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start_with_args(work.path(), &apps, &["--fetch-timeout", "2"]).await?;
+    // The first fetch hangs and is abandoned after 2 s; its thread stays
+    // blocked, but the next fetch of the same URL goes through.
+    plumb.wait_status(&ns.name, "Synced", None).await?;
+    drop(plumb);
+    drop(daemon);
+    Ok(())
+}
+
 /// A kubeconfig for the test cluster as the ServiceAccount `name` of
 /// `namespace`, with a token from the TokenRequest API.
 async fn kubeconfig_as(

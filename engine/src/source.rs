@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, TryLockError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use gix::ObjectId;
 use gix::bstr::{BStr, BString, ByteSlice};
@@ -218,11 +218,56 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// Who fetches a URL now: the interrupt flag of that fetch. A fetch whose
+/// caller gave up (its interrupt is set) no longer holds the URL, even while
+/// its thread is still blocked in a read that never returns: the next fetch
+/// may start. The two never share a folder ([`RepoCache::clone_into`] clones
+/// into a folder of its own, ref updates take git's lock files), so the
+/// abandoned one, if it ever wakes, can only fail.
+#[derive(Default)]
+struct FetchLock {
+    holder: Mutex<Option<Arc<AtomicBool>>>,
+}
+
+impl FetchLock {
+    /// Takes the URL for the fetch with interrupt flag `me`, unless a fetch
+    /// that was not abandoned holds it.
+    fn try_acquire(&self, me: &Arc<AtomicBool>) -> bool {
+        let mut holder = self.holder.lock().unwrap_or_else(PoisonError::into_inner);
+        if holder.as_ref().is_some_and(|h| !h.load(Ordering::SeqCst)) {
+            return false;
+        }
+        *holder = Some(Arc::clone(me));
+        true
+    }
+
+    /// Gives the URL back, if the fetch `me` still holds it.
+    fn release(&self, me: &Arc<AtomicBool>) {
+        let mut holder = self.holder.lock().unwrap_or_else(PoisonError::into_inner);
+        if holder.as_ref().is_some_and(|h| Arc::ptr_eq(h, me)) {
+            *holder = None;
+        }
+    }
+}
+
+/// Releases a [`FetchLock`] when the fetch ends, however it ends.
+struct FetchGuard<'a> {
+    lock: &'a FetchLock,
+    me: Arc<AtomicBool>,
+}
+
+impl Drop for FetchGuard<'_> {
+    fn drop(&mut self) {
+        self.lock.release(&self.me);
+    }
+}
+
 /// Per-URL state: the fetch lock, the coalescing counters and the open repository.
 #[derive(Default)]
 struct Slot {
-    /// Serialises clones and fetches of this URL.
-    fetch_lock: Mutex<()>,
+    /// Serialises clones and fetches of this URL (but not with a fetch that
+    /// was abandoned).
+    fetch_lock: FetchLock,
     /// How many fetches were started; only changed while `fetch_lock` is held.
     started: AtomicU64,
     /// The sequence number (from `started`) of the last fetch that succeeded.
@@ -317,15 +362,15 @@ impl RepoCache {
     /// [`SourceError::InvalidUrl`], and [`SourceError::Io`] or
     /// [`SourceError::Corrupt`] when the cache folder cannot be written.
     pub fn fetch(&self, url: &str) -> Result<(), SourceError> {
-        self.fetch_interruptible(url, &AtomicBool::new(false))
+        self.fetch_interruptible(url, &Arc::new(AtomicBool::new(false)))
     }
 
     /// [`fetch`](Self::fetch), abandoned once `interrupt` is set: a caller
     /// waiting for another fetch of the URL stops waiting, and a transfer
     /// under way stops at its next read. A transfer blocked in a read that
     /// never returns (a server that accepts and then says nothing) keeps
-    /// its thread and the URL's fetch lock until the connection fails;
-    /// callers after it then give up at their own interrupt.
+    /// its thread until the connection fails, but not the URL: the next
+    /// fetch of it starts at once.
     ///
     /// # Errors
     ///
@@ -333,24 +378,24 @@ impl RepoCache {
     pub fn fetch_interruptible(
         &self,
         url: &str,
-        interrupt: &AtomicBool,
+        interrupt: &Arc<AtomicBool>,
     ) -> Result<(), SourceError> {
         let url = normalize_url(url)?;
         let slot = self.slot(&url);
         let ticket = slot.started.load(Ordering::SeqCst);
         slot.waiting.fetch_add(1, Ordering::SeqCst);
-        let guard = loop {
-            match slot.fetch_lock.try_lock() {
-                Ok(guard) => break guard,
-                Err(TryLockError::Poisoned(p)) => break p.into_inner(),
-                Err(TryLockError::WouldBlock) if interrupt.load(Ordering::SeqCst) => {
-                    slot.waiting.fetch_sub(1, Ordering::SeqCst);
-                    return Err(SourceError::Interrupted {
-                        url: display_url(&url),
-                    });
-                }
-                Err(TryLockError::WouldBlock) => std::thread::sleep(LOCK_POLL),
+        while !slot.fetch_lock.try_acquire(interrupt) {
+            if interrupt.load(Ordering::SeqCst) {
+                slot.waiting.fetch_sub(1, Ordering::SeqCst);
+                return Err(SourceError::Interrupted {
+                    url: display_url(&url),
+                });
             }
+            std::thread::sleep(LOCK_POLL);
+        }
+        let _guard = FetchGuard {
+            lock: &slot.fetch_lock,
+            me: Arc::clone(interrupt),
         };
         slot.waiting.fetch_sub(1, Ordering::SeqCst);
         if slot.succeeded.load(Ordering::SeqCst) > ticket {
@@ -359,8 +404,8 @@ impl RepoCache {
         let sequence = slot.started.fetch_add(1, Ordering::SeqCst) + 1;
         self.fetches.fetch_add(1, Ordering::Relaxed);
         self.clone_or_fetch(&url, &slot, interrupt)?;
-        slot.succeeded.store(sequence, Ordering::SeqCst);
-        drop(guard);
+        // An abandoned fetch that finishes late must not move it back.
+        slot.succeeded.fetch_max(sequence, Ordering::SeqCst);
         Ok(())
     }
 
@@ -579,9 +624,31 @@ impl RepoCache {
     }
 
     /// Where a clone of a normalized URL is written before it is complete.
+    /// A folder of its own for one clone of `url`: a clone abandoned while
+    /// blocked never shares it with the next.
     fn partial_dir(&self, url: &str) -> PathBuf {
-        self.root
-            .join(format!("{}{PARTIAL_SUFFIX}", url_digest(url)))
+        static CLONES: AtomicU64 = AtomicU64::new(0);
+        let n = CLONES.fetch_add(1, Ordering::Relaxed);
+        self.root.join(format!(
+            "{}{PARTIAL_SUFFIX}-{}-{n}",
+            url_digest(url),
+            std::process::id()
+        ))
+    }
+
+    /// Removes the partial clones of `url` that earlier clones left (a crash,
+    /// or an abandoned clone still blocked: it then fails).
+    fn remove_partials(&self, url: &str) -> Result<(), SourceError> {
+        let prefix = format!("{}{PARTIAL_SUFFIX}", url_digest(url));
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                remove_dir(url, &entry.path())?;
+            }
+        }
+        Ok(())
     }
 
     /// A thread-local handle on the cached repository of a normalized URL,
@@ -661,10 +728,8 @@ impl RepoCache {
 
     /// Clone into a partial folder and move it into place once complete.
     fn clone_into(&self, url: &str, dir: &Path, interrupt: &AtomicBool) -> Result<(), SourceError> {
+        self.remove_partials(url)?;
         let partial = self.partial_dir(url);
-        if partial.exists() {
-            remove_dir(url, &partial)?;
-        }
         std::fs::create_dir_all(&self.root).map_err(|source| SourceError::Io {
             url: display_url(url),
             action: "creating the cache folder",
@@ -2211,7 +2276,8 @@ mod tests {
         let slot = fx.cache.slot(&url);
         // Hold the lock so all eight callers queue up behind it, each having
         // taken its ticket after the upstream commit.
-        let held = slot.fetch_lock.lock().expect("lock");
+        let held = Arc::new(AtomicBool::new(false));
+        assert!(slot.fetch_lock.try_acquire(&held));
         let threads = 8;
         let start = Barrier::new(threads);
         std::thread::scope(|scope| {
@@ -2226,13 +2292,33 @@ mod tests {
             while slot.waiting.load(Ordering::SeqCst) < threads {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            drop(held);
+            slot.fetch_lock.release(&held);
             for handle in handles {
                 handle.join().expect("thread").expect("fetch");
             }
         });
         assert_eq!(fx.cache.fetch_count() - before, 1);
         assert_eq!(fx.cache.resolve(&fx.url, "main").expect("main"), second);
+    }
+
+    #[test]
+    fn an_abandoned_fetch_does_not_hold_the_url() {
+        let lock = FetchLock::default();
+        let (first, second, third) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        assert!(lock.try_acquire(&first));
+        assert!(!lock.try_acquire(&second));
+        // Its caller gave up: the thread may still be blocked in a read.
+        first.store(true, Ordering::SeqCst);
+        assert!(lock.try_acquire(&second));
+        // The abandoned fetch ending late does not free the URL.
+        lock.release(&first);
+        assert!(!lock.try_acquire(&third));
+        lock.release(&second);
+        assert!(lock.try_acquire(&third));
     }
 
     #[test]
@@ -2244,7 +2330,8 @@ mod tests {
         let slot = fx.cache.slot(&url);
 
         // Play a fetch that is running when the caller arrives...
-        let held = slot.fetch_lock.lock().expect("lock");
+        let held = Arc::new(AtomicBool::new(false));
+        assert!(slot.fetch_lock.try_acquire(&held));
         let running = slot.started.fetch_add(1, Ordering::SeqCst) + 1;
         std::thread::scope(|scope| {
             let caller = scope.spawn(|| fx.cache.fetch(&fx.url));
@@ -2254,7 +2341,7 @@ mod tests {
             // ...and succeeds while the caller waits: it may have missed a
             // commit pushed just before the call, so the caller fetches itself.
             slot.succeeded.store(running, Ordering::SeqCst);
-            drop(held);
+            slot.fetch_lock.release(&held);
             caller.join().expect("thread").expect("fetch");
         });
         assert_eq!(fx.cache.fetch_count() - before, 1);
