@@ -338,6 +338,11 @@ pub fn group_of(api_version: &str) -> &str {
     api_version.rsplit_once('/').map_or("", |(g, _)| g)
 }
 
+/// The version of an `apiVersion` (`apps/v1` → `v1`, `v1` → `v1`).
+pub fn version_of(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or(api_version, |(_, v)| v)
+}
+
 /// The application a tracking id names, if it is well formed.
 pub fn tracking_app(tracking_id: &str) -> Option<&str> {
     let (app, rest) = tracking_id.split_once(':')?;
@@ -725,6 +730,13 @@ pub type StringMap = BTreeMap<String, String>;
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn group_and_version_of_an_api_version() {
+        assert_eq!((group_of("apps/v1"), version_of("apps/v1")), ("apps", "v1"));
+        assert_eq!((group_of("v1"), version_of("v1")), ("", "v1"));
+    }
+
     use super::*;
     use serde_json::json;
 

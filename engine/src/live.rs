@@ -584,16 +584,20 @@ mod tests {
         assert_eq!(owner(&value).map(|(a, _)| a), Some("app".to_string()));
     }
 
-    #[test]
-    fn index_moves_objects_between_applications_and_bumps_both() {
-        let mut index = Index::default();
-        let kind = ("v1".to_string(), "ConfigMap".to_string());
-        let key = ResourceKey {
+    fn config_map_key() -> ResourceKey {
+        ResourceKey {
             group: String::new(),
             kind: "ConfigMap".into(),
             namespace: "n".into(),
             name: "c".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn index_moves_objects_between_applications_and_bumps_both() {
+        let mut index = Index::default();
+        let kind = ("v1".to_string(), "ConfigMap".to_string());
+        let key = config_map_key();
         let object = || Arc::new(Live::new(&json!({})));
         index.upsert(&kind, key.clone(), "a".into(), object());
         let touched = index.upsert(&kind, key.clone(), "b".into(), object());
@@ -609,12 +613,7 @@ mod tests {
     fn the_same_version_is_held_once() {
         let mut index = Index::default();
         let kind = ("v1".to_string(), "ConfigMap".to_string());
-        let key = ResourceKey {
-            group: String::new(),
-            kind: "ConfigMap".into(),
-            namespace: "n".into(),
-            name: "c".into(),
-        };
+        let key = config_map_key();
         let object = json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "c", "namespace": "n", "resourceVersion": "7", "uid": "u"},
             "data": {"k": "v"}});

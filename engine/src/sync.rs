@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{Cluster, ClusterError, Kind};
 use crate::live::LiveState;
-use crate::model::{ResourceKey, ResourceResult};
+use crate::model::{ResourceKey, ResourceResult, version_of};
 use crate::plan::{StageKind, Step, SyncPlan};
 
 /// How many requests one application's sync has in flight at once.
@@ -40,11 +40,7 @@ fn result(
 ) -> ResourceResult {
     ResourceResult {
         group: key.group.clone(),
-        version: api_version
-            .rsplit('/')
-            .next()
-            .unwrap_or(api_version)
-            .to_string(),
+        version: version_of(api_version).to_string(),
         kind: key.kind.clone(),
         namespace: key.namespace.clone(),
         name: key.name.clone(),

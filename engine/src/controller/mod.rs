@@ -30,7 +30,7 @@ use crate::model::{
     IN_CLUSTER_SERVER, InitiatedBy, MANAGED_LABEL, MANAGED_LABEL_VALUE, Manifest, Operation,
     OperationPhase, OperationState, ResourceKey, ResourceResult, ResourceStatus, RevisionHistory,
     RollbackPin, SyncOperation, SyncResult, SyncStatus, SyncStatusCode, TRACKING_ANNOTATION,
-    group_of,
+    group_of, version_of,
 };
 use crate::plan::{self, Desired, PlanOptions, Tracked};
 use crate::registry::{self, Declared, Origin, SourceUpdate};

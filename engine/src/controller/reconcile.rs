@@ -27,6 +27,22 @@ pub(super) struct Prepared {
     pub(super) kind: Option<Kind>,
 }
 
+/// `metadata.<field>` of a manifest as a map, created empty when absent.
+fn metadata_map<'a>(
+    object: &'a mut Value,
+    field: &str,
+    origin: &str,
+) -> Result<&'a mut serde_json::Map<String, Value>, ReconcileError> {
+    object
+        .pointer_mut("/metadata")
+        .and_then(Value::as_object_mut)
+        .map(|meta| meta.entry(field).or_insert_with(|| json!({})))
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| {
+            ReconcileError::Invalid(format!("{origin}: metadata.{field} is not a mapping"))
+        })
+}
+
 impl Inner {
     /// Compares an application and syncs it when asked or when its policy
     /// says so; publishes the result.
@@ -506,29 +522,9 @@ impl Inner {
                     m.origin
                 )));
             }
-            let annotations = object
-                .pointer_mut("/metadata")
-                .and_then(Value::as_object_mut)
-                .map(|meta| meta.entry("annotations").or_insert_with(|| json!({})))
-                .and_then(Value::as_object_mut)
-                .ok_or_else(|| {
-                    ReconcileError::Invalid(format!(
-                        "{}: metadata.annotations is not a mapping",
-                        m.origin
-                    ))
-                })?;
-            annotations.insert(TRACKING_ANNOTATION.into(), json!(key.tracking_id(app)));
-            object
-                .pointer_mut("/metadata")
-                .and_then(Value::as_object_mut)
-                .map(|meta| meta.entry("labels").or_insert_with(|| json!({})))
-                .and_then(Value::as_object_mut)
-                .ok_or_else(|| {
-                    ReconcileError::Invalid(format!(
-                        "{}: metadata.labels is not a mapping",
-                        m.origin
-                    ))
-                })?
+            metadata_map(&mut object, "annotations", &m.origin)?
+                .insert(TRACKING_ANNOTATION.into(), json!(key.tracking_id(app)));
+            metadata_map(&mut object, "labels", &m.origin)?
                 .insert(MANAGED_LABEL.into(), json!(MANAGED_LABEL_VALUE));
             out.push(Prepared { key, object, kind });
         }

@@ -113,11 +113,7 @@ pub(super) fn resource_status(
     let api_version = api_version.and_then(Value::as_str).unwrap_or_default();
     ResourceStatus {
         group: key.group.clone(),
-        version: api_version
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_string(),
+        version: version_of(api_version).to_string(),
         kind: key.kind.clone(),
         namespace: key.namespace.clone(),
         name: key.name.clone(),

@@ -205,12 +205,7 @@ fn parent_ref(object: &Value) -> Option<ParentRef> {
 fn tracked_node(key: &ResourceKey, live: &Live) -> ResourceNode {
     ResourceNode {
         group: key.group.clone(),
-        version: live
-            .api_version()
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_string(),
+        version: version_of(live.api_version()).to_string(),
         kind: key.kind.clone(),
         namespace: key.namespace.clone(),
         name: key.name.clone(),
@@ -239,11 +234,7 @@ fn node(object: &Value, parent_refs: Vec<ParentRef>) -> ResourceNode {
     let api_version = text("/apiVersion");
     ResourceNode {
         group: key.group,
-        version: api_version
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_string(),
+        version: version_of(&api_version).to_string(),
         kind: key.kind,
         namespace: key.namespace,
         name: key.name,
