@@ -108,8 +108,8 @@ pub type LiveObject = Arc<Live>;
 /// Identifies a watched kind: `apiVersion` and `kind`.
 type KindId = (String, String);
 
-/// One application's tracked objects, and a counter bumped at every change
-/// of them (kept when the last object goes, so that it never repeats).
+/// One application's tracked objects, and the index's change counter at
+/// their last change.
 #[derive(Default)]
 struct AppObjects {
     objects: HashMap<ResourceKey, LiveObject>,
@@ -120,19 +120,25 @@ struct AppObjects {
 struct Index {
     /// Per watched kind: tracked objects and the application tracking each.
     by_kind: HashMap<KindId, HashMap<ResourceKey, (String, LiveObject)>>,
-    /// Per application: its tracked objects.
+    /// Per application with tracked objects: those objects. An application
+    /// without any has no entry (and generation 0), so applications that
+    /// come and go leave nothing behind.
     by_app: HashMap<String, AppObjects>,
+    /// Changes so far, over all applications: a generation never repeats.
+    changes: u64,
 }
 
 impl Index {
     fn bump(&mut self, app: &str) {
+        self.changes += 1;
+        let generation = self.changes;
         match self.by_app.get_mut(app) {
-            Some(entry) => entry.generation += 1,
+            Some(entry) => entry.generation = generation,
             None => {
                 self.by_app.insert(
                     app.to_string(),
                     AppObjects {
-                        generation: 1,
+                        generation,
                         ..AppObjects::default()
                     },
                 );
@@ -142,14 +148,16 @@ impl Index {
 
     fn remove(&mut self, kind: &KindId, key: &ResourceKey) -> Option<String> {
         let (app, _) = self.by_kind.get_mut(kind)?.remove(key)?;
-        if let Some(entry) = self.by_app.get_mut(&app) {
+        let emptied = self.by_app.get_mut(&app).is_some_and(|entry| {
             entry.objects.remove(key);
-            if entry.objects.is_empty() {
-                // An empty map holds no allocation.
-                entry.objects = HashMap::new();
-            }
+            entry.objects.is_empty()
+        });
+        if emptied {
+            // Generation 0 again: "no objects", a state of its own.
+            self.by_app.remove(&app);
+        } else {
+            self.bump(&app);
         }
-        self.bump(&app);
         Some(app)
     }
 
@@ -502,7 +510,8 @@ impl LiveState {
             .unwrap_or_default()
     }
 
-    /// A counter that changes whenever an object of the application changes.
+    /// A value that changes whenever an object of the application changes
+    /// (never repeating), and 0 while it has none.
     pub fn generation(&self, app: &str) -> u64 {
         self.lock()
             .by_app
@@ -602,11 +611,15 @@ mod tests {
         index.upsert(&kind, key.clone(), "a".into(), object());
         let touched = index.upsert(&kind, key.clone(), "b".into(), object());
         assert_eq!(touched, ["a", "b"]);
-        assert!(index.by_app["a"].objects.is_empty());
+        assert!(!index.by_app.contains_key("a"));
         assert_eq!(index.by_app["b"].objects.len(), 1);
-        assert_eq!(index.by_app["a"].generation, 2);
+        let b = index.by_app["b"].generation;
+        assert!(b > 1, "{b}");
         assert_eq!(index.remove(&kind, &key), Some("b".to_string()));
-        assert!(index.by_app.values().all(|e| e.objects.is_empty()));
+        assert!(index.by_app.is_empty());
+        // The generations of a new object are new.
+        index.upsert(&kind, key.clone(), "b".into(), object());
+        assert!(index.by_app["b"].generation > b);
     }
 
     #[test]
