@@ -424,10 +424,7 @@ impl Inner {
 
         // Resolve kinds, default namespaces, track.
         let namespace = dest.namespace.as_deref().unwrap_or("");
-        let prepared = self
-            .prepare(name, &manifests, namespace)
-            .await
-            .map_err(at)?;
+        let prepared = self.prepare(name, manifests, namespace).await.map_err(at)?;
 
         // Without every kind's live objects the comparison would take
         // missing for absent and the prune set would be wrong: a kind that
@@ -455,7 +452,7 @@ impl Inner {
     pub(super) async fn prepare(
         &self,
         app: &str,
-        manifests: &[Manifest],
+        manifests: Vec<Manifest>,
         namespace: &str,
     ) -> Result<Vec<Prepared>, ReconcileError> {
         let crd_kinds: HashSet<(String, String)> = manifests
@@ -475,7 +472,6 @@ impl Inner {
                 .resolve(m.api_version(), m.kind())
                 .await
                 .map_err(|e| ReconcileError::Discovery(e.to_string()))?;
-            let mut object = m.object.clone();
             let namespaced = match &kind {
                 Some(k) => k.namespaced,
                 None if crd_kinds
@@ -492,11 +488,12 @@ impl Inner {
                     )));
                 }
             };
+            let Manifest { mut object, origin } = m;
             let meta = object
                 .get_mut("metadata")
                 .and_then(Value::as_object_mut)
                 .ok_or_else(|| {
-                    ReconcileError::Invalid(format!("{}: metadata is not a mapping", m.origin))
+                    ReconcileError::Invalid(format!("{}: metadata is not a mapping", origin))
                 })?;
             if namespaced {
                 if meta
@@ -515,16 +512,16 @@ impl Inner {
                 meta.remove("namespace");
             }
             let key = ResourceKey::of(&object)
-                .ok_or_else(|| ReconcileError::Invalid(format!("{}: no kind or name", m.origin)))?;
+                .ok_or_else(|| ReconcileError::Invalid(format!("{}: no kind or name", origin)))?;
             if !seen.insert(key.clone()) {
                 return Err(ReconcileError::Invalid(format!(
                     "{}: {key} is declared twice",
-                    m.origin
+                    origin
                 )));
             }
-            metadata_map(&mut object, "annotations", &m.origin)?
+            metadata_map(&mut object, "annotations", &origin)?
                 .insert(TRACKING_ANNOTATION.into(), json!(key.tracking_id(app)));
-            metadata_map(&mut object, "labels", &m.origin)?
+            metadata_map(&mut object, "labels", &origin)?
                 .insert(MANAGED_LABEL.into(), json!(MANAGED_LABEL_VALUE));
             out.push(Prepared { key, object, kind });
         }

@@ -42,7 +42,7 @@ impl Inner {
         };
         let manifests = manifests.unwrap_or_default();
         let prepared = self
-            .prepare(name, &manifests, &namespace)
+            .prepare(name, manifests, &namespace)
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
         let tracked = self.live.tracked(name);
