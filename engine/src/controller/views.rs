@@ -49,11 +49,16 @@ impl Inner {
         let jobs = prepared.iter().map(|p| {
             let live = tracked.get(&p.key).cloned();
             async move {
-                let live = match &live {
-                    Some(l) => self.live_value(&p.key, l).await.ok().flatten(),
-                    None => None,
+                // A live object that cannot be read is said so in the diff,
+                // not shown as missing.
+                let (live, unread) = match &live {
+                    Some(l) => match self.live_value(&p.key, l).await {
+                        Ok(value) => (value, None),
+                        Err(e) => (None, Some(e)),
+                    },
+                    None => (None, None),
                 };
-                let comparison: Comparison = match (&live, &p.kind) {
+                let mut comparison: Comparison = match (&live, &p.kind) {
                     (Some(l), Some(kind)) => {
                         match self.cluster.apply(kind, &p.object, true).await {
                             Ok(predicted) => diff::compare(Some(l), &predicted),
@@ -66,6 +71,9 @@ impl Inner {
                     }
                     _ => diff::compare(None, &p.object),
                 };
+                if let Some(e) = unread {
+                    comparison.diff = format!("# cannot read the live object: {e}\n");
+                }
                 ManagedResource {
                     group: p.key.group.clone(),
                     kind: p.key.kind.clone(),
@@ -92,21 +100,34 @@ impl Inner {
             if prepared.iter().any(|p| &p.key == key) {
                 continue;
             }
-            let Ok(Some(live)) = self.live_value(key, live).await else {
-                continue;
-            };
-            let live = &live;
-            let comparison = diff::compare(Some(live), &Value::Null);
+            let (live_state, normalized_live_state, unified) =
+                match self.live_value(key, live).await {
+                    Ok(Some(live)) => {
+                        let c = diff::compare(Some(&live), &Value::Null);
+                        (
+                            diff::masked(&live).to_string(),
+                            json_or_empty(&c.normalized_live),
+                            diff::unified_diff(&c.normalized_live, &Value::Null),
+                        )
+                    }
+                    // Deleted since: nothing to prune any more.
+                    Ok(None) => continue,
+                    Err(e) => (
+                        String::new(),
+                        String::new(),
+                        format!("# cannot read the live object: {e}\n"),
+                    ),
+                };
             items.push(ManagedResource {
                 group: key.group.clone(),
                 kind: key.kind.clone(),
                 namespace: key.namespace.clone(),
                 name: key.name.clone(),
                 target_state: String::new(),
-                live_state: diff::masked(live).to_string(),
-                normalized_live_state: json_or_empty(&comparison.normalized_live),
+                live_state,
+                normalized_live_state,
                 predicted_live_state: String::new(),
-                diff: diff::unified_diff(&comparison.normalized_live, &Value::Null),
+                diff: unified,
                 modified: true,
             });
         }
