@@ -609,46 +609,18 @@ async fn a_kind_plumb_may_not_list_is_a_condition_on_its_own_application_only() 
     );
     a.create().await?;
     b.create().await?;
-    let client = support::client().await;
     // Plumb may do everything it needs with ConfigMaps, but may only read
     // and write ServiceAccounts one by one, never list or watch them.
-    let role_name = format!("plumb-limited-{}", b.name);
-    let role: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-        "metadata": {"name": role_name},
-        "rules": [
+    let work = tempfile::tempdir()?;
+    let (kubeconfig, grant) = limited_identity(
+        &b.name,
+        json!([
             {"apiGroups": [""], "resources": ["configmaps", "namespaces", "secrets"], "verbs": ["*"]},
             {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get", "create", "patch", "update", "delete"]}
-        ]
-    }))?;
-    let binding: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-        "metadata": {"name": role_name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
-        "subjects": [{"kind": "ServiceAccount", "name": "plumb", "namespace": b.name}]
-    }))?;
-    let roles: Api<DynamicObject> = Api::all_with(
-        client.clone(),
-        &resource(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "ClusterRole",
-            "clusterroles",
-        ),
-    );
-    let bindings: Api<DynamicObject> = Api::all_with(
-        client.clone(),
-        &resource(
-            "rbac.authorization.k8s.io",
-            "v1",
-            "ClusterRoleBinding",
-            "clusterrolebindings",
-        ),
-    );
-    roles.create(&PostParams::default(), &role).await?;
-    bindings.create(&PostParams::default(), &binding).await?;
-    let work = tempfile::tempdir()?;
-    let kubeconfig = kubeconfig_as(&b.name, "plumb", work.path()).await?;
+        ]),
+        work.path(),
+    )
+    .await?;
 
     let repo = GitRepo::new(None)?;
     repo.write(
@@ -687,8 +659,101 @@ async fn a_kind_plumb_may_not_list_is_a_condition_on_its_own_application_only() 
         .is_none(),
         "nothing of the application that cannot be compared is applied"
     );
-    let _ = bindings.delete(&role_name, &Default::default()).await;
-    let _ = roles.delete(&role_name, &Default::default()).await;
+    grant.remove().await;
+    Ok(())
+}
+
+/// A ClusterRole with `rules` bound to the ServiceAccount `plumb` of
+/// `namespace`; [`Grant::remove`] deletes both.
+struct Grant {
+    name: String,
+    roles: Api<DynamicObject>,
+    bindings: Api<DynamicObject>,
+}
+
+impl Grant {
+    async fn remove(self) {
+        let _ = self.bindings.delete(&self.name, &Default::default()).await;
+        let _ = self.roles.delete(&self.name, &Default::default()).await;
+    }
+}
+
+/// A kubeconfig for Plumb as the ServiceAccount `plumb` of `namespace`,
+/// allowed `rules` (cluster-wide) and nothing else.
+async fn limited_identity(
+    namespace: &str,
+    rules: Value,
+    dir: &std::path::Path,
+) -> Result<(std::path::PathBuf, Grant)> {
+    let client = support::client().await;
+    let name = format!("plumb-limited-{namespace}");
+    let role: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": name},
+        "rules": rules
+    }))?;
+    let binding: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": "plumb", "namespace": namespace}]
+    }))?;
+    let rbac = |kind: &str, plural: &str| resource("rbac.authorization.k8s.io", "v1", kind, plural);
+    let grant = Grant {
+        roles: Api::all_with(client.clone(), &rbac("ClusterRole", "clusterroles")),
+        bindings: Api::all_with(client, &rbac("ClusterRoleBinding", "clusterrolebindings")),
+        name,
+    };
+    grant.roles.create(&PostParams::default(), &role).await?;
+    grant
+        .bindings
+        .create(&PostParams::default(), &binding)
+        .await?;
+    let kubeconfig = kubeconfig_as(namespace, "plumb", dir).await?;
+    Ok((kubeconfig, grant))
+}
+
+#[tokio::test]
+async fn a_live_object_plumb_may_not_read_is_an_error_in_its_diff_not_missing() -> Result<()> {
+    let ns = TestNamespace::new("noget").await;
+    ns.create().await?;
+    // Everything with ConfigMaps but reading one by one.
+    let work = tempfile::tempdir()?;
+    let (kubeconfig, grant) = limited_identity(
+        &ns.name,
+        json!([
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list", "watch", "create", "patch", "update", "delete"]},
+            {"apiGroups": [""], "resources": ["namespaces", "secrets"], "verbs": ["*"]}
+        ]),
+        work.path(),
+    )
+    .await?;
+    let repo = GitRepo::new(None)?;
+    repo.write(
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: unreadable\n",
+    )?;
+    repo.commit("one ConfigMap")?;
+    let apps = application(&ns.name, &repo.url(), ".", &ns.name, AUTO);
+    let plumb = Plumb::start_as(work.path(), &apps, &[], Some(kubeconfig)).await?;
+    plumb
+        .wait_status(&ns.name, "Synced", Some("Healthy"))
+        .await?;
+    let managed = plumb
+        .get(&format!(
+            "/api/v1/applications/{}/managed-resources",
+            ns.name
+        ))
+        .await?;
+    grant.remove().await;
+    let items = managed["items"].as_array().context("items")?;
+    assert_eq!(items.len(), 1, "{managed:#}");
+    let diff = items[0]["diff"].as_str().unwrap_or_default();
+    assert!(
+        diff.starts_with("# cannot read the live object"),
+        "{managed:#}"
+    );
+    assert!(diff.contains("forbidden"), "{managed:#}");
     Ok(())
 }
 
