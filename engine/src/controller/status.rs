@@ -31,13 +31,15 @@ impl Inner {
     /// status costs neither.
     pub(super) fn publish(self: &Arc<Self>, name: &str, slot: &AppSlot, status: ApplicationStatus) {
         let changed = {
+            // Compared without `reconciledAt`, and without copying either.
             let mut current = slot.status.write().expect("status lock is never poisoned");
-            let mut a = current.clone();
-            let mut b = status.clone();
-            a.reconciled_at = None;
-            b.reconciled_at = None;
+            let mut status = status;
+            current.reconciled_at = None;
+            let reconciled_at = status.reconciled_at.take();
+            let changed = *current != status;
+            status.reconciled_at = reconciled_at;
             *current = status;
-            a != b
+            changed
         };
         if changed {
             if slot.declared().origin == Origin::Cluster {
