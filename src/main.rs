@@ -118,7 +118,7 @@ struct ServeArgs {
     /// Established.
     #[arg(long, default_value_t = ControllerOptions::default().crd_timeout.as_secs())]
     crd_timeout: u64,
-    /// Seconds one apply or server-side-apply dry run may take.
+    /// Seconds one apply, dry run, read or delete of an object may take.
     #[arg(long, default_value_t = ControllerOptions::default().request_timeout.as_secs())]
     request_timeout: u64,
 }

@@ -133,7 +133,8 @@ impl Cluster {
         }
     }
 
-    /// The same cluster with applies and dry runs bounded by `timeout`.
+    /// The same cluster with applies, dry runs, reads and deletes of objects
+    /// bounded by `timeout`.
     #[must_use]
     pub fn with_request_timeout(mut self, timeout: Duration) -> Cluster {
         self.request_timeout = timeout;
@@ -225,14 +226,9 @@ impl Cluster {
         let action = if dry_run { "dry-run apply" } else { "apply" };
         let api = self.api(kind, &key.namespace);
         let patch = Patch::Apply(object);
-        let call = api.patch(&key.name, &params, &patch);
-        let Ok(result) = tokio::time::timeout(self.request_timeout, call).await else {
-            return Err(ClusterError::Timeout {
-                action,
-                target: key.to_string(),
-                after: self.request_timeout,
-            });
-        };
+        let result = self
+            .within(action, &key, api.patch(&key.name, &params, &patch))
+            .await?;
         if let Err(kube::Error::Api(status)) = &result
             && status.code == 404
             && !key.namespace.is_empty()
@@ -267,9 +263,12 @@ impl Cluster {
             ..Default::default()
         };
         match self
-            .api(kind, &key.namespace)
-            .delete(&key.name, &params)
-            .await
+            .within(
+                "delete",
+                key,
+                self.api(kind, &key.namespace).delete(&key.name, &params),
+            )
+            .await?
         {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
@@ -357,6 +356,23 @@ impl Cluster {
         }
     }
 
+    /// Runs one request to the API server, giving up after
+    /// `--request-timeout`.
+    async fn within<T>(
+        &self,
+        action: &'static str,
+        target: &ResourceKey,
+        call: impl std::future::Future<Output = T>,
+    ) -> Result<T, ClusterError> {
+        tokio::time::timeout(self.request_timeout, call)
+            .await
+            .map_err(|_| ClusterError::Timeout {
+                action,
+                target: target.to_string(),
+                after: self.request_timeout,
+            })
+    }
+
     /// One object as the server has it now (without `managedFields`), or
     /// `None` when it does not exist.
     ///
@@ -364,14 +380,7 @@ impl Cluster {
     /// When the read fails or times out.
     pub async fn get(&self, kind: &Kind, key: &ResourceKey) -> Result<Option<Value>, ClusterError> {
         let api = self.api(kind, &key.namespace);
-        let call = api.get_opt(&key.name);
-        let Ok(result) = tokio::time::timeout(self.request_timeout, call).await else {
-            return Err(ClusterError::Timeout {
-                action: "read",
-                target: key.to_string(),
-                after: self.request_timeout,
-            });
-        };
+        let result = self.within("read", key, api.get_opt(&key.name)).await?;
         let found = result.map_err(|e| ClusterError::api("read", key.to_string(), e))?;
         Ok(found.map(|mut o| {
             o.metadata.managed_fields = None;

@@ -27,7 +27,7 @@ pub struct ControllerOptions {
     pub watch_timeout: Duration,
     /// How long a CRD of a sync may take to become Established.
     pub crd_timeout: Duration,
-    /// How long one apply or dry run may take.
+    /// How long one apply, dry run, read or delete of an object may take.
     pub request_timeout: Duration,
 }
 
