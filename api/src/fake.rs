@@ -80,7 +80,7 @@ pub fn shop() -> Application {
             "sync": {"status": "OutOfSync", "revision": "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432"},
             "health": {"status": "Degraded", "message": "Deployment shop/api: 0 of 2 replicas available"},
             "conditions": [
-                {"type": "UnsupportedFieldWarning", "message": "spec.source.helm is not supported yet and was ignored", "lastTransitionTime": "2024-05-01T09:00:00Z"}
+                {"type": "UnsupportedFieldWarning", "message": "field spec.ignoreDifferences is not supported yet; it is ignored", "lastTransitionTime": "2024-05-01T09:00:00Z"}
             ],
             "resources": [
                 {"group": "apps", "version": "v1", "kind": "Deployment", "namespace": "shop", "name": "api", "status": "OutOfSync", "health": {"status": "Degraded", "message": "0 of 2 replicas available"}},

@@ -18,6 +18,9 @@
 pub mod decide;
 pub mod diff;
 pub mod health;
+pub mod helm;
+pub mod kustomize;
 pub mod model;
 pub mod plan;
 pub mod render;
+pub mod repo_path;

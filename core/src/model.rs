@@ -63,6 +63,10 @@ pub struct ApplicationSpec {
     /// Where the manifests come from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<ApplicationSource>,
+    /// Several sources, rendered together (Argo CD's multi-source
+    /// applications); when set, `source` is ignored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<ApplicationSource>,
     /// Where they go.
     #[serde(default)]
     pub destination: ApplicationDestination,
@@ -90,9 +94,194 @@ pub struct ApplicationSource {
     /// Folder inside the repository; the root when empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// Options of a plain directory of manifests.
+    /// Options of a plain directory of manifests (and its Jsonnet files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory: Option<DirectorySource>,
+    /// Options of a Helm chart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helm: Option<HelmSource>,
+    /// Options of a Kustomize folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kustomize: Option<KustomizeSource>,
+    /// A chart in a Helm repository (`repoURL` is then the chart
+    /// repository, `targetRevision` the chart version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chart: Option<String>,
+    /// In `spec.sources`: the name other sources use as `$<ref>/...` to
+    /// read value files from this one's repository.
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub ref_: Option<String>,
+    /// In `spec.sources`: a name for the source (shown, not interpreted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// `spec.source.helm`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HelmSource {
+    /// Release name; the application's name when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_name: Option<String>,
+    /// Value files, relative to the chart (or `$<ref>/path` from another source).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub value_files: Vec<String>,
+    /// Values as a YAML string (after the value files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<String>,
+    /// Values as an object; wins over `values`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_object")]
+    pub values_object: Option<Value>,
+    /// `--set` (or `--set-string`) parameters, last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<HelmParameter>,
+    /// `--set-file` parameters: a value read from a file of the repository.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub file_parameters: Vec<HelmFileParameter>,
+    /// A missing value file is skipped instead of an error.
+    #[serde(default)]
+    pub ignore_missing_value_files: bool,
+    /// Leave the chart's `crds/` out.
+    #[serde(default)]
+    pub skip_crds: bool,
+    /// Leave the chart's tests out.
+    #[serde(default)]
+    pub skip_tests: bool,
+    /// Skip the chart's values schema validation.
+    #[serde(default)]
+    pub skip_schema_validation: bool,
+    /// The release namespace; the destination's when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The Kubernetes version templates see; the cluster's when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_version: Option<String>,
+    /// The API versions templates see; the cluster's when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_versions: Vec<String>,
+    /// Helm major version (`v3`); accepted, Plumb runs the helm it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Pass repository credentials to every domain; accepted, no effect.
+    #[serde(default)]
+    pub pass_credentials: bool,
+}
+
+fn any_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})
+}
+
+/// `spec.source.helm.parameters[]`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HelmParameter {
+    /// Dotted path of the value.
+    #[serde(default)]
+    pub name: String,
+    /// The value, parsed as Helm's `--set` does.
+    #[serde(default)]
+    pub value: String,
+    /// Keep the value a string (`--set-string`).
+    #[serde(default)]
+    pub force_string: bool,
+}
+
+/// `spec.source.helm.fileParameters[]`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HelmFileParameter {
+    /// Dotted path of the value.
+    #[serde(default)]
+    pub name: String,
+    /// File of the repository, relative to the chart.
+    #[serde(default)]
+    pub path: String,
+}
+
+/// `spec.source.kustomize`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KustomizeSource {
+    /// Prefix for every object's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_prefix: Option<String>,
+    /// Suffix for every object's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_suffix: Option<String>,
+    /// Namespace for every namespaced object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Image overrides: `name=newName:tag`, `name:tag`, `name@digest`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
+    /// Labels added to every object (and selectors).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub common_labels: BTreeMap<String, String>,
+    /// Annotations added to every object.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub common_annotations: BTreeMap<String, String>,
+    /// Overwrite labels the kustomization already sets.
+    #[serde(default)]
+    pub force_common_labels: bool,
+    /// Overwrite annotations the kustomization already sets.
+    #[serde(default)]
+    pub force_common_annotations: bool,
+    /// Add `commonLabels` to objects but not to selectors.
+    #[serde(default)]
+    pub label_without_selector: bool,
+    /// Replica counts by object name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<KustomizeReplica>,
+    /// Patches, inline or from a file of the repository.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patches: Vec<KustomizePatch>,
+    /// Components, relative to the path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<String>,
+    /// Skip a component that does not exist instead of failing.
+    #[serde(default)]
+    pub ignore_missing_components: bool,
+    /// Kustomize version; accepted, Plumb runs the kustomize it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// `spec.source.kustomize.replicas[]`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KustomizeReplica {
+    /// Name of the Deployment, StatefulSet, ...
+    #[serde(default)]
+    pub name: String,
+    /// The count, a number or a string holding one.
+    #[serde(default)]
+    #[schemars(schema_with = "int_or_string")]
+    pub count: Value,
+}
+
+fn int_or_string(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"x-kubernetes-int-or-string": true})
+}
+
+/// `spec.source.kustomize.patches[]`, Kustomize's own patch fields.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KustomizePatch {
+    /// A file holding the patch, relative to the path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The patch itself (strategic merge or JSON 6902, YAML or JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
+    /// Which objects it applies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_object")]
+    pub target: Option<Value>,
+    /// `allowNameChange`, `allowKindChange`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_object")]
+    pub options: Option<Value>,
 }
 
 /// `spec.source.directory`.
@@ -108,6 +297,39 @@ pub struct DirectorySource {
     /// Glob (or `{a,b}` list of globs) of files to skip.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exclude: Option<String>,
+    /// How the folder's `.jsonnet` files are evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jsonnet: Option<JsonnetSource>,
+}
+
+/// `spec.source.directory.jsonnet`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JsonnetSource {
+    /// External variables (`std.extVar`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ext_vars: Vec<JsonnetVar>,
+    /// Top-level arguments of each file's function.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tlas: Vec<JsonnetVar>,
+    /// Library folders searched by `import`, relative to the repository root.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub libs: Vec<String>,
+}
+
+/// A Jsonnet external variable or top-level argument.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JsonnetVar {
+    /// Its name.
+    #[serde(default)]
+    pub name: String,
+    /// Its value: a string, or Jsonnet code when `code` is set.
+    #[serde(default)]
+    pub value: String,
+    /// `value` is Jsonnet code rather than a string.
+    #[serde(default)]
+    pub code: bool,
 }
 
 /// `spec.destination`.
@@ -160,6 +382,21 @@ impl ApplicationSpec {
             .is_some_and(|p| has_option(p.sync_options.iter().map(String::as_str), name, "true"))
     }
 
+    /// The sources to render: `spec.sources` when set, else `spec.source`.
+    pub fn all_sources(&self) -> Vec<&ApplicationSource> {
+        if self.sources.is_empty() {
+            self.source.iter().collect()
+        } else {
+            self.sources.iter().collect()
+        }
+    }
+
+    /// Whether the application uses `spec.sources` (Argo CD's multi-source
+    /// shape in its status and history).
+    pub fn is_multi_source(&self) -> bool {
+        !self.sources.is_empty()
+    }
+
     /// The automated policy, if any.
     pub fn automated(&self) -> Option<&Automated> {
         self.sync_policy.as_ref().and_then(|p| p.automated.as_ref())
@@ -182,6 +419,7 @@ pub fn has_option<'a>(options: impl IntoIterator<Item = &'a str>, key: &str, val
 }
 
 /// The known paths of an Application manifest; anything else is unsupported.
+/// Items of `spec.sources` are checked as `spec.source`.
 const SUPPORTED_FIELDS: &[&str] = &[
     "apiVersion",
     "kind",
@@ -190,13 +428,52 @@ const SUPPORTED_FIELDS: &[&str] = &[
     "operation",
     "spec",
     "spec.source",
+    "spec.sources",
     "spec.source.repoURL",
     "spec.source.targetRevision",
     "spec.source.path",
+    "spec.source.chart",
+    "spec.source.ref",
+    "spec.source.name",
     "spec.source.directory",
     "spec.source.directory.recurse",
     "spec.source.directory.include",
     "spec.source.directory.exclude",
+    "spec.source.directory.jsonnet",
+    "spec.source.directory.jsonnet.extVars",
+    "spec.source.directory.jsonnet.tlas",
+    "spec.source.directory.jsonnet.libs",
+    "spec.source.helm",
+    "spec.source.helm.releaseName",
+    "spec.source.helm.valueFiles",
+    "spec.source.helm.values",
+    "spec.source.helm.valuesObject",
+    "spec.source.helm.parameters",
+    "spec.source.helm.fileParameters",
+    "spec.source.helm.ignoreMissingValueFiles",
+    "spec.source.helm.skipCrds",
+    "spec.source.helm.skipTests",
+    "spec.source.helm.skipSchemaValidation",
+    "spec.source.helm.namespace",
+    "spec.source.helm.kubeVersion",
+    "spec.source.helm.apiVersions",
+    "spec.source.helm.version",
+    "spec.source.helm.passCredentials",
+    "spec.source.kustomize",
+    "spec.source.kustomize.namePrefix",
+    "spec.source.kustomize.nameSuffix",
+    "spec.source.kustomize.namespace",
+    "spec.source.kustomize.images",
+    "spec.source.kustomize.commonLabels",
+    "spec.source.kustomize.commonAnnotations",
+    "spec.source.kustomize.forceCommonLabels",
+    "spec.source.kustomize.forceCommonAnnotations",
+    "spec.source.kustomize.labelWithoutSelector",
+    "spec.source.kustomize.replicas",
+    "spec.source.kustomize.patches",
+    "spec.source.kustomize.components",
+    "spec.source.kustomize.ignoreMissingComponents",
+    "spec.source.kustomize.version",
     "spec.destination",
     "spec.destination.server",
     "spec.destination.name",
@@ -211,27 +488,47 @@ const SUPPORTED_FIELDS: &[&str] = &[
     "spec.revisionHistoryLimit",
 ];
 
+/// Known fields whose values are free-form maps: their keys are not fields.
+const FREE_FORM_FIELDS: &[&str] = &[
+    "metadata",
+    "status",
+    "operation",
+    "spec.source.helm.valuesObject",
+    "spec.source.kustomize.commonLabels",
+    "spec.source.kustomize.commonAnnotations",
+];
+
 /// Paths of fields in an Application manifest that Plumb does not support
-/// yet, in document order (`spec.source.helm`, `spec.ignoreDifferences`, ...).
-/// Values under `metadata`, `status` and `operation` are never reported.
+/// yet, in document order (`spec.source.plugin`, `spec.ignoreDifferences`,
+/// ...). Values under `metadata`, `status` and `operation` are never
+/// reported; an unknown field of `spec.sources[1]` is reported as
+/// `spec.sources[1].<field>`.
 pub fn unsupported_fields(manifest: &Value) -> Vec<String> {
-    fn walk(prefix: &str, value: &Value, out: &mut Vec<String>) {
+    /// `shown` is the path as reported, `known` as looked up.
+    fn walk(shown: &str, known: &str, value: &Value, out: &mut Vec<String>) {
         let Value::Object(map) = value else { return };
         for (key, child) in map {
-            let path = if prefix.is_empty() {
-                key.clone()
-            } else {
-                format!("{prefix}.{key}")
+            let join = |prefix: &str| {
+                if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                }
             };
-            if !SUPPORTED_FIELDS.contains(&path.as_str()) {
-                out.push(path);
-            } else if path != "metadata" && path != "status" && path != "operation" {
-                walk(&path, child, out);
+            let (shown, known) = (join(shown), join(known));
+            if !SUPPORTED_FIELDS.contains(&known.as_str()) {
+                out.push(shown);
+            } else if known == "spec.sources" {
+                for (i, item) in child.as_array().into_iter().flatten().enumerate() {
+                    walk(&format!("{shown}[{i}]"), "spec.source", item, out);
+                }
+            } else if !FREE_FORM_FIELDS.contains(&known.as_str()) {
+                walk(&shown, &known, child, out);
             }
         }
     }
     let mut out = Vec::new();
-    walk("", manifest, &mut out);
+    walk("", "", manifest, &mut out);
     out
 }
 
@@ -532,6 +829,10 @@ pub struct SyncStatus {
     /// The commit SHA compared against.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub revision: String,
+    /// With `spec.sources`: the revision of each source, in order (a commit
+    /// SHA, or a chart version).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revisions: Vec<String>,
 }
 
 /// A rollback that pinned a revision and suspended automated sync.
@@ -723,6 +1024,24 @@ pub struct RevisionHistory {
     /// The source deployed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<ApplicationSource>,
+    /// With `spec.sources`: the revision of each source deployed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revisions: Vec<String>,
+    /// With `spec.sources`: the sources deployed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<ApplicationSource>,
+}
+
+impl RevisionHistory {
+    /// The revision deployed as one string: with several sources, each
+    /// source's revision in order, joined by commas.
+    pub fn joined_revision(&self) -> String {
+        if self.revisions.is_empty() {
+            self.revision.clone()
+        } else {
+            self.revisions.join(",")
+        }
+    }
 }
 
 /// Labels and annotations that are Kubernetes metadata but not state.
@@ -747,7 +1066,10 @@ mod tests {
             "kind": "Application",
             "metadata": {"name": "a", "finalizers": ["x"]},
             "spec": {
-                "source": {"repoURL": "r", "path": "p", "helm": {"values": ""}},
+                "source": {"repoURL": "r", "path": "p", "plugin": {"name": "x"},
+                    "helm": {"values": "", "valuesObject": {"any": 1}}},
+                "sources": [{"repoURL": "r", "kustomize": {"commonLabels": {"a": "b"}}},
+                    {"repoURL": "r", "helm": {"postRenderer": "x"}}],
                 "destination": {"namespace": "n"},
                 "ignoreDifferences": [],
                 "syncPolicy": {"automated": {"prune": true}, "retry": {"limit": 2}}
@@ -756,7 +1078,8 @@ mod tests {
         assert_eq!(
             unsupported_fields(&app),
             vec![
-                "spec.source.helm",
+                "spec.source.plugin",
+                "spec.sources[1].helm.postRenderer",
                 "spec.ignoreDifferences",
                 "spec.syncPolicy.retry"
             ]

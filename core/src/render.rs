@@ -12,7 +12,9 @@ use globset::{Glob, GlobMatcher};
 use serde::Deserialize;
 use serde_json::{Map, Number, Value};
 
-use crate::model::{DirectorySource, Manifest, ResourceKey, SourceFile, group_of};
+use crate::model::{
+    ApplicationSource, DirectorySource, Manifest, ResourceKey, SourceFile, group_of,
+};
 
 /// The error returned by [`render_directory`].
 ///
@@ -56,6 +58,9 @@ pub enum RenderError {
         /// Origin of the second definition.
         second: String,
     },
+    /// The source itself is not something Plumb can render as written.
+    #[error("render: {0}")]
+    Source(String),
     /// `directory.include` or `directory.exclude` is not a valid glob.
     #[error("render: spec.source.directory.{field} {pattern:?} is not a valid glob: {message}")]
     Pattern {
@@ -119,6 +124,181 @@ pub fn render_directory(
         }
     }
     Ok(manifests)
+}
+
+/// Which renderer a source needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    /// YAML, JSON and Jsonnet files of a folder.
+    Directory,
+    /// `kustomize build` of a folder.
+    Kustomize,
+    /// `helm template` of a chart in the repository or a chart repository.
+    Helm,
+}
+
+impl SourceKind {
+    /// The name Argo CD shows for it (`status.sourceType`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Directory => "Directory",
+            SourceKind::Kustomize => "Kustomize",
+            SourceKind::Helm => "Helm",
+        }
+    }
+}
+
+/// The file names that make a folder a Kustomize source, in the order
+/// Kustomize itself looks for them.
+pub const KUSTOMIZATION_FILES: [&str; 3] =
+    ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// Argo CD's choice of renderer: the one whose options are set
+/// (`spec.source.helm`, `kustomize` or `directory`; `chart` means Helm);
+/// otherwise a kustomization file in the folder means Kustomize, a
+/// `Chart.yaml` means Helm, and anything else is a directory. `has_file`
+/// says whether the source's folder holds a file of that name (only asked
+/// when no options decide).
+///
+/// # Errors
+///
+/// [`RenderError::Source`] when the options of more than one renderer are set.
+pub fn source_kind(
+    source: &ApplicationSource,
+    has_file: impl Fn(&str) -> bool,
+) -> Result<SourceKind, RenderError> {
+    let explicit: Vec<(SourceKind, &str)> = [
+        (
+            source.helm.is_some() || source.chart.is_some(),
+            SourceKind::Helm,
+            "helm",
+        ),
+        (
+            source.kustomize.is_some(),
+            SourceKind::Kustomize,
+            "kustomize",
+        ),
+        (
+            source.directory.is_some(),
+            SourceKind::Directory,
+            "directory",
+        ),
+    ]
+    .into_iter()
+    .filter(|(set, _, _)| *set)
+    .map(|(_, kind, field)| (kind, field))
+    .collect();
+    match explicit.as_slice() {
+        [(kind, _)] => return Ok(*kind),
+        [] => {}
+        several => {
+            let fields: Vec<&str> = several.iter().map(|(_, f)| *f).collect();
+            return Err(RenderError::Source(format!(
+                "the source sets the options of several renderers ({}); keep the one the folder needs",
+                fields.join(", ")
+            )));
+        }
+    }
+    Ok(if KUSTOMIZATION_FILES.iter().any(|f| has_file(f)) {
+        SourceKind::Kustomize
+    } else if has_file("Chart.yaml") {
+        SourceKind::Helm
+    } else {
+        SourceKind::Directory
+    })
+}
+
+/// Renders the YAML stream a tool printed (`helm template`, `kustomize
+/// build`): documents separated by `---` lines. A document's origin is the
+/// template Helm names in its `# Source:` comment, or `label`, with the
+/// document's number among those of the same origin. Objects are checked,
+/// list kinds expanded and normalized as for files.
+///
+/// # Errors
+///
+/// As [`render_directory`], with the origin in place of the file.
+pub fn render_stream(label: &str, text: &[u8]) -> Result<Vec<Manifest>, RenderError> {
+    let text = String::from_utf8_lossy(text);
+    let mut chunks: Vec<String> = vec![String::new()];
+    for line in text.split_inclusive('\n') {
+        let bare = line.trim_end();
+        if bare == "---" || bare.starts_with("--- ") || bare.starts_with("---\t") {
+            chunks.push(String::new());
+        } else if let Some(current) = chunks.last_mut() {
+            current.push_str(line);
+        }
+    }
+    let mut counters: HashMap<String, usize> = HashMap::new();
+    let mut manifests = Vec::new();
+    for chunk in chunks {
+        let origin = chunk
+            .lines()
+            .find_map(|l| l.strip_prefix("# Source: "))
+            .map_or_else(|| label.to_string(), |s| s.trim().to_string());
+        let file = SourceFile {
+            path: origin.clone(),
+            data: chunk.into_bytes(),
+        };
+        for (_, document) in parse_documents(&file)? {
+            let counter = counters.entry(origin.clone()).or_default();
+            let index = *counter;
+            *counter += 1;
+            for (origin, mut object) in expand_list(&file, index, document)? {
+                normalize_desired(&mut object);
+                manifests.push(Manifest { object, origin });
+            }
+        }
+    }
+    check_duplicates(&manifests)?;
+    Ok(manifests)
+}
+
+/// The manifests of an object a program produced (a Jsonnet file's
+/// output), checked, list kinds expanded and normalized as for files.
+/// `origin` is `file#index`; list items get `/item` appended.
+///
+/// # Errors
+///
+/// [`RenderError::Invalid`] for a value that is not a Kubernetes object.
+pub fn render_value(origin: &str, value: Value) -> Result<Vec<Manifest>, RenderError> {
+    let (path, index) = match origin.rsplit_once('#') {
+        Some((path, index)) => (path, index.parse::<usize>().unwrap_or_default()),
+        None => (origin, 0),
+    };
+    let file = SourceFile {
+        path: path.to_string(),
+        data: Vec::new(),
+    };
+    let mut manifests = Vec::new();
+    for (origin, mut object) in expand_list(&file, index, value)? {
+        normalize_desired(&mut object);
+        manifests.push(Manifest { object, origin });
+    }
+    Ok(manifests)
+}
+
+/// An error when two manifests define the same object (the renders of
+/// several sources, or a folder's YAML and Jsonnet files, together).
+///
+/// # Errors
+///
+/// [`RenderError::Duplicate`] naming both origins.
+pub fn check_duplicates(manifests: &[Manifest]) -> Result<(), RenderError> {
+    let mut seen: HashMap<ResourceKey, &str> = HashMap::with_capacity(manifests.len());
+    for m in manifests {
+        let Some(key) = ResourceKey::of(&m.object) else {
+            continue;
+        };
+        if let Some(first) = seen.get(&key) {
+            return Err(RenderError::Duplicate {
+                key: Box::new(key),
+                first: (*first).to_string(),
+                second: m.origin.clone(),
+            });
+        }
+        seen.insert(key, &m.origin);
+    }
+    Ok(())
 }
 
 /// Every object of one file, normalized, with its origin and key.
@@ -185,12 +365,22 @@ impl FileFilter {
     /// Whether the file at `path` (relative to the application's folder) is
     /// rendered.
     pub fn selects(&self, path: &str) -> bool {
+        is_manifest_file(path) && self.admits(path)
+    }
+
+    /// Whether the `.jsonnet` file at `path` (relative to the application's
+    /// folder) is evaluated: Argo CD selects Jsonnet files with the same
+    /// `recurse`, `include` and `exclude` as YAML files. `.libsonnet` files
+    /// are libraries, only ever imported, so this never selects them.
+    pub fn selects_jsonnet(&self, path: &str) -> bool {
+        path.ends_with(".jsonnet") && self.admits(path)
+    }
+
+    /// `recurse`, `include` and `exclude`, whatever the kind of file.
+    fn admits(&self, path: &str) -> bool {
         // The caller reads sub-folders only when recursing, but a stray one
         // must not change the result: render is a function of its inputs.
         if !self.recurse && path.contains('/') {
-            return false;
-        }
-        if !is_manifest_file(path) {
             return false;
         }
         if self.exclude.as_ref().is_some_and(|g| glob_matches(g, path)) {
@@ -603,6 +793,7 @@ mod tests {
             recurse: true,
             include: include.map(Into::into),
             exclude: exclude.map(Into::into),
+            ..Default::default()
         }
     }
 
@@ -629,6 +820,26 @@ mod tests {
             file("values.txt", &cm("f")),
         ];
         assert_eq!(names(&render(&files).expect("renders")), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn file_filter_selects_jsonnet_files_with_the_yaml_rules() {
+        let filter = FileFilter::new(&recurse(None, Some("skip/*"))).expect("compiles");
+        assert!(filter.selects_jsonnet("main.jsonnet"));
+        assert!(filter.selects_jsonnet("sub/app.jsonnet"));
+        assert!(!filter.selects_jsonnet("skip/app.jsonnet"));
+        assert!(!filter.selects_jsonnet("lib.libsonnet"));
+        assert!(!filter.selects_jsonnet("a.yaml"));
+        assert!(!filter.selects("main.jsonnet"));
+
+        let flat = FileFilter::new(&DirectorySource {
+            include: Some("*.jsonnet".into()),
+            ..Default::default()
+        })
+        .expect("compiles");
+        assert!(flat.selects_jsonnet("main.jsonnet"));
+        assert!(!flat.selects_jsonnet("sub/app.jsonnet"));
+        assert!(!flat.selects("a.yaml"));
     }
 
     #[test]
@@ -1353,5 +1564,62 @@ data:
             render_directory(&broken, &DirectorySource::default()).is_err(),
             "a broken manifest is an error"
         );
+    }
+
+    #[test]
+    fn source_kind_follows_options_then_files() {
+        let plain = ApplicationSource::default();
+        let none = |_: &str| false;
+        assert_eq!(source_kind(&plain, none), Ok(SourceKind::Directory));
+        assert_eq!(
+            source_kind(&plain, |f| f == "Kustomization"),
+            Ok(SourceKind::Kustomize)
+        );
+        assert_eq!(
+            source_kind(&plain, |f| f == "Chart.yaml"),
+            Ok(SourceKind::Helm)
+        );
+        let directory = ApplicationSource {
+            directory: Some(DirectorySource::default()),
+            ..Default::default()
+        };
+        assert_eq!(
+            source_kind(&directory, |f| f == "Chart.yaml"),
+            Ok(SourceKind::Directory)
+        );
+        let chart = ApplicationSource {
+            chart: Some("web".into()),
+            ..Default::default()
+        };
+        assert_eq!(source_kind(&chart, none), Ok(SourceKind::Helm));
+        let both = ApplicationSource {
+            chart: Some("web".into()),
+            kustomize: Some(Default::default()),
+            ..Default::default()
+        };
+        let error = source_kind(&both, none).expect_err("ambiguous");
+        assert!(error.to_string().contains("helm, kustomize"), "{error}");
+    }
+
+    #[test]
+    fn tool_output_keeps_helms_source_comments_as_origins() {
+        let out = b"---\n# Source: web/templates/a.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n# Source: web/templates/a.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\ndata: {x: \"---\"}\n--- \napiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Secret, metadata: {name: s}}\n";
+        let manifests = render_stream("helm template", out).expect("renders");
+        assert_eq!(
+            origins(&manifests),
+            [
+                "web/templates/a.yaml#0",
+                "web/templates/a.yaml#1",
+                "helm template#0/0"
+            ]
+        );
+        let twice = b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n";
+        assert!(matches!(
+            render_stream("kustomize build", twice),
+            Err(RenderError::Duplicate { .. })
+        ));
+        let broken = b"kind: [\n";
+        let error = render_stream("kustomize build", broken).expect_err("does not parse");
+        assert!(error.to_string().contains("kustomize build"), "{error}");
     }
 }

@@ -11,7 +11,7 @@
 //! and are re-exported here under their old paths. This crate is the edges
 //! around them: git, Kubernetes, disk and the clock.
 
-pub use plumb_core::{decide, diff, health, model, plan, render};
+pub use plumb_core::{decide, diff, health, helm, kustomize, model, plan, render, repo_path};
 
 pub mod cluster;
 pub mod controller;

@@ -49,6 +49,19 @@ pub struct Declared {
     pub status_fingerprint: Option<u64>,
 }
 
+impl Declared {
+    /// The unsupported fields under `spec.source` or `spec.sources`: they
+    /// could change what is rendered, so an application that has any is
+    /// not rendered at all.
+    pub fn unsupported_source_fields(&self) -> Vec<&str> {
+        self.unsupported
+            .iter()
+            .map(String::as_str)
+            .filter(|f| f.starts_with("spec.source"))
+            .collect()
+    }
+}
+
 /// An Application status in the form Plumb writes it: without
 /// `reconciledAt` (it changes at every write) and without empty strings
 /// (kube-apiserver 1.20 reads an empty string in a merge patch of a custom
@@ -565,7 +578,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(
             dir.path().join("apps.yaml"),
-            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: one}\nspec:\n  source: {repoURL: /r, path: a, helm: {}}\n  destination: {namespace: x}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: ignored}\n---\napiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: two}\nspec: {destination: {namespace: y}}\n",
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: one}\nspec:\n  source: {repoURL: /r, path: a, plugin: {}}\n  destination: {namespace: x}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: ignored}\n---\napiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: two}\nspec: {destination: {namespace: y}}\n",
         )
         .expect("write");
         std::fs::write(dir.path().join("notes.txt"), "not yaml: [").expect("write");
@@ -575,7 +588,7 @@ mod tests {
             .map(|d| d.app.metadata.name.clone().unwrap_or_default())
             .collect();
         assert_eq!(names, ["one", "two"]);
-        assert_eq!(apps[0].unsupported, ["spec.source.helm"]);
+        assert_eq!(apps[0].unsupported, ["spec.source.plugin"]);
     }
 
     fn app_yaml(name: &str) -> String {

@@ -168,6 +168,7 @@ impl Inner {
                 deploy_started_at: Some(started),
                 initiated_by: run.initiated_by.clone(),
                 source: Some(source.clone()),
+                ..Default::default()
             };
             let limit = slot.declared().app.spec.history_limit();
             if let Err(e) = self.store.append_history(name, entry, limit) {

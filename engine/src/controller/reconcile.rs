@@ -190,6 +190,7 @@ impl Inner {
                     SyncStatusCode::Synced
                 },
                 revision: sha.clone(),
+                revisions: Vec::new(),
             };
             let worst = health::aggregate(healths);
             status.health = Health::new(worst, "");
