@@ -2,10 +2,11 @@
 //! gix and shared by every application on it; revisions resolved and trees
 //! read straight from the object database.
 //!
-//! This module is not a working-tree manager (nothing is ever checked out), not
-//! a renderer (it hands back bytes, not manifests) and not a scheduler (callers
-//! decide when to fetch; every function here blocks and belongs in
-//! `spawn_blocking`).
+//! This module is not a working-tree manager (the mirrors have no working
+//! tree; [`RepoCache::checkout`] writes one commit's files into a folder the
+//! caller owns, and `tools::checkout` keeps those), not a renderer (it hands
+//! back bytes, not manifests) and not a scheduler (callers decide when to
+//! fetch; every function here blocks and belongs in `spawn_blocking`).
 //!
 //! Layout and rules:
 //!
@@ -51,6 +52,9 @@ const PARTIAL_SUFFIX: &str = ".git.partial";
 /// The user name sent with a token when none was configured; forges that
 /// authenticate by token (GitHub, Gitea) accept any non-empty name.
 const DEFAULT_TOKEN_USERNAME: &str = "git";
+/// How many symbolic links resolving one link may pass through, as with
+/// Linux's `MAXSYMLINKS`: past it the kernel refuses to follow the path.
+const MAX_LINK_HOPS: usize = 40;
 /// How many tree entries (plus one per tree) the [`TreeCache`] holds at most.
 /// An entry takes about 32 bytes plus its name and a tree about 150 bytes
 /// more, so this is some 9 MB held in large trees and at most about 20 MB held
@@ -132,6 +136,21 @@ pub enum SourceError {
         url: String,
         /// The offending path, or `link -> target` for a symbolic link.
         path: String,
+    },
+    /// A tree entry has a name git itself refuses to check out (`..`, a
+    /// `/`, `.git`).
+    #[error(
+        "{path:?} at revision {revision} of {url} cannot be checked out: {reason}; git refuses such paths too, so fix the repository"
+    )]
+    UnsafePath {
+        /// The repository URL, without credentials.
+        url: String,
+        /// The revision checked out.
+        revision: String,
+        /// The entry's repository path.
+        path: String,
+        /// Why the name is refused.
+        reason: &'static str,
     },
     /// The fetch was abandoned (its time was up) before it finished. Worth
     /// retrying.
@@ -566,6 +585,50 @@ impl RepoCache {
         Ok(files)
     }
 
+    /// The object id of each of `paths` (repository paths, `/`-separated)
+    /// in the tree of `commit`: the id of the folder's tree or the file's
+    /// blob, `None` where nothing is at that path. Two commits that give a
+    /// path the same id hold the same content there. No network access.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`resolve`](Self::resolve), and
+    /// [`SourceError::Corrupt`] when a tree cannot be read.
+    pub fn path_ids(
+        &self,
+        url: &str,
+        commit: &str,
+        paths: &[String],
+    ) -> Result<Vec<Option<String>>, SourceError> {
+        let url = normalize_url(url)?;
+        let repo = self.open(&url)?;
+        let reader = TreeReader {
+            repo: &repo,
+            url: &url,
+            revision: commit,
+            trees: &self.trees,
+        };
+        let root = reader.commit_tree(resolve_commit(&repo, &url, commit)?)?;
+        let mut out = Vec::with_capacity(paths.len());
+        for path in paths {
+            // (id, whether it is a tree)
+            let mut current = Some((root, true));
+            for name in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+                let Some((folder, true)) = current else {
+                    current = None;
+                    break;
+                };
+                current = reader
+                    .tree(folder)?
+                    .find(name.as_bytes())
+                    .filter(|e| e.kind != EntryKind::Commit)
+                    .map(|e| (e.oid, e.kind == EntryKind::Tree));
+            }
+            out.push(current.map(|(id, _)| id.to_string()));
+        }
+        Ok(out)
+    }
+
     /// Repository-relative paths of the files that differ between the trees of
     /// `from` and `to` (added, removed or modified), sorted. Any revision
     /// [`resolve`](Self::resolve) accepts works; no network access.
@@ -610,6 +673,107 @@ impl RepoCache {
         changed.sort();
         changed.dedup();
         Ok(changed)
+    }
+
+    /// Writes the whole tree of `commit` into `dest`, an existing empty
+    /// folder, straight from the object database: no `git` binary, no index
+    /// and no `.git` folder in `dest`. Any revision
+    /// [`resolve`](Self::resolve) accepts works; no network access.
+    ///
+    /// Regular files keep their executable bit (`0755`, else `0644`, less the
+    /// umask, as git does). Symbolic links are created as links, only when
+    /// their target, taken relative to the link's folder and following the
+    /// repository's other links on the way, stays inside the repository (as
+    /// Argo CD refuses out-of-bounds links); a target that does not exist in
+    /// the tree is allowed when it stays inside. Submodules are skipped.
+    ///
+    /// Nothing is ever written through a link: every file and folder is
+    /// created new, so `dest` must be empty. On error `dest` may hold part of
+    /// the tree; the caller removes it.
+    ///
+    /// # Errors
+    ///
+    /// [`SourceError::PathEscapes`] for a symbolic link pointing outside the
+    /// repository (absolute, or `..` past the root, also through other
+    /// links); [`SourceError::PathNotFound`] for a link that loops;
+    /// [`SourceError::UnsafePath`] for a tree entry git itself refuses to
+    /// check out (`..`, `.git`); [`SourceError::Io`] when `dest` cannot be
+    /// written; the errors of [`resolve`](Self::resolve).
+    pub fn checkout(&self, url: &str, commit: &str, dest: &Path) -> Result<(), SourceError> {
+        use std::io::Write as _;
+        use std::os::unix::ffi::OsStrExt as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+
+        let url = normalize_url(url)?;
+        let repo = self.open(&url)?;
+        let reader = TreeReader {
+            repo: &repo,
+            url: &url,
+            revision: commit,
+            trees: &self.trees,
+        };
+        let commit_id = resolve_commit(&repo, &url, commit)?;
+        let root = reader.commit_tree(commit_id)?;
+        let io = |action: &'static str, path: &Path| {
+            let path = path.to_owned();
+            let url = display_url(&url);
+            move |source| SourceError::Io {
+                url,
+                action,
+                path,
+                source,
+            }
+        };
+
+        // Folders still to write: the repository path, where it goes, and
+        // the trees from the root's children down to it (for links).
+        let mut pending = vec![(String::new(), dest.to_owned(), Vec::<ObjectId>::new(), root)];
+        while let Some((relative, folder, chain, tree_id)) = pending.pop() {
+            let tree = reader.tree(tree_id)?;
+            for entry in tree.iter() {
+                let child = join_path(&relative, &entry.name.to_str_lossy());
+                if let Some(reason) = unsafe_entry_name(entry.name) {
+                    return Err(SourceError::UnsafePath {
+                        url: display_url(&url),
+                        revision: commit.to_owned(),
+                        path: child,
+                        reason,
+                    });
+                }
+                let path = folder.join(std::ffi::OsStr::from_bytes(entry.name));
+                match entry.kind {
+                    EntryKind::Tree => {
+                        std::fs::create_dir(&path).map_err(io("creating the folder", &path))?;
+                        let mut below = chain.clone();
+                        below.push(entry.oid);
+                        pending.push((child, path, below, entry.oid));
+                    }
+                    EntryKind::Blob | EntryKind::BlobExecutable => {
+                        let mode = if entry.kind == EntryKind::BlobExecutable {
+                            0o755
+                        } else {
+                            0o644
+                        };
+                        let data = reader.blob(entry.oid)?;
+                        std::fs::OpenOptions::new()
+                            .write(true)
+                            .create_new(true)
+                            .mode(mode)
+                            .open(&path)
+                            .and_then(|mut file| file.write_all(&data))
+                            .map_err(io("writing", &path))?;
+                    }
+                    EntryKind::Link => {
+                        let target = reader.blob(entry.oid)?;
+                        reader.check_link_stays_inside(root, &chain, &child, &target)?;
+                        std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &path)
+                            .map_err(io("creating the symbolic link", &path))?;
+                    }
+                    EntryKind::Commit => {}
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The slot of a normalized URL, created on first use.
@@ -1558,6 +1722,115 @@ impl TreeReader<'_> {
             EntryKind::Commit => Err(broken("which is a submodule")),
         }
     }
+
+    /// Fails unless the symbolic link at repository path `link`, whose
+    /// target is `target`, resolves inside the repository. `chain` holds the
+    /// trees from the root's children down to the link's folder.
+    ///
+    /// The target is taken relative to the link's folder and every link met
+    /// on the way is followed as the kernel would follow it, so a link
+    /// through another link that leaves (`a -> b/x`, `b -> ../..`) leaves
+    /// too. Parts of the target missing from the tree are taken as plain
+    /// names (a tool could create them later), so `missing/../..` at the
+    /// root still leaves.
+    fn check_link_stays_inside(
+        &self,
+        root: ObjectId,
+        chain: &[ObjectId],
+        link: &str,
+        target: &[u8],
+    ) -> Result<(), SourceError> {
+        let target = String::from_utf8_lossy(target);
+        // The last link followed on the way, for the message.
+        let mut through: Option<(String, String)> = None;
+        let escapes = |through: &Option<(String, String)>| SourceError::PathEscapes {
+            url: display_url(self.url),
+            path: match through {
+                None => format!("{link} -> {target}"),
+                Some((inner, inner_target)) => {
+                    format!("{link} -> {target} (through {inner} -> {inner_target})")
+                }
+            },
+        };
+        if target.starts_with('/') {
+            return Err(escapes(&through));
+        }
+        // The folder reached so far, one (name, tree) per component below
+        // the root; no tree for a part missing from the repository.
+        let mut folders: Vec<(String, Option<ObjectId>)> = link
+            .split('/')
+            .zip(chain)
+            .map(|(name, id)| (name.to_owned(), Some(*id)))
+            .collect();
+        let mut pending: std::collections::VecDeque<String> =
+            target.split('/').map(str::to_owned).collect();
+        let mut hops = 0;
+        while let Some(component) = pending.pop_front() {
+            match component.as_str() {
+                "" | "." => {}
+                ".." => {
+                    if folders.pop().is_none() {
+                        return Err(escapes(&through));
+                    }
+                }
+                name => {
+                    let folder = match folders.last() {
+                        Some((_, tree)) => *tree,
+                        None => Some(root),
+                    };
+                    let entry = match folder {
+                        Some(id) => self
+                            .tree(id)?
+                            .find(name.as_bytes())
+                            .map(|entry| (entry.kind, entry.oid)),
+                        None => None,
+                    };
+                    match entry {
+                        Some((EntryKind::Link, id)) => {
+                            hops += 1;
+                            if hops > MAX_LINK_HOPS {
+                                return Err(self.not_found(
+                                    link,
+                                    format!(
+                                        "it is a symbolic link to `{target}`, which goes through more than {MAX_LINK_HOPS} links (a loop)"
+                                    ),
+                                ));
+                            }
+                            let mut inner: Vec<&str> =
+                                folders.iter().map(|(name, _)| name.as_str()).collect();
+                            inner.push(name);
+                            let inner_target =
+                                String::from_utf8_lossy(&self.blob(id)?).into_owned();
+                            let absolute = inner_target.starts_with('/');
+                            for part in inner_target.split('/').rev() {
+                                pending.push_front(part.to_owned());
+                            }
+                            through = Some((inner.join("/"), inner_target));
+                            if absolute {
+                                return Err(escapes(&through));
+                            }
+                        }
+                        Some((EntryKind::Tree, id)) => folders.push((name.to_owned(), Some(id))),
+                        _ => folders.push((name.to_owned(), None)),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why git would refuse to check out a tree entry named `name`, if it would.
+fn unsafe_entry_name(name: &BStr) -> Option<&'static str> {
+    if name.is_empty() || name == "." || name == ".." || name.contains(&b'/') || name.contains(&0) {
+        return Some("its name would leave its folder");
+    }
+    if name.eq_ignore_ascii_case(b".git") {
+        return Some(
+            "a `.git` entry could make tools take the folder for a repository with settings chosen by whoever wrote it",
+        );
+    }
+    None
 }
 
 /// Collect the paths that differ between two trees (either may be absent).
@@ -1643,7 +1916,7 @@ fn join_components(base: &[&str], relative: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::process::Command;
     use std::sync::Barrier;
     use std::time::Duration;
@@ -1652,7 +1925,7 @@ mod tests {
 
     /// Run `git` in `dir` with a fixed identity and no user or system config;
     /// returns trimmed stdout.
-    fn git(dir: &Path, args: &[&str]) -> String {
+    pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
         let output = Command::new("git")
             .args(["-c", "init.defaultBranch=main", "-c", "core.symlinks=true"])
             .args(args)
@@ -2061,6 +2334,252 @@ mod tests {
         assert_eq!(paths(&files), ["base/cm.yaml", "deploy.yaml", "svc.yaml"]);
     }
 
+    /// Checks `commit` of the fixture out into a new temporary folder.
+    fn checkout(fx: &Fixture, commit: &str) -> Result<tempfile::TempDir, SourceError> {
+        let dest = tempfile::tempdir().expect("tempdir");
+        fx.cache.checkout(&fx.url, commit, dest.path())?;
+        Ok(dest)
+    }
+
+    /// Every path below `dir`, relative and sorted, folders with a `/`, links
+    /// as `link -> target`.
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut pending = vec![dir.to_owned()];
+        while let Some(folder) = pending.pop() {
+            for entry in std::fs::read_dir(&folder).expect("read_dir") {
+                let path = entry.expect("entry").path();
+                let relative = path
+                    .strip_prefix(dir)
+                    .expect("below")
+                    .to_string_lossy()
+                    .into_owned();
+                let kind = std::fs::symlink_metadata(&path).expect("lstat").file_type();
+                if kind.is_symlink() {
+                    let target = std::fs::read_link(&path).expect("read_link");
+                    out.push(format!("{relative} -> {}", target.display()));
+                } else if kind.is_dir() {
+                    out.push(format!("{relative}/"));
+                    pending.push(path);
+                } else {
+                    out.push(relative);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn checkout_writes_files_folders_executable_bits_and_inner_links() {
+        use std::os::unix::fs::PermissionsExt as _;
+
+        let (fx, first) = fixture();
+        let dir = fx.dir();
+        write(dir, "scripts/run.sh", "#!/bin/sh\necho hi\n");
+        let mut perms = std::fs::metadata(dir.join("scripts/run.sh"))
+            .expect("stat")
+            .permissions();
+        perms.set_mode(0o755);
+        std::fs::set_permissions(dir.join("scripts/run.sh"), perms).expect("chmod");
+        std::os::unix::fs::symlink("../api/deploy.yaml", dir.join("apps/web/api.yaml"))
+            .expect("symlink");
+        std::os::unix::fs::symlink("web", dir.join("apps/current")).expect("symlink");
+        std::os::unix::fs::symlink("not-yet/there.yaml", dir.join("apps/dangling.yaml"))
+            .expect("symlink");
+        commit_all(dir, "links and a script");
+        git(
+            dir,
+            &[
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                &format!("160000,{first},apps/sub"),
+            ],
+        );
+        git(dir, &["commit", "-q", "-m", "submodule"]);
+        fx.cache.fetch(&fx.url).expect("clone");
+
+        let dest = checkout(&fx, "main").expect("checkout");
+        let root = dest.path();
+        assert_eq!(
+            listing(root),
+            [
+                "README.md",
+                "apps/",
+                "apps/api/",
+                "apps/api/deploy.yaml",
+                "apps/current -> web",
+                "apps/dangling.yaml -> not-yet/there.yaml",
+                "apps/web/",
+                "apps/web/api.yaml -> ../api/deploy.yaml",
+                "apps/web/base/",
+                "apps/web/base/cm.yaml",
+                "apps/web/deploy.yaml",
+                "apps/web/svc.yaml",
+                "scripts/",
+                "scripts/run.sh",
+            ],
+            "no .git folder, no submodule"
+        );
+        let read = |path: &str| std::fs::read_to_string(root.join(path)).expect(path);
+        assert_eq!(read("apps/web/api.yaml"), "kind: Deployment\nname: api\n");
+        assert_eq!(read("apps/current/svc.yaml"), "kind: Service\n");
+        let mode = |path: &str| {
+            std::fs::metadata(root.join(path))
+                .expect(path)
+                .permissions()
+                .mode()
+        };
+        assert_eq!(mode("scripts/run.sh") & 0o111, 0o111, "executable kept");
+        assert_eq!(mode("README.md") & 0o111, 0, "plain file not executable");
+
+        // An older commit is checked out as it was.
+        let old = checkout(&fx, &first).expect("first");
+        assert!(!old.path().join("scripts").exists());
+        assert_eq!(
+            std::fs::read_to_string(old.path().join("apps/api/deploy.yaml")).expect("read"),
+            "kind: Deployment\nname: api\n"
+        );
+    }
+
+    #[test]
+    fn checkout_refuses_links_out_of_the_repository_naming_link_and_target() {
+        let (fx, _) = fixture();
+        let dir = fx.dir().to_owned();
+        fx.cache.fetch(&fx.url).expect("clone");
+        // (link, target, extra link needed), each in a commit of its own.
+        let cases = [
+            ("apps/web/evil.yaml", "../../../etc/passwd", None),
+            ("apps/abs.yaml", "/etc/hostname", None),
+            ("up", "..", None),
+            ("apps/web/gone.yaml", "missing/../../../..", None),
+            // `apps/root` stays inside; going up from it leaves.
+            ("apps/web/through", "../root/..", Some(("apps/root", ".."))),
+            // `apps/etc` leaves by itself, and so does what goes through it.
+            (
+                "apps/web/via.yaml",
+                "../etc2/passwd",
+                Some(("apps/etc2", "/etc")),
+            ),
+        ];
+        for (link, target, helper) in cases {
+            let mut links = vec![(link, target)];
+            links.extend(helper);
+            for (link, target) in &links {
+                std::os::unix::fs::symlink(target, dir.join(link)).expect("symlink");
+            }
+            let commit = commit_all(&dir, "an escaping link");
+            fx.cache.fetch(&fx.url).expect("fetch");
+            let err = checkout(&fx, &commit).expect_err(link);
+            match &err {
+                SourceError::PathEscapes { path, .. } => {
+                    // The helper may be reported instead when it leaves by itself.
+                    let named = links
+                        .iter()
+                        .any(|(link, target)| path.starts_with(&format!("{link} -> {target}")));
+                    assert!(named, "{link}: {path}");
+                }
+                other => panic!("{link}: expected PathEscapes, got {other:?}"),
+            }
+            assert!(!err.is_spurious());
+            for (link, _) in &links {
+                std::fs::remove_file(dir.join(link)).expect("rm");
+            }
+        }
+        // A link through another one is reported with both.
+        std::os::unix::fs::symlink("..", dir.join("apps/root")).expect("symlink");
+        std::os::unix::fs::symlink("../root/../x", dir.join("apps/web/through")).expect("symlink");
+        let commit = commit_all(&dir, "through another link");
+        fx.cache.fetch(&fx.url).expect("fetch");
+        let err = checkout(&fx, &commit).expect_err("through");
+        assert!(
+            err.to_string()
+                .contains("apps/web/through -> ../root/../x (through apps/root -> ..)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn checkout_refuses_a_link_loop_and_keeps_links_that_stay_inside() {
+        let (fx, _) = fixture();
+        let dir = fx.dir();
+        // `apps/root -> ..` points at the root itself: inside.
+        std::os::unix::fs::symlink("..", dir.join("apps/root")).expect("symlink");
+        std::os::unix::fs::symlink(
+            "../root/apps/api/deploy.yaml",
+            dir.join("apps/web/far.yaml"),
+        )
+        .expect("symlink");
+        let inside = commit_all(dir, "links inside");
+        std::os::unix::fs::symlink("b", dir.join("a")).expect("symlink");
+        std::os::unix::fs::symlink("a", dir.join("b")).expect("symlink");
+        let looping = commit_all(dir, "a loop");
+        fx.cache.fetch(&fx.url).expect("clone");
+
+        let dest = checkout(&fx, &inside).expect("inside");
+        assert_eq!(
+            std::fs::read_to_string(dest.path().join("apps/web/far.yaml")).expect("read"),
+            "kind: Deployment\nname: api\n"
+        );
+        let err = checkout(&fx, &looping).expect_err("loop");
+        assert!(matches!(err, SourceError::PathNotFound { .. }), "{err}");
+        assert!(err.to_string().contains("a loop"), "{err}");
+    }
+
+    #[test]
+    fn checkout_refuses_a_dot_git_entry() {
+        let (fx, _) = fixture();
+        let dir = fx.dir();
+        // git refuses `.git` in its index, so the tree is written by hand.
+        let blob = git(dir, &["hash-object", "-w", "README.md"]);
+        let inner = git_with_input(dir, &["mktree"], &format!("100644 blob {blob}\t.git\n"));
+        let root = git_with_input(dir, &["mktree"], &format!("040000 tree {inner}\tapps\n"));
+        let commit = git(dir, &["commit-tree", &root, "-m", "a .git entry"]);
+        git(dir, &["update-ref", "refs/heads/evil", &commit]);
+        fx.cache.fetch(&fx.url).expect("clone");
+
+        let err = checkout(&fx, "evil").expect_err(".git");
+        match &err {
+            SourceError::UnsafePath { path, .. } => assert_eq!(path, "apps/.git"),
+            other => panic!("expected UnsafePath, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn checkout_before_the_first_fetch_is_not_fetched() {
+        let (fx, _) = fixture();
+        let err = checkout(&fx, "main").expect_err("not fetched");
+        assert!(matches!(err, SourceError::NotFetched { .. }), "{err}");
+    }
+
+    /// Run `git` in `dir` with `input` on its standard input; returns
+    /// trimmed stdout.
+    fn git_with_input(dir: &Path, args: &[&str], input: &str) -> String {
+        use std::io::Write as _;
+        let mut child = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("git runs");
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(input.as_bytes())
+            .expect("write");
+        let output = child.wait_with_output().expect("git runs");
+        assert!(output.status.success(), "git {args:?} failed");
+        String::from_utf8(output.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
+    }
+
     #[test]
     fn read_dir_missing_path_is_path_not_found() {
         let (fx, first) = fixture();
@@ -2345,6 +2864,34 @@ mod tests {
             caller.join().expect("thread").expect("fetch");
         });
         assert_eq!(fx.cache.fetch_count() - before, 1);
+    }
+
+    #[test]
+    fn path_ids_change_only_where_content_changed() {
+        let (fx, first) = fixture();
+        write(
+            fx.dir(),
+            "apps/web/deploy.yaml",
+            "kind: Deployment\nreplicas: 5\n",
+        );
+        let second = commit_all(fx.dir(), "second");
+        fx.cache.fetch(&fx.url).expect("fetch");
+        let paths: Vec<String> = [
+            "apps/web",
+            "apps/api",
+            "apps/api/deploy.yaml",
+            "nope",
+            "apps/api/deploy.yaml/x",
+        ]
+        .map(String::from)
+        .to_vec();
+        let before = fx.cache.path_ids(&fx.url, &first, &paths).expect("ids");
+        let after = fx.cache.path_ids(&fx.url, &second, &paths).expect("ids");
+        assert_ne!(before[0], after[0], "the changed folder");
+        assert_eq!(before[1], after[1], "an untouched folder");
+        assert_eq!(before[2], after[2], "an untouched file");
+        assert!(before[1].is_some() && before[2].is_some());
+        assert_eq!((before[3].as_deref(), before[4].as_deref()), (None, None));
     }
 
     #[test]
