@@ -22,3 +22,4 @@ pub mod service;
 pub mod source;
 pub mod store;
 pub mod sync;
+pub mod tools;
