@@ -8,11 +8,12 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use plumb_cli::{AppCommand, Client, Output};
+use plumb_engine::cluster;
 use plumb_engine::controller::{Controller, ControllerOptions};
-use plumb_engine::model::DirectorySource;
-use plumb_engine::source::{ReadFilter, RepoCache, normalize_url};
-use plumb_engine::{cluster, render};
+use plumb_engine::tools::ToolOptions;
 use tokio_util::sync::CancellationToken;
+
+mod render;
 
 #[derive(Parser)]
 #[command(
@@ -28,7 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller and the HTTP API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Talk to a running server.
     App {
         /// The server's URL.
@@ -45,24 +46,9 @@ enum Command {
         #[command(subcommand)]
         command: AppCommand,
     },
-    /// Render an application folder from a repository, offline.
-    Render {
-        /// Repository URL or local path.
-        #[arg(long)]
-        repo: String,
-        /// Folder inside the repository.
-        #[arg(long, default_value = "")]
-        path: String,
-        /// Branch, tag or commit.
-        #[arg(long, default_value = "HEAD")]
-        revision: String,
-        /// Descend into sub-folders.
-        #[arg(long)]
-        recurse: bool,
-        /// Where to keep the repository cache.
-        #[arg(long, default_value_os_t = std::env::temp_dir().join("plumb-render"))]
-        data_dir: PathBuf,
-    },
+    /// Render an application's sources offline: plain files, Kustomize,
+    /// Helm or Jsonnet, from an Application file or from flags.
+    Render(Box<render::RenderArgs>),
     /// Print the Application CRD (as committed in manifests/crds/).
     Crd,
     /// Print Plumb's version and, when a cluster is reachable, the cluster's.
@@ -121,6 +107,41 @@ struct ServeArgs {
     /// Seconds one apply, dry run, read or delete of an object may take.
     #[arg(long, default_value_t = ControllerOptions::default().request_timeout.as_secs())]
     request_timeout: u64,
+    #[command(flatten)]
+    tools: ToolArgs,
+}
+
+/// How Helm, Kustomize and Jsonnet run.
+#[derive(clap::Args)]
+struct ToolArgs {
+    /// The helm binary (default: `helm` on PATH).
+    #[arg(long)]
+    helm_bin: Option<PathBuf>,
+    /// The kustomize binary (default: `kustomize` on PATH, else `kubectl kustomize`).
+    #[arg(long)]
+    kustomize_bin: Option<PathBuf>,
+    /// Seconds one `helm` or `kustomize` run, or one Jsonnet evaluation, may take.
+    #[arg(long, default_value_t = ToolOptions::default().timeout.as_secs())]
+    tool_timeout: u64,
+    /// The most a tool may print, in bytes.
+    #[arg(long, default_value_t = ToolOptions::default().max_output)]
+    max_tool_output: u64,
+    /// Tool runs at once.
+    #[arg(long, default_value_t = ToolOptions::default().concurrency)]
+    tool_concurrency: usize,
+}
+
+impl ToolArgs {
+    fn options(self, root: PathBuf) -> ToolOptions {
+        ToolOptions {
+            helm_bin: self.helm_bin,
+            kustomize_bin: self.kustomize_bin,
+            timeout: Duration::from_secs(self.tool_timeout.max(1)),
+            max_output: self.max_tool_output,
+            concurrency: self.tool_concurrency.max(1),
+            root,
+        }
+    }
 }
 
 fn main() {
@@ -148,43 +169,10 @@ fn run() -> Result<()> {
             // `app diff` exits 1 on differences, `app sync` on a failed sync.
             std::process::exit(outcome.exit_code().into());
         }
-        Command::Render {
-            repo,
-            path,
-            revision,
-            recurse,
-            data_dir,
-        } => {
-            let url = normalize_url(&repo)?;
-            let repos = RepoCache::new(data_dir);
-            repos.fetch(&url)?;
-            let sha = repos.resolve(&url, &revision)?;
-            let options = DirectorySource {
-                recurse,
-                ..Default::default()
-            };
-            let wanted = render::FileFilter::new(&options)?;
-            let select = |path: &str| wanted.selects(path);
-            let files = repos.read_files(
-                &url,
-                &sha,
-                &path,
-                &ReadFilter {
-                    recurse,
-                    select: &select,
-                    max_file_size: ControllerOptions::default().max_manifest_size,
-                },
-            )?;
-            let mut text = String::new();
-            for manifest in render::render_directory(&files, &options)? {
-                text.push_str("---\n");
-                text.push_str(&serde_yaml::to_string(&manifest.object)?);
-            }
-            emit(&text)
-        }
+        Command::Render(args) => emit(&render::render(*args)?),
         Command::Crd => emit(&plumb_engine::model::application_crd_yaml()),
         Command::Version { kubeconfig } => runtime()?.block_on(version(kubeconfig)),
-        Command::Serve(args) => runtime()?.block_on(serve(args)),
+        Command::Serve(args) => runtime()?.block_on(serve(*args)),
     }
 }
 
@@ -244,7 +232,6 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let options = ControllerOptions {
         namespace: args.namespace,
         apps: args.apps,
-        data_dir: args.data_dir,
         repo_poll_interval: Duration::from_secs(args.repo_poll_interval.max(1)),
         workers: args.workers,
         watch_cluster_apps: !args.no_cluster_apps,
@@ -253,6 +240,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         watch_timeout: Duration::from_secs(args.watch_timeout.max(1)),
         crd_timeout: Duration::from_secs(args.crd_timeout.max(1)),
         request_timeout: Duration::from_secs(args.request_timeout.max(1)),
+        tools: args.tools.options(args.data_dir.join("tools")),
+        data_dir: args.data_dir,
         ..Default::default()
     };
     let controller = Controller::start(client, options, cancel.clone()).await?;

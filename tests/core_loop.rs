@@ -9,7 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
-use support::{GitRepo, Plumb, TestNamespace, application, eventually, get_object, resource};
+use support::{
+    GitRepo, Plumb, TestNamespace, application, configmap_value, eventually, get_object, resource,
+    wait_configmap,
+};
 
 const AUTO: &str = "  syncPolicy:\n    automated: {prune: true, selfHeal: true}\n    syncOptions: [CreateNamespace=true]\n";
 const AUTO_NO_PRUNE_NO_HEAL: &str = "  syncPolicy:\n    automated: {prune: false, selfHeal: false}\n    syncOptions: [CreateNamespace=true]\n";
@@ -35,25 +38,6 @@ fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer)
         .and_then(Value::as_str)
         .unwrap_or_default()
-}
-
-async fn configmap_value(ns: &str, name: &str, key: &str) -> Result<Option<String>> {
-    Ok(get_object(&configmaps(), ns, name).await?.and_then(|o| {
-        o.pointer(&format!("/data/{key}"))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    }))
-}
-
-async fn wait_configmap(ns: &str, name: &str, key: &str, want: &str) -> Result<()> {
-    eventually(
-        &format!("ConfigMap {ns}/{name} has {key}={want}"),
-        WAIT,
-        || async move {
-            Ok((configmap_value(ns, name, key).await?.as_deref() == Some(want)).then_some(()))
-        },
-    )
-    .await
 }
 
 fn settings(color: &str) -> String {

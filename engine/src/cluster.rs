@@ -111,7 +111,26 @@ pub struct Cluster {
     namespaces: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// How long one apply or dry run may take.
     request_timeout: Duration,
+    /// The version and API versions last discovered, and when.
+    capabilities: Arc<tokio::sync::Mutex<Option<Discovered>>>,
 }
+
+/// What Helm templates see of a cluster (`.Capabilities`): its version
+/// and the API versions it serves.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Capabilities {
+    /// The API server's version (`v1.33.9`).
+    pub kube_version: String,
+    /// Every served `group/version` and `group/version/Kind`, sorted, as
+    /// Argo CD passes them to `helm template --api-versions`.
+    pub api_versions: Vec<String>,
+}
+
+/// Capabilities, and when they were discovered.
+type Discovered = (std::time::Instant, Arc<Capabilities>);
+
+/// How long discovered [`Capabilities`] are used before asking again.
+const CAPABILITIES_TTL: Duration = Duration::from_secs(300);
 
 /// The default of [`Cluster::with_request_timeout`].
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -130,6 +149,7 @@ impl Cluster {
             kinds: Arc::default(),
             namespaces: Arc::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            capabilities: Arc::default(),
         }
     }
 
@@ -373,6 +393,56 @@ impl Cluster {
             })
     }
 
+    /// The cluster's version and served API versions, discovered at most
+    /// every five minutes (in one aggregated discovery request per API
+    /// root), bounded by the request timeout.
+    ///
+    /// # Errors
+    /// When discovery fails or times out.
+    pub async fn capabilities(&self) -> Result<Arc<Capabilities>, ClusterError> {
+        let mut cached = self.capabilities.lock().await;
+        if let Some((at, caps)) = cached.as_ref()
+            && at.elapsed() < CAPABILITIES_TTL
+        {
+            return Ok(Arc::clone(caps));
+        }
+        let timeout = |_| ClusterError::Timeout {
+            action: "discover",
+            target: "the API server's version and API versions".into(),
+            after: self.request_timeout,
+        };
+        let discover = |e| ClusterError::api("discover", "API versions", e);
+        let version = tokio::time::timeout(self.request_timeout, self.client.apiserver_version())
+            .await
+            .map_err(timeout)?
+            .map_err(discover)?;
+        let discovery = kube::discovery::Discovery::new(self.client.clone());
+        let discovery = tokio::time::timeout(self.request_timeout, discovery.run_aggregated())
+            .await
+            .map_err(timeout)?
+            .map_err(discover)?;
+        let mut api_versions = std::collections::BTreeSet::new();
+        for group in discovery.groups() {
+            for version in group.versions() {
+                let gv = if group.name().is_empty() {
+                    version.to_string()
+                } else {
+                    format!("{}/{version}", group.name())
+                };
+                for (resource, _) in group.versioned_resources(version) {
+                    api_versions.insert(format!("{gv}/{}", resource.kind));
+                }
+                api_versions.insert(gv);
+            }
+        }
+        let caps = Arc::new(Capabilities {
+            kube_version: kube_version(&version),
+            api_versions: api_versions.into_iter().collect(),
+        });
+        *cached = Some((std::time::Instant::now(), Arc::clone(&caps)));
+        Ok(caps)
+    }
+
     /// One object as the server has it now (without `managedFields`), or
     /// `None` when it does not exist.
     ///
@@ -407,6 +477,23 @@ impl Cluster {
             .map(|o| serde_json::to_value(o).expect("a DynamicObject always serializes"))
             .collect())
     }
+}
+
+/// The server's version as Helm's `--kube-version` takes it: its
+/// `gitVersion` when that is a plain `vX.Y.Z[...]`, else `vMAJOR.MINOR.0`
+/// (providers write `1` and `33+`).
+fn kube_version(info: &k8s_openapi::apimachinery::pkg::version::Info) -> String {
+    let plain = info
+        .git_version
+        .strip_prefix('v')
+        .and_then(|v| v.split(['.', '-', '+']).next())
+        .is_some_and(|major| !major.is_empty() && major.chars().all(|c| c.is_ascii_digit()))
+        && !info.git_version.starts_with("v0.0.0");
+    if plain {
+        return info.git_version.clone();
+    }
+    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+    format!("v{}.{}.0", digits(&info.major), digits(&info.minor))
 }
 
 fn namespace_resource() -> ApiResource {

@@ -214,6 +214,16 @@ impl GitRepo {
         Ok(())
     }
 
+    /// Makes `path` a symbolic link to `target` (creating folders).
+    pub fn symlink(&self, target: &str, path: &str) -> Result<()> {
+        let p = self.dir.path().join(path);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::os::unix::fs::symlink(target, p)?;
+        Ok(())
+    }
+
     /// Commits everything; returns the new commit's SHA.
     pub fn commit(&self, message: &str) -> Result<String> {
         self.git(&["add", "-A"])?;
@@ -227,7 +237,8 @@ impl GitRepo {
     }
 }
 
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+/// Copies the folder `from` into `to`, recursively.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     for entry in std::fs::read_dir(from).with_context(|| format!("fixture {}", from.display()))? {
         let entry = entry?;
         let target = to.join(entry.file_name());
@@ -596,6 +607,115 @@ pub fn application(
     )
 }
 
+/// An Application manifest for the `--apps` file with any spec: `spec`
+/// (`source` or `sources`, `syncPolicy`, ...) laid over the default project
+/// and the in-cluster destination `namespace`.
+pub fn application_with(name: &str, namespace: &str, spec: Value) -> String {
+    let mut full = json!({
+        "project": "default",
+        "destination": {"server": "https://kubernetes.default.svc", "namespace": namespace},
+    });
+    if let (Some(full), Value::Object(spec)) = (full.as_object_mut(), spec) {
+        full.extend(spec);
+    }
+    let app = json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": name},
+        "spec": full,
+    });
+    serde_yaml::to_string(&app).expect("a JSON value is also YAML")
+}
+
+/// A Helm chart repository on loopback: a static file server for `dir`
+/// (its `index.yaml` and chart archives). GET and HEAD answer 200 with the
+/// file or 404; every answer closes its connection. Stops when dropped.
+pub struct ChartServer {
+    /// `http://127.0.0.1:<port>`, without a trailing slash.
+    pub url: String,
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ChartServer {
+    /// Serves `dir` (read at each request, so files may be added later).
+    pub fn start(dir: &Path) -> Result<ChartServer> {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (root, stopped) = (dir.to_path_buf(), std::sync::Arc::clone(&stop));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let root = root.clone();
+                std::thread::spawn(move || {
+                    let _ = serve_file(stream, &root);
+                });
+            }
+        });
+        Ok(ChartServer {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            stop,
+        })
+    }
+}
+
+impl Drop for ChartServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wakes the accepting thread, which then sees the flag.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Answers one HTTP/1.x request on `stream` with a file of `root`.
+fn serve_file(stream: std::net::TcpStream, root: &Path) -> std::io::Result<()> {
+    use std::io::{BufRead, Write};
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut reader = std::io::BufReader::new(stream.try_clone()?);
+    let mut request = String::new();
+    reader.read_line(&mut request)?;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
+            break;
+        }
+    }
+    let mut words = request.split_whitespace();
+    let (method, target) = (
+        words.next().unwrap_or_default(),
+        words.next().unwrap_or_default(),
+    );
+    let path = target.split(['?', '#']).next().unwrap_or_default();
+    let servable = matches!(method, "GET" | "HEAD")
+        && !path.ends_with('/')
+        && !path.split('/').any(|part| part == "..");
+    let body = if servable {
+        std::fs::read(root.join(path.trim_start_matches('/'))).ok()
+    } else {
+        None
+    };
+    let (status, body) = match body {
+        Some(body) => ("200 OK", body),
+        None => ("404 Not Found", b"not found\n".to_vec()),
+    };
+    let mut stream = stream;
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    if method != "HEAD" {
+        stream.write_all(&body)?;
+    }
+    stream.flush()
+}
+
 /// Reads an object from the cluster, `None` when absent.
 pub async fn get_object(ar: &ApiResource, namespace: &str, name: &str) -> Result<Option<Value>> {
     let api: Api<DynamicObject> = if namespace.is_empty() {
@@ -607,4 +727,26 @@ pub async fn get_object(ar: &ApiResource, namespace: &str, name: &str) -> Result
         .get_opt(name)
         .await?
         .map(|o| serde_json::to_value(o).expect("objects serialize")))
+}
+
+/// `data.<key>` of a ConfigMap, `None` when it or the key is absent.
+pub async fn configmap_value(ns: &str, name: &str, key: &str) -> Result<Option<String>> {
+    let configmaps = resource("", "v1", "ConfigMap", "configmaps");
+    Ok(get_object(&configmaps, ns, name).await?.and_then(|o| {
+        o.pointer(&format!("/data/{key}"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }))
+}
+
+/// Waits (up to 90 s) until a ConfigMap has `key` = `want`.
+pub async fn wait_configmap(ns: &str, name: &str, key: &str, want: &str) -> Result<()> {
+    eventually(
+        &format!("ConfigMap {ns}/{name} has {key}={want}"),
+        Duration::from_secs(90),
+        || async move {
+            Ok((configmap_value(ns, name, key).await?.as_deref() == Some(want)).then_some(()))
+        },
+    )
+    .await
 }

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use crate::live::WatchError;
-use crate::render::RenderError;
 use crate::source::SourceError;
 use crate::store::StoreError;
 
@@ -18,6 +17,12 @@ pub enum ReconcileError {
     /// The application has no source.
     #[error("spec.source.repoURL is required")]
     NoSource,
+    /// The source sets fields Plumb does not support (a config management
+    /// plugin, say), which would change what is rendered.
+    #[error(
+        "{0}: not supported by Plumb; nothing is rendered or synced until the field is removed"
+    )]
+    UnsupportedSource(String),
     /// The destination is another cluster.
     #[error(
         "destination {0} is not supported yet: only https://kubernetes.default.svc (name in-cluster) is"
@@ -39,24 +44,9 @@ pub enum ReconcileError {
     /// Plumb is stopping.
     #[error("Plumb is stopping")]
     Cancelled,
-    /// The application's folder did not render.
-    #[error("path {path}: {source}")]
-    Render {
-        /// The folder.
-        path: String,
-        /// What failed.
-        #[source]
-        source: RenderError,
-    },
-    /// The folder's files could not be read at the revision.
-    #[error("path {path}: {source}")]
-    Read {
-        /// The folder.
-        path: String,
-        /// What failed.
-        #[source]
-        source: SourceError,
-    },
+    /// The application's sources did not render (or could not be read).
+    #[error(transparent)]
+    Render(#[from] crate::tools::app::AppRenderError),
     /// A rendered object cannot be applied as it is (unknown kind, twice
     /// declared, ...).
     #[error("{0}")]
@@ -89,7 +79,8 @@ impl ReconcileError {
     /// be fixed). The others wait for a change of the application or of Git.
     pub fn is_spurious(&self) -> bool {
         match self {
-            ReconcileError::Source(e) | ReconcileError::Read { source: e, .. } => e.is_spurious(),
+            ReconcileError::Source(e) => e.is_spurious(),
+            ReconcileError::Render(e) => e.is_spurious(),
             ReconcileError::FetchTimeout { .. }
             | ReconcileError::Discovery(_)
             | ReconcileError::Unwatched(_)
@@ -98,8 +89,8 @@ impl ReconcileError {
             ReconcileError::NotFound(_)
             | ReconcileError::NoSource
             | ReconcileError::Destination(_)
+            | ReconcileError::UnsupportedSource(_)
             | ReconcileError::Cancelled
-            | ReconcileError::Render { .. }
             | ReconcileError::Invalid(_) => false,
         }
     }
@@ -107,7 +98,9 @@ impl ReconcileError {
     /// The type of the condition it becomes on the application.
     pub fn condition_type(&self) -> &'static str {
         match self {
-            ReconcileError::NoSource | ReconcileError::Destination(_) => "InvalidSpecError",
+            ReconcileError::NoSource
+            | ReconcileError::Destination(_)
+            | ReconcileError::UnsupportedSource(_) => "InvalidSpecError",
             _ => "ComparisonError",
         }
     }

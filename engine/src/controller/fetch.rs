@@ -25,13 +25,9 @@ impl Inner {
                     .declared
                     .read()
                     .expect("declared lock is never poisoned");
-                d.app
-                    .spec
-                    .source
-                    .as_ref()
-                    .and_then(|s| normalize_url(&s.repo_url).ok())
-                    .as_deref()
-                    == Some(url)
+                d.app.spec.all_sources().iter().any(|s| {
+                    s.chart.is_none() && normalize_url(&s.repo_url).ok().as_deref() == Some(url)
+                })
             })
             .map(|(n, _)| n.clone())
             .collect()
@@ -130,18 +126,25 @@ impl Inner {
     /// With thousands of applications on one repository, the one a commit
     /// touched goes live without waiting for all the others.
     pub(super) async fn refresh_after_fetch(self: &Arc<Self>, url: &str, apps: Vec<String>) {
+        let mut several = Vec::new();
         let wanted: Vec<(String, String, String, String)> = apps
             .into_iter()
             .filter_map(|name| {
                 let slot = self.slot(&name)?;
-                let source = slot
+                let spec = slot
                     .declared
                     .read()
                     .expect("declared lock is never poisoned")
                     .app
                     .spec
-                    .source
-                    .clone()?;
+                    .clone();
+                // Which of several sources changed is not worth working
+                // out here: such an application goes first.
+                if spec.is_multi_source() {
+                    several.push(name);
+                    return None;
+                }
+                let source = spec.source?;
                 let revision = slot
                     .status
                     .read()
@@ -187,7 +190,7 @@ impl Inner {
         })
         .await;
         let Ok((first, rest)) = split else { return };
-        for name in &first {
+        for name in several.iter().chain(&first) {
             self.enqueue_urgent(name);
         }
         for name in &rest {

@@ -34,12 +34,11 @@ use crate::model::{
 };
 use crate::plan::{self, Desired, PlanOptions, Tracked};
 use crate::registry::{self, Declared, Origin, SourceUpdate};
-use crate::render;
 use crate::service::{
     AppEvent, AppService, ManagedResource, ParentRef, Refresh, ResourceNode, ResourceTree,
     ServiceError, SyncRequest,
 };
-use crate::source::{ReadFilter, RepoCache, normalize_url};
+use crate::source::{RepoCache, normalize_url};
 use crate::store::Store;
 use crate::sync;
 
@@ -47,6 +46,7 @@ mod clock;
 mod delay;
 mod error;
 mod fetch;
+mod manifests;
 mod operation;
 mod options;
 mod queue;
@@ -71,6 +71,7 @@ struct Inner {
     cluster: Cluster,
     live: Arc<LiveState>,
     repos: Arc<RepoCache>,
+    tools: Arc<crate::tools::Tools>,
     store: Store,
     options: ControllerOptions,
     apps: RwLock<BTreeMap<String, Arc<AppSlot>>>,
@@ -171,6 +172,14 @@ impl Controller {
             source,
         })?;
         let store = Store::open(&options.data_dir.join("store"))?;
+        let tools = crate::tools::Tools::new(crate::tools::ToolOptions {
+            root: options.data_dir.join("tools"),
+            ..options.tools.clone()
+        })
+        .map_err(|source| StartError::DataDir {
+            path: options.data_dir.join("tools").display().to_string(),
+            source,
+        })?;
         for app in store.recover_interrupted(&now())? {
             tracing::warn!(
                 app,
@@ -186,6 +195,7 @@ impl Controller {
             cluster: Cluster::new(client.clone()).with_request_timeout(options.request_timeout),
             live,
             repos: Arc::new(RepoCache::new(options.data_dir.join("repos"))),
+            tools: Arc::new(tools),
             store,
             options: options.clone(),
             apps: RwLock::default(),
@@ -438,7 +448,7 @@ impl AppService for Controller {
             ServiceError::BadRequest(format!("application {name} has no history entry {id}"))
         })?;
         let pin = RollbackPin {
-            revision: entry.revision.clone(),
+            revision: entry.joined_revision(),
             history_id: id,
             at: now(),
         };
@@ -447,7 +457,7 @@ impl AppService for Controller {
             .slot(name)
             .is_some_and(|s| s.declared().app.spec.automated().is_some_and(|a| a.prune));
         let op = ManualOp {
-            revision: Some(entry.revision.clone()),
+            revision: Some(entry.joined_revision()),
             prune,
             dry_run: false,
             initiated_by: InitiatedBy {

@@ -55,7 +55,7 @@ impl Inner {
         options: &PlanOptions,
         run: &ManualOp,
         sha: &str,
-        source: &crate::model::ApplicationSource,
+        spec: &crate::model::ApplicationSpec,
     ) -> bool {
         let started = run.started_at.clone();
         let mut op = OperationState {
@@ -161,16 +161,18 @@ impl Inner {
         let succeeded = phase == OperationPhase::Succeeded;
         if !run.dry_run && succeeded {
             work.policy.last_synced = Some(sha.to_string());
+            let (revision, revisions) = manifests::revisions(spec, sha);
             let entry = RevisionHistory {
                 id: 0,
-                revision: sha.to_string(),
+                revision,
                 deployed_at: now(),
                 deploy_started_at: Some(started),
                 initiated_by: run.initiated_by.clone(),
-                source: Some(source.clone()),
-                ..Default::default()
+                source: spec.source.clone().filter(|_| !spec.is_multi_source()),
+                revisions,
+                sources: spec.sources.clone(),
             };
-            let limit = slot.declared().app.spec.history_limit();
+            let limit = spec.history_limit();
             if let Err(e) = self.store.append_history(name, entry, limit) {
                 tracing::error!(app = %name, error = %e, "cannot record history");
             }

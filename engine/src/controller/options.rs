@@ -29,6 +29,9 @@ pub struct ControllerOptions {
     pub crd_timeout: Duration,
     /// How long one apply, dry run, read or delete of an object may take.
     pub request_timeout: Duration,
+    /// Helm, Kustomize and Jsonnet: binaries and limits (`root` is set
+    /// from `data_dir`).
+    pub tools: crate::tools::ToolOptions,
 }
 
 impl Default for ControllerOptions {
@@ -46,6 +49,7 @@ impl Default for ControllerOptions {
             watch_timeout: Duration::from_secs(30),
             crd_timeout: Duration::from_secs(60),
             request_timeout: crate::cluster::DEFAULT_REQUEST_TIMEOUT,
+            tools: crate::tools::ToolOptions::default(),
         }
     }
 }

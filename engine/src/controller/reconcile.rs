@@ -12,7 +12,6 @@ pub(super) const COMPARE_CONCURRENCY: usize = 16;
 
 /// What a comparison starts from.
 struct Ready {
-    source: crate::model::ApplicationSource,
     sha: String,
     spec_hash: u64,
     prepared: Vec<Prepared>,
@@ -61,7 +60,7 @@ impl Inner {
                 .store
                 .history(name)
                 .ok()
-                .and_then(|h| h.last().map(|e| e.revision.clone()));
+                .and_then(|h| h.last().map(RevisionHistory::joined_revision));
         }
         self.reconcile_locked(name, &slot, &mut work, trigger).await
     }
@@ -83,6 +82,7 @@ impl Inner {
         let mut warnings: Vec<Condition> = declared
             .unsupported
             .iter()
+            .filter(|f| !f.starts_with("spec.source"))
             .map(|f| {
                 condition(
                     "UnsupportedFieldWarning",
@@ -95,7 +95,6 @@ impl Inner {
         let op = trigger.op.clone();
 
         let Ready {
-            source,
             sha,
             spec_hash,
             prepared,
@@ -111,7 +110,8 @@ impl Inner {
                 status.conditions = conditions;
                 status.reconciled_at = Some(now());
                 if let Some(revision) = revision {
-                    status.sync.revision = revision;
+                    (status.sync.revision, status.sync.revisions) =
+                        manifests::revisions(spec, &revision);
                 }
                 self.publish(name, slot, status);
                 // Transient failures come back by themselves, backing off;
@@ -183,14 +183,15 @@ impl Inner {
                 ))
             });
             let out_of_sync = modified.iter().any(|m| *m) || !extras.is_empty();
+            let (revision, revisions) = manifests::revisions(spec, &sha);
             status.sync = SyncStatus {
                 status: if out_of_sync {
                     SyncStatusCode::OutOfSync
                 } else {
                     SyncStatusCode::Synced
                 },
-                revision: sha.clone(),
-                revisions: Vec::new(),
+                revision,
+                revisions,
             };
             let worst = health::aggregate(healths);
             status.health = Health::new(worst, "");
@@ -297,7 +298,7 @@ impl Inner {
                     &plan_options,
                     &run,
                     &sha,
-                    &source,
+                    spec,
                 )
                 .await;
             if run.initiated_by.automated {
@@ -330,9 +331,13 @@ impl Inner {
         trigger: &Trigger,
     ) -> Result<Option<Ready>, (ReconcileError, Option<String>)> {
         let spec = &declared.app.spec;
-        let Some(source) = spec.source.clone().filter(|s| !s.repo_url.is_empty()) else {
-            return Err((ReconcileError::NoSource, None));
-        };
+        // A source field Plumb does not know could change what is deployed:
+        // nothing is rendered rather than something else.
+        let source_fields = declared.unsupported_source_fields();
+        if !source_fields.is_empty() {
+            let error = ReconcileError::UnsupportedSource(source_fields.join(", "));
+            return Err((error, None));
+        }
         let dest = &spec.destination;
         let in_cluster = dest
             .server
@@ -347,27 +352,16 @@ impl Inner {
             let error = ReconcileError::Destination(named.unwrap_or_default().to_string());
             return Err((error, None));
         }
-        let url = normalize_url(&source.repo_url).map_err(|e| (e.into(), None))?;
-
-        // Revision.
+        // Revision: a user's, a rollback pin's, or each source's target.
         let op = trigger.op.as_ref();
         let target = op
             .and_then(|o| o.revision.clone())
-            .or_else(|| status.rollback.as_ref().map(|p| p.revision.clone()))
-            .or_else(|| source.target_revision.clone())
-            .unwrap_or_else(|| "HEAD".into());
-        let fetched = if trigger.hard {
-            self.fetch_now(&url).await
-        } else {
-            self.ensure_fetched(&url).await
-        };
-        fetched.map_err(|e| (e, None))?;
-        let repos = Arc::clone(&self.repos);
-        let (u, t) = (url.clone(), target.clone());
-        let sha = tokio::task::spawn_blocking(move || repos.resolve(&u, &t))
+            .or_else(|| status.rollback.as_ref().map(|p| p.revision.clone()));
+        let resolved = self
+            .resolve_sources(spec, target.as_deref(), trigger.hard)
             .await
-            .map_err(|_| (ReconcileError::Task("resolve"), None))?
-            .map_err(|e| (e.into(), None))?;
+            .map_err(|e| (e, None))?;
+        let sha = manifests::joined(&resolved);
 
         let spec_hash = hash_json(spec);
         let live_generation = self.live.generation(name);
@@ -382,46 +376,10 @@ impl Inner {
             work.compared.clear();
         }
         let at = |error: ReconcileError| (error, Some(sha.clone()));
-
-        // Render, reading only the files that render.
-        let manifests = match &work.render {
-            Some(r) if r.revision == sha && r.spec_hash == spec_hash && !trigger.hard => {
-                r.manifests()
-            }
-            _ => {
-                let repos = Arc::clone(&self.repos);
-                let (u, s) = (url.clone(), sha.clone());
-                let path = source.path.clone().unwrap_or_default();
-                let shown = source.path.clone().unwrap_or_else(|| ".".into());
-                let directory = source.directory.clone().unwrap_or_default();
-                let max_file_size = self.options.max_manifest_size;
-                let rendered = tokio::task::spawn_blocking(move || {
-                    let render_error = |source| ReconcileError::Render {
-                        path: shown.clone(),
-                        source,
-                    };
-                    let wanted = render::FileFilter::new(&directory).map_err(render_error)?;
-                    let select = |file: &str| wanted.selects(file);
-                    let filter = ReadFilter {
-                        recurse: directory.recurse,
-                        select: &select,
-                        max_file_size,
-                    };
-                    let files = repos.read_files(&u, &s, &path, &filter).map_err(|source| {
-                        ReconcileError::Read {
-                            path: shown.clone(),
-                            source,
-                        }
-                    })?;
-                    render::render_directory(&files, &directory).map_err(render_error)
-                })
-                .await
-                .map_err(|_| at(ReconcileError::Task("render")))?;
-                let m = rendered.map_err(at)?;
-                work.render = Some(RenderCache::new(sha.clone(), spec_hash, &m));
-                m
-            }
-        };
+        let manifests = self
+            .render_sources(name, work, spec, spec_hash, &resolved, trigger.hard)
+            .await
+            .map_err(at)?;
 
         // Resolve kinds, default namespaces, track.
         let namespace = dest.namespace.as_deref().unwrap_or("");
@@ -440,7 +398,6 @@ impl Inner {
             return Err(at(ReconcileError::Unwatched(unwatched)));
         }
         Ok(Some(Ready {
-            source,
             sha,
             spec_hash,
             prepared,

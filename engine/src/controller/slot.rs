@@ -59,14 +59,29 @@ pub(super) struct Trigger {
 pub(super) struct RenderCache {
     pub(super) revision: String,
     pub(super) spec_hash: u64,
+    /// The tools' versions, the cluster's capabilities and the chart
+    /// versions the render used.
+    pub(super) tool_key: String,
+    /// For a render of Kustomize and Helm sources only: every repository
+    /// path it read with the object id it had, so that a commit that
+    /// changes none of them reuses the render.
+    pub(super) inputs: Option<Vec<(crate::tools::Input, Option<String>)>>,
     manifests: Box<[(Box<str>, Box<str>)]>,
 }
 
 impl RenderCache {
-    pub(super) fn new(revision: String, spec_hash: u64, manifests: &[Manifest]) -> RenderCache {
+    pub(super) fn new(
+        revision: String,
+        spec_hash: u64,
+        tool_key: String,
+        inputs: Option<Vec<(crate::tools::Input, Option<String>)>>,
+        manifests: &[Manifest],
+    ) -> RenderCache {
         RenderCache {
             revision,
             spec_hash,
+            tool_key,
+            inputs,
             manifests: manifests
                 .iter()
                 .map(|m| (m.object.to_string().into(), m.origin.as_str().into()))
