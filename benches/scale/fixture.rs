@@ -18,13 +18,16 @@ pub enum Objects {
     Single,
     /// ConfigMap + Service + ServiceAccount + a Deployment scaled to 0.
     Full,
+    /// One ConfigMap, as in `single`, rendered by `helm template` from one
+    /// chart shared by every application, each with a value file of its own.
+    Helm,
 }
 
 impl Objects {
     /// Objects per application.
     pub fn per_app(self) -> usize {
         match self {
-            Objects::Single => 1,
+            Objects::Single | Objects::Helm => 1,
             Objects::Full => 4,
         }
     }
@@ -51,6 +54,67 @@ pub struct Fixture {
 /// Application folder of app `i` inside the repository.
 pub fn app_dir(i: usize) -> String {
     format!("apps/app-{i:05}")
+}
+
+/// The chart every application of the `helm` fixture renders.
+pub const CHART_DIR: &str = "chart";
+
+/// The value file of app `i` in the `helm` fixture, relative to the chart.
+pub fn values_file(i: usize) -> String {
+    format!("../values/app-{i:05}.yaml")
+}
+
+/// The chart's one template: the ConfigMap of [`configmap`], from values.
+const CHART_TEMPLATE: &str = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Values.name }}
+  labels:
+    app.kubernetes.io/part-of: plumb-bench
+data:
+  rev: {{ .Values.rev | quote }}
+  payload: {{ .Values.payload | quote }}
+";
+
+/// The values that make the chart render `configmap(i, rev)`.
+fn values_of(i: usize, rev: u32) -> Value {
+    let cm = configmap(i, rev);
+    json!({"name": cm["metadata"]["name"], "rev": rev.to_string(), "payload": cm["data"]["payload"]})
+}
+
+/// Writes app `i`'s value file of the `helm` fixture at revision `rev`.
+fn write_values(repo: &Path, i: usize, rev: u32) -> Result<()> {
+    let path = repo.join(CHART_DIR).join(values_file(i));
+    let text = serde_yaml::to_string(&values_of(i, rev)).context("serialize values")?;
+    std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))
+}
+
+/// A chart whose template renders `count` ConfigMaps (for the render
+/// measurement), in `dir`.
+pub fn write_big_chart(dir: &Path, count: usize) -> Result<()> {
+    std::fs::create_dir_all(dir.join("templates"))?;
+    std::fs::write(
+        dir.join("Chart.yaml"),
+        "apiVersion: v2\nname: big\nversion: 0.1.0\n",
+    )?;
+    std::fs::write(dir.join("values.yaml"), format!("count: {count}\n"))?;
+    std::fs::write(
+        dir.join("templates/configmaps.yaml"),
+        "{{- range $i := until (int .Values.count) }}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: big-{{ $i }}
+  labels:
+    app.kubernetes.io/part-of: plumb-bench
+data:
+  index: {{ $i | quote }}
+  payload: {{ printf \"line of configmap %05d: %s\" $i (repeat 32 \"x\") | quote }}
+{{- end }}
+",
+    )?;
+    Ok(())
 }
 
 /// About 2 KB of text, distinct per application and revision.
@@ -168,14 +232,29 @@ pub fn generate(
     std::fs::create_dir_all(&repo).with_context(|| format!("create {}", repo.display()))?;
     git(&repo, &["init", "-q", "-b", "main"])?;
     let mut all = Vec::with_capacity(apps);
-    for i in 0..apps {
-        let dir = repo.join(app_dir(i));
-        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-        let objs = objects_of(i, objects);
-        for object in &objs {
-            write_object(&dir, object)?;
+    if objects == Objects::Helm {
+        let chart = repo.join(CHART_DIR);
+        std::fs::create_dir_all(chart.join("templates"))?;
+        std::fs::create_dir_all(repo.join("values"))?;
+        std::fs::write(
+            chart.join("Chart.yaml"),
+            "apiVersion: v2\nname: bench\nversion: 0.1.0\n",
+        )?;
+        std::fs::write(chart.join("templates/configmap.yaml"), CHART_TEMPLATE)?;
+        for i in 0..apps {
+            write_values(&repo, i, 0)?;
+            all.push(vec![configmap(i, 0)]);
         }
-        all.push(objs);
+    } else {
+        for i in 0..apps {
+            let dir = repo.join(app_dir(i));
+            std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+            let objs = objects_of(i, objects);
+            for object in &objs {
+                write_object(&dir, object)?;
+            }
+            all.push(objs);
+        }
     }
     git(&repo, &["add", "-A"])?;
     git(
@@ -194,13 +273,19 @@ pub fn generate(
     for i in 0..apps {
         let name = format!("b{run}-{i:05}");
         let namespace = format!("bench-{run}-{}", i % namespaces.max(1));
+        let source = if objects == Objects::Helm {
+            json!({"repoURL": repo_url, "targetRevision": "main", "path": CHART_DIR,
+                "helm": {"valueFiles": [values_file(i)]}})
+        } else {
+            json!({"repoURL": repo_url, "targetRevision": "main", "path": app_dir(i)})
+        };
         let app = json!({
             "apiVersion": "argoproj.io/v1alpha1",
             "kind": "Application",
             "metadata": {"name": name, "namespace": "plumb"},
             "spec": {
                 "project": "default",
-                "source": {"repoURL": repo_url, "targetRevision": "main", "path": app_dir(i)},
+                "source": source,
                 "destination": {"server": "https://kubernetes.default.svc", "namespace": namespace},
                 "syncPolicy": {
                     "automated": {"prune": true},
@@ -234,8 +319,12 @@ pub fn generate(
 /// Changes app `i`'s ConfigMap to revision `rev` and commits; returns the
 /// new commit.
 pub fn commit_change(fixture: &Fixture, i: usize, rev: u32) -> Result<String> {
-    let dir = fixture.repo.join(app_dir(i));
-    write_object(&dir, &configmap(i, rev))?;
+    if fixture.repo.join(CHART_DIR).is_dir() {
+        write_values(&fixture.repo, i, rev)?;
+    } else {
+        let dir = fixture.repo.join(app_dir(i));
+        write_object(&dir, &configmap(i, rev))?;
+    }
     git(
         &fixture.repo,
         &[

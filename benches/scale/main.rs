@@ -162,6 +162,163 @@ fn command_output(program: &str, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
+/// Runs `helm` with `args`; fails with its stderr.
+fn helm(args: &[&str]) -> Result<Vec<u8>> {
+    let out = Command::new("helm")
+        .args(args)
+        .output()
+        .context("run helm (is it on PATH? scripts/bench puts scripts/tools' folder there)")?;
+    if !out.status.success() {
+        bail!(
+            "helm {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out.stdout)
+}
+
+/// The Helm fixture's reference points, measured in the same run: every
+/// application's `helm template` run by hand (one at a time, and four at
+/// once as Plumb's `--tool-concurrency` default), and the render of a
+/// chart of 1,000 objects by hand and by `plumb render`.
+fn helm_by_hand(
+    args: &Args,
+    fx: &fixture::Fixture,
+    work: &Path,
+    report: &mut Report,
+) -> Result<()> {
+    let chart = fx.repo.join(fixture::CHART_DIR);
+    let chart = chart.to_string_lossy();
+    let template = |i: usize| -> Result<Vec<u8>> {
+        let values = fx
+            .repo
+            .join(fixture::CHART_DIR)
+            .join(fixture::values_file(i));
+        helm(&[
+            "template",
+            &fx.app_names[i],
+            &chart,
+            "--namespace",
+            &fx.app_namespaces[i],
+            "--include-crds",
+            "--values",
+            &values.to_string_lossy(),
+        ])
+    };
+    let n = fx.app_names.len();
+    let started = Instant::now();
+    for i in 0..n {
+        template(i)?;
+    }
+    let one = started.elapsed();
+    report.add(
+        "helm by hand",
+        &format!("`helm template` of each of the {n} applications, one at a time"),
+        secs(one),
+        format!(
+            "{:.1} ms per application; `helm` {}",
+            one.as_secs_f64() * 1000.0 / n.max(1) as f64,
+            command_output("helm", &["version", "--short"]).unwrap_or_default()
+        ),
+    );
+    let started = Instant::now();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| -> Result<()> {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i >= n {
+                            return Ok(());
+                        }
+                        template(i)?;
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().map_err(|_| anyhow!("a helm thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    report.add(
+        "helm by hand",
+        &format!("`helm template` of each of the {n} applications, 4 at once"),
+        secs(started.elapsed()),
+        "the floor under Plumb's render work in the cold sync (`--tool-concurrency 4`)",
+    );
+
+    // One chart of 1,000 objects.
+    let big = work.join("big-chart");
+    fixture::write_big_chart(&big.join("big"), 1000)?;
+    fixture::git(&big, &["init", "-q", "-b", "main"])?;
+    fixture::git(&big, &["add", "-A"])?;
+    fixture::git(&big, &["commit", "-q", "-m", "a chart of 1,000 ConfigMaps"])?;
+    let big_chart = big.join("big");
+    let mut by_hand = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let out = helm(&[
+            "template",
+            "big",
+            &big_chart.to_string_lossy(),
+            "--include-crds",
+        ])?;
+        by_hand.push(started.elapsed());
+        let docs = String::from_utf8_lossy(&out)
+            .matches("\nkind: ConfigMap")
+            .count();
+        if docs != 1000 {
+            bail!("the big chart rendered {docs} ConfigMaps, not 1000");
+        }
+    }
+    by_hand.sort();
+    report.add(
+        "render",
+        "`helm template` of a chart of 1,000 ConfigMaps, by hand (median of 5)",
+        millis(quantile(&by_hand, 0.5)),
+        format!("min {}, max {}", millis(by_hand[0]), millis(by_hand[4])),
+    );
+    let mut by_plumb = Vec::new();
+    for k in 0..5 {
+        let data = work.join(format!("render-data-{k}"));
+        let started = Instant::now();
+        let out = Command::new(&args.plumb)
+            .args(["render", "--repo"])
+            .arg(&big)
+            .args(["--path", "big", "--data-dir"])
+            .arg(&data)
+            .output()
+            .context("run plumb render")?;
+        by_plumb.push(started.elapsed());
+        if !out.status.success() {
+            bail!(
+                "plumb render: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let docs = String::from_utf8_lossy(&out.stdout)
+            .matches("\nkind: ConfigMap")
+            .count();
+        if docs != 1000 {
+            bail!("plumb render printed {docs} ConfigMaps, not 1000");
+        }
+    }
+    by_plumb.sort();
+    report.add(
+        "render",
+        "`plumb render` of the same chart from its git repository (median of 5)",
+        millis(quantile(&by_plumb, 0.5)),
+        format!(
+            "min {}, max {}; each run a new process: clone, checkout, `helm template`, parse, normalize, print",
+            millis(by_plumb[0]),
+            millis(by_plumb[4])
+        ),
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let Some(kubeconfig) = args.kubeconfig.clone() else {
@@ -353,6 +510,10 @@ async fn phases(
             command_output("git", &["--version"]).unwrap_or_default()
         ),
     );
+
+    if args.objects == Objects::Helm {
+        helm_by_hand(args, &fx, work, report)?;
+    }
 
     // In CR mode the applications are objects in the cluster.
     let apps_namespace = format!("bench-{run_id}-apps");
