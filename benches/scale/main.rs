@@ -588,7 +588,16 @@ async fn phases(
     // kubectl, the tool a user would reach for.
     let kubectl_ns = format!("bench-{run_id}-kubectl");
     let mut kubectl_time = None;
-    if Path::new("/usr/bin/kubectl").exists()
+    if args.objects == Objects::Helm {
+        // There is no folder of manifests to apply; the `helm by hand`
+        // rows are this mode's reference instead.
+        report.add(
+            "kubectl",
+            "`kubectl apply --server-side -R`",
+            "not run",
+            "--objects helm has no folder of manifests; see the `helm by hand` rows",
+        );
+    } else if Path::new("/usr/bin/kubectl").exists()
         || command_output("kubectl", &["version", "--client"]).is_some()
     {
         cluster::create_namespaces(client, std::slice::from_ref(&kubectl_ns)).await?;
