@@ -456,3 +456,65 @@ fn render_of_a_failing_chart_template_prints_helms_error() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn render_builds_file_dependencies_and_refuses_those_out_of_the_repository() -> Result<()> {
+    let repo = GitRepo::new(None)?;
+    repo.write(
+        "common/Chart.yaml",
+        "apiVersion: v2\nname: common\nversion: 0.1.0\n",
+    )?;
+    repo.write(
+        "common/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: '{{ .Release.Name }}-common'}\ndata: {from: common}\n",
+    )?;
+    let chart = |repository: &str| {
+        format!(
+            "apiVersion: v2\nname: app\nversion: 0.1.0\ndependencies:\n  - name: common\n    version: 0.1.0\n    repository: {repository}\n"
+        )
+    };
+    repo.write("app/Chart.yaml", &chart("file://../common"))?;
+    repo.write(
+        "app/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: '{{ .Release.Name }}-app'}\ndata: {from: app}\n",
+    )?;
+    repo.commit("a chart with a file:// dependency")?;
+    let url = repo.url();
+    // `charts/` does not hold the dependency: Plumb runs `helm dependency
+    // build` on its checkout first.
+    let docs = rendered(&["--repo", &url, "--path", "app", "--name", "web"])?;
+    object(&docs, "ConfigMap", "web-app")?;
+    object(&docs, "ConfigMap", "web-common")?;
+
+    repo.write("app/Chart.yaml", &chart("file://../../../etc"))?;
+    repo.commit("a dependency out of the repository")?;
+    let err = render_error(&["--repo", &url, "--path", "app"])?;
+    assert!(
+        err.contains("outside the repository") && err.contains("Chart.yaml dependencies"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[test]
+fn render_refuses_a_value_file_out_of_the_repository() -> Result<()> {
+    let repo = GitRepo::new(Some("e2e/helm"))?;
+    let url = repo.url();
+    let err = render_error(&[
+        "--repo",
+        &url,
+        "--path",
+        "charts/web",
+        "--values",
+        "../../../../../etc/passwd",
+    ])?;
+    assert!(
+        err.contains("valueFiles") && err.contains("outside the repository"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("root:x:0:0"),
+        "nothing of the file is shown: {err}"
+    );
+    Ok(())
+}
