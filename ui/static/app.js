@@ -64,7 +64,7 @@
 
   function syncOf(app) { return (app.status && app.status.sync) || {}; }
   function healthOf(app) { return (app.status && app.status.health) || {}; }
-  function sourceOf(app) { return (app.spec && app.spec.source) || {}; }
+  function sourceOf(app) { var s = app.spec || {}; return s.source || (s.sources || [])[0] || {}; }
   function nameOf(app) { return (app.metadata && app.metadata.name) || ''; }
 
   function shortRev(rev) {
