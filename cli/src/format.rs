@@ -25,7 +25,12 @@ pub(crate) fn app_list(apps: &[Application]) -> String {
     ]);
     for app in apps {
         let status = app.status.clone().unwrap_or_default();
-        let source = app.spec.all_sources().first().map(|s| (*s).clone()).unwrap_or_default();
+        let source = app
+            .spec
+            .all_sources()
+            .first()
+            .map(|s| (*s).clone())
+            .unwrap_or_default();
         table.row([
             app.metadata.name.clone().unwrap_or_default(),
             format!("{:?}", status.sync.status),
@@ -162,7 +167,12 @@ pub(crate) fn diff(resources: &[ManagedResource]) -> String {
 
 /// The `Label:   value` block at the top of `get`, `sync` and `rollback`.
 fn summary(app: &Application, status: &ApplicationStatus) -> String {
-    let source = app.spec.all_sources().first().map(|s| (*s).clone()).unwrap_or_default();
+    let source = app
+        .spec
+        .all_sources()
+        .first()
+        .map(|s| (*s).clone())
+        .unwrap_or_default();
     let destination = &app.spec.destination;
     let target = source
         .target_revision

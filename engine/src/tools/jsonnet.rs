@@ -507,6 +507,7 @@ fn new_state(job: &Job, file: &str) -> Result<(State, GcHashMap<IStr, TlaArg>), 
         .import_resolver(RepoImporter {
             root: job.root.clone(),
             search: job.search.clone(),
+            code_names: std::sync::Mutex::new(std::collections::HashSet::new()),
         });
     Ok((builder.build(), tlas))
 }
@@ -978,6 +979,36 @@ struct RepoImporter {
     root: PathBuf,
     /// Folders searched after the importing file's, repository-relative.
     search: Vec<String>,
+    /// File names that code loaded so far imports with `import` (not
+    /// `importstr`): such a file is code whatever its name, and is checked.
+    code_names: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// The file names a piece of Jsonnet imports as code: the last component of
+/// each string literal after an `import` keyword that is not `importstr`
+/// or `importbin`. Jsonnet only allows literal import paths, so this finds
+/// every one (and perhaps a few in comments or strings, which only means
+/// more checking).
+fn code_imports(code: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = code;
+    while let Some(at) = rest.find("import") {
+        let after = &rest[at + "import".len()..];
+        rest = after;
+        if after.starts_with("str") || after.starts_with("bin") {
+            continue;
+        }
+        let after = after.trim_start();
+        let Some(quote) = after.chars().next().filter(|c| *c == '\'' || *c == '"') else {
+            continue;
+        };
+        if let Some(end) = after[1..].find(quote) {
+            let literal = &after[1..=end];
+            let name = literal.rsplit('/').next().unwrap_or(literal);
+            names.push(name.to_string());
+        }
+    }
+    names
 }
 
 impl Trace for RepoImporter {
@@ -1084,12 +1115,25 @@ impl ImportResolver for RepoImporter {
             .map_err(|e| import_error(format!("cannot read {}: {e}", file.path)))?;
         // Only code is parsed; `importstr` of any text must stay possible.
         // The loader cannot tell `import` from `importstr`, so it goes by
-        // the name: Jsonnet and JSON files.
-        if [".jsonnet", ".libsonnet", ".json"]
-            .iter()
-            .any(|ext| file.path.ends_with(ext))
+        // the name: Jsonnet and JSON files, and any file that code loaded
+        // before imports with `import`.
+        let name = file.path.rsplit('/').next().unwrap_or(&file.path);
+        let imported_as_code = self
+            .code_names
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(name);
+        if imported_as_code
+            || [".jsonnet", ".libsonnet", ".json"]
+                .iter()
+                .any(|ext| file.path.ends_with(ext))
         {
-            check_nesting(&String::from_utf8_lossy(&data)).map_err(|depth| {
+            let text = String::from_utf8_lossy(&data);
+            self.code_names
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend(code_imports(&text));
+            check_nesting(&text).map_err(|depth| {
                 import_error(format!(
                     "{} nests about {depth} levels deep (brackets, operators, locals, conditions), over the limit of {MAX_NESTING}: Plumb refuses it rather than overflow its stack; split it into smaller expressions",
                     file.path
@@ -1773,6 +1817,35 @@ mod tests {
         let out = repo.eval("", &plain()).expect("evaluates");
         assert_eq!(out[0].object, json!({"kind": "X", "n": 5000}));
         assert_eq!(out[1].object["kind"], "Y");
+    }
+
+    #[test]
+    fn jsonnet_code_imported_under_any_name_is_checked_and_text_is_not() {
+        let deep = format!("{}1{}", "[".repeat(20_000), "]".repeat(20_000));
+        let chain = vec!["1"; 50_000].join("+");
+        let repo = Repo::new();
+        repo.write("deep.txt", &deep)
+            .write("chain.txt", &chain)
+            .write("a.jsonnet", "{ kind: 'A', n: import 'deep.txt' }");
+        let text = message(&repo.eval("", &plain()).expect_err("too deep"));
+        assert!(text.contains("deep.txt nests about"), "{text}");
+        let repo = Repo::new();
+        repo.write("chain.txt", &chain)
+            .write("b.jsonnet", "{ kind: 'B', n: import \"chain.txt\" }");
+        let text = message(&repo.eval("", &plain()).expect_err("too deep"));
+        assert!(text.contains("chain.txt nests about"), "{text}");
+        // The same text through importstr is only text.
+        let repo = Repo::new();
+        repo.write("chain.txt", &chain).write(
+            "c.jsonnet",
+            "{ kind: 'C', n: std.length(importstr 'chain.txt') }",
+        );
+        let out = repo.eval("", &plain()).expect("evaluates");
+        assert_eq!(out[0].object["n"], chain.len());
+        assert_eq!(
+            code_imports("import 'a/b.txt' + importstr 'c' + import\"d\""),
+            ["b.txt", "d"]
+        );
     }
 
     #[test]
