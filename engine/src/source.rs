@@ -506,16 +506,7 @@ impl RepoCache {
             url: display_url(&url),
             path: path.to_owned(),
         })?;
-        let repo = self.open(&url)?;
-        let reader = TreeReader {
-            repo: &repo,
-            url: &url,
-            revision: commit,
-            trees: &self.trees,
-        };
-        let commit_id = resolve_commit(&repo, &url, commit)?;
-        let root = reader.commit_tree(commit_id)?;
-
+        self.with_tree(&url, commit, |reader, root| {
         let mut folder = root;
         for (depth, name) in components.iter().enumerate() {
             // Only needed for an error; the walk itself must stay cheap.
@@ -583,6 +574,7 @@ impl RepoCache {
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(files)
+        })
     }
 
     /// The object id of each of `paths` (repository paths, `/`-separated)
@@ -601,32 +593,45 @@ impl RepoCache {
         paths: &[String],
     ) -> Result<Vec<Option<String>>, SourceError> {
         let url = normalize_url(url)?;
-        let repo = self.open(&url)?;
+        self.with_tree(&url, commit, |reader, root| {
+            let mut out = Vec::with_capacity(paths.len());
+            for path in paths {
+                // (id, whether it is a tree)
+                let mut current = Some((root, true));
+                for name in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+                    let Some((folder, true)) = current else {
+                        current = None;
+                        break;
+                    };
+                    current = reader
+                        .tree(folder)?
+                        .find(name.as_bytes())
+                        .filter(|e| e.kind != EntryKind::Commit)
+                        .map(|e| (e.oid, e.kind == EntryKind::Tree));
+                }
+                out.push(current.map(|(id, _)| id.to_string()));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Runs `read` with a reader of the tree of `commit` in the cached
+    /// copy of `url` (normalized) and the id of that tree.
+    fn with_tree<T>(
+        &self,
+        url: &str,
+        commit: &str,
+        read: impl FnOnce(&TreeReader<'_>, ObjectId) -> Result<T, SourceError>,
+    ) -> Result<T, SourceError> {
+        let repo = self.open(url)?;
         let reader = TreeReader {
             repo: &repo,
-            url: &url,
+            url,
             revision: commit,
             trees: &self.trees,
         };
-        let root = reader.commit_tree(resolve_commit(&repo, &url, commit)?)?;
-        let mut out = Vec::with_capacity(paths.len());
-        for path in paths {
-            // (id, whether it is a tree)
-            let mut current = Some((root, true));
-            for name in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
-                let Some((folder, true)) = current else {
-                    current = None;
-                    break;
-                };
-                current = reader
-                    .tree(folder)?
-                    .find(name.as_bytes())
-                    .filter(|e| e.kind != EntryKind::Commit)
-                    .map(|e| (e.oid, e.kind == EntryKind::Tree));
-            }
-            out.push(current.map(|(id, _)| id.to_string()));
-        }
-        Ok(out)
+        let root = reader.commit_tree(resolve_commit(&repo, url, commit)?)?;
+        read(&reader, root)
     }
 
     /// Repository-relative paths of the files that differ between the trees of
@@ -705,75 +710,68 @@ impl RepoCache {
         use std::os::unix::fs::OpenOptionsExt as _;
 
         let url = normalize_url(url)?;
-        let repo = self.open(&url)?;
-        let reader = TreeReader {
-            repo: &repo,
-            url: &url,
-            revision: commit,
-            trees: &self.trees,
-        };
-        let commit_id = resolve_commit(&repo, &url, commit)?;
-        let root = reader.commit_tree(commit_id)?;
-        let io = |action: &'static str, path: &Path| {
-            let path = path.to_owned();
-            let url = display_url(&url);
-            move |source| SourceError::Io {
-                url,
-                action,
-                path,
-                source,
-            }
-        };
+        self.with_tree(&url, commit, |reader, root| {
+            let io = |action: &'static str, path: &Path| {
+                let path = path.to_owned();
+                let url = display_url(&url);
+                move |source| SourceError::Io {
+                    url,
+                    action,
+                    path,
+                    source,
+                }
+            };
 
-        // Folders still to write: the repository path, where it goes, and
-        // the trees from the root's children down to it (for links).
-        let mut pending = vec![(String::new(), dest.to_owned(), Vec::<ObjectId>::new(), root)];
-        while let Some((relative, folder, chain, tree_id)) = pending.pop() {
-            let tree = reader.tree(tree_id)?;
-            for entry in tree.iter() {
-                let child = join_path(&relative, &entry.name.to_str_lossy());
-                if let Some(reason) = unsafe_entry_name(entry.name) {
-                    return Err(SourceError::UnsafePath {
-                        url: display_url(&url),
-                        revision: commit.to_owned(),
-                        path: child,
-                        reason,
-                    });
-                }
-                let path = folder.join(std::ffi::OsStr::from_bytes(entry.name));
-                match entry.kind {
-                    EntryKind::Tree => {
-                        std::fs::create_dir(&path).map_err(io("creating the folder", &path))?;
-                        let mut below = chain.clone();
-                        below.push(entry.oid);
-                        pending.push((child, path, below, entry.oid));
+            // Folders still to write: the repository path, where it goes, and
+            // the trees from the root's children down to it (for links).
+            let mut pending = vec![(String::new(), dest.to_owned(), Vec::<ObjectId>::new(), root)];
+            while let Some((relative, folder, chain, tree_id)) = pending.pop() {
+                let tree = reader.tree(tree_id)?;
+                for entry in tree.iter() {
+                    let child = join_path(&relative, &entry.name.to_str_lossy());
+                    if let Some(reason) = unsafe_entry_name(entry.name) {
+                        return Err(SourceError::UnsafePath {
+                            url: display_url(&url),
+                            revision: commit.to_owned(),
+                            path: child,
+                            reason,
+                        });
                     }
-                    EntryKind::Blob | EntryKind::BlobExecutable => {
-                        let mode = if entry.kind == EntryKind::BlobExecutable {
-                            0o755
-                        } else {
-                            0o644
-                        };
-                        let data = reader.blob(entry.oid)?;
-                        std::fs::OpenOptions::new()
-                            .write(true)
-                            .create_new(true)
-                            .mode(mode)
-                            .open(&path)
-                            .and_then(|mut file| file.write_all(&data))
-                            .map_err(io("writing", &path))?;
+                    let path = folder.join(std::ffi::OsStr::from_bytes(entry.name));
+                    match entry.kind {
+                        EntryKind::Tree => {
+                            std::fs::create_dir(&path).map_err(io("creating the folder", &path))?;
+                            let mut below = chain.clone();
+                            below.push(entry.oid);
+                            pending.push((child, path, below, entry.oid));
+                        }
+                        EntryKind::Blob | EntryKind::BlobExecutable => {
+                            let mode = if entry.kind == EntryKind::BlobExecutable {
+                                0o755
+                            } else {
+                                0o644
+                            };
+                            let data = reader.blob(entry.oid)?;
+                            std::fs::OpenOptions::new()
+                                .write(true)
+                                .create_new(true)
+                                .mode(mode)
+                                .open(&path)
+                                .and_then(|mut file| file.write_all(&data))
+                                .map_err(io("writing", &path))?;
+                        }
+                        EntryKind::Link => {
+                            let target = reader.blob(entry.oid)?;
+                            reader.check_link_stays_inside(root, &chain, &child, &target)?;
+                            std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &path)
+                                .map_err(io("creating the symbolic link", &path))?;
+                        }
+                        EntryKind::Commit => {}
                     }
-                    EntryKind::Link => {
-                        let target = reader.blob(entry.oid)?;
-                        reader.check_link_stays_inside(root, &chain, &child, &target)?;
-                        std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &path)
-                            .map_err(io("creating the symbolic link", &path))?;
-                    }
-                    EntryKind::Commit => {}
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// The slot of a normalized URL, created on first use.

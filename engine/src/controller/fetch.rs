@@ -26,7 +26,8 @@ impl Inner {
                     .read()
                     .expect("declared lock is never poisoned");
                 d.app.spec.all_sources().iter().any(|s| {
-                    s.chart.is_none() && normalize_url(&s.repo_url).ok().as_deref() == Some(url)
+                    s.chart.as_deref().is_none_or(str::is_empty)
+                        && normalize_url(&s.repo_url).ok().as_deref() == Some(url)
                 })
             })
             .map(|(n, _)| n.clone())
