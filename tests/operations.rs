@@ -110,15 +110,6 @@ async fn wait_condition(plumb: &Plumb, name: &str, text: &str) -> Result<String>
     .with_context(|| format!("plumb log:\n{}", plumb.log_text()))
 }
 
-async fn history_len(plumb: &Plumb, name: &str) -> Result<usize> {
-    Ok(plumb
-        .app(name)
-        .await?
-        .pointer("/status/history")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len))
-}
-
 #[tokio::test]
 async fn a_client_that_goes_away_mid_sync_leaves_the_application_free() -> Result<()> {
     let ns = TestNamespace::new("gone").await;
@@ -182,7 +173,7 @@ async fn two_concurrent_sync_requests_start_exactly_one_operation() -> Result<()
 
     let app = plumb.wait_operation(&started).await?;
     assert_eq!(str_at(&app, "/status/operationState/phase"), "Succeeded");
-    assert_eq!(history_len(&plumb, &ns.name).await?, 1, "one operation ran");
+    assert_eq!(plumb.history_len(&ns.name).await?, 1, "one operation ran");
     Ok(())
 }
 
@@ -784,7 +775,8 @@ async fn plumb_app_sync_follows_the_operation_resource_by_resource() -> Result<(
         .count();
     assert!(progress >= 200, "{out}");
     assert!(out.contains("Succeeded"), "{out}");
-    history_len(&plumb, &ns.name)
+    plumb
+        .history_len(&ns.name)
         .await
         .map(|n| assert_eq!(n, 1))?;
     Ok(())

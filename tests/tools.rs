@@ -110,21 +110,12 @@ async fn wait_comparison_error(plumb: &Plumb, name: &str, words: &[&str]) -> Res
     .with_context(|| format!("plumb log:\n{}", plumb.log_text()))
 }
 
-async fn history_len(plumb: &Plumb, name: &str) -> Result<usize> {
-    Ok(plumb
-        .app(name)
-        .await?
-        .pointer("/status/history")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len))
-}
-
 /// Waits until the application's history holds `n` deployments.
 async fn wait_history(plumb: &Plumb, name: &str, n: usize) -> Result<()> {
     eventually(
         &format!("{name}'s history holds {n} deployments"),
         WAIT,
-        || async move { Ok((history_len(plumb, name).await? == n).then_some(())) },
+        || async move { Ok((plumb.history_len(name).await? == n).then_some(())) },
     )
     .await
 }
@@ -245,6 +236,35 @@ async fn kustomize_overlays_deploy_as_two_applications() -> Result<()> {
             .is_none(),
         "the prefix replaces the overlay's, it does not stack"
     );
+
+    // A commit to the prod overlay only: prod renders again; dev and the
+    // options app read nothing it changed, so they are not rendered again.
+    repo.write(
+        "overlays/prod/replicas.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 4\n",
+    )?;
+    let head = repo.commit("prod scales to 4")?;
+    eventually("prod has 4 replicas", WAIT, || async {
+        let deployment = object(&deployments(), &prod.name, "prod-web").await?;
+        Ok((int_at(&deployment, "/spec/replicas") == Some(4)).then_some(()))
+    })
+    .await?;
+    for ns in [&dev, &opts] {
+        eventually("the new revision is shown", WAIT, || async {
+            let app = plumb.app(&ns.name).await?;
+            Ok((str_at(&app, "/status/sync/revision") == head).then_some(()))
+        })
+        .await?;
+    }
+    let log = plumb.log_text();
+    let renders = |app: &str| {
+        log.lines()
+            .filter(|l| l.contains(app) && l.contains(" rendered"))
+            .count()
+    };
+    assert_eq!(renders(&prod.name), 2, "prod rendered again:\n{log}");
+    assert_eq!(renders(&dev.name), 1, "dev not rendered again:\n{log}");
+    assert_eq!(renders(&opts.name), 1, "opts not rendered again:\n{log}");
     Ok(())
 }
 
@@ -570,7 +590,7 @@ async fn a_commit_to_one_value_file_redeploys_only_its_application() -> Result<(
         "dev's ConfigMap was not written again"
     );
     assert_eq!(
-        history_len(&plumb, &dev.name).await?,
+        plumb.history_len(&dev.name).await?,
         1,
         "dev was not synced again"
     );

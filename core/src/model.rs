@@ -116,6 +116,15 @@ pub struct ApplicationSource {
     pub name: Option<String>,
 }
 
+impl ApplicationSource {
+    /// The chart of a source that is a chart in a chart repository (or an
+    /// OCI registry), rather than a folder of a git repository; `None` for
+    /// an unset or empty `chart`.
+    pub fn chart_name(&self) -> Option<&str> {
+        self.chart.as_deref().filter(|c| !c.is_empty())
+    }
+}
+
 /// `spec.source.helm`.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -169,7 +169,7 @@ pub fn source_kind(
 ) -> Result<SourceKind, RenderError> {
     let explicit: Vec<(SourceKind, &str)> = [
         (
-            source.helm.is_some() || source.chart.is_some(),
+            source.helm.is_some() || source.chart_name().is_some(),
             SourceKind::Helm,
             "helm",
         ),

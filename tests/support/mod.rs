@@ -560,6 +560,16 @@ impl Plumb {
 
     /// Waits until an application's sync and health status are as given
     /// (health `None`: any), returning its document.
+    /// How many history entries the application has.
+    pub async fn history_len(&self, name: &str) -> Result<usize> {
+        Ok(self
+            .app(name)
+            .await?
+            .pointer("/status/history")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len))
+    }
+
     pub async fn wait_status(&self, name: &str, sync: &str, health: Option<&str>) -> Result<Value> {
         eventually(
             &format!("{name} is {sync}/{health:?}"),

@@ -26,7 +26,7 @@ impl Inner {
                     .read()
                     .expect("declared lock is never poisoned");
                 d.app.spec.all_sources().iter().any(|s| {
-                    s.chart.as_deref().is_none_or(str::is_empty)
+                    s.chart_name().is_none()
                         && normalize_url(&s.repo_url).ok().as_deref() == Some(url)
                 })
             })

@@ -76,23 +76,15 @@ impl Inner {
             let wanted = target
                 .or_else(|| source.target_revision.clone())
                 .unwrap_or_default();
-            if let Some(chart) = source.chart.clone().filter(|c| !c.is_empty()) {
+            if source.chart_name().is_some() {
                 let tools = Arc::clone(&self.tools);
-                let url = source.repo_url.trim_end_matches('/').to_string();
-                let u = url.clone();
-                let revision =
-                    tokio::task::spawn_blocking(move || tools.resolve_chart(&u, &chart, &wanted))
-                        .await
-                        .map_err(|_| ReconcileError::Task("chart pull"))?
-                        .map_err(|failure| app::AppRenderError::Tool {
-                            path: format!("chart {}", source.chart.as_deref().unwrap_or_default()),
-                            source: failure,
-                        })?;
-                out.push(Resolved {
-                    source: source.clone(),
-                    url,
-                    revision,
-                });
+                let chart = source.clone();
+                let resolved = tokio::task::spawn_blocking(move || {
+                    app::resolve_chart_source(&tools, &chart, &wanted)
+                })
+                .await
+                .map_err(|_| ReconcileError::Task("chart pull"))??;
+                out.extend(resolved);
                 continue;
             }
             let url = normalize_url(&source.repo_url)?;

@@ -69,7 +69,7 @@ pub struct Resolved {
 impl Resolved {
     /// Whether it is a chart from a chart repository.
     pub fn is_chart(&self) -> bool {
-        self.source.chart.as_deref().is_some_and(|c| !c.is_empty())
+        self.source.chart_name().is_some()
     }
 
     /// A source that only lends its files to others (`ref` without a
@@ -82,7 +82,7 @@ impl Resolved {
 
     /// The folder (or `chart <name>`), for messages.
     pub fn shown_path(&self) -> String {
-        if let Some(chart) = self.source.chart.as_deref().filter(|c| !c.is_empty()) {
+        if let Some(chart) = self.source.chart_name() {
             return format!("chart {chart}");
         }
         self.source
@@ -365,19 +365,8 @@ pub fn resolve_offline(
     let mut out = Vec::with_capacity(sources.len());
     for source in sources {
         let wanted = source.target_revision.clone().unwrap_or_default();
-        if let Some(chart) = source.chart.as_deref().filter(|c| !c.is_empty()) {
-            let url = source.repo_url.trim_end_matches('/').to_string();
-            let revision = tools
-                .resolve_chart(&url, chart, &wanted)
-                .map_err(|failure| AppRenderError::Tool {
-                    path: format!("chart {chart}"),
-                    source: failure,
-                })?;
-            out.push(Resolved {
-                source: source.clone(),
-                url,
-                revision,
-            });
+        if let Some(resolved) = resolve_chart_source(tools, source, &wanted)? {
+            out.push(resolved);
             continue;
         }
         let url = normalize_url(&source.repo_url)?;
@@ -393,6 +382,35 @@ pub fn resolve_offline(
         });
     }
     Ok(out)
+}
+
+/// A chart source (`spec.source.chart`) with `version` (a user's or its
+/// `targetRevision`) resolved to an exact chart version, pulled into the
+/// chart cache; `None` for a git source. Blocks.
+///
+/// # Errors
+///
+/// [`AppRenderError::Tool`] when the chart cannot be pulled.
+pub fn resolve_chart_source(
+    tools: &Tools,
+    source: &ApplicationSource,
+    version: &str,
+) -> Result<Option<Resolved>, AppRenderError> {
+    let Some(chart) = source.chart_name() else {
+        return Ok(None);
+    };
+    let url = source.repo_url.trim_end_matches('/').to_string();
+    let revision = tools
+        .resolve_chart(&url, chart, version)
+        .map_err(|failure| AppRenderError::Tool {
+            path: format!("chart {chart}"),
+            source: failure,
+        })?;
+    Ok(Some(Resolved {
+        source: source.clone(),
+        url,
+        revision,
+    }))
 }
 
 /// What [`render_offline`] renders.

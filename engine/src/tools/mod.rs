@@ -390,8 +390,7 @@ impl Tools {
                     .filter(|n| !n.is_empty())
                     .unwrap_or_else(|| job.namespace.to_string());
                 let mut git_chart = None;
-                let (out, mut inputs) = match job.source.chart.as_deref().filter(|c| !c.is_empty())
-                {
+                let (out, mut inputs) = match job.source.chart_name() {
                     Some(name) => {
                         let pulled = self.charts.get(self, job.url, name, job.revision)?;
                         helm::template(
