@@ -16,6 +16,7 @@
 //! and re-exports its modules under the same names.
 
 pub mod decide;
+pub mod appset;
 pub mod diff;
 pub mod health;
 pub mod helm;
@@ -24,3 +25,4 @@ pub mod model;
 pub mod plan;
 pub mod render;
 pub mod repo_path;
+pub mod template;
