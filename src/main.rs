@@ -49,14 +49,27 @@ enum Command {
     /// Render an application's sources offline: plain files, Kustomize,
     /// Helm or Jsonnet, from an Application file or from flags.
     Render(Box<render::RenderArgs>),
-    /// Print the Application CRD (as committed in manifests/crds/).
-    Crd,
+    /// Print a CRD Plumb installs (as committed in manifests/crds/).
+    Crd {
+        /// Which one.
+        #[arg(value_enum, default_value = "application")]
+        which: CrdKind,
+    },
     /// Print Plumb's version and, when a cluster is reachable, the cluster's.
     Version {
         /// Path to a kubeconfig.
         #[arg(long, env = "KUBECONFIG")]
         kubeconfig: Option<PathBuf>,
     },
+}
+
+/// The CRDs `plumb crd` prints.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CrdKind {
+    /// `applications.argoproj.io`.
+    Application,
+    /// `applicationsets.argoproj.io`.
+    Applicationset,
 }
 
 #[derive(clap::Args)]
@@ -170,7 +183,10 @@ fn run() -> Result<()> {
             std::process::exit(outcome.exit_code().into());
         }
         Command::Render(args) => emit(&render::render(*args)?),
-        Command::Crd => emit(&plumb_engine::model::application_crd_yaml()),
+        Command::Crd { which } => emit(&match which {
+            CrdKind::Application => plumb_engine::model::application_crd_yaml(),
+            CrdKind::Applicationset => plumb_engine::appset::applicationset_crd_yaml(),
+        }),
         Command::Version { kubeconfig } => runtime()?.block_on(version(kubeconfig)),
         Command::Serve(args) => runtime()?.block_on(serve(*args)),
     }

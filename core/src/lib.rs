@@ -15,8 +15,8 @@
 //! running the controller live in `plumb-engine`, which calls into this crate
 //! and re-exports its modules under the same names.
 
-pub mod decide;
 pub mod appset;
+pub mod decide;
 pub mod diff;
 pub mod health;
 pub mod helm;

@@ -11,7 +11,9 @@
 //! and are re-exported here under their old paths. This crate is the edges
 //! around them: git, Kubernetes, disk and the clock.
 
-pub use plumb_core::{decide, diff, health, helm, kustomize, model, plan, render, repo_path};
+pub use plumb_core::{
+    appset, decide, diff, health, helm, kustomize, model, plan, render, repo_path, template,
+};
 
 pub mod cluster;
 pub mod controller;

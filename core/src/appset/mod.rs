@@ -9,6 +9,8 @@
 //! anything: the engine's `appsets` controller does.
 
 pub mod model;
+pub mod plan;
+pub mod render;
 
 pub use model::*;
 
@@ -16,6 +18,16 @@ pub use model::*;
 /// For fasttemplate the keys are flat (`path.basename`); for goTemplate
 /// they nest (`path` -> `basename`).
 pub type Params = serde_json::Map<String, serde_json::Value>;
+
+/// One parameter set with the template its generator carries (merged over
+/// the ApplicationSet's), if any.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Generated {
+    /// The parameters.
+    pub params: Params,
+    /// The generator's own `template`.
+    pub template: Option<serde_json::Value>,
+}
 
 /// One entry of a git tree, as a generator sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -351,3 +351,64 @@ pub struct AppSetResource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<crate::model::Health>,
 }
+
+/// The `applicationsets.argoproj.io` CRD. `spec` and `status` keep every
+/// field (`x-kubernetes-preserve-unknown-fields`): Plumb reads the spec
+/// itself and reports what it does not support, rather than letting the API
+/// server prune it silently.
+pub fn applicationset_crd() -> Value {
+    let open = serde_json::json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
+    serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "applicationsets.argoproj.io"},
+        "spec": {
+            "group": "argoproj.io",
+            "names": {
+                "kind": "ApplicationSet",
+                "listKind": "ApplicationSetList",
+                "plural": "applicationsets",
+                "singular": "applicationset",
+                "shortNames": ["appset", "appsets"]
+            },
+            "scope": "Namespaced",
+            "versions": [{
+                "name": "v1alpha1",
+                "served": true,
+                "storage": true,
+                "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "required": ["metadata", "spec"],
+                    "properties": {
+                        "apiVersion": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "metadata": {"type": "object"},
+                        "spec": open,
+                        "status": open
+                    }
+                }}
+            }]
+        }
+    })
+}
+
+/// [`applicationset_crd`] as YAML, as committed in `manifests/crds/`.
+pub fn applicationset_crd_yaml() -> String {
+    serde_yaml::to_string(&applicationset_crd()).expect("a CRD always serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_applicationset_crd_is_current() {
+        let committed = include_str!("../../../manifests/crds/applicationset.yaml");
+        assert_eq!(
+            committed,
+            applicationset_crd_yaml(),
+            "manifests/crds/applicationset.yaml is stale: run `cargo run -- crd applicationset > manifests/crds/applicationset.yaml`"
+        );
+    }
+}

@@ -75,7 +75,10 @@ pub fn render_value(
         Value::Object(map) => {
             let mut out = serde_json::Map::new();
             for (k, v) in map {
-                out.insert(render_string(k, params, options)?, render_value(v, params, options)?);
+                out.insert(
+                    render_string(k, params, options)?,
+                    render_value(v, params, options)?,
+                );
             }
             Value::Object(out)
         }
