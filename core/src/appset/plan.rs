@@ -96,10 +96,63 @@ impl ApplicationsSync {
 /// An Application that exists in the cluster, as the plan needs it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Existing {
-    /// The object (`metadata` and `spec` at least).
-    pub object: Value,
+    /// Its `metadata` (labels, annotations, finalizers are read).
+    pub metadata: Value,
+    /// The [`spec_hash`] of its `spec` as stored.
+    pub spec_hash: u64,
     /// Whether this ApplicationSet owns it (its owner reference or label).
     pub owned: bool,
+}
+
+/// A hash of a JSON value that does not depend on the order of map keys
+/// (the API server returns a custom resource's fields sorted, a template
+/// writes them in any order), stable across restarts: FNV-1a over a
+/// canonical walk.
+pub fn spec_hash(value: &Value) -> u64 {
+    fn eat(h: &mut u64, bytes: &[u8]) {
+        for b in bytes {
+            *h ^= u64::from(*b);
+            *h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn walk(value: &Value, h: &mut u64) {
+        match value {
+            Value::Null => eat(h, b"n"),
+            Value::Bool(b) => eat(h, if *b { b"t" } else { b"f" }),
+            Value::Number(n) => {
+                eat(h, b"#");
+                eat(h, n.to_string().as_bytes());
+            }
+            Value::String(s) => {
+                eat(h, b"\"");
+                eat(h, s.as_bytes());
+                eat(h, b"\"");
+            }
+            Value::Array(items) => {
+                eat(h, b"[");
+                for item in items {
+                    walk(item, h);
+                    eat(h, b",");
+                }
+                eat(h, b"]");
+            }
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                eat(h, b"{");
+                for k in keys {
+                    walk(&Value::String(k.clone()), h);
+                    eat(h, b":");
+                    walk(&map[k], h);
+                    eat(h, b",");
+                }
+                eat(h, b"}");
+            }
+        }
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    walk(value, &mut h);
+    h
 }
 
 /// The rules a pass follows, besides the policy.
@@ -173,18 +226,19 @@ fn name_of(object: &Value) -> Option<&str> {
 /// Whether `existing` already holds what `desired` would set: the same
 /// spec, and every label, annotation and finalizer of `desired`. Fields
 /// others added (labels, the status, an operation) do not count.
-pub fn up_to_date(desired: &Value, existing: &Value) -> bool {
+pub fn up_to_date(desired: &Value, existing: &Existing) -> bool {
     let same_map = |field: &str| {
-        let pointer = format!("/metadata/{field}");
-        let want = desired.pointer(&pointer).and_then(Value::as_object);
-        let have = existing.pointer(&pointer).and_then(Value::as_object);
+        let want = desired
+            .pointer(&format!("/metadata/{field}"))
+            .and_then(Value::as_object);
+        let have = existing.metadata.get(field).and_then(Value::as_object);
         want.into_iter()
             .flatten()
             .all(|(k, v)| have.and_then(|h| h.get(k)) == Some(v))
     };
-    let finalizers = |object: &Value| -> BTreeSet<String> {
-        object
-            .pointer("/metadata/finalizers")
+    let finalizers = |metadata: Option<&Value>| -> BTreeSet<String> {
+        metadata
+            .and_then(|m| m.get("finalizers"))
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -193,21 +247,16 @@ pub fn up_to_date(desired: &Value, existing: &Value) -> bool {
             .collect()
     };
     let empty = Value::Object(serde_json::Map::new());
-    desired.get("spec").unwrap_or(&empty) == existing.get("spec").unwrap_or(&empty)
+    spec_hash(desired.get("spec").unwrap_or(&empty)) == existing.spec_hash
         && same_map("labels")
         && same_map("annotations")
-        && finalizers(desired).is_subset(&finalizers(existing))
+        && finalizers(desired.get("metadata")).is_subset(&finalizers(Some(&existing.metadata)))
 }
 
-/// A short token naming a set of deletions: FNV-1a over the names, so
-/// that it stays the same across restarts and versions of Plumb.
+/// A short token naming a set of deletions, the same across restarts and
+/// versions of Plumb.
 fn token(names: &[String]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in names.iter().flat_map(|n| n.bytes().chain([0])) {
-        h ^= u64::from(byte);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    format!("{:016x}", spec_hash(&Value::from(names.to_vec())))
 }
 
 /// Plans one pass.
@@ -234,7 +283,7 @@ pub fn plan(
         match existing.get(&name) {
             None => out.create.push(app),
             Some(e) if !e.owned => out.conflicts.push(name),
-            Some(e) if up_to_date(&app, &e.object) => out.unchanged.push(name),
+            Some(e) if up_to_date(&app, e) => out.unchanged.push(name),
             Some(_) if rules.policy.may_update() => out.update.push(app),
             Some(_) => out.not_updated.push(name),
         }
@@ -282,20 +331,27 @@ mod tests {
 
     fn existing(apps: &[(&str, &str, bool)]) -> BTreeMap<String, Existing> {
         apps.iter()
-            .map(|(name, path, owned)| {
-                let mut object = app(name, path);
-                // What others add does not make it out of date.
-                object["metadata"]["labels"]["extra"] = json!("x");
-                object["status"] = json!({"sync": {"status": "Synced"}});
-                (
-                    name.to_string(),
-                    Existing {
-                        object,
-                        owned: *owned,
-                    },
-                )
-            })
+            .map(|(name, path, owned)| (name.to_string(), existing_of(&app(name, path), *owned)))
             .collect()
+    }
+
+    /// As the cluster has it: keys sorted, with what others added (a
+    /// label, the status), which does not make it out of date.
+    fn existing_of(app: &Value, owned: bool) -> Existing {
+        let mut metadata = app["metadata"].clone();
+        metadata["labels"]["extra"] = json!("x");
+        let spec: serde_json::Map<String, Value> = app["spec"]
+            .as_object()
+            .expect("a spec")
+            .iter()
+            .rev()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Existing {
+            metadata,
+            spec_hash: spec_hash(&Value::Object(spec)),
+            owned,
+        }
     }
 
     fn rules(policy: ApplicationsSync) -> PlanRules {
@@ -436,15 +492,29 @@ mod tests {
     #[test]
     fn up_to_date_ignores_what_others_added_but_not_a_removed_finalizer() {
         let desired = app("a", "a");
-        let mut live = desired.clone();
-        live["metadata"]["annotations"] = json!({"note": "x"});
-        live["status"] = json!({"health": {"status": "Healthy"}});
+        let mut live = existing_of(&desired, true);
+        live.metadata["annotations"] = json!({"note": "x"});
         assert!(up_to_date(&desired, &live));
-        live["metadata"]["finalizers"] = json!([]);
-        assert!(!up_to_date(&desired, &live));
         let mut changed = desired.clone();
         changed["metadata"]["labels"]["env"] = json!("prod");
-        assert!(!up_to_date(&changed, &desired));
+        assert!(!up_to_date(&changed, &live));
+        changed = desired.clone();
+        changed["spec"]["source"]["path"] = json!("b");
+        assert!(!up_to_date(&changed, &live));
+        live.metadata["finalizers"] = json!([]);
+        assert!(!up_to_date(&desired, &live));
+    }
+
+    #[test]
+    fn spec_hash_ignores_key_order_only() {
+        let a = json!({"a": 1, "b": {"c": [1, "x"], "d": null}});
+        let b = json!({"b": {"d": null, "c": [1, "x"]}, "a": 1});
+        assert_eq!(spec_hash(&a), spec_hash(&b));
+        assert_ne!(
+            spec_hash(&a),
+            spec_hash(&json!({"a": 1, "b": {"c": ["x", 1], "d": null}}))
+        );
+        assert_ne!(spec_hash(&json!("1")), spec_hash(&json!(1)));
     }
 
     #[test]
