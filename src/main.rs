@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use plumb_cli::{AppCommand, Client, Output};
+use plumb_engine::appset::plan::ApplicationsSync;
 use plumb_engine::cluster;
 use plumb_engine::controller::{Controller, ControllerOptions};
 use plumb_engine::tools::ToolOptions;
@@ -120,8 +121,26 @@ struct ServeArgs {
     /// Seconds one apply, dry run, read or delete of an object may take.
     #[arg(long, default_value_t = ControllerOptions::default().request_timeout.as_secs())]
     request_timeout: u64,
+    /// What ApplicationSets may do to the Applications they generate:
+    /// create-only, create-update, create-delete or sync.
+    #[arg(long, default_value = "sync", value_parser = parse_policy)]
+    appset_policy: ApplicationsSync,
+    /// Let each ApplicationSet's `syncPolicy.applicationsSync` override
+    /// --appset-policy.
+    #[arg(long)]
+    appset_policy_override: bool,
+    /// Hold an ApplicationSet pass that would delete at least this percent
+    /// of its applications until a person confirms it (100: only a pass
+    /// that would delete all of them).
+    #[arg(long, default_value_t = ControllerOptions::default().appset_max_delete_percent,
+          value_parser = clap::value_parser!(u8).range(0..=100))]
+    appset_max_delete_percent: u8,
     #[command(flatten)]
     tools: ToolArgs,
+}
+
+fn parse_policy(name: &str) -> Result<ApplicationsSync, String> {
+    ApplicationsSync::parse(name)
 }
 
 /// How Helm, Kustomize and Jsonnet run.
@@ -239,11 +258,17 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let cancel = CancellationToken::new();
     if !args.no_cluster_apps {
         let crd_timeout = Duration::from_secs(args.crd_timeout.max(1));
-        cluster::ensure_application_crd(&cluster::Cluster::new(client.clone()), crd_timeout)
-            .await
-            .context(
-                "cannot install the Application CRD (use --no-cluster-apps to manage --apps only)",
-            )?;
+        let crds = [
+            plumb_engine::model::application_crd(),
+            plumb_engine::appset::applicationset_crd(),
+        ];
+        for crd in crds {
+            cluster::ensure_crd(&cluster::Cluster::new(client.clone()), crd, crd_timeout)
+                .await
+                .context(
+                    "cannot install the Application and ApplicationSet CRDs (use --no-cluster-apps to manage --apps only)",
+                )?;
+        }
     }
     let options = ControllerOptions {
         namespace: args.namespace,
@@ -256,6 +281,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
         watch_timeout: Duration::from_secs(args.watch_timeout.max(1)),
         crd_timeout: Duration::from_secs(args.crd_timeout.max(1)),
         request_timeout: Duration::from_secs(args.request_timeout.max(1)),
+        appset_policy: args.appset_policy,
+        appset_policy_override: args.appset_policy_override,
+        appset_max_delete_percent: args.appset_max_delete_percent,
         tools: args.tools.options(args.data_dir.join("tools")),
         data_dir: args.data_dir,
         ..Default::default()

@@ -13,6 +13,7 @@
 //! The router knows nothing of how applications are reconciled: it calls the
 //! [`AppService`] trait, which the controller implements and tests fake.
 
+mod appsets;
 mod error;
 mod origin;
 mod routes;

@@ -51,6 +51,7 @@ pub(crate) fn router<S: AppService>(service: Arc<S>, shutdown: CancellationToken
     let state = AppState { service, shutdown };
     Router::new()
         .merge(webhook)
+        .merge(crate::appsets::routes::<S>())
         .route("/api/v1/applications", get(list::<S>))
         .route("/api/v1/applications/{name}", get(get_application::<S>))
         .route("/api/v1/applications/{name}/sync", post(sync::<S>))

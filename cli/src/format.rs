@@ -4,11 +4,12 @@
 //! Server data is printed with control characters replaced, so a manifest
 //! cannot send escape sequences to the user's terminal.
 
+use plumb_engine::appset::ApplicationSet;
 use plumb_engine::model::{
     Application, ApplicationStatus, Health, InitiatedBy, OperationState, ResourceResult,
     SyncStatusCode,
 };
-use plumb_engine::service::ManagedResource;
+use plumb_engine::service::{AppSetPreview, ManagedResource};
 
 /// Width of the labels of a summary (`argocd app get` pads to 20).
 const LABEL_WIDTH: usize = 20;
@@ -41,6 +42,120 @@ pub(crate) fn app_list(apps: &[Application]) -> String {
         ]);
     }
     table.render()
+}
+
+/// The condition of an ApplicationSet that says most about it: an error,
+/// held deletions, else whether it is up to date.
+fn appset_state(set: &ApplicationSet) -> String {
+    let conditions = set
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let is = |type_: &str| {
+        conditions
+            .iter()
+            .any(|c| c.type_ == type_ && c.status == "True")
+    };
+    if is("ErrorOccurred") {
+        "Error".into()
+    } else if is("DeletionHeld") {
+        "DeletionHeld".into()
+    } else if is("ResourcesUpToDate") {
+        "UpToDate".into()
+    } else {
+        "Pending".into()
+    }
+}
+
+/// `plumb appset list`: NAME, STATE, APPLICATIONS, SYNCED, HEALTHY.
+pub(crate) fn appset_list(sets: &[ApplicationSet]) -> String {
+    let mut table = Table::new(&["NAME", "STATE", "APPLICATIONS", "SYNCED", "HEALTHY"]);
+    for set in sets {
+        let resources = set
+            .status
+            .as_ref()
+            .map(|s| s.resources.as_slice())
+            .unwrap_or_default();
+        let synced = resources.iter().filter(|r| r.status == "Synced").count();
+        let healthy = resources
+            .iter()
+            .filter(|r| {
+                r.health
+                    .as_ref()
+                    .is_some_and(|h| h.status == plumb_engine::model::HealthStatusCode::Healthy)
+            })
+            .count();
+        table.row([
+            set.metadata.name.clone().unwrap_or_default(),
+            appset_state(set),
+            resources.len().to_string(),
+            synced.to_string(),
+            healthy.to_string(),
+        ]);
+    }
+    table.render()
+}
+
+/// `plumb appset get`: its state, conditions and applications.
+pub(crate) fn appset_details(set: &ApplicationSet) -> String {
+    let status = set.status.clone().unwrap_or_default();
+    let mut summary = String::new();
+    for (label, value) in [
+        ("Name:", set.metadata.name.clone().unwrap_or_default()),
+        ("State:", appset_state(set)),
+        ("Applications:", status.resources.len().to_string()),
+    ] {
+        summary.push_str(&format!("{label:<LABEL_WIDTH$}{}\n", clean_cell(&value)));
+    }
+    let mut sections = vec![summary];
+    if !status.conditions.is_empty() {
+        let mut table = Table::new(&["CONDITION", "STATUS", "MESSAGE"]);
+        for c in &status.conditions {
+            table.row([c.type_.clone(), c.status.clone(), c.message.clone()]);
+        }
+        sections.push(table.render());
+    }
+    if !status.resources.is_empty() {
+        let mut table = Table::new(&["APPLICATION", "SYNC STATUS", "HEALTH STATUS"]);
+        for r in &status.resources {
+            table.row([
+                r.name.clone(),
+                r.status.clone(),
+                r.health
+                    .as_ref()
+                    .map(|h| format!("{:?}", h.status))
+                    .unwrap_or_default(),
+            ]);
+        }
+        sections.push(table.render());
+    }
+    sections.join("\n")
+}
+
+/// `plumb appset generate --server`: each application and what would
+/// happen to it.
+pub(crate) fn appset_preview(preview: &AppSetPreview) -> String {
+    let mut table = Table::new(&["APPLICATION", "ACTION"]);
+    let mut rows: Vec<(String, &str)> = Vec::new();
+    rows.extend(preview.create.iter().map(|n| (n.clone(), "create")));
+    rows.extend(preview.update.iter().map(|n| (n.clone(), "update")));
+    rows.extend(preview.delete.iter().map(|n| (n.clone(), "delete")));
+    rows.extend(
+        preview
+            .kept
+            .iter()
+            .map(|n| (n.clone(), "keep (not deleted)")),
+    );
+    rows.sort();
+    for (name, action) in rows {
+        table.row([name, action.to_string()]);
+    }
+    let mut text = table.render();
+    if let Some(held) = &preview.held {
+        text.push_str(&format!("\n{}\n", clean_text(held)));
+    }
+    text
 }
 
 /// `plumb app get`: a summary, the conditions and the resources.

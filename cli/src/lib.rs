@@ -16,8 +16,9 @@ mod format;
 use std::io::Write;
 use std::time::Duration;
 
+use plumb_engine::appset::ApplicationSet;
 use plumb_engine::model::{Application, OperationPhase, OperationState, ResourceResult};
-use plumb_engine::service::{ManagedResource, Refresh, ResourceTree, SyncRequest};
+use plumb_engine::service::{AppSetPreview, ManagedResource, Refresh, ResourceTree, SyncRequest};
 use reqwest::Url;
 use reqwest::blocking::{RequestBuilder, Response};
 use serde::Deserialize;
@@ -305,6 +306,54 @@ impl Client {
         )
     }
 
+    /// Every ApplicationSet with its status.
+    ///
+    /// # Errors
+    /// As [`Client::list`].
+    pub fn appsets(&self) -> Result<Vec<ApplicationSet>, ClientError> {
+        let items: Items<ApplicationSet> =
+            self.call(self.http.get(self.url(&["applicationsets"])))?;
+        Ok(items.items.unwrap_or_default())
+    }
+
+    /// One ApplicationSet with its status.
+    ///
+    /// # Errors
+    /// As [`Client::get`].
+    pub fn appset(&self, name: &str) -> Result<ApplicationSet, ClientError> {
+        self.call(self.http.get(self.url(&["applicationsets", name])))
+    }
+
+    /// Confirms the deletions an ApplicationSet holds (`token` from its
+    /// `DeletionHeld` condition).
+    ///
+    /// # Errors
+    /// As [`Client::get`].
+    pub fn confirm_appset_deletion(
+        &self,
+        name: &str,
+        token: &str,
+    ) -> Result<ApplicationSet, ClientError> {
+        self.call(
+            self.http
+                .post(self.url(&["applicationsets", name, "confirm-deletion"]))
+                .json(&serde_json::json!({ "token": token })),
+        )
+    }
+
+    /// What an ApplicationSet manifest would create, update and delete on
+    /// the server's cluster now.
+    ///
+    /// # Errors
+    /// As [`Client::list`]; `Server` with 400 when its generators fail.
+    pub fn preview_appset(&self, set: &serde_json::Value) -> Result<AppSetPreview, ClientError> {
+        self.call(
+            self.http
+                .post(self.url(&["applicationsets", "generate"]))
+                .json(set),
+        )
+    }
+
     /// `<base>api/v1/<segments...>`, each segment percent-encoded.
     fn url(&self, segments: &[&str]) -> Url {
         let mut url = self.base.clone();
@@ -445,6 +494,67 @@ pub enum AppCommand {
         #[arg(long)]
         hard: bool,
     },
+}
+
+/// `plumb appset ...` commands against a running server (`generate` is
+/// the binary's: it also works offline).
+#[derive(Clone, Debug, PartialEq, Eq, clap::Subcommand)]
+pub enum AppSetCommand {
+    /// List ApplicationSets with their state and applications.
+    List,
+    /// Show an ApplicationSet: conditions and the applications it owns.
+    Get {
+        /// ApplicationSet name.
+        name: String,
+    },
+    /// Let deletions an ApplicationSet holds go ahead (the token is in its
+    /// DeletionHeld condition).
+    ConfirmDeletion {
+        /// ApplicationSet name.
+        name: String,
+        /// The token the condition names.
+        token: String,
+    },
+}
+
+/// Runs one `plumb appset` command against `client` and prints its answer.
+///
+/// # Errors
+/// Any [`ClientError`] of the calls it makes; `Output` when `out` fails.
+pub fn run_appset_command(
+    client: &Client,
+    command: AppSetCommand,
+    output: Output,
+    out: &mut impl Write,
+) -> Result<(), ClientError> {
+    match command {
+        AppSetCommand::List => {
+            let sets = client.appsets()?;
+            print(out, output, &sets, || format::appset_list(&sets))
+        }
+        AppSetCommand::Get { name } => {
+            let set = client.appset(&name)?;
+            print(out, output, &set, || format::appset_details(&set))
+        }
+        AppSetCommand::ConfirmDeletion { name, token } => {
+            let set = client.confirm_appset_deletion(&name, &token)?;
+            print(out, output, &set, || format::appset_details(&set))
+        }
+    }
+}
+
+/// Prints what `plumb appset generate` found: the Applications (YAML, or
+/// JSON with `-o json`) or, with a preview from a server, a table of what
+/// would change.
+///
+/// # Errors
+/// `Output` when `out` fails.
+pub fn print_appset_preview(
+    out: &mut impl Write,
+    output: Output,
+    preview: &AppSetPreview,
+) -> Result<(), ClientError> {
+    print(out, output, preview, || format::appset_preview(preview))
 }
 
 /// How a command ended, for the binary's exit status.

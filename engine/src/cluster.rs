@@ -538,15 +538,17 @@ pub async fn connect(
 #[error("{0}")]
 pub struct ConnectError(String);
 
-/// Installs the `applications.argoproj.io` CRD unless the cluster has one
-/// (Argo CD's own, or Plumb's), waiting at most `timeout` for it to become
-/// Established. Reads first, so a present CRD costs no write.
+/// Installs a CRD (`applications.argoproj.io`, `applicationsets...`)
+/// unless the cluster has one of that name (Argo CD's own, or Plumb's),
+/// waiting at most `timeout` for it to become Established. Reads first, so
+/// a present CRD costs no write.
 ///
 /// # Errors
 /// When the CRD can be neither read nor applied, or is not Established in
 /// time.
-pub async fn ensure_application_crd(
+pub async fn ensure_crd(
     cluster: &Cluster,
+    crd: Value,
     timeout: Duration,
 ) -> Result<(), ClusterError> {
     let resource = ApiResource::from_gvk_with_plural(
@@ -557,7 +559,6 @@ pub async fn ensure_application_crd(
         resource,
         namespaced: false,
     };
-    let crd = crate::model::application_crd();
     let name = crd
         .pointer("/metadata/name")
         .and_then(Value::as_str)

@@ -17,6 +17,7 @@ pub use plumb_core::{
 
 pub mod cluster;
 pub mod controller;
+pub mod generators;
 pub mod live;
 pub mod registry;
 pub mod repocreds;

@@ -24,6 +24,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::appset::ApplicationSet;
 use crate::model::{Application, ApplicationStatus, unsupported_fields};
 
 /// Where an application was declared.
@@ -47,6 +48,10 @@ pub struct Declared {
     /// For an Application object: the [`status_fingerprint`] of the status
     /// it carries. The status itself is not kept (Plumb computes its own).
     pub status_fingerprint: Option<u64>,
+    /// The [`crate::appset::plan::spec_hash`] of the spec as written, unknown
+    /// fields included: how an ApplicationSet tells whether an Application
+    /// it generated still holds what it would write.
+    pub spec_hash: u64,
 }
 
 impl Declared {
@@ -108,6 +113,12 @@ pub enum SourceUpdate {
     ClusterApplied(Box<Declared>),
     /// One Application object was deleted.
     ClusterDeleted(String),
+    /// Every ApplicationSet of `--apps`, or the error reading them.
+    AppSetFiles(Result<Vec<DeclaredSet>, String>),
+    /// Every ApplicationSet object of the namespace, after a (re)list.
+    AppSetClusterAll(Vec<DeclaredSet>),
+    /// One ApplicationSet object was added or changed (`Some`), or deleted.
+    AppSetCluster(String, Option<Box<DeclaredSet>>),
 }
 
 /// Source updates waiting for the controller. Bounded by the number of
@@ -123,6 +134,9 @@ pub struct Updates {
 #[derive(Debug, Default)]
 struct Pending {
     files: Option<Result<Vec<Declared>, String>>,
+    appset_files: Option<Result<Vec<DeclaredSet>, String>>,
+    appset_cluster_all: Option<Vec<DeclaredSet>>,
+    appset_cluster: BTreeMap<String, Option<Box<DeclaredSet>>>,
     cluster_all: Option<Vec<Declared>>,
     /// Per application: the new declaration, or `None` when deleted.
     cluster: BTreeMap<String, Option<Box<Declared>>>,
@@ -146,6 +160,35 @@ impl Updates {
         }
         pending.files = Some(apps);
         drop(pending);
+        self.wake.notify_one();
+    }
+
+    /// The `--apps` files now hold `sets` (or could not be read); as
+    /// [`Updates::files`], a failed read does not replace a good one.
+    pub fn appset_files(&self, sets: Result<Vec<DeclaredSet>, String>) {
+        let mut pending = self.pending();
+        if let (Err(_), Some(Ok(_))) = (&sets, &pending.appset_files) {
+            return;
+        }
+        pending.appset_files = Some(sets);
+        drop(pending);
+        self.wake.notify_one();
+    }
+
+    /// The namespace now holds exactly these ApplicationSet objects.
+    pub fn appset_cluster_all(&self, sets: Vec<DeclaredSet>) {
+        let mut pending = self.pending();
+        pending.appset_cluster.clear();
+        pending.appset_cluster_all = Some(sets);
+        drop(pending);
+        self.wake.notify_one();
+    }
+
+    /// One ApplicationSet object was added or changed (`Some`), or deleted.
+    pub fn appset_cluster(&self, name: &str, set: Option<DeclaredSet>) {
+        self.pending()
+            .appset_cluster
+            .insert(name.to_string(), set.map(Box::new));
         self.wake.notify_one();
     }
 
@@ -182,6 +225,15 @@ impl Updates {
                 let mut batch = Vec::new();
                 if let Some(files) = pending.files.take() {
                     batch.push(SourceUpdate::Files(files));
+                }
+                if let Some(sets) = pending.appset_files.take() {
+                    batch.push(SourceUpdate::AppSetFiles(sets));
+                }
+                if let Some(sets) = pending.appset_cluster_all.take() {
+                    batch.push(SourceUpdate::AppSetClusterAll(sets));
+                }
+                for (name, change) in std::mem::take(&mut pending.appset_cluster) {
+                    batch.push(SourceUpdate::AppSetCluster(name, change));
                 }
                 if let Some(all) = pending.cluster_all.take() {
                     batch.push(SourceUpdate::ClusterAll(all));
@@ -239,6 +291,7 @@ pub fn declared_from_value(mut value: Value, origin: Origin) -> Result<Declared,
             .or_insert_with(|| Value::String("Application".into()));
     }
     let unsupported = unsupported_fields(&value);
+    let spec_hash = crate::appset::plan::spec_hash(value.get("spec").unwrap_or(&Value::Null));
     let mut app: Application = serde_json::from_value(value).map_err(|e| e.to_string())?;
     if app.metadata.name.as_deref().unwrap_or("").is_empty() {
         return Err("an Application needs metadata.name".into());
@@ -258,6 +311,7 @@ pub fn declared_from_value(mut value: Value, origin: Origin) -> Result<Declared,
         unsupported,
         origin,
         status_fingerprint,
+        spec_hash,
     })
 }
 
@@ -285,13 +339,22 @@ fn yaml_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), RegistryError> 
     Ok(())
 }
 
-/// Reads every Application in the given files and folders (recursively;
-/// `.yaml`, `.yml`, `.json`). Other kinds of documents are ignored.
-///
-/// # Errors
-/// A missing or unreadable path, or a malformed document, fails the whole
-/// read so that a half-edited file never removes applications.
-pub fn load_files(paths: &[PathBuf]) -> Result<Vec<Declared>, RegistryError> {
+/// Whether a document is an Argo CD object of `kind`.
+fn is_argo(value: &Value, kind: &str) -> bool {
+    value.get("kind").and_then(Value::as_str) == Some(kind)
+        && value
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|v| v.starts_with("argoproj.io/"))
+}
+
+/// Every document of `kind` in the given files and folders (recursively;
+/// `.yaml`, `.yml`, `.json`), decoded by `decode`.
+fn load_kind<T>(
+    paths: &[PathBuf],
+    kind: &str,
+    decode: impl Fn(Value, &Path) -> Result<T, String>,
+) -> Result<Vec<T>, RegistryError> {
     let mut files = Vec::new();
     for path in paths {
         yaml_files(path, &mut files)?;
@@ -309,21 +372,75 @@ pub fn load_files(paths: &[PathBuf]) -> Result<Vec<Declared>, RegistryError> {
                 message,
             };
             let value: Value = serde_yaml::from_str(doc).map_err(|e| invalid(e.to_string()))?;
-            if value.is_null() {
+            if value.is_null() || !is_argo(&value, kind) {
                 continue;
             }
-            let is_app = value.get("kind").and_then(Value::as_str) == Some("Application")
-                && value
-                    .get("apiVersion")
-                    .and_then(Value::as_str)
-                    .is_some_and(|v| v.starts_with("argoproj.io/"));
-            if !is_app {
-                continue;
-            }
-            out.push(declared_from_value(value, Origin::File(file.clone())).map_err(invalid)?);
+            out.push(decode(value, &file).map_err(invalid)?);
         }
     }
     Ok(out)
+}
+
+/// Reads every Application in the given files and folders (recursively;
+/// `.yaml`, `.yml`, `.json`). Other kinds of documents are ignored.
+///
+/// # Errors
+/// A missing or unreadable path, or a malformed document, fails the whole
+/// read so that a half-edited file never removes applications.
+pub fn load_files(paths: &[PathBuf]) -> Result<Vec<Declared>, RegistryError> {
+    load_kind(paths, "Application", |value, file| {
+        declared_from_value(value, Origin::File(file.to_path_buf()))
+    })
+}
+
+/// An ApplicationSet as declared, with what Plumb does not support in it.
+#[derive(Clone, Debug)]
+pub struct DeclaredSet {
+    /// The ApplicationSet (its status, if any, is dropped: Plumb writes its
+    /// own).
+    pub set: ApplicationSet,
+    /// Paths of unsupported `spec` fields.
+    pub unsupported: Vec<String>,
+    /// Whether it is an object in the cluster (else a file of `--apps`).
+    pub in_cluster: bool,
+}
+
+impl DeclaredSet {
+    /// Its name.
+    pub fn name(&self) -> &str {
+        self.set.metadata.name.as_deref().unwrap_or_default()
+    }
+}
+
+/// Reads every ApplicationSet in the given files and folders, as
+/// [`load_files`] reads Applications.
+///
+/// # Errors
+/// As [`load_files`]; an ApplicationSet without a name is malformed.
+pub fn load_appset_files(paths: &[PathBuf]) -> Result<Vec<DeclaredSet>, RegistryError> {
+    load_kind(paths, "ApplicationSet", |value, _| {
+        appset_from_value(value, false)
+    })
+}
+
+/// Parses one `ApplicationSet` from its JSON form.
+///
+/// # Errors
+/// When the object does not decode as an ApplicationSet or has no name.
+pub fn appset_from_value(value: Value, in_cluster: bool) -> Result<DeclaredSet, String> {
+    let unsupported =
+        crate::appset::unsupported_spec_fields(value.get("spec").unwrap_or(&Value::Null));
+    let mut set: ApplicationSet = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    if set.metadata.name.as_deref().unwrap_or("").is_empty() {
+        return Err("an ApplicationSet needs metadata.name".into());
+    }
+    set.metadata.managed_fields = None;
+    set.status = None;
+    Ok(DeclaredSet {
+        set,
+        unsupported,
+        in_cluster,
+    })
 }
 
 /// The documents of a YAML stream, split at `---` lines, so that each is
@@ -383,7 +500,10 @@ pub fn watch_files(paths: Vec<PathBuf>, updates: Arc<Updates>, cancel: Cancellat
     let send = {
         let updates = updates.clone();
         let paths = paths.clone();
-        move || updates.files(load_files(&paths).map_err(|e| e.to_string()))
+        move || {
+            updates.files(load_files(&paths).map_err(|e| e.to_string()));
+            updates.appset_files(load_appset_files(&paths).map_err(|e| e.to_string()));
+        }
     };
     send();
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
@@ -555,6 +675,85 @@ pub fn watch_cluster(
     });
 }
 
+/// The `applicationsets.argoproj.io` resource.
+pub fn applicationset_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "ApplicationSet"),
+        "applicationsets",
+    )
+}
+
+/// Decodes an ApplicationSet object; a broken one is logged and skipped.
+fn declared_set_from_object(object: DynamicObject) -> Option<DeclaredSet> {
+    let value = serde_json::to_value(object).expect("a DynamicObject always serializes");
+    appset_from_value(value, true)
+        .inspect_err(|e| {
+            tracing::warn!(error = %e, "ignoring an ApplicationSet object that does not decode");
+        })
+        .ok()
+}
+
+/// Watches `ApplicationSet` objects in `namespace`, as [`watch_cluster`]
+/// watches Applications: the full set after each (re)list, then each object
+/// whose spec, labels or annotations changed (Plumb's own status writes are
+/// dropped here).
+pub fn watch_appsets(
+    client: kube::Client,
+    namespace: String,
+    updates: Arc<Updates>,
+    cancel: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client, &namespace, &applicationset_resource());
+        let mut stream = watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        let mut seen: HashMap<String, u64> = HashMap::new();
+        let mut relist: Option<(Vec<DeclaredSet>, HashMap<String, u64>)> = None;
+        loop {
+            let event = tokio::select! {
+                () = cancel.cancelled() => return,
+                event = stream.next() => event,
+            };
+            let Some(event) = event else { return };
+            match event {
+                Ok(Event::Init) => relist = Some(Default::default()),
+                Ok(Event::InitApply(o)) => {
+                    if let Some((sets, prints)) = relist.as_mut() {
+                        let name = o.metadata.name.clone().unwrap_or_default();
+                        prints.insert(name, fingerprint(&o));
+                        sets.extend(declared_set_from_object(o));
+                    }
+                }
+                Ok(Event::InitDone) => {
+                    let (sets, prints) = relist.take().unwrap_or_default();
+                    seen = prints;
+                    updates.appset_cluster_all(sets);
+                }
+                Ok(Event::Apply(o)) => {
+                    let name = o.metadata.name.clone().unwrap_or_default();
+                    let print = fingerprint(&o);
+                    if seen.insert(name.clone(), print) == Some(print) {
+                        continue;
+                    }
+                    if let Some(set) = declared_set_from_object(o) {
+                        updates.appset_cluster(&name, Some(set));
+                    }
+                }
+                Ok(Event::Delete(o)) => {
+                    let name = o.metadata.name.clone().unwrap_or_default();
+                    seen.remove(&name);
+                    updates.appset_cluster(&name, None);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "ApplicationSet watch failed (is the CRD installed?); retrying");
+                }
+            }
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -602,7 +801,12 @@ mod tests {
         let mut batch = tokio::time::timeout(Duration::from_secs(20), updates.next())
             .await
             .expect("a snapshot within 20 s");
-        assert_eq!(batch.len(), 1, "{batch:?}");
+        // The files' Applications, then their ApplicationSets.
+        assert_eq!(batch.len(), 2, "{batch:?}");
+        assert!(
+            matches!(batch[1], SourceUpdate::AppSetFiles(Ok(_))),
+            "{batch:?}"
+        );
         match batch.remove(0) {
             SourceUpdate::Files(Ok(apps)) => apps
                 .iter()
@@ -706,6 +910,10 @@ mod tests {
                         .unwrap_or_default()
                 ),
                 SourceUpdate::ClusterDeleted(name) => format!("deleted:{name}"),
+                SourceUpdate::AppSetFiles(_) => "appset files".to_string(),
+                SourceUpdate::AppSetClusterAll(_) | SourceUpdate::AppSetCluster(..) => {
+                    "appset objects".to_string()
+                }
             })
             .collect()
     }

@@ -8,6 +8,7 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::appset::ApplicationSet;
 use crate::model::{Application, Health};
 
 /// How hard a refresh is: `normal` compares again with the cached repo,
@@ -133,6 +134,9 @@ pub enum ServiceError {
     /// No application of that name (404).
     #[error("application {0} not found")]
     NotFound(String),
+    /// No ApplicationSet of that name (404).
+    #[error("applicationset {0} not found")]
+    AppSetNotFound(String),
     /// The request cannot be carried out as given (400).
     #[error("{0}")]
     BadRequest(String),
@@ -142,6 +146,27 @@ pub enum ServiceError {
     /// Something failed inside Plumb (500); the message is safe to show.
     #[error("{0}")]
     Internal(String),
+}
+
+/// What an ApplicationSet would do now (`plumb appset generate --server`,
+/// `POST /api/v1/applicationsets/generate`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppSetPreview {
+    /// The Applications it generates, as they would be applied.
+    pub applications: Vec<serde_json::Value>,
+    /// Names it would create.
+    pub create: Vec<String>,
+    /// Names it would update.
+    pub update: Vec<String>,
+    /// Names it would delete.
+    pub delete: Vec<String>,
+    /// Names the policy or the deletion share rule keeps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<String>,
+    /// Why deletions would be held, if they would.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
 }
 
 /// The operations a running controller offers.
@@ -232,4 +257,48 @@ pub trait AppService: Send + Sync + 'static {
 
     /// A stream of changes to applications.
     fn subscribe(&self) -> broadcast::Receiver<AppEvent>;
+
+    /// Every ApplicationSet with its status, sorted by name.
+    fn appsets(&self) -> Vec<ApplicationSet> {
+        Vec::new()
+    }
+
+    /// One ApplicationSet with its status.
+    ///
+    /// # Errors
+    /// [`ServiceError::AppSetNotFound`].
+    fn appset(&self, name: &str) -> Result<ApplicationSet, ServiceError> {
+        Err(ServiceError::AppSetNotFound(name.to_string()))
+    }
+
+    /// Confirms the deletions an ApplicationSet holds, if `token` is the
+    /// one its `DeletionHeld` condition names, and runs a pass.
+    ///
+    /// # Errors
+    /// [`ServiceError::AppSetNotFound`].
+    fn confirm_appset_deletion(
+        &self,
+        name: &str,
+        token: &str,
+    ) -> Result<ApplicationSet, ServiceError> {
+        let _ = token;
+        Err(ServiceError::AppSetNotFound(name.to_string()))
+    }
+
+    /// What the ApplicationSet `set` (a manifest) would create, update and
+    /// delete in the cluster now; nothing is applied.
+    ///
+    /// # Errors
+    /// BadRequest when it does not decode or its generators fail.
+    fn preview_appset(
+        &self,
+        set: serde_json::Value,
+    ) -> impl Future<Output = Result<AppSetPreview, ServiceError>> + Send {
+        let _ = set;
+        async {
+            Err(ServiceError::BadRequest(
+                "ApplicationSets are not served here".into(),
+            ))
+        }
+    }
 }

@@ -577,6 +577,34 @@ impl RepoCache {
         })
     }
 
+    /// Every folder in the tree of `commit`, as paths from the root
+    /// (`apps/web`), sorted, without the root itself. Reads trees only,
+    /// never a file's content. Submodules and links are not folders.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`resolve`](Self::resolve), and
+    /// [`SourceError::Corrupt`] when a tree cannot be read.
+    pub fn directories(&self, url: &str, commit: &str) -> Result<Vec<String>, SourceError> {
+        let url = normalize_url(url)?;
+        self.with_tree(&url, commit, |reader, root| {
+            let mut out = Vec::new();
+            let mut pending = vec![(String::new(), root)];
+            while let Some((relative, tree_id)) = pending.pop() {
+                let tree = reader.tree(tree_id)?;
+                for entry in tree.iter() {
+                    if entry.kind == EntryKind::Tree {
+                        let child = join_path(&relative, &entry.name.to_str_lossy());
+                        out.push(child.clone());
+                        pending.push((child, entry.oid));
+                    }
+                }
+            }
+            out.sort();
+            Ok(out)
+        })
+    }
+
     /// The object id of each of `paths` (repository paths, `/`-separated)
     /// in the tree of `commit`: the id of the folder's tree or the file's
     /// blob, `None` where nothing is at that path. Two commits that give a

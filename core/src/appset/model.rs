@@ -352,6 +352,49 @@ pub struct AppSetResource {
     pub health: Option<crate::model::Health>,
 }
 
+/// The fields of an ApplicationSet's `spec` Plumb reads; generators are
+/// checked by kind when generating.
+const SUPPORTED_SPEC_FIELDS: &[&str] = &[
+    "generators",
+    "template",
+    "templatePatch",
+    "goTemplate",
+    "goTemplateOptions",
+    "syncPolicy",
+    "syncPolicy.preserveResourcesOnDeletion",
+    "syncPolicy.applicationsSync",
+    "strategy",
+    "strategy.type",
+    "strategy.rollingSync",
+    "strategy.rollingSync.steps",
+];
+
+/// Paths of the fields of an ApplicationSet's `spec` that Plumb does not
+/// support (`preservedFields`, `ignoreApplicationDifferences`, ...). Each
+/// could change what is generated or kept, so an ApplicationSet with any is
+/// not applied at all.
+pub fn unsupported_spec_fields(spec: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut pending: Vec<(String, &Value)> = vec![(String::new(), spec)];
+    while let Some((prefix, value)) = pending.pop() {
+        let Value::Object(map) = value else { continue };
+        for (key, child) in map {
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            if !SUPPORTED_SPEC_FIELDS.contains(&path.as_str()) {
+                out.push(format!("spec.{path}"));
+            } else if matches!(path.as_str(), "syncPolicy" | "strategy") {
+                pending.push((path, child));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// The `applicationsets.argoproj.io` CRD. `spec` and `status` keep every
 /// field (`x-kubernetes-preserve-unknown-fields`): Plumb reads the spec
 /// itself and reports what it does not support, rather than letting the API
@@ -401,6 +444,21 @@ pub fn applicationset_crd_yaml() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_spec_fields_are_reported_with_their_path() {
+        let spec = serde_json::json!({
+            "generators": [{"list": {"elements": []}}],
+            "template": {"metadata": {"anything": 1}},
+            "syncPolicy": {"applicationsSync": "sync", "preserveResourcesOnDeletion": true},
+            "preservedFields": {"labels": ["a"]},
+            "strategy": {"type": "RollingSync", "deletionOrder": "Reverse"},
+        });
+        assert_eq!(
+            unsupported_spec_fields(&spec),
+            ["spec.preservedFields", "spec.strategy.deletionOrder"]
+        );
+    }
 
     #[test]
     fn committed_applicationset_crd_is_current() {

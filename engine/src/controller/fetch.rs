@@ -105,7 +105,7 @@ impl Inner {
                     return;
                 }
                 let apps = inner.apps_on(&url);
-                if apps.is_empty() {
+                if apps.is_empty() && !inner.appsets.reads_repo(&url) {
                     inner
                         .pollers
                         .lock()
@@ -116,6 +116,7 @@ impl Inner {
                 if let Err(e) = inner.fetch_now(&url).await {
                     tracing::warn!(url = %url, error = %e, "poll fetch failed");
                 }
+                inner.appsets_fetched(&url);
                 inner.refresh_after_fetch(&url, apps).await;
             }
         });

@@ -42,6 +42,7 @@ use crate::source::{RepoCache, normalize_url};
 use crate::store::Store;
 use crate::sync;
 
+mod appsets;
 mod clock;
 mod delay;
 mod error;
@@ -91,6 +92,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     /// The last operation id handed out.
     operation_ids: AtomicU64,
+    /// ApplicationSets and their passes.
+    appsets: appsets::AppSets,
     cancel: CancellationToken,
 }
 
@@ -210,6 +213,7 @@ impl Controller {
             status_writes: Arc::default(),
             clock: Arc::new(SystemClock),
             operation_ids: AtomicU64::new(0),
+            appsets: appsets::AppSets::default(),
             cancel: cancel.clone(),
         });
 
@@ -305,12 +309,19 @@ impl Controller {
         }
         if options.watch_cluster_apps {
             registry::watch_cluster(
+                client.clone(),
+                options.namespace.clone(),
+                Arc::clone(&updates),
+                cancel.clone(),
+            );
+            registry::watch_appsets(
                 client,
                 options.namespace.clone(),
                 Arc::clone(&updates),
                 cancel.clone(),
             );
         }
+        inner.start_appsets();
         let weak = Arc::downgrade(&inner);
         let stop = cancel.clone();
         tokio::spawn(async move {
@@ -355,12 +366,13 @@ impl Controller {
             return 0;
         };
         let apps = inner.apps_on(&url);
-        if apps.is_empty() {
+        if apps.is_empty() && !inner.appsets.reads_repo(&url) {
             return 0;
         }
         if let Err(e) = inner.fetch_now(&url).await {
             tracing::warn!(url = %url, error = %e, "fetch after a repository change failed");
         }
+        inner.appsets_fetched(&url);
         let count = apps.len();
         inner.refresh_after_fetch(&url, apps).await;
         count
@@ -487,5 +499,32 @@ impl AppService for Controller {
 
     fn subscribe(&self) -> broadcast::Receiver<AppEvent> {
         self.inner.events.subscribe()
+    }
+
+    fn appsets(&self) -> Vec<crate::appset::ApplicationSet> {
+        self.inner.appsets.views()
+    }
+
+    fn appset(&self, name: &str) -> Result<crate::appset::ApplicationSet, ServiceError> {
+        self.inner
+            .appsets
+            .view(name)
+            .ok_or_else(|| ServiceError::AppSetNotFound(name.to_string()))
+    }
+
+    fn confirm_appset_deletion(
+        &self,
+        name: &str,
+        token: &str,
+    ) -> Result<crate::appset::ApplicationSet, ServiceError> {
+        self.inner.confirm_appset_deletion(name, token)?;
+        self.appset(name)
+    }
+
+    async fn preview_appset(
+        &self,
+        set: Value,
+    ) -> Result<crate::service::AppSetPreview, ServiceError> {
+        self.inner.preview_appset(set).await
     }
 }

@@ -29,6 +29,14 @@ pub struct ControllerOptions {
     pub crd_timeout: Duration,
     /// How long one apply, dry run, read or delete of an object may take.
     pub request_timeout: Duration,
+    /// What ApplicationSets may create, update and delete.
+    pub appset_policy: plumb_core::appset::plan::ApplicationsSync,
+    /// Let each ApplicationSet's `syncPolicy.applicationsSync` override
+    /// `appset_policy`.
+    pub appset_policy_override: bool,
+    /// An ApplicationSet pass that would delete at least this percentage of
+    /// its applications is held until confirmed (100: only a drop to none).
+    pub appset_max_delete_percent: u8,
     /// Helm, Kustomize and Jsonnet: binaries and limits (`root` is set
     /// from `data_dir`).
     pub tools: crate::tools::ToolOptions,
@@ -49,6 +57,9 @@ impl Default for ControllerOptions {
             watch_timeout: Duration::from_secs(30),
             crd_timeout: Duration::from_secs(60),
             request_timeout: crate::cluster::DEFAULT_REQUEST_TIMEOUT,
+            appset_policy: plumb_core::appset::plan::ApplicationsSync::Sync,
+            appset_policy_override: false,
+            appset_max_delete_percent: 100,
             tools: crate::tools::ToolOptions::default(),
         }
     }

@@ -11,6 +11,13 @@ pub(super) struct Sources {
     cluster: BTreeMap<String, Arc<Declared>>,
 }
 
+impl Sources {
+    /// The Application objects of the namespace.
+    pub(super) fn cluster_apps(&self) -> impl Iterator<Item = &Arc<Declared>> {
+        self.cluster.values()
+    }
+}
+
 /// By name; of two declarations of one name the first is kept.
 fn by_name(apps: Vec<Declared>) -> BTreeMap<String, Arc<Declared>> {
     let mut out = BTreeMap::new();
@@ -60,6 +67,9 @@ impl Inner {
                         sources.cluster.remove(&name);
                         touched.insert(name);
                     }
+                    update @ (SourceUpdate::AppSetFiles(_)
+                    | SourceUpdate::AppSetClusterAll(_)
+                    | SourceUpdate::AppSetCluster(..)) => self.apply_appset_update(update),
                 }
             }
             touched
@@ -110,6 +120,9 @@ impl Inner {
             }
         }
         for (name, slot) in removed {
+            if let Some(set) = appsets::owning_appset(&slot.declared().app) {
+                self.appsets.mark_dirty(set);
+            }
             tracing::info!(app = %name, "application removed; its objects are left in place");
             let app = self.document(&name, &slot);
             let _ = self.events.send(AppEvent {

@@ -42,8 +42,12 @@ impl Inner {
             changed
         };
         if changed {
-            if slot.declared().origin == Origin::Cluster {
+            let declared = slot.declared();
+            if declared.origin == Origin::Cluster {
                 self.status_writes.push(name.to_string());
+            }
+            if let Some(set) = appsets::owning_appset(&declared.app) {
+                self.appsets.mark_dirty(set);
             }
             let _ = self.events.send(AppEvent {
                 type_: "MODIFIED",

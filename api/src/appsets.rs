@@ -1,0 +1,71 @@
+//! The handlers of `/api/v1/applicationsets/...`: list, get, confirm a held
+//! deletion, and preview what a manifest would generate. Each is one
+//! [`AppService`] call.
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use plumb_engine::appset::ApplicationSet;
+use plumb_engine::service::{AppService, AppSetPreview};
+use serde::Deserialize;
+
+use crate::error::{ApiError, JsonBody};
+use crate::routes::{AppState, Items};
+
+/// The ApplicationSet routes.
+pub(crate) fn routes<S: AppService>() -> Router<AppState<S>> {
+    Router::new()
+        .route("/api/v1/applicationsets", get(list::<S>))
+        .route("/api/v1/applicationsets/generate", post(generate::<S>))
+        .route("/api/v1/applicationsets/{name}", get(get_one::<S>))
+        .route(
+            "/api/v1/applicationsets/{name}/confirm-deletion",
+            post(confirm_deletion::<S>),
+        )
+}
+
+/// `GET /api/v1/applicationsets`: `{"items": [...]}`.
+async fn list<S: AppService>(State(state): State<AppState<S>>) -> Json<Items<ApplicationSet>> {
+    Json(Items {
+        items: state.service.appsets(),
+    })
+}
+
+/// `GET /api/v1/applicationsets/{name}`.
+async fn get_one<S: AppService>(
+    State(state): State<AppState<S>>,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Json<ApplicationSet>, ApiError> {
+    let Path(name) = name?;
+    Ok(Json(state.service.appset(&name)?))
+}
+
+/// The body of `POST .../confirm-deletion`.
+#[derive(Deserialize)]
+struct Confirm {
+    /// The token the `DeletionHeld` condition names.
+    token: String,
+}
+
+/// `POST /api/v1/applicationsets/{name}/confirm-deletion` with
+/// `{"token": "..."}`: lets the held deletions go ahead.
+async fn confirm_deletion<S: AppService>(
+    State(state): State<AppState<S>>,
+    name: Result<Path<String>, PathRejection>,
+    JsonBody(body): JsonBody<Confirm>,
+) -> Result<Json<ApplicationSet>, ApiError> {
+    let Path(name) = name?;
+    Ok(Json(
+        state.service.confirm_appset_deletion(&name, &body.token)?,
+    ))
+}
+
+/// `POST /api/v1/applicationsets/generate` with an ApplicationSet
+/// manifest (JSON): what it would create, update and delete now.
+async fn generate<S: AppService>(
+    State(state): State<AppState<S>>,
+    JsonBody(set): JsonBody<serde_json::Value>,
+) -> Result<Json<AppSetPreview>, ApiError> {
+    Ok(Json(state.service.preview_appset(set).await?))
+}
