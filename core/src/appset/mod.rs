@@ -8,26 +8,25 @@
 //! [`crate::template`]. This module does no I/O and does not apply
 //! anything: the engine's `appsets` controller does.
 
+mod clusters;
+mod generate;
+mod git;
+mod list;
 pub mod model;
+pub mod params;
 pub mod plan;
 pub mod render;
+pub mod selector;
+#[cfg(test)]
+mod tests;
 
+pub use generate::{GenerateError, Generated, fill_template, generate};
 pub use model::*;
 
 /// One parameter set: what one generated Application is rendered from.
 /// For fasttemplate the keys are flat (`path.basename`); for goTemplate
 /// they nest (`path` -> `basename`).
 pub type Params = serde_json::Map<String, serde_json::Value>;
-
-/// One parameter set with the template its generator carries (merged over
-/// the ApplicationSet's), if any.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Generated {
-    /// The parameters.
-    pub params: Params,
-    /// The generator's own `template`.
-    pub template: Option<serde_json::Value>,
-}
 
 /// One entry of a git tree, as a generator sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,6 +73,13 @@ pub struct ClusterEntry {
     pub labels: std::collections::BTreeMap<String, String>,
     /// The Secret's annotations.
     pub annotations: std::collections::BTreeMap<String, String>,
+    /// The Secret's `project` (empty when it has none): the project the
+    /// cluster is scoped to.
+    pub project: String,
+    /// True for the local cluster when no Secret describes it. It has no
+    /// labels, so (as in Argo CD) a clusters generator with a non-empty
+    /// selector never selects it; it gets no `metadata` parameters.
+    pub secretless: bool,
 }
 
 /// The clusters Plumb knows.
@@ -84,16 +90,4 @@ pub trait ClusterCatalog {
     /// When the cluster Secrets cannot be listed: a generator must then
     /// fail, never see no clusters.
     fn clusters(&self) -> Result<Vec<ClusterEntry>, String>;
-}
-
-/// TEMPORARY until the generators land.
-///
-/// # Errors
-/// Always.
-pub fn generate(
-    _spec: &ApplicationSetSpec,
-    _git: &dyn GitView,
-    _clusters: &dyn ClusterCatalog,
-) -> Result<Vec<Generated>, String> {
-    Err("generators are not merged yet".into())
 }

@@ -50,25 +50,6 @@ pub struct Owner<'a> {
     pub uid: Option<&'a str>,
 }
 
-/// Merges `over` into `base`: maps merge key by key, anything else
-/// replaces, and a null removes the key.
-pub fn merge_json(base: &mut Value, over: &Value) {
-    match (base, over) {
-        (Value::Object(base), Value::Object(over)) => {
-            for (k, v) in over {
-                if v.is_null() {
-                    base.remove(k);
-                } else if let Some(b) = base.get_mut(k) {
-                    merge_json(b, v);
-                } else {
-                    base.insert(k.clone(), v.clone());
-                }
-            }
-        }
-        (base, over) => *base = over.clone(),
-    }
-}
-
 /// Renders one parameter set into an Application object.
 ///
 /// # Errors
@@ -83,12 +64,10 @@ pub fn application(
     let options = TemplateOptions::new(spec.go_template, &spec.go_template_options);
     let template_error = |source| RenderError::Template { index, source };
     let invalid = |message: String| RenderError::Invalid { index, message };
-    let mut tpl = spec.template.clone();
-    if let Some(own) = &generated.template {
-        merge_json(&mut tpl, own);
-    }
+    // A generator's own template comes already filled from the set's.
+    let tpl = generated.template.as_ref().unwrap_or(&spec.template);
     let mut app =
-        template::render_value(&tpl, &generated.params, &options).map_err(template_error)?;
+        template::render_value(tpl, &generated.params, &options).map_err(template_error)?;
     if let Some(patch) = spec.template_patch.as_deref() {
         app = template::apply_template_patch(app, patch, &generated.params, &options)
             .map_err(template_error)?;
@@ -296,7 +275,11 @@ mod tests {
     fn a_generator_template_overrides_the_sets_template() {
         let yaml = "spec:\n  template: {metadata: {name: '{{n}}'}, spec: {project: default, destination: {namespace: a}}}\n";
         let mut g = set(&[("n", "x")]);
-        g.template = Some(json!({"spec": {"destination": {"namespace": "b"}}}));
+        let set_yaml = appset(yaml);
+        g.template = Some(crate::appset::fill_template(
+            &json!({"spec": {"destination": {"namespace": "b"}}}),
+            &set_yaml.spec.template,
+        ));
         let app = application(&appset(yaml), &g, 0, &OWNER).expect("renders");
         assert_eq!(app["spec"]["destination"]["namespace"], "b");
         assert_eq!(app["spec"]["project"], "default");
@@ -330,12 +313,5 @@ mod tests {
                 "{template}: {err}"
             );
         }
-    }
-
-    #[test]
-    fn merge_json_merges_maps_and_replaces_the_rest() {
-        let mut base = json!({"a": {"b": 1, "c": [1, 2]}, "d": 1});
-        merge_json(&mut base, &json!({"a": {"c": [3], "e": 2}, "d": null}));
-        assert_eq!(base, json!({"a": {"b": 1, "c": [3], "e": 2}}));
     }
 }

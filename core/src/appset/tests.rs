@@ -1,0 +1,2 @@
+//! Table tests of [`generate`](super::generate) over in-memory git trees and
+//! cluster catalogs.
