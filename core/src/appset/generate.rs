@@ -393,9 +393,12 @@ fn matrix(
     // (often they use no parameter at all); generate each distinct
     // rendering once, so a matrix reads git once, not once per set.
     let mut cache: HashMap<String, Vec<Params>> = HashMap::new();
+    let templated = second_json.to_string().contains("{{");
     let mut out = Vec::new();
     for a in &first_sets {
-        let rendered = if a.is_empty() {
+        // A string without `{{` renders to itself in both template
+        // languages, so a generator without one needs no rendering.
+        let rendered = if a.is_empty() || !templated {
             second_json.clone()
         } else {
             render_generator(&second_json, a, &context.options).map_err(|source| {
