@@ -166,6 +166,18 @@ pub enum GenerateError {
     },
 }
 
+impl GenerateError {
+    /// Whether trying again later may succeed: reading git or the cluster
+    /// Secrets failed. Every other error stays until the ApplicationSet
+    /// (or a file it reads) changes.
+    pub fn is_spurious(&self) -> bool {
+        matches!(
+            self,
+            GenerateError::Git { .. } | GenerateError::Clusters { .. }
+        )
+    }
+}
+
 /// Everything a generator reads, besides itself.
 pub(crate) struct Context<'a> {
     /// Git, for the git generator.

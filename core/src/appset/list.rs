@@ -44,9 +44,6 @@ pub(crate) fn generate(
         let mut params = Params::new();
         for (key, value) in element {
             match (key.as_str(), value) {
-                (_, Value::String(_)) => {
-                    params.insert(key.clone(), value.clone());
-                }
                 ("values", Value::Object(values)) => {
                     for (k, v) in values {
                         let Value::String(_) = v else {
@@ -56,6 +53,14 @@ pub(crate) fn generate(
                         };
                         params.insert(format!("values.{k}"), v.clone());
                     }
+                }
+                ("values", other) => {
+                    return Err(invalid(format!(
+                        "values must be a map of text under fasttemplate, not {other}"
+                    )));
+                }
+                (_, Value::String(_)) => {
+                    params.insert(key.clone(), value.clone());
                 }
                 _ => {
                     return Err(invalid(format!(

@@ -707,6 +707,13 @@ fn any_failure_fails_the_whole_generation() {
             "generators[0].list.elements[0]: replicas must be text",
         ),
         (
+            "fasttemplate values that are not a map",
+            false,
+            "- list: {elements: [{cluster: a, values: x}]}",
+            |e| matches!(e, GenerateError::Invalid { .. }),
+            "values must be a map of text",
+        ),
+        (
             "an element that is not an object",
             true,
             "- list: {elements: [a]}",
@@ -910,6 +917,7 @@ fn a_catalog_that_cannot_be_read_is_an_error_not_no_clusters() {
     let err = generate(&spec(false, "- clusters: {}"), &FakeGit::tree(), &broken)
         .expect_err("the catalog fails");
     assert!(matches!(err, GenerateError::Clusters { .. }), "{err:?}");
+    assert!(err.is_spurious());
     assert_eq!(
         err.to_string(),
         "generators[0].clusters: listing clusters: secrets is forbidden"
