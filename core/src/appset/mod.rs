@@ -2,6 +2,11 @@
 //! its field names, the generators that turn it into parameter sets, and the
 //! pure rules of what a pass may create, update and delete.
 //!
+//! [`generate`] runs the generators (`list`, `clusters`, `git`, `matrix`,
+//! `merge`; any other kind is an error) with Argo CD's rules and parameter
+//! names; [`selector`] matches label selectors; [`params`] holds the rules
+//! the generators share.
+//!
 //! Generators read git and the cluster catalog only through the
 //! [`GitView`] and [`ClusterCatalog`] traits, so that every rule is tested
 //! without a repository or a cluster. Template rendering lives in
@@ -40,7 +45,10 @@ pub struct GitFile {
 /// Read access to git for the git generator, at one repository and revision.
 pub trait GitView {
     /// Every directory of the tree of `repo_url` at `revision` (`HEAD` when
-    /// empty), as paths from the root (`apps/web`), without the root.
+    /// empty), as paths from the root (`apps/web`), without the root. As
+    /// Argo CD's repo server does, leave out hidden folders (a name that
+    /// starts with `.`) and everything under them. Any order: the
+    /// generator sorts.
     ///
     /// # Errors
     /// When the repository cannot be fetched or the revision resolved.
