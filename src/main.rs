@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use plumb_cli::{AppCommand, Client, Output};
+use plumb_cli::{AppCommand, AppSetCommand, Client, Output};
 use plumb_engine::appset::plan::ApplicationsSync;
 use plumb_engine::cluster;
 use plumb_engine::controller::{Controller, ControllerOptions};
 use plumb_engine::tools::ToolOptions;
 use tokio_util::sync::CancellationToken;
 
+mod appset;
 mod render;
 
 #[derive(Parser)]
@@ -47,6 +48,18 @@ enum Command {
         #[command(subcommand)]
         command: AppCommand,
     },
+    /// ApplicationSets: list and inspect them on a server, or see what a
+    /// file would generate.
+    Appset {
+        /// The server's URL (`generate` works offline without one).
+        #[arg(long, env = "PLUMB_SERVER", global = true)]
+        server: Option<String>,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value = "table", global = true)]
+        output: Output,
+        #[command(subcommand)]
+        command: AppSetCli,
+    },
     /// Render an application's sources offline: plain files, Kustomize,
     /// Helm or Jsonnet, from an Application file or from flags.
     Render(Box<render::RenderArgs>),
@@ -62,6 +75,18 @@ enum Command {
         #[arg(long, env = "KUBECONFIG")]
         kubeconfig: Option<PathBuf>,
     },
+}
+
+/// `plumb appset ...`.
+#[derive(Subcommand)]
+enum AppSetCli {
+    #[command(flatten)]
+    Server(AppSetCommand),
+    /// Print the Applications an ApplicationSet file generates (offline:
+    /// git is read into a local cache, the clusters generator sees only
+    /// the in-cluster destination); with --server, what it would create,
+    /// update and delete on that server's cluster.
+    Generate(Box<appset::GenerateArgs>),
 }
 
 /// The CRDs `plumb crd` prints.
@@ -201,6 +226,24 @@ fn run() -> Result<()> {
             // `app diff` exits 1 on differences, `app sync` on a failed sync.
             std::process::exit(outcome.exit_code().into());
         }
+        Command::Appset {
+            server,
+            output,
+            command,
+        } => match command {
+            AppSetCli::Server(command) => {
+                let client = Client::new(server.as_deref().unwrap_or(plumb_cli::DEFAULT_SERVER))?;
+                Ok(plumb_cli::run_appset_command(
+                    &client,
+                    command,
+                    output,
+                    &mut std::io::stdout(),
+                )?)
+            }
+            AppSetCli::Generate(args) => {
+                appset::generate(&args, server.as_deref(), output, &mut std::io::stdout())
+            }
+        },
         Command::Render(args) => emit(&render::render(*args)?),
         Command::Crd { which } => emit(&match which {
             CrdKind::Application => plumb_engine::model::application_crd_yaml(),

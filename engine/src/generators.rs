@@ -121,9 +121,13 @@ impl<'a> RepoView<'a> {
 impl GitView for RepoView<'_> {
     fn directories(&self, repo_url: &str, revision: &str) -> Result<Vec<String>, String> {
         let commit = self.resolve(repo_url, revision)?;
-        self.repos
+        let mut dirs = self
+            .repos
             .directories(repo_url, &commit)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        // Hidden folders and what is under them are not generated from.
+        dirs.retain(|d| !d.split('/').any(|segment| segment.starts_with('.')));
+        Ok(dirs)
     }
 
     fn files(
@@ -187,6 +191,7 @@ pub fn clusters_from_secrets(secrets: &[Value]) -> Vec<ClusterEntry> {
             ClusterEntry {
                 name: IN_CLUSTER_NAME.into(),
                 server: IN_CLUSTER_SERVER.into(),
+                secretless: true,
                 ..ClusterEntry::default()
             },
         );
@@ -221,6 +226,8 @@ fn cluster_of(secret: &Value) -> Option<ClusterEntry> {
         server,
         labels,
         annotations: map("annotations"),
+        project: field("project").unwrap_or_default(),
+        secretless: false,
     })
 }
 
@@ -267,5 +274,7 @@ mod tests {
         let clusters = clusters_from_secrets(&local);
         assert_eq!(clusters.len(), 1);
         assert_eq!(clusters[0].name, "local");
+        assert!(!clusters[0].secretless);
+        assert!(clusters_from_secrets(&[])[0].secretless);
     }
 }
