@@ -3,10 +3,27 @@
 //! every string of a JSON value, and `templatePatch`.
 //!
 //! It renders; it does not generate parameters (see [`crate::appset`]).
+//!
+//! Go templates are our own implementation over JSON values, in layers:
+//! [`lex`] splits a template into tokens, [`parse`] builds a tree with Go's
+//! checks, [`exec`] runs it with bounds on output, work and nesting, and
+//! [`funcs`]/[`sprig`] are the functions, formatted by [`printf`] as Go's
+//! fmt would.
+
+mod exec;
+mod fasttemplate;
+mod funcs;
+mod lex;
+mod parse;
+mod printf;
+mod sprig;
+mod value;
 
 use serde_json::Value;
 
 use crate::appset::Params;
+use exec::ExecOptions;
+use value::V;
 
 /// How to render.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -57,6 +74,9 @@ pub enum TemplateError {
 
 /// Renders every string in `value` (map keys too) with `params`.
 ///
+/// With `goTemplate` every string is its own template (as in Argo CD, an
+/// `{{ if }}` cannot span two fields) and renders to a string.
+///
 /// # Errors
 /// When a template does not parse or fails.
 pub fn render_value(
@@ -64,26 +84,8 @@ pub fn render_value(
     params: &Params,
     options: &TemplateOptions,
 ) -> Result<Value, TemplateError> {
-    Ok(match value {
-        Value::String(s) => Value::String(render_string(s, params, options)?),
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|v| render_value(v, params, options))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Object(map) => {
-            let mut out = serde_json::Map::new();
-            for (k, v) in map {
-                out.insert(
-                    render_string(k, params, options)?,
-                    render_value(v, params, options)?,
-                );
-            }
-            Value::Object(out)
-        }
-        other => other.clone(),
-    })
+    let engine = Engine::new(params, options);
+    engine.value(value, 0)
 }
 
 /// Renders one string.
@@ -95,51 +97,169 @@ pub fn render_string(
     params: &Params,
     options: &TemplateOptions,
 ) -> Result<String, TemplateError> {
-    if options.go_template {
-        return Err(TemplateError::Execute {
-            template: text.to_string(),
-            message: "goTemplate is not implemented yet".into(),
-        });
-    }
-    Ok(fasttemplate(text, params))
+    Engine::new(params, options).string(text)
 }
 
-/// fasttemplate: each `{{ key }}` whose key is a parameter becomes its
-/// value; any other tag is left as written.
-fn fasttemplate(text: &str, params: &Params) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        let Some(len) = rest[start + 2..].find("}}") else {
-            break;
-        };
-        out.push_str(&rest[..start]);
-        let tag = &rest[start..start + 2 + len + 2];
-        let key = rest[start + 2..start + 2 + len].trim();
-        match params.get(key) {
-            Some(Value::String(s)) => out.push_str(s),
-            Some(Value::Null) => {}
-            Some(other) => out.push_str(&other.to_string()),
-            None => out.push_str(tag),
+/// How deep [`render_value`] descends into a JSON value (serde_json parses
+/// at most 128 levels, so a real value never reaches it).
+const MAX_VALUE_DEPTH: usize = 256;
+
+/// One rendering: the options and the parameters, converted once for Go
+/// templates.
+struct Engine<'p> {
+    params: &'p Params,
+    options: &'p TemplateOptions,
+    data: Option<V>,
+}
+
+impl<'p> Engine<'p> {
+    fn new(params: &'p Params, options: &'p TemplateOptions) -> Engine<'p> {
+        let data = options.go_template.then(|| V::from_params(params));
+        Engine {
+            params,
+            options,
+            data,
         }
-        rest = &rest[start + 2 + len + 2..];
     }
-    out.push_str(rest);
-    out
+
+    fn value(&self, value: &Value, depth: usize) -> Result<Value, TemplateError> {
+        if depth > MAX_VALUE_DEPTH {
+            return Err(TemplateError::Execute {
+                template: String::new(),
+                message: format!("the template nests deeper than {MAX_VALUE_DEPTH} levels"),
+            });
+        }
+        Ok(match value {
+            Value::String(s) => Value::String(self.string(s)?),
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|v| self.value(v, depth + 1))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(map) => {
+                let mut out = serde_json::Map::new();
+                for (k, v) in map {
+                    out.insert(self.string(k)?, self.value(v, depth + 1)?);
+                }
+                Value::Object(out)
+            }
+            other => other.clone(),
+        })
+    }
+
+    fn string(&self, text: &str) -> Result<String, TemplateError> {
+        let Some(data) = &self.data else {
+            return fasttemplate::render(text, self.params).map_err(|message| {
+                TemplateError::Parse {
+                    template: shorten(text),
+                    message,
+                }
+            });
+        };
+        // Most fields hold no action; skip the parser for them.
+        if !text.contains("{{") {
+            return Ok(text.to_string());
+        }
+        let tree = parse::parse(text).map_err(|message| TemplateError::Parse {
+            template: shorten(text),
+            message,
+        })?;
+        let options = ExecOptions {
+            missing_key_error: self.options.missing_key_error,
+        };
+        exec::execute(&tree, data, options).map_err(|message| TemplateError::Execute {
+            template: shorten(text),
+            message,
+        })
+    }
 }
 
-/// Renders `patch` (a template of a YAML mapping) with `params` and merges
-/// it over `application` (JSON merge patch semantics: maps merge, anything
-/// else replaces).
+/// The template text for an error message: at most 200 characters.
+fn shorten(text: &str) -> String {
+    const MAX: usize = 200;
+    match text.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+/// Renders `patch` (a template of a YAML or JSON mapping) with `params` and
+/// merges it over `application`: maps merge recursively, a null removes the
+/// key, anything else (lists too) replaces. A patch that renders to nothing
+/// but white space changes nothing.
 ///
 /// # Errors
-/// When the patch does not render or is not a mapping.
+/// When the patch does not render, does not parse, or is not a mapping.
 pub fn apply_template_patch(
     application: Value,
     patch: &str,
     params: &Params,
     options: &TemplateOptions,
 ) -> Result<Value, TemplateError> {
-    let _ = (application, patch, params, options);
-    todo!("issue 9: template helper")
+    let rendered = render_string(patch, params, options)?;
+    if rendered.trim().is_empty() {
+        return Ok(application);
+    }
+    // As Argo CD: text that starts with `{` is JSON, anything else YAML.
+    let parsed: Value = if rendered.trim_start().starts_with('{') {
+        serde_json::from_str(&rendered).map_err(|e| {
+            TemplateError::Patch(format!("the rendered patch is not valid JSON: {e}"))
+        })?
+    } else {
+        serde_yaml::from_str(&rendered).map_err(|e| {
+            TemplateError::Patch(format!("the rendered patch is not valid YAML: {e}"))
+        })?
+    };
+    let Value::Object(patch) = parsed else {
+        return Err(TemplateError::Patch(format!(
+            "the rendered patch must be a mapping, not {}",
+            json_kind(&parsed)
+        )));
+    };
+    let Value::Object(mut target) = application else {
+        return Err(TemplateError::Patch(format!(
+            "the application to patch must be a mapping, not {}",
+            json_kind(&application)
+        )));
+    };
+    merge_patch(&mut target, patch);
+    Ok(Value::Object(target))
 }
+
+/// Merges `patch` into `target` (JSON merge patch, RFC 7386).
+fn merge_patch(target: &mut serde_json::Map<String, Value>, patch: serde_json::Map<String, Value>) {
+    for (key, value) in patch {
+        match value {
+            Value::Null => {
+                target.remove(&key);
+            }
+            Value::Object(inner) => match target.get_mut(&key) {
+                Some(Value::Object(existing)) => merge_patch(existing, inner),
+                _ => {
+                    // Nulls inside a new map still mean "absent".
+                    let mut fresh = serde_json::Map::new();
+                    merge_patch(&mut fresh, inner);
+                    target.insert(key, Value::Object(fresh));
+                }
+            },
+            other => {
+                target.insert(key, other);
+            }
+        }
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a bool",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+#[cfg(test)]
+mod tests;
