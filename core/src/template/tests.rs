@@ -648,3 +648,411 @@ fn options_read_missingkey_error_from_go_template_options() {
         FAST
     );
 }
+
+#[test]
+fn sprig_string_functions() {
+    check_go(&[
+        (
+            "{{ trim \"  a b  \" }}|{{ trimAll \"$\" \"$5.00$\" }}|{{ trimall \"x\" \"xax\" }}",
+            "a b|5.00|a",
+        ),
+        (
+            "{{ trimPrefix \"apps/\" .path.path }}|{{ trimSuffix \"book\" .path.basename }}",
+            "guestbook|guest",
+        ),
+        (
+            "{{ upper \"abc\" }}|{{ lower \"ABC\" }}|{{ title \"hello wide-world\" }}",
+            "ABC|abc|Hello Wide-World",
+        ),
+        (
+            "{{ untitle \"Hello World\" }}|{{ initials \"hello big world\" }}",
+            "hello world|hbw",
+        ),
+        (
+            "{{ repeat 3 \"ab\" }}|{{ nospace \" a b\\tc \" }}",
+            "ababab|abc",
+        ),
+        (
+            "{{ substr 1 3 \"hello\" }}|{{ substr -1 2 \"hello\" }}|{{ substr 2 99 \"hello\" }}",
+            "el|he|llo",
+        ),
+        (
+            "{{ trunc 3 \"hello\" }}|{{ trunc -2 \"hello\" }}|{{ trunc 10 \"hi\" }}",
+            "hel|lo|hi",
+        ),
+        (
+            "{{ abbrev 5 \"hello world\" }}|{{ abbrev 20 \"short\" }}",
+            "he...|short",
+        ),
+        (
+            "{{ contains \"ell\" \"hello\" }}|{{ hasPrefix \"he\" \"hello\" }}|{{ hasSuffix \"x\" \"hello\" }}",
+            "true|true|false",
+        ),
+        (
+            "{{ quote \"a\" 1 .nothing }}|{{ squote \"a\" \"b\" }}|{{ cat \"a\" 2 .nothing \"c\" }}",
+            "\"a\" \"1\"|'a' 'b'|a 2 c",
+        ),
+        (
+            "{{ indent 2 \"a\\nb\" }}|{{ nindent 2 \"a\" }}",
+            "  a\n  b|\n  a",
+        ),
+        ("{{ replace \"-\" \"_\" \"a-b-c\" }}", "a_b_c"),
+        (
+            "{{ plural \"one\" \"many\" 1 }} {{ plural \"one\" \"many\" 2 }}",
+            "one many",
+        ),
+        (
+            "{{ snakecase \"FirstName\" }}|{{ snakecase \"HTTPServer\" }}|{{ snakecase \"some-words here\" }}",
+            "first_name|http_server|some_words_here",
+        ),
+        (
+            "{{ kebabcase \"FirstName\" }}|{{ camelcase \"http_server\" }}|{{ camelcase \"some-words\" }}",
+            "first-name|HttpServer|SomeWords",
+        ),
+        ("{{ swapcase \"Hello World\" }}", "hELLO wORLD"),
+        (
+            "{{ wrap 5 \"hello big world\" }}|{{ wrapWith 5 \"\\t\" \"hello world\" }}",
+            "hello\nbig\nworld|hello\tworld",
+        ),
+        (
+            "{{ toString 5 }}|{{ toString .list }}|{{ toStrings .nums }}",
+            "5|[a b c]|[3 1 2]",
+        ),
+        (
+            "{{ join \",\" .list }}|{{ join \"-\" .nums }}|{{ join \",\" \"solo\" }}",
+            "a,b,c|3-1-2|solo",
+        ),
+        (
+            "{{ splitList \"/\" .path.path }}|{{ (split \"/\" .path.path)._1 }}",
+            "[apps guestbook]|guestbook",
+        ),
+        ("{{ splitn \"-\" 2 \"a-b-c\" }}", "map[_0:a _1:b-c]"),
+        (
+            "{{ sortAlpha (list \"b\" \"c\" \"a\") }}|{{ sortAlpha .nums }}",
+            "[a b c]|[1 2 3]",
+        ),
+    ]);
+}
+
+#[test]
+fn sprig_regex_functions() {
+    check_go(&[
+        (
+            "{{ regexMatch \"^[a-z]+$\" \"abc\" }}|{{ regexMatch \"(\" \"abc\" }}",
+            "true|false",
+        ),
+        (
+            "{{ regexFind \"[0-9]+\" \"ab12cd34\" }}|{{ regexFindAll \"[0-9]\" \"a1b2c3\" 2 }}",
+            "12|[1 2]",
+        ),
+        ("{{ regexFindAll \"[0-9]\" \"a1b2c3\" -1 }}", "[1 2 3]"),
+        (
+            "{{ regexReplaceAll \"a(x*)b\" \"-ab-axxb-\" \"${1}W\" }}",
+            "-W-xxW-",
+        ),
+        (
+            "{{ regexReplaceAllLiteral \"a(x*)b\" \"-ab-axxb-\" \"${1}\" }}",
+            "-${1}-${1}-",
+        ),
+        (
+            "{{ regexSplit \"z+\" \"pizza\" -1 }}|{{ regexSplit \"z+\" \"pizza\" 0 }}",
+            "[pi a]|[]",
+        ),
+        ("{{ regexQuoteMeta \"1.2+\" }}", "1\\.2\\+"),
+    ]);
+    check_go_errors(
+        &GO,
+        &[
+            ("{{ regexFind \"(\" \"x\" }}", "error parsing regexp"),
+            ("{{ mustRegexMatch \"(\" \"x\" }}", "error parsing regexp"),
+        ],
+    );
+}
+
+#[test]
+fn sprig_default_flow_and_type_functions() {
+    check_go(&[
+        (
+            "{{ default \"d\" .empty }}|{{ default \"d\" .name }}|{{ default 5 .zero }}|{{ default \"d\" }}",
+            "d|web|5|d",
+        ),
+        (
+            "{{ empty .empty }}|{{ empty .list }}|{{ empty .missing }}|{{ empty .no }}",
+            "true|false|true|true",
+        ),
+        (
+            "{{ coalesce .missing .empty \"x\" \"y\" }}|{{ coalesce .zero }}",
+            "x|<no value>",
+        ),
+        (
+            "{{ all 1 \"a\" true }}|{{ all 1 0 }}|{{ any 0 \"\" \"a\" }}|{{ any 0 }}",
+            "true|false|true|false",
+        ),
+        (
+            "{{ ternary \"y\" \"n\" true }}|{{ .no | ternary \"y\" \"n\" }}",
+            "y|n",
+        ),
+        (
+            "{{ kindOf .list }}|{{ kindOf .map }}|{{ kindOf 1 }}|{{ kindIs \"string\" .name }}",
+            "slice|map|int|true",
+        ),
+        (
+            "{{ typeOf .f }}|{{ typeIs \"bool\" .yes }}|{{ typeIsLike \"*string\" .name }}",
+            "float64|true|true",
+        ),
+        (
+            "{{ deepEqual .list (list \"a\" \"b\" \"c\") }}|{{ deepEqual .map (dict \"a\" 1) }}",
+            "true|false",
+        ),
+    ]);
+}
+
+#[test]
+fn sprig_json_and_argo_yaml_functions() {
+    check_go(&[
+        (
+            "{{ toJson .map }}|{{ toJson .list }}|{{ toJson \"<&>\" }}",
+            "{\"a\":1,\"b\":2}|[\"a\",\"b\",\"c\"]|\"\\u003c\\u0026\\u003e\"",
+        ),
+        (
+            "{{ toRawJson \"<&>\" }}|{{ toJson (floor 2.7) }}|{{ toJson .nothing }}",
+            "\"<&>\"|2|null",
+        ),
+        (
+            "{{ toPrettyJson (dict \"a\" (list 1)) }}",
+            "{\n  \"a\": [\n    1\n  ]\n}",
+        ),
+        (
+            "{{ (fromJson \"{\\\"a\\\": {\\\"b\\\": 2}}\").a.b }}|{{ fromJsonArray \"[1,2]\" }}",
+            "2|[1 2]",
+        ),
+        ("{{ toYaml .values }}", "env: prod\nregion: eu-west-1"),
+        ("{{ toYaml .list }}", "- a\n- b\n- c"),
+        (
+            "{{ (fromYaml \"a:\\n  b: [1, 2]\").a.b }}|{{ fromYaml \"\" }}",
+            "[1 2]|map[]",
+        ),
+        (
+            "{{ fromYamlArray \"- x\\n- y\" }}|{{ index (fromYamlArray \"- {a: 1}\") 0 }}",
+            "[x y]|map[a:1]",
+        ),
+        (
+            "{{ range $k, $v := fromYaml \"b: 2\\na: 1\" }}{{ $k }}{{ $v }}{{ end }}",
+            "a1b2",
+        ),
+    ]);
+    check_go_errors(
+        &GO,
+        &[
+            ("{{ fromYaml \"- a\" }}", "not a mapping"),
+            ("{{ fromYamlArray \"a: 1\" }}", "not a sequence"),
+            ("{{ fromYaml \"a: [\" }}", "error converting YAML"),
+            ("{{ fromJson \"{\" }}", "EOF"),
+        ],
+    );
+}
+
+#[test]
+fn sprig_number_functions() {
+    check_go(&[
+        (
+            "{{ add 1 2 3 }}|{{ add1 .n }}|{{ sub 5 2 }}|{{ div 7 2 }}|{{ mod 7 2 }}|{{ mul 2 3 4 }}",
+            "6|4|3|3|1|24",
+        ),
+        (
+            "{{ add \"2\" 1.9 true }}|{{ max 1 5 3 }}|{{ biggest 2 4 }}|{{ min 4 2 8 }}",
+            "4|5|4|2",
+        ),
+        (
+            "{{ floor 1.7 }}|{{ ceil 1.2 }}|{{ round 2.456 2 }}|{{ round 2.5 0 }}|{{ round 2.4 0 }}",
+            "1|2|2.46|3|2",
+        ),
+        (
+            "{{ int \"42\" }}|{{ int 3.9 }}|{{ int64 \"0x10\" }}|{{ float64 \"1.5\" }}|{{ atoi \"12\" }}|{{ atoi \"x\" }}",
+            "42|3|16|1.5|12|0",
+        ),
+        (
+            "{{ addf 1.5 2 }}|{{ add1f 1.5 }}|{{ subf 5 1.5 }}|{{ mulf 1.5 2 }}|{{ divf 1 4 }}|{{ maxf 1 2.5 }}|{{ minf 1 2.5 }}",
+            "3.5|2.5|3.5|3|0.25|2.5|1",
+        ),
+        ("{{ toDecimal \"0777\" }}", "511"),
+        (
+            "{{ until 3 }}|{{ until -2 }}|{{ untilStep 0 10 4 }}|{{ untilStep 5 0 -2 }}",
+            "[0 1 2]|[0 -1]|[0 4 8]|[5 3 1]",
+        ),
+        (
+            "{{ seq 3 }}|{{ seq 2 4 }}|{{ seq 4 2 }}|{{ seq 0 2 6 }}|{{ seq 0 -1 6 }}",
+            "1 2 3|2 3 4|4 3 2|0 2 4 6|",
+        ),
+    ]);
+}
+
+#[test]
+fn sprig_list_functions() {
+    check_go(&[
+        (
+            "{{ list 1 \"a\" }}|{{ tuple }}|{{ first .list }}|{{ last .list }}|{{ first list }}",
+            "[1 a]|[]|a|c|<no value>",
+        ),
+        ("{{ rest .list }}|{{ initial .list }}", "[b c]|[a b]"),
+        (
+            "{{ append .list \"d\" }}|{{ push .list \"d\" }}|{{ prepend .list \"z\" }}|{{ .list }}",
+            "[a b c d]|[a b c d]|[z a b c]|[a b c]",
+        ),
+        (
+            "{{ concat .list .nums (list) }}|{{ uniq (list 1 1 2 1) }}|{{ without .list \"b\" \"c\" }}",
+            "[a b c 3 1 2]|[1 2]|[a]",
+        ),
+        (
+            "{{ has \"b\" .list }}|{{ has \"z\" .list }}|{{ .list | has \"c\" }}",
+            "true|false|true",
+        ),
+        (
+            "{{ compact (list 1 \"\" 0 \"a\" .nothing) }}|{{ reverse .list }}",
+            "[1 a]|[c b a]",
+        ),
+        (
+            "{{ slice .nums 1 }}|{{ mustSlice .nums 0 1 }}|{{ chunk 2 (list 1 2 3) }}",
+            "[1 2]|[3]|[[1 2] [3]]",
+        ),
+    ]);
+    check_go_errors(
+        &GO,
+        &[
+            ("{{ first .name }}", "cannot find first on type string"),
+            ("{{ append .map 1 }}", "cannot append"),
+        ],
+    );
+}
+
+#[test]
+fn sprig_dict_functions() {
+    check_go(&[
+        (
+            "{{ dict \"a\" 1 \"b\" }}|{{ dict }}|{{ get .map \"a\" }}|{{ get .map \"zz\" }}",
+            "map[a:1 b:]|map[]|1|",
+        ),
+        (
+            "{{ $d := dict \"a\" 1 }}{{ $_ := set $d \"b\" 2 }}{{ $d }}",
+            "map[a:1 b:2]",
+        ),
+        (
+            "{{ $d := dict \"a\" 1 \"b\" 2 }}{{ $_ := unset $d \"a\" }}{{ $d }}|{{ hasKey $d \"b\" }}",
+            "map[b:2]|true",
+        ),
+        (
+            "{{ pluck \"a\" (dict \"a\" 1) (dict \"b\" 2) (dict \"a\" 3) }}",
+            "[1 3]",
+        ),
+        (
+            "{{ keys .map }}|{{ keys (dict \"x\" 1) (dict \"y\" 2) }}|{{ values .map }}",
+            "[a b]|[x y]|[1 2]",
+        ),
+        (
+            "{{ pick .map \"a\" }}|{{ omit .map \"a\" }}",
+            "map[a:1]|map[b:2]",
+        ),
+        (
+            "{{ $dst := dict \"a\" 1 \"n\" (dict \"x\" 1) \"e\" \"\" }}{{ $_ := merge $dst (dict \"a\" 2 \"b\" 3 \"e\" \"f\" \"n\" (dict \"x\" 9 \"y\" 2)) }}{{ $dst }}",
+            "map[a:1 b:3 e:f n:map[x:1 y:2]]",
+        ),
+        (
+            "{{ $dst := dict \"a\" 1 \"k\" true \"n\" (dict \"x\" 1) }}{{ $_ := mergeOverwrite $dst (dict \"a\" 2 \"k\" false \"n\" (dict \"x\" 9)) }}{{ $dst }}",
+            "map[a:2 k:false n:map[x:9]]",
+        ),
+        (
+            "{{ dig \"nested\" \"inner\" \"deep\" \"d\" . }}|{{ dig \"nested\" \"nope\" \"d\" . }}",
+            "value|d",
+        ),
+        (
+            "{{ $c := deepCopy .map }}{{ $_ := set $c \"z\" 0 }}{{ .map }} {{ $c }}",
+            "map[a:1 b:2] map[a:1 b:2 z:0]",
+        ),
+    ]);
+}
+
+#[test]
+fn sprig_encoding_and_path_functions() {
+    check_go(&[
+        (
+            "{{ b64enc \"hello\" }}|{{ b64dec \"aGVsbG8=\" }}",
+            "aGVsbG8=|hello",
+        ),
+        (
+            "{{ sha1sum \"abc\" }}",
+            "a9993e364706816aba3e25717850c26c9cd0d89d",
+        ),
+        (
+            "{{ sha256sum \"abc\" }}",
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        ),
+        (
+            "{{ sha512sum \"\" | trunc 16 }}|{{ adler32sum \"Wikipedia\" }}",
+            "cf83e1357eefb8bd|300286872",
+        ),
+        (
+            "{{ base \"a/b/c.yaml\" }}|{{ dir \"a/b/c.yaml\" }}|{{ ext \"a/b/c.yaml\" }}|{{ clean \"a//b/../c/\" }}|{{ isAbs \"/x\" }}",
+            "c.yaml|a/b|.yaml|a/c|true",
+        ),
+        (
+            "{{ base \"\" }}|{{ dir \"file\" }}|{{ clean \"/../a\" }}",
+            ".|.|/a",
+        ),
+    ]);
+}
+
+#[test]
+fn argo_normalize_and_slugify() {
+    let long = "a".repeat(300);
+    let cases: Vec<(String, String)> = vec![
+        (
+            "{{ normalize \"My_App.Name!\" }}".into(),
+            "my-app.name".into(),
+        ),
+        (
+            "{{ normalize \"--Hello World--\" }}".into(),
+            "hello-world".into(),
+        ),
+        ("{{ normalize \".x.\" }}".into(), "x".into()),
+        (
+            format!("{{{{ normalize \"{long}\" | len }}}}"),
+            "253".into(),
+        ),
+        (
+            "{{ slugify \"Hello, World! It's me\" }}".into(),
+            "hello-world-it-s-me".into(),
+        ),
+        // normalize turns `_` into `-` before the slug keeps it.
+        ("{{ slugify \"a.b__c\" }}".into(), "a-b-c".into()),
+        (
+            "{{ slugify 12 \"hello wonderful world\" }}".into(),
+            "hello".into(),
+        ),
+        (
+            "{{ slugify 12 false \"hello wonderful world\" }}".into(),
+            "hello-wonder".into(),
+        ),
+        ("{{ slugify 5 \"abcdefghij\" }}".into(), "abcde".into()),
+        (
+            "{{ slugify 0 \"no limit at all here\" }}".into(),
+            "no-limit-at-all-here".into(),
+        ),
+    ];
+    let data = data();
+    for (template, want) in cases {
+        assert_eq!(
+            render_string(&template, &data, &GO).as_deref(),
+            Ok(want.as_str()),
+            "{template}"
+        );
+    }
+}
+
+#[test]
+fn argo_tpl_renders_a_string_as_a_template() {
+    check_go(&[
+        ("{{ tpl \"{{ .env }}-x\" .values }}", "prod-x"),
+        ("{{ tpl \"[{{ .nope }}]\" .values }}", "[]"),
+    ]);
+    check_go_errors(&GO, &[("{{ tpl \"{{ if }}\" . }}", "missing value for if")]);
+}
