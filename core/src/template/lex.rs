@@ -386,12 +386,9 @@ pub(crate) fn parse_number(text: &str) -> Result<Number, String> {
     if !v.is_finite() || clean.contains(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E') {
         return Err(bad());
     }
-    // Go folds a float constant with an integer value into an int
-    // (`{{ 1e3 }}` prints 1000).
-    if v.fract() == 0.0 && v.abs() < 9.0e15 {
-        let i = v as i64;
-        return Ok(Number::Int(if neg { -i } else { i }));
-    }
+    // A literal with a point or an exponent is a float64, as Go passes it
+    // to an `interface{}` (`{{ 1e6 }}` prints 1e+06); functions that want an
+    // int still take it when it is whole.
     Ok(Number::Float(if neg { -v } else { v }))
 }
 
@@ -460,7 +457,7 @@ mod tests {
             ("0b101", Number::Int(5)),
             ("1_000", Number::Int(1000)),
             ("1.5", Number::Float(1.5)),
-            ("1e3", Number::Int(1000)),
+            ("1e3", Number::Float(1000.0)),
             ("2.5e-1", Number::Float(0.25)),
         ];
         for (text, want) in cases {

@@ -972,9 +972,9 @@ fn adler32(data: &[u8]) -> u32 {
     (b << 16) | a
 }
 
-/// `strings.Title`: upper-cases the first letter of each word, where words
-/// break at anything but letters, digits, `_` and `'`... as Go: at
-/// non-alphanumeric ASCII other than `_`, and at Unicode white space.
+/// `strings.Title`: upper-cases the first letter of each word; as in Go, a
+/// word starts after ASCII other than letters, digits and `_`, or after
+/// Unicode white space.
 fn title(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut prev = ' ';
