@@ -1060,3 +1060,74 @@ fn argo_tpl_renders_a_string_as_a_template() {
     ]);
     check_go_errors(&GO, &[("{{ tpl \"{{ if }}\" . }}", "missing value for if")]);
 }
+
+#[test]
+fn arbitrary_template_text_never_panics() {
+    // Pieces that stress the lexer and parser at their edges; a fixed LCG
+    // keeps the test deterministic without a random-number crate.
+    const PIECES: &[&str] = &[
+        "{{",
+        "}}",
+        "{{- ",
+        " -}}",
+        "-",
+        " ",
+        ".",
+        "a",
+        "$",
+        "$x",
+        ":=",
+        "=",
+        ",",
+        "(",
+        ")",
+        "|",
+        "\"",
+        "`",
+        "'",
+        "\\",
+        "if ",
+        "else ",
+        "end",
+        "range ",
+        "with ",
+        "define ",
+        "template ",
+        "break",
+        "1",
+        "1.5",
+        "0x",
+        "é",
+        "/*",
+        "*/",
+        "printf ",
+        "\"%5.2v\" ",
+        "until 3 ",
+        "index ",
+        "slice ",
+        "substr 1 3 ",
+        "trunc -2 ",
+        "slugify 3 ",
+        ".list ",
+        ".name ",
+        "nil ",
+    ];
+    let data = data();
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    for _ in 0..20_000 {
+        let mut template = String::new();
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        let len = (state >> 59) as usize + 1;
+        for _ in 0..len {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            template.push_str(PIECES[(state >> 33) as usize % PIECES.len()]);
+        }
+        for options in [&FAST, &GO, &GO_STRICT] {
+            let _ = render_string(&template, &data, options);
+        }
+    }
+}
