@@ -345,6 +345,18 @@ impl Plumb {
         Plumb::start_in(work, apps_yaml, options).await
     }
 
+    /// Like [`Plumb::start_watching`] with more `plumb serve` arguments.
+    pub async fn start_watching_with_args(
+        work: &Path,
+        apps_yaml: &str,
+        namespace: &str,
+        args: &[&str],
+    ) -> Result<Plumb> {
+        let mut options = ServeOptions::polling(Some(namespace.to_string()), TEST_POLL_SECONDS);
+        options.extra_args = args.iter().map(|a| a.to_string()).collect();
+        Plumb::start_in(work, apps_yaml, options).await
+    }
+
     async fn start_in(work: &Path, apps_yaml: &str, options: ServeOptions) -> Result<Plumb> {
         let apps_file = work.join("apps.yaml");
         std::fs::write(&apps_file, apps_yaml)?;

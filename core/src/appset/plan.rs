@@ -372,15 +372,16 @@ mod tests {
         // Existing: a (unchanged), b (changed), c (gone); desired adds d.
         let have = existing(&[("a", "a", true), ("b", "old", true), ("c", "c", true)]);
         let want = || vec![app("a", "a"), app("b", "new"), app("d", "d")];
-        // (policy, create, update, delete, kept, not updated)
-        let cases: [(
+        /// (policy, create, update, delete, kept, not updated)
+        type Case = (
             ApplicationsSync,
-            &[&str],
-            &[&str],
-            &[&str],
-            &[&str],
-            &[&str],
-        ); 4] = [
+            &'static [&'static str],
+            &'static [&'static str],
+            &'static [&'static str],
+            &'static [&'static str],
+            &'static [&'static str],
+        );
+        let cases: [Case; 4] = [
             (Sync, &["d"], &["b"], &["c"], &[], &[]),
             (CreateOnly, &["d"], &[], &[], &["c"], &["b"]),
             (CreateUpdate, &["d"], &["b"], &[], &["c"], &[]),

@@ -1,0 +1,688 @@
+//! End-to-end: ApplicationSets on the real control plane with real git
+//! repositories. Each test runs its own `plumb serve`, managing a namespace
+//! of its own, and deploys into another.
+
+mod support;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use serde_json::{Value, json};
+use support::{GitRepo, Plumb, TestNamespace, eventually, get_object, resource};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn applications() -> kube::core::ApiResource {
+    resource("argoproj.io", "v1alpha1", "Application", "applications")
+}
+
+fn appsets() -> kube::core::ApiResource {
+    resource(
+        "argoproj.io",
+        "v1alpha1",
+        "ApplicationSet",
+        "applicationsets",
+    )
+}
+
+/// Creates or replaces an ApplicationSet object (server-side apply).
+async fn apply_appset(ns: &str, yaml: &str) -> Result<()> {
+    let value: Value = serde_yaml::from_str(yaml)?;
+    let name = value["metadata"]["name"]
+        .as_str()
+        .context("a name")?
+        .to_string();
+    let api: Api<DynamicObject> = Api::namespaced_with(support::client().await, ns, &appsets());
+    api.patch(
+        &name,
+        &PatchParams::apply("test").force(),
+        &Patch::Apply(&value),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The names of the Application objects in `ns` that `appset` generated.
+async fn generated(ns: &str, appset: &str) -> Result<Vec<String>> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(support::client().await, ns, &applications());
+    let list = api
+        .list(
+            &kube::api::ListParams::default().labels(&format!("plumb.dev/applicationset={appset}")),
+        )
+        .await?;
+    let mut names: Vec<String> = list
+        .items
+        .into_iter()
+        .filter(|o| o.metadata.deletion_timestamp.is_none())
+        .filter_map(|o| o.metadata.name)
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Waits until `appset` has generated exactly `want`.
+async fn wait_generated(ns: &str, appset: &str, want: &[&str]) -> Result<()> {
+    eventually(&format!("{appset} generates {want:?}"), WAIT, || async {
+        let names = generated(ns, appset).await?;
+        Ok((names == want).then_some(()))
+    })
+    .await
+}
+
+/// The `status` and `message` of one condition of an ApplicationSet, as
+/// the API shows it.
+async fn condition(plumb: &Plumb, appset: &str, type_: &str) -> Result<Option<(String, String)>> {
+    let set = plumb
+        .get(&format!("/api/v1/applicationsets/{appset}"))
+        .await?;
+    Ok(set
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == type_)
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or_default().to_string(),
+                c["message"].as_str().unwrap_or_default().to_string(),
+            )
+        }))
+}
+
+/// Waits until a condition of `appset` is `True` with a message holding
+/// `needle`; returns the message.
+async fn wait_condition(plumb: &Plumb, appset: &str, type_: &str, needle: &str) -> Result<String> {
+    eventually(
+        &format!("{appset} has {type_} ({needle})"),
+        WAIT,
+        || async {
+            Ok(condition(plumb, appset, type_)
+                .await?
+                .filter(|(status, message)| status == "True" && message.contains(needle))
+                .map(|(_, message)| message))
+        },
+    )
+    .await
+}
+
+/// A repository with a ConfigMap in `apps/<name>/` for each name.
+fn repo_with_apps(names: &[&str]) -> Result<GitRepo> {
+    let repo = GitRepo::new(None)?;
+    for name in names {
+        write_app(&repo, name)?;
+    }
+    repo.commit("apps")?;
+    Ok(repo)
+}
+
+fn write_app(repo: &GitRepo, name: &str) -> Result<()> {
+    repo.write(
+        &format!("apps/{name}/cm.yaml"),
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{name}\ndata:\n  app: {name}\n"
+        ),
+    )
+}
+
+async fn configmap_exists(ns: &str, name: &str) -> Result<bool> {
+    Ok(
+        get_object(&resource("", "v1", "ConfigMap", "configmaps"), ns, name)
+            .await?
+            .is_some(),
+    )
+}
+
+#[tokio::test]
+async fn a_matrix_of_git_directories_and_a_list_deploys_and_follows_commits() -> Result<()> {
+    let apps_ns = TestNamespace::new("as-dirs").await;
+    apps_ns.create().await?;
+    let dest = TestNamespace::new("as-dirs-dest").await;
+    dest.create().await?;
+    let repo = repo_with_apps(&["a", "b"])?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start_watching(work.path(), "", &apps_ns.name).await?;
+    apply_appset(
+        &apps_ns.name,
+        &format!(
+            r#"
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {{name: dirs}}
+spec:
+  generators:
+  - matrix:
+      generators:
+      - git:
+          repoURL: {repo}
+          revision: main
+          directories: [{{path: 'apps/*'}}]
+      - list:
+          elements: [{{env: one}}]
+  template:
+    metadata: {{name: '{{{{path.basename}}}}-{{{{env}}}}', labels: {{env: '{{{{env}}}}'}}}}
+    spec:
+      project: default
+      source: {{repoURL: '{repo}', targetRevision: main, path: '{{{{path}}}}'}}
+      destination: {{server: 'https://kubernetes.default.svc', namespace: {dest}}}
+      syncPolicy: {{automated: {{prune: true}}}}
+"#,
+            repo = repo.url(),
+            dest = dest.name
+        ),
+    )
+    .await?;
+    wait_generated(&apps_ns.name, "dirs", &["a-one", "b-one"]).await?;
+    plumb
+        .wait_status("a-one", "Synced", Some("Healthy"))
+        .await?;
+    plumb
+        .wait_status("b-one", "Synced", Some("Healthy"))
+        .await?;
+    assert!(configmap_exists(&dest.name, "cm-a").await?);
+    assert!(configmap_exists(&dest.name, "cm-b").await?);
+    // The generated objects carry the owner reference and the finalizer.
+    let a = get_object(&applications(), &apps_ns.name, "a-one")
+        .await?
+        .context("a-one exists")?;
+    assert_eq!(
+        a["metadata"]["ownerReferences"][0]["kind"],
+        "ApplicationSet"
+    );
+    assert_eq!(a["metadata"]["ownerReferences"][0]["name"], "dirs");
+    assert_eq!(
+        a["metadata"]["finalizers"],
+        json!(["resources-finalizer.argocd.argoproj.io"])
+    );
+    assert_eq!(a["metadata"]["labels"]["env"], "one");
+    wait_condition(&plumb, "dirs", "ResourcesUpToDate", "successfully").await?;
+    let set = eventually(
+        "the status lists both applications Synced",
+        WAIT,
+        || async {
+            let set = plumb.get("/api/v1/applicationsets/dirs").await?;
+            let synced = set
+                .pointer("/status/resources")
+                .and_then(Value::as_array)
+                .is_some_and(|r| r.len() == 2 && r.iter().all(|r| r["status"] == "Synced"));
+            Ok(synced.then_some(set))
+        },
+    )
+    .await?;
+    assert_eq!(set["status"]["resources"][0]["kind"], "Application");
+    let listed = plumb.get("/api/v1/applicationsets").await?;
+    assert_eq!(listed["items"][0]["metadata"]["name"], "dirs");
+
+    // A new folder is a new application; a removed one is deleted (one of
+    // three is under the share that is held).
+    write_app(&repo, "c")?;
+    repo.commit("add c")?;
+    wait_generated(&apps_ns.name, "dirs", &["a-one", "b-one", "c-one"]).await?;
+    plumb
+        .wait_status("c-one", "Synced", Some("Healthy"))
+        .await?;
+    repo.git(&["rm", "-r", "-q", "apps/a"])?;
+    repo.commit("remove a")?;
+    wait_generated(&apps_ns.name, "dirs", &["b-one", "c-one"]).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn go_templates_template_patch_and_missing_keys() -> Result<()> {
+    let apps_ns = TestNamespace::new("as-go").await;
+    apps_ns.create().await?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start_watching(work.path(), "", &apps_ns.name).await?;
+    let set = |options: &str, element_key: &str| {
+        format!(
+            r#"
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {{name: go}}
+spec:
+  goTemplate: true
+  goTemplateOptions: [{options}]
+  generators:
+  - list:
+      elements:
+      - {{name: Web_Front, team: {{lead: ana}}, replicas: 2}}
+      - {{name: api, team: {{lead: bo}}, replicas: 1}}
+  template:
+    metadata:
+      name: '{{{{ .name | normalize }}}}-{{{{ .{element_key} }}}}'
+      annotations: {{lead: '{{{{ .team.lead | upper }}}}'}}
+    spec:
+      project: default
+      source: {{repoURL: 'https://example.invalid/repo.git', path: '{{{{ printf "apps/%s" (.name | lower) }}}}'}}
+      destination: {{server: 'https://kubernetes.default.svc', namespace: '{{{{ .name | slugify }}}}'}}
+  templatePatch: |
+    {{{{- if gt (int .replicas) 1 }}}}
+    metadata:
+      labels: {{scaled: "true"}}
+    spec:
+      syncPolicy: {{syncOptions: [CreateNamespace=true]}}
+    {{{{- end }}}}
+"#
+        )
+    };
+    apply_appset(&apps_ns.name, &set("missingkey=error", "replicas")).await?;
+    wait_generated(&apps_ns.name, "go", &["api-1", "web-front-2"]).await?;
+    let web = get_object(&applications(), &apps_ns.name, "web-front-2")
+        .await?
+        .context("web-front-2")?;
+    assert_eq!(web["metadata"]["annotations"]["lead"], "ANA");
+    assert_eq!(web["metadata"]["labels"]["scaled"], "true");
+    assert_eq!(web["spec"]["source"]["path"], "apps/web_front");
+    assert_eq!(web["spec"]["destination"]["namespace"], "web-front");
+    assert_eq!(
+        web["spec"]["syncPolicy"]["syncOptions"],
+        json!(["CreateNamespace=true"])
+    );
+    let api = get_object(&applications(), &apps_ns.name, "api-1")
+        .await?
+        .context("api-1")?;
+    assert!(api["metadata"]["labels"].get("scaled").is_none());
+
+    // A key the parameters lack is an error under missingkey=error, and an
+    // error changes nothing.
+    apply_appset(&apps_ns.name, &set("missingkey=error", "nope")).await?;
+    let message = wait_condition(&plumb, "go", "ErrorOccurred", "nope").await?;
+    assert!(message.contains("map has no entry"), "{message}");
+    assert_eq!(
+        generated(&apps_ns.name, "go").await?,
+        ["api-1", "web-front-2"]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn merge_of_clusters_and_a_list_and_the_git_files_generator() -> Result<()> {
+    let apps_ns = TestNamespace::new("as-merge").await;
+    apps_ns.create().await?;
+    let work = tempfile::tempdir()?;
+    // A cluster Secret, as Argo CD keeps them.
+    let secrets: Api<DynamicObject> = Api::namespaced_with(
+        support::client().await,
+        &apps_ns.name,
+        &resource("", "v1", "Secret", "secrets"),
+    );
+    let secret: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "staging", "labels": {"argocd.argoproj.io/secret-type": "cluster", "env": "staging"}},
+        "stringData": {"name": "staging", "server": "https://staging.example:6443", "config": "{\"bearerToken\": \"s3cret\"}"}
+    }))?;
+    secrets.create(&Default::default(), &secret).await?;
+    let repo = GitRepo::new(None)?;
+    repo.write(
+        "config/dev/config.json",
+        r#"{"env": "dev", "owner": {"team": "a"}}"#,
+    )?;
+    repo.write(
+        "config/prod/config.yaml",
+        "- env: prod\n  owner: {team: b}\n- env: prod-eu\n  owner: {team: c}\n",
+    )?;
+    repo.commit("config")?;
+    let plumb = Plumb::start_watching(work.path(), "", &apps_ns.name).await?;
+    apply_appset(
+        &apps_ns.name,
+        r#"
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {name: merged}
+spec:
+  generators:
+  - merge:
+      mergeKeys: [name]
+      generators:
+      - clusters: {values: {tier: basic}}
+      - list:
+          elements: [{name: staging, values.tier: gold}]
+  template:
+    metadata: {name: 'm-{{nameNormalized}}', annotations: {tier: '{{values.tier}}', server: '{{server}}'}}
+    spec:
+      project: default
+      source: {repoURL: 'https://example.invalid/repo.git', path: apps}
+      destination: {server: '{{server}}', namespace: default}
+"#,
+    )
+    .await?;
+    wait_generated(&apps_ns.name, "merged", &["m-in-cluster", "m-staging"]).await?;
+    let staging = get_object(&applications(), &apps_ns.name, "m-staging")
+        .await?
+        .context("m-staging")?;
+    assert_eq!(staging["metadata"]["annotations"]["tier"], "gold");
+    assert_eq!(
+        staging["metadata"]["annotations"]["server"],
+        "https://staging.example:6443"
+    );
+    let local = get_object(&applications(), &apps_ns.name, "m-in-cluster")
+        .await?
+        .context("m-in-cluster")?;
+    assert_eq!(local["metadata"]["annotations"]["tier"], "basic");
+    // The Secret's token is nowhere in what Plumb serves.
+    let text = plumb
+        .get("/api/v1/applicationsets/merged")
+        .await?
+        .to_string();
+    assert!(!text.contains("s3cret"));
+
+    apply_appset(
+        &apps_ns.name,
+        &format!(
+            r#"
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {{name: files}}
+spec:
+  generators:
+  - git:
+      repoURL: {repo}
+      revision: main
+      files: [{{path: 'config/**/config.*'}}]
+  template:
+    metadata: {{name: 'f-{{{{env}}}}', labels: {{team: '{{{{owner.team}}}}', folder: '{{{{path.basename}}}}'}}}}
+    spec:
+      project: default
+      source: {{repoURL: '{repo}', path: '{{{{path}}}}'}}
+      destination: {{server: 'https://kubernetes.default.svc', namespace: default}}
+"#,
+            repo = repo.url()
+        ),
+    )
+    .await?;
+    wait_generated(&apps_ns.name, "files", &["f-dev", "f-prod", "f-prod-eu"]).await?;
+    let eu = get_object(&applications(), &apps_ns.name, "f-prod-eu")
+        .await?
+        .context("f-prod-eu")?;
+    assert_eq!(eu["metadata"]["labels"]["team"], "c");
+    assert_eq!(eu["metadata"]["labels"]["folder"], "prod");
+    assert_eq!(eu["spec"]["source"]["path"], "config/prod");
+    Ok(())
+}
+
+/// An ApplicationSet over a list with a policy of its own.
+fn list_set(name: &str, policy: &str, elements: &[(&str, &str)]) -> String {
+    let elements: Vec<Value> = elements
+        .iter()
+        .map(|(n, v)| json!({"n": n, "v": v}))
+        .collect();
+    let set = json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet",
+        "metadata": {"name": name},
+        "spec": {
+            "syncPolicy": {"applicationsSync": policy},
+            "generators": [{"list": {"elements": elements}}],
+            "template": {
+                "metadata": {"name": format!("{name}-{{{{n}}}}")},
+                "spec": {"project": "default",
+                         "source": {"repoURL": "https://example.invalid/repo.git", "path": "{{v}}"},
+                         "destination": {"server": "https://kubernetes.default.svc", "namespace": "default"}}
+            }
+        }
+    });
+    serde_yaml::to_string(&set).expect("JSON is YAML")
+}
+
+async fn path_of(ns: &str, app: &str) -> Result<String> {
+    let app = get_object(&applications(), ns, app)
+        .await?
+        .with_context(|| format!("{app} exists"))?;
+    Ok(app["spec"]["source"]["path"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string())
+}
+
+#[tokio::test]
+async fn each_applications_sync_policy_creates_updates_and_deletes_what_it_allows() -> Result<()> {
+    let apps_ns = TestNamespace::new("as-policy").await;
+    apps_ns.create().await?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start_watching_with_args(
+        work.path(),
+        "",
+        &apps_ns.name,
+        &["--appset-policy-override"],
+    )
+    .await?;
+    // (policy, updates, deletes)
+    let cases = [
+        ("create-only", false, false),
+        ("create-update", true, false),
+        ("create-delete", false, true),
+        ("sync", true, true),
+    ];
+    for (policy, _, _) in cases {
+        apply_appset(
+            &apps_ns.name,
+            &list_set(policy, policy, &[("a", "v1"), ("b", "v1"), ("c", "v1")]),
+        )
+        .await?;
+    }
+    for (policy, _, _) in cases {
+        let all = [
+            format!("{policy}-a"),
+            format!("{policy}-b"),
+            format!("{policy}-c"),
+        ];
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        wait_generated(&apps_ns.name, policy, &all).await?;
+    }
+    // Change a, drop c.
+    for (policy, _, _) in cases {
+        apply_appset(
+            &apps_ns.name,
+            &list_set(policy, policy, &[("a", "v2"), ("b", "v1")]),
+        )
+        .await?;
+    }
+    for (policy, updates, deletes) in cases {
+        // The pass has run when the condition says so.
+        eventually(&format!("{policy} has run its pass"), WAIT, || async {
+            let names = generated(&apps_ns.name, policy).await?;
+            let a = path_of(&apps_ns.name, &format!("{policy}-a")).await?;
+            let done = (!deletes || names.len() == 2) && (!updates || a == "v2");
+            Ok(done.then_some(()))
+        })
+        .await?;
+    }
+    // Passes run again on the poll interval: what a policy forbids stays
+    // forbidden.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for (policy, updates, deletes) in cases {
+        let names = generated(&apps_ns.name, policy).await?;
+        assert_eq!(
+            names.len(),
+            if deletes { 2 } else { 3 },
+            "{policy}: {names:?}"
+        );
+        let a = path_of(&apps_ns.name, &format!("{policy}-a")).await?;
+        assert_eq!(a, if updates { "v2" } else { "v1" }, "{policy}");
+    }
+    drop(plumb);
+    Ok(())
+}
+
+#[tokio::test]
+async fn generator_errors_and_a_drop_to_zero_delete_nothing_until_confirmed() -> Result<()> {
+    let apps_ns = TestNamespace::new("as-safe").await;
+    apps_ns.create().await?;
+    let repo = repo_with_apps(&["a", "b"])?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start_watching(work.path(), "", &apps_ns.name).await?;
+    let set = |revision: &str, glob: &str| {
+        format!(
+            r#"
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {{name: safe}}
+spec:
+  generators:
+  - git: {{repoURL: '{repo}', revision: {revision}, directories: [{{path: '{glob}'}}]}}
+  template:
+    metadata: {{name: 's-{{{{path.basename}}}}'}}
+    spec:
+      project: default
+      source: {{repoURL: '{repo}', path: '{{{{path}}}}'}}
+      destination: {{server: 'https://kubernetes.default.svc', namespace: default}}
+"#,
+            repo = repo.url()
+        )
+    };
+    apply_appset(&apps_ns.name, &set("main", "apps/*")).await?;
+    wait_generated(&apps_ns.name, "safe", &["s-a", "s-b"]).await?;
+
+    // A revision that does not exist: an error, nothing deleted.
+    apply_appset(&apps_ns.name, &set("no-such-branch", "apps/*")).await?;
+    wait_condition(&plumb, "safe", "ErrorOccurred", "no-such-branch").await?;
+    assert_eq!(generated(&apps_ns.name, "safe").await?, ["s-a", "s-b"]);
+
+    // A glob that matches nothing would delete every application: held.
+    apply_appset(&apps_ns.name, &set("main", "renamed/*")).await?;
+    let message = wait_condition(&plumb, "safe", "DeletionHeld", "would delete 2 of the 2").await?;
+    assert_eq!(generated(&apps_ns.name, "safe").await?, ["s-a", "s-b"]);
+    let token = message
+        .split("plumb.dev/confirm-deletion=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .context("the condition names the token")?
+        .to_string();
+    // A wrong token confirms nothing.
+    let (status, _) = plumb
+        .post(
+            "/api/v1/applicationsets/safe/confirm-deletion",
+            json!({"token": "0000"}),
+        )
+        .await?;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(generated(&apps_ns.name, "safe").await?, ["s-a", "s-b"]);
+    let (status, body) = plumb
+        .post(
+            "/api/v1/applicationsets/safe/confirm-deletion",
+            json!({"token": token}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    wait_generated(&apps_ns.name, "safe", &[]).await?;
+    let (status, _) = plumb
+        .post(
+            "/api/v1/applicationsets/nope/confirm-deletion",
+            json!({"token": "x"}),
+        )
+        .await?;
+    assert_eq!(status, 404);
+    Ok(())
+}
+
+#[tokio::test]
+async fn duplicate_generated_names_and_unsupported_generators_create_nothing() -> Result<()> {
+    let apps_ns = TestNamespace::new("as-dup").await;
+    apps_ns.create().await?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start_watching(work.path(), "", &apps_ns.name).await?;
+    apply_appset(
+        &apps_ns.name,
+        &list_set("dup", "sync", &[("a", "v1"), ("a", "v2"), ("b", "v1")]),
+    )
+    .await?;
+    wait_condition(
+        &plumb,
+        "dup",
+        "ErrorOccurred",
+        "two generated applications are named",
+    )
+    .await?;
+    apply_appset(
+        &apps_ns.name,
+        r#"
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {name: scm}
+spec:
+  generators:
+  - scmProvider: {github: {organization: example}}
+  template: {metadata: {name: x}, spec: {}}
+"#,
+    )
+    .await?;
+    wait_condition(&plumb, "scm", "ErrorOccurred", "scmProvider").await?;
+    assert!(generated(&apps_ns.name, "dup").await?.is_empty());
+    assert!(generated(&apps_ns.name, "scm").await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn appset_generate_prints_applications_offline_and_a_plan_from_a_server() -> Result<()> {
+    let apps_ns = TestNamespace::new("as-cli").await;
+    apps_ns.create().await?;
+    let work = tempfile::tempdir()?;
+    let repo = repo_with_apps(&["a", "b"])?;
+    let file = work.path().join("set.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {{name: cli}}
+spec:
+  generators:
+  - git: {{repoURL: '{repo}', revision: main, directories: [{{path: 'apps/*'}}]}}
+  template:
+    metadata: {{name: 'cli-{{{{path.basename}}}}'}}
+    spec:
+      project: default
+      source: {{repoURL: '{repo}', path: '{{{{path}}}}'}}
+      destination: {{server: 'https://kubernetes.default.svc', namespace: default}}
+"#,
+            repo = repo.url()
+        ),
+    )?;
+    let plumb_bin = env!("CARGO_BIN_EXE_plumb");
+    let run = |args: &[&str]| -> Result<String> {
+        let out = std::process::Command::new(plumb_bin)
+            .args(args)
+            .env_remove("PLUMB_SERVER")
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "plumb {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?)
+    };
+    let data = work.path().join("cache");
+    let data = data.to_str().context("utf-8 path")?;
+    let offline = run(&[
+        "appset",
+        "generate",
+        file.to_str().context("path")?,
+        "--data-dir",
+        data,
+    ])?;
+    assert!(
+        offline.contains("name: cli-a") && offline.contains("name: cli-b"),
+        "{offline}"
+    );
+    assert!(offline.contains("path: apps/b"), "{offline}");
+
+    let plumb = Plumb::start_watching(work.path(), "", &apps_ns.name).await?;
+    let preview = run(&[
+        "appset",
+        "generate",
+        file.to_str().context("path")?,
+        "--server",
+        &plumb.url,
+    ])?;
+    assert!(
+        preview.contains("cli-a") && preview.contains("create"),
+        "{preview}"
+    );
+    // The preview changed nothing.
+    assert!(generated(&apps_ns.name, "cli").await?.is_empty());
+    let listed = run(&["appset", "list", "--server", &plumb.url])?;
+    assert!(listed.contains("NAME"), "{listed}");
+    Ok(())
+}
