@@ -21,6 +21,7 @@ pub mod model;
 pub mod params;
 pub mod plan;
 pub mod render;
+pub mod rollout;
 pub mod selector;
 #[cfg(test)]
 mod tests;
