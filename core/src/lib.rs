@@ -16,6 +16,7 @@
 //! and re-exports its modules under the same names.
 
 pub mod appset;
+pub mod cascade;
 pub mod decide;
 pub mod diff;
 pub mod health;

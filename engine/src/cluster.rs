@@ -274,8 +274,25 @@ impl Cluster {
         key: &ResourceKey,
         uid: Option<&str>,
     ) -> Result<(), ClusterError> {
+        self.delete_with(kind, key, uid, PropagationPolicy::Background)
+            .await
+    }
+
+    /// Like [`Cluster::delete`], with the given propagation: `Foreground`
+    /// keeps the object (with a `deletionTimestamp`) until the garbage
+    /// collector has deleted its dependents.
+    ///
+    /// # Errors
+    /// As [`Cluster::delete`].
+    pub async fn delete_with(
+        &self,
+        kind: &Kind,
+        key: &ResourceKey,
+        uid: Option<&str>,
+        propagation: PropagationPolicy,
+    ) -> Result<(), ClusterError> {
         let params = DeleteParams {
-            propagation_policy: Some(PropagationPolicy::Background),
+            propagation_policy: Some(propagation),
             preconditions: uid.filter(|u| !u.is_empty()).map(|uid| Preconditions {
                 uid: Some(uid.to_string()),
                 resource_version: None,

@@ -12,7 +12,8 @@
 //! around them: git, Kubernetes, disk and the clock.
 
 pub use plumb_core::{
-    appset, decide, diff, health, helm, kustomize, model, plan, render, repo_path, template,
+    appset, cascade, decide, diff, health, helm, kustomize, model, plan, render, repo_path,
+    template,
 };
 
 pub mod cluster;

@@ -17,6 +17,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::cascade::HELM_RESOURCE_POLICY;
 use crate::cluster::Kind;
 use crate::diff;
 use crate::health;
@@ -38,6 +39,8 @@ pub struct Live {
     uid: Box<str>,
     created_at: Option<Box<str>>,
     sync_options: Option<Box<str>>,
+    resource_policy: Option<Box<str>>,
+    deleting: bool,
     health: Option<Health>,
     fingerprint: u64,
 }
@@ -61,6 +64,10 @@ impl Live {
                 .and_then(Value::as_str)
                 .map(Into::into),
             sync_options: annotation(object, SYNC_OPTIONS_ANNOTATION).map(Into::into),
+            resource_policy: annotation(object, HELM_RESOURCE_POLICY).map(Into::into),
+            deleting: object
+                .pointer("/metadata/deletionTimestamp")
+                .is_some_and(|t| !t.is_null()),
             health: health::health_of(object),
             fingerprint: diff::fingerprint(object),
         }
@@ -94,6 +101,16 @@ impl Live {
     /// Its `argocd.argoproj.io/sync-options` annotation.
     pub fn sync_options(&self) -> Option<&str> {
         self.sync_options.as_deref()
+    }
+
+    /// Its `helm.sh/resource-policy` annotation.
+    pub fn resource_policy(&self) -> Option<&str> {
+        self.resource_policy.as_deref()
+    }
+
+    /// Whether it has a `deletionTimestamp` (it is going).
+    pub fn deleting(&self) -> bool {
+        self.deleting
     }
 
     /// Its health, where Plumb knows how to assess its kind.

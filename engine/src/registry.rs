@@ -2,7 +2,8 @@
 //! multi-document YAML (watched with notify), and `Application` objects in
 //! Plumb's namespace (watched through the API). The files report the full
 //! set they hold; the cluster reports its full set after each (re)list and
-//! then one application per change of its spec, labels or annotations, so
+//! then one application per change of its spec, labels, annotations,
+//! finalizers or deletion timestamp, so
 //! that a status write (Plumb's own, among others) costs nothing. Updates
 //! wait in [`Updates`], which is bounded and coalescing.
 //!
@@ -593,13 +594,89 @@ pub fn application_resource() -> ApiResource {
 }
 
 /// What makes an Application object worth reading again: its generation
-/// (bumped by spec changes, not by status writes), labels and annotations.
+/// (bumped by spec changes, not by status writes), labels, annotations,
+/// and whether it is being deleted and with which finalizers (a deletion
+/// changes neither the generation nor the spec, and must stop its syncs and
+/// start its cascade at once).
 fn fingerprint(object: &DynamicObject) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     object.metadata.generation.hash(&mut h);
     object.metadata.labels.hash(&mut h);
     object.metadata.annotations.hash(&mut h);
+    object
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .map(|t| t.0.to_string())
+        .hash(&mut h);
+    object.metadata.finalizers.hash(&mut h);
     h.finish()
+}
+
+/// The error of [`remove_resources_finalizers`].
+#[derive(Debug, thiserror::Error)]
+#[error("cannot remove the resources finalizer of Application {namespace}/{name}: {source}")]
+pub struct FinalizerError {
+    /// The Application's namespace.
+    pub namespace: String,
+    /// The Application's name.
+    pub name: String,
+    /// What the API server said (a 422 when the finalizers changed between
+    /// the read and the patch: read again and retry).
+    #[source]
+    pub source: kube::Error,
+}
+
+/// Removes the resources finalizers (every variant) from an Application
+/// object, and nothing else: the object is read, and a JSON patch removes
+/// each of them by index after a `test` that the index still holds it, so
+/// another controller's finalizer added or removed meanwhile makes the
+/// patch fail rather than be dropped. Returns whether the object still
+/// exists.
+///
+/// # Errors
+/// When the read or the patch fails (also when the finalizers changed in
+/// between: the caller retries).
+pub async fn remove_resources_finalizers(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<bool, FinalizerError> {
+    let error = |source| FinalizerError {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        source,
+    };
+    let api: Api<DynamicObject> = Api::namespaced_with(client, namespace, &application_resource());
+    let Some(object) = api.get_opt(name).await.map_err(error)? else {
+        return Ok(false);
+    };
+    let finalizers = object.metadata.finalizers.unwrap_or_default();
+    let mut operations = Vec::new();
+    // From the last index down, so each removal leaves the earlier
+    // indexes as they were read.
+    for (i, f) in finalizers.iter().enumerate().rev() {
+        if crate::cascade::is_resources_finalizer(f) {
+            let path = format!("/metadata/finalizers/{i}");
+            operations.push(serde_json::json!({"op": "test", "path": path, "value": f}));
+            operations.push(serde_json::json!({"op": "remove", "path": path}));
+        }
+    }
+    if operations.is_empty() {
+        return Ok(true);
+    }
+    let patch = kube::api::Patch::Json::<()>(
+        serde_json::from_value(Value::Array(operations))
+            .expect("test and remove operations are a valid JSON patch"),
+    );
+    match api
+        .patch(name, &kube::api::PatchParams::default(), &patch)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(e) => Err(error(e)),
+    }
 }
 
 /// Decodes an Application object; a broken one is logged and skipped.
@@ -965,6 +1042,18 @@ mod tests {
         assert_ne!(
             first,
             fingerprint(&object(1, serde_json::json!({"team": "b"}), "Synced"))
+        );
+        let mut deleting = object(1, serde_json::json!({"team": "a"}), "Synced");
+        deleting.metadata.finalizers = Some(vec![crate::cascade::RESOURCES_FINALIZER.into()]);
+        let with_finalizer = fingerprint(&deleting);
+        assert_ne!(first, with_finalizer, "a finalizer counts");
+        deleting.metadata.deletion_timestamp = Some(
+            serde_json::from_value(serde_json::json!("2026-01-01T00:00:00Z")).expect("a timestamp"),
+        );
+        assert_ne!(
+            with_finalizer,
+            fingerprint(&deleting),
+            "a deletion counts: it arrives as an update"
         );
     }
 

@@ -24,10 +24,11 @@ pub struct SyncOutcome {
     pub resources: Vec<ResourceResult>,
     /// The first failures, in a sentence; empty when all succeeded.
     pub failure: Option<String>,
-    /// The `resourceVersion` each applied object had in the apply response.
-    /// That response is the state a dry run would predict, so the caller
-    /// can record these objects as in sync without asking again.
-    pub applied: Vec<(ResourceKey, String)>,
+    /// The `resourceVersion` each applied object had in the apply response,
+    /// and the [`crate::diff::fingerprint`] of that response. That response
+    /// is the state a dry run would predict, so the caller can record these
+    /// objects as in sync without asking again.
+    pub applied: Vec<(ResourceKey, String, u64)>,
     /// The sync was terminated before it ended.
     pub terminated: bool,
 }
@@ -110,7 +111,7 @@ async fn run_step(
                     applied_version = applied
                         .pointer("/metadata/resourceVersion")
                         .and_then(Value::as_str)
-                        .map(str::to_string);
+                        .map(|v| (v.to_string(), crate::diff::fingerprint(&applied)));
                     live.observe_applied(api_version, &key.kind, &applied);
                     // Its custom resources come in a later stage.
                     if kind.resource.kind == "CustomResourceDefinition"
@@ -152,8 +153,9 @@ async fn run_step(
     (result, applied_version)
 }
 
-/// A step's result and, for an apply, the applied `resourceVersion`.
-type StepResult = (ResourceResult, Option<String>);
+/// A step's result and, for an apply, the applied `resourceVersion` and
+/// fingerprint.
+type StepResult = (ResourceResult, Option<(String, u64)>);
 
 /// Runs a step unless the sync was terminated; abandons it when the sync is
 /// terminated while it runs.
@@ -212,8 +214,8 @@ pub async fn execute(
             if r.status == "SyncFailed" {
                 failed.push(format!("{} {}: {}", r.kind, r.name, r.message));
             }
-            if let (Step::Apply { key, .. }, Some(version)) = (step, version) {
-                outcome.applied.push((key.clone(), version));
+            if let (Step::Apply { key, .. }, Some((version, print))) = (step, version) {
+                outcome.applied.push((key.clone(), version, print));
             }
             outcome.resources.push(r);
         }

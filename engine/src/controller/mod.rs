@@ -45,6 +45,7 @@ use crate::sync;
 mod appsets;
 mod clock;
 mod delay;
+mod deletion;
 mod error;
 mod fetch;
 mod manifests;

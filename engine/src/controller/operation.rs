@@ -126,10 +126,10 @@ impl Inner {
                 // comparison after the sync needs no request for these.
                 let by_key: BTreeMap<&ResourceKey, &Value> =
                     desired.iter().map(|d| (&d.key, &d.object)).collect();
-                for (key, version) in outcome.applied {
+                for (key, version, print) in outcome.applied {
                     if let Some(object) = by_key.get(&key) {
                         let hash = hash_json(object);
-                        work.compared.insert(key, (hash, version, false));
+                        work.compared.insert(key, (hash, version, print, false));
                     }
                 }
                 match outcome.failure {
@@ -196,6 +196,11 @@ impl Inner {
         let slot = self
             .slot(name)
             .ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
+        if slot.deleting() {
+            return Err(ServiceError::BadRequest(format!(
+                "application {name} is being deleted; it is not synced any more"
+            )));
+        }
         op.id = self.operation_ids.fetch_add(1, Ordering::Relaxed) + 1;
         op.started_at = now_precise();
         let state = OperationState {

@@ -42,6 +42,35 @@ fn metadata_map<'a>(
         })
 }
 
+/// Application objects among an application's desired objects (app of
+/// apps) that Plumb will not manage: they are applied like any object, but
+/// only Application objects in the namespace Plumb watches (`--namespace`;
+/// none with `--no-cluster-apps`) are reconciled. One warning condition
+/// each, in the spirit of Argo CD's "application destination namespace is
+/// not permitted".
+fn unmanaged_children(prepared: &[Prepared], managed: Option<&str>) -> Vec<Condition> {
+    prepared
+        .iter()
+        .filter(|p| p.key.group == "argoproj.io" && p.key.kind == "Application")
+        .filter(|p| managed != Some(p.key.namespace.as_str()))
+        .map(|p| {
+            let why = match managed {
+                Some(ns) => format!(
+                    "Plumb manages Application objects in namespace {ns} only (--namespace)"
+                ),
+                None => "Plumb does not watch Application objects (--no-cluster-apps)".to_string(),
+            };
+            condition(
+                "UnmanagedApplicationWarning",
+                format!(
+                    "child Application {}/{} is applied as a plain object but not managed: {why}",
+                    p.key.namespace, p.key.name
+                ),
+            )
+        })
+        .collect()
+}
+
 impl Inner {
     /// Compares an application and syncs it when asked or when its policy
     /// says so; publishes the result.
@@ -73,6 +102,9 @@ impl Inner {
         trigger: Trigger,
     ) -> Result<(), ReconcileError> {
         let declared = slot.declared();
+        if self.finalize_deleted(name, slot, work, &declared).await {
+            return Ok(());
+        }
         let spec = &declared.app.spec;
         let dest = &spec.destination;
         let mut status = slot.status();
@@ -124,6 +156,17 @@ impl Inner {
             }
         };
         work.failures = 0;
+        let managed_namespace = self
+            .options
+            .watch_cluster_apps
+            .then_some(self.options.namespace.as_str());
+        let unmanaged = unmanaged_children(&prepared, managed_namespace);
+        for c in &unmanaged {
+            if !status.conditions.iter().any(|old| old.message == c.message) {
+                tracing::warn!(app = %name, "{}", c.message);
+            }
+        }
+        warnings.extend(unmanaged);
 
         // Compare, then sync when asked or when policy says so, then compare
         // again so the status shows the outcome.
@@ -142,6 +185,12 @@ impl Inner {
                     uid: v.uid().to_string(),
                 })
                 .collect();
+            // Extras already being deleted (a pruned child Application
+            // whose finalizer is deleting its own resources, an object
+            // with finalizers of its own) are still shown as needing
+            // pruning, but no sync deletes them again or starts for them.
+            let going = |t: &&Tracked| tracked.get(&t.key).is_some_and(|l| l.deleting());
+            let prunable: Vec<Tracked> = extras.iter().filter(|t| !going(t)).cloned().collect();
 
             let mut resources: Vec<ResourceStatus> = Vec::new();
             let mut healths = Vec::new();
@@ -226,7 +275,7 @@ impl Inner {
                         pinned: status.rollback.is_some(),
                         revision: &sha,
                         modified: modified.iter().any(|m| *m),
-                        extras: !extras.is_empty(),
+                        extras: !prunable.is_empty(),
                     };
                     let (decision, memory) = decide::decide(&input, &work.policy, self.clock.now());
                     work.policy = memory;
@@ -294,7 +343,7 @@ impl Inner {
                     work,
                     &mut status,
                     &desired,
-                    &extras,
+                    &prunable,
                     &plan_options,
                     &run,
                     &sha,
@@ -535,11 +584,19 @@ impl Inner {
                 .as_ref()
                 .map(|l| l.resource_version().to_string())
                 .unwrap_or_default();
+            let live_print = live.as_ref().map(|l| l.fingerprint());
+            // The same desired object against the same live version, or
+            // against a new version that differs only where no apply
+            // reaches (status, server metadata): a child Application's
+            // status write changes its resourceVersion and nothing a dry
+            // run would predict, so it costs the parent no request.
             let cached = work
                 .compared
                 .get(&p.key)
-                .filter(|(h, r, _)| *h == desired_hash && *r == rv)
-                .map(|(_, _, m)| *m);
+                .filter(|(h, r, f, _)| {
+                    *h == desired_hash && !rv.is_empty() && (*r == rv || Some(*f) == live_print)
+                })
+                .map(|(_, _, _, m)| *m);
             async move {
                 // Only a dry run's verdict is remembered: "modified because
                 // the kind is not served yet" must not outlive the CRD's
@@ -556,7 +613,7 @@ impl Inner {
                         }
                     }
                 };
-                (p.key.clone(), desired_hash, rv, outcome)
+                (p.key.clone(), desired_hash, rv, live_print, outcome)
             }
         });
         // Collected first: a lazy `map` kept across the await makes the
@@ -570,11 +627,11 @@ impl Inner {
         let mut errors = Vec::new();
         work.compared
             .retain(|k, _| prepared.iter().any(|p| &p.key == k));
-        for (key, h, rv, outcome) in results {
+        for (key, h, rv, live_print, outcome) in results {
             match outcome {
                 Ok((m, cacheable)) => {
-                    if cacheable && !rv.is_empty() {
-                        work.compared.insert(key, (h, rv, m));
+                    if let (true, Some(print)) = (cacheable && !rv.is_empty(), live_print) {
+                        work.compared.insert(key, (h, rv, print, m));
                     }
                     modified.push(m);
                 }

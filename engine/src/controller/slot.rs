@@ -108,8 +108,9 @@ pub(super) struct AppWork {
     pub(super) last_key: Option<(String, u64, u64)>,
     /// Render of (revision, spec hash).
     pub(super) render: Option<RenderCache>,
-    /// Per resource: (desired hash, live resourceVersion) -> modified, error.
-    pub(super) compared: HashMap<ResourceKey, (u64, String, bool)>,
+    /// Per resource: (desired hash, live resourceVersion, live fingerprint)
+    /// of the last verdict, and the verdict (modified).
+    pub(super) compared: HashMap<ResourceKey, (u64, String, u64, bool)>,
     /// What the automated-sync policy remembers; its `last_synced` comes
     /// from the store at first use.
     pub(super) policy: plumb_core::decide::Memory,
@@ -127,6 +128,11 @@ pub(super) struct AppSlot {
     /// The fingerprint of the status last written to the Application object
     /// (or found on it).
     pub(super) written: Mutex<Option<u64>>,
+    /// The deletion of its Application object was seen (logged once).
+    pub(super) deletion_seen: AtomicBool,
+    /// Its cascade deleted its resources and removed the resources
+    /// finalizer.
+    pub(super) cascaded: AtomicBool,
 }
 
 impl AppSlot {
@@ -137,6 +143,8 @@ impl AppSlot {
             status: RwLock::default(),
             work: tokio::sync::Mutex::default(),
             operation: Mutex::default(),
+            deletion_seen: AtomicBool::new(false),
+            cascaded: AtomicBool::new(false),
         })
     }
 
@@ -159,6 +167,12 @@ impl AppSlot {
         self.operation
             .lock()
             .expect("operation lock is never poisoned")
+    }
+
+    /// Whether its Application object is being deleted.
+    pub(super) fn deleting(&self) -> bool {
+        let declared = self.declared();
+        declared.origin == Origin::Cluster && declared.app.metadata.deletion_timestamp.is_some()
     }
 
     pub(super) fn status(&self) -> ApplicationStatus {

@@ -104,9 +104,13 @@ impl Inner {
                             .expect("declared lock is never poisoned");
                         let same = current.app.spec == declared.app.spec
                             && current.unsupported == declared.unsupported
-                            && current.origin == declared.origin;
+                            && current.origin == declared.origin
+                            && current.app.metadata.deletion_timestamp
+                                == declared.app.metadata.deletion_timestamp
+                            && current.app.metadata.finalizers == declared.app.metadata.finalizers;
                         // Metadata (labels) may have changed either way;
-                        // only a spec change needs a new comparison.
+                        // only a spec change, a deletion or a change of
+                        // finalizers needs a new reconcile.
                         *current = declared;
                         if !same {
                             changed.push(name);
@@ -123,7 +127,11 @@ impl Inner {
             if let Some(set) = appsets::owning_appset(&slot.declared().app) {
                 self.appsets.mark_dirty(set);
             }
-            tracing::info!(app = %name, "application removed; its objects are left in place");
+            if slot.cascaded.load(Ordering::Relaxed) {
+                tracing::info!(app = %name, "application removed after its resources were deleted (resources finalizer)");
+            } else {
+                tracing::info!(app = %name, "application removed; its objects are left in place (no resources finalizer)");
+            }
             let app = self.document(&name, &slot);
             let _ = self.events.send(AppEvent {
                 type_: "DELETED",

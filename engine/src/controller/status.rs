@@ -34,6 +34,18 @@ impl Inner {
             // Compared without `reconciledAt`, and without copying either.
             let mut current = slot.status.write().expect("status lock is never poisoned");
             let mut status = status;
+            // A condition seen before keeps the time it was first seen, so
+            // that a standing warning does not make every reconcile a
+            // status change (and a write to the Application object).
+            for c in &mut status.conditions {
+                if let Some(old) = current
+                    .conditions
+                    .iter()
+                    .find(|o| o.type_ == c.type_ && o.message == c.message)
+                {
+                    c.last_transition_time.clone_from(&old.last_transition_time);
+                }
+            }
             current.reconciled_at = None;
             let reconciled_at = status.reconciled_at.take();
             let changed = *current != status;
