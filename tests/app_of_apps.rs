@@ -1,0 +1,488 @@
+//! App of apps end to end: a parent Application whose manifests are child
+//! Applications, the resources finalizer's cascades, the parent's health
+//! from its children's, and Application objects in `argocd`. Real git
+//! repositories, a real `plumb serve`, the real local control plane.
+
+mod support;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use kube::api::{Api, DeleteParams, DynamicObject};
+use serde_json::{Value, json};
+use support::{GitRepo, Plumb, TestNamespace, eventually, get_object, resource};
+
+const WAIT: Duration = Duration::from_secs(90);
+const FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
+const FINALIZER_BACKGROUND: &str = "resources-finalizer.argocd.argoproj.io/background";
+
+fn configmaps() -> kube::core::ApiResource {
+    resource("", "v1", "ConfigMap", "configmaps")
+}
+
+fn applications() -> kube::core::ApiResource {
+    resource("argoproj.io", "v1alpha1", "Application", "applications")
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// An Application manifest (YAML) in `namespace`, deploying `path` of
+/// `repo` to `target` with automated sync and prune, with `finalizer`.
+fn app(
+    name: &str,
+    namespace: &str,
+    repo: &str,
+    path: &str,
+    target: &str,
+    finalizer: Option<&str>,
+) -> String {
+    let mut metadata = json!({"name": name, "namespace": namespace});
+    if let Some(f) = finalizer {
+        metadata["finalizers"] = json!([f]);
+    }
+    let value = json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": metadata,
+        "spec": {
+            "project": "default",
+            "source": {"repoURL": repo, "targetRevision": "main", "path": path},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": target},
+            "syncPolicy": {
+                "automated": {"prune": true, "selfHeal": true},
+                "syncOptions": ["CreateNamespace=true"]
+            }
+        }
+    });
+    serde_yaml::to_string(&value).expect("a JSON value is also YAML")
+}
+
+fn configmap(name: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  from: {name}\n")
+}
+
+fn deployment(name: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n        - name: main\n          image: registry.invalid/never:1\n"
+    )
+}
+
+/// Creates an Application object from its YAML manifest.
+async fn create_app(yaml: &str) -> Result<()> {
+    let value: Value = serde_yaml::from_str(yaml)?;
+    let namespace = str_at(&value, "/metadata/namespace").to_string();
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(support::client().await, &namespace, &applications());
+    api.create(&Default::default(), &serde_json::from_value(value)?)
+        .await?;
+    Ok(())
+}
+
+async fn delete_app(namespace: &str, name: &str) -> Result<()> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(support::client().await, namespace, &applications());
+    api.delete(name, &DeleteParams::default()).await?;
+    Ok(())
+}
+
+async fn exists(ar: &kube::core::ApiResource, ns: &str, name: &str) -> Result<bool> {
+    Ok(get_object(ar, ns, name).await?.is_some())
+}
+
+/// Waits until an object exists (`true`) or is gone (`false`).
+async fn wait_exists(
+    ar: &kube::core::ApiResource,
+    ns: &str,
+    name: &str,
+    want: bool,
+    plumb: &Plumb,
+) -> Result<()> {
+    eventually(
+        &format!("{} {ns}/{name} exists: {want}", ar.kind),
+        WAIT,
+        || async move { Ok((exists(ar, ns, name).await? == want).then_some(())) },
+    )
+    .await
+    .with_context(|| format!("plumb log:\n{}", plumb.log_text()))
+}
+
+/// The parent's `status.resources` entry of a child Application.
+fn child_resource<'a>(parent: &'a Value, child: &str) -> Option<&'a Value> {
+    parent
+        .pointer("/status/resources")?
+        .as_array()?
+        .iter()
+        .find(|r| r["kind"] == "Application" && r["name"] == child)
+}
+
+#[tokio::test]
+async fn children_deploy_and_a_child_removed_from_git_is_pruned_with_or_without_its_resources()
+-> Result<()> {
+    let (apps, target) = (
+        TestNamespace::new("aoa-apps").await,
+        TestNamespace::new("aoa-target").await,
+    );
+    apps.create().await?;
+    let repo = GitRepo::new(None)?;
+    let url = repo.url();
+    // child-a deletes its resources when it goes (background variant);
+    // child-b has no finalizer and leaves them.
+    repo.write(
+        "parent/a.yaml",
+        &app(
+            "child-a",
+            &apps.name,
+            &url,
+            "a",
+            &target.name,
+            Some(FINALIZER_BACKGROUND),
+        ),
+    )?;
+    repo.write(
+        "parent/b.yaml",
+        &app("child-b", &apps.name, &url, "b", &target.name, None),
+    )?;
+    repo.write("a/cm.yaml", &configmap("from-a"))?;
+    repo.write("b/cm.yaml", &configmap("from-b"))?;
+    repo.commit("app of apps")?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start_watching(work.path(), "", &apps.name).await?;
+    create_app(&app("parent", &apps.name, &url, "parent", &apps.name, None)).await?;
+
+    plumb
+        .wait_status("child-a", "Synced", Some("Healthy"))
+        .await?;
+    plumb
+        .wait_status("child-b", "Synced", Some("Healthy"))
+        .await?;
+    wait_exists(&configmaps(), &target.name, "from-a", true, &plumb).await?;
+    wait_exists(&configmaps(), &target.name, "from-b", true, &plumb).await?;
+    // The parent lists its children with their own health.
+    let parent = plumb
+        .wait_status("parent", "Synced", Some("Healthy"))
+        .await?;
+    for child in ["child-a", "child-b"] {
+        let r = child_resource(&parent, child).context("the parent lists its child")?;
+        assert_eq!(r["status"], "Synced", "{r}");
+        assert_eq!(r["health"]["status"], "Healthy", "{r}");
+    }
+    let tree = plumb
+        .get("/api/v1/applications/parent/resource-tree")
+        .await?;
+    let node = tree["nodes"]
+        .as_array()
+        .and_then(|n| {
+            n.iter()
+                .find(|n| n["kind"] == "Application" && n["name"] == "child-a")
+        })
+        .context("the tree has the child")?;
+    assert_eq!(node["health"]["status"], "Healthy", "{node}");
+
+    // Both children leave Git: the parent prunes both Application objects;
+    // child-a's finalizer deletes its ConfigMap first, child-b's stays.
+    repo.remove("parent/a.yaml")?;
+    repo.remove("parent/b.yaml")?;
+    repo.write("parent/keep.yaml", &configmap("parent-keeps-something"))?;
+    repo.commit("children leave")?;
+    wait_exists(&applications(), &apps.name, "child-a", false, &plumb).await?;
+    wait_exists(&applications(), &apps.name, "child-b", false, &plumb).await?;
+    wait_exists(&configmaps(), &target.name, "from-a", false, &plumb).await?;
+    assert!(
+        exists(&configmaps(), &target.name, "from-b").await?,
+        "a child without the finalizer leaves its resources"
+    );
+    let log = plumb.log_text();
+    assert!(
+        log.contains("application removed; its objects are left in place (no resources finalizer)"),
+        "{log}"
+    );
+    assert!(log.contains("resources finalizer removed"), "{log}");
+    plumb
+        .wait_status("parent", "Synced", Some("Healthy"))
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn deleting_a_parent_with_the_finalizer_cascades_to_its_childrens_resources() -> Result<()> {
+    let (apps, target) = (
+        TestNamespace::new("aoa-del-apps").await,
+        TestNamespace::new("aoa-del-target").await,
+    );
+    apps.create().await?;
+    let repo = GitRepo::new(None)?;
+    let url = repo.url();
+    repo.write(
+        "parent/c.yaml",
+        &app(
+            "child-c",
+            &apps.name,
+            &url,
+            "c",
+            &target.name,
+            Some(FINALIZER),
+        ),
+    )?;
+    repo.write("c/cm.yaml", &configmap("from-c"))?;
+    // Kept by its own sync option, as Argo CD keeps it.
+    repo.write(
+        "c/kept.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n  annotations:\n    argocd.argoproj.io/sync-options: Delete=false\ndata: {k: v}\n",
+    )?;
+    repo.write("parent/own.yaml", &configmap("parent-own"))?;
+    repo.commit("app of apps")?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start_watching(work.path(), "", &apps.name).await?;
+    create_app(&app(
+        "parent",
+        &apps.name,
+        &url,
+        "parent",
+        &apps.name,
+        Some(FINALIZER),
+    ))
+    .await?;
+    plumb
+        .wait_status("child-c", "Synced", Some("Healthy"))
+        .await?;
+    plumb
+        .wait_status("parent", "Synced", Some("Healthy"))
+        .await?;
+    wait_exists(&configmaps(), &target.name, "from-c", true, &plumb).await?;
+
+    delete_app(&apps.name, "parent").await?;
+    // The parent's object goes last: after its own ConfigMap and its
+    // child, whose finalizer took the child's ConfigMap first.
+    wait_exists(&applications(), &apps.name, "parent", false, &plumb).await?;
+    assert!(!exists(&configmaps(), &apps.name, "parent-own").await?);
+    assert!(!exists(&applications(), &apps.name, "child-c").await?);
+    assert!(!exists(&configmaps(), &target.name, "from-c").await?);
+    assert!(
+        exists(&configmaps(), &target.name, "kept").await?,
+        "Delete=false keeps an object from its application's deletion"
+    );
+    eventually("the applications are gone from the API", WAIT, || async {
+        let list = plumb.get("/api/v1/applications").await?;
+        Ok(list["items"]
+            .as_array()
+            .is_none_or(|items| items.is_empty())
+            .then_some(()))
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_parent_is_healthy_only_when_every_child_is() -> Result<()> {
+    let (apps, target) = (
+        TestNamespace::new("aoa-health-apps").await,
+        TestNamespace::new("aoa-health-target").await,
+    );
+    apps.create().await?;
+    let repo = GitRepo::new(None)?;
+    let url = repo.url();
+    repo.write(
+        "parent/ok.yaml",
+        &app(
+            "child-ok",
+            &apps.name,
+            &url,
+            "ok",
+            &target.name,
+            Some(FINALIZER),
+        ),
+    )?;
+    repo.write(
+        "parent/slow.yaml",
+        &app(
+            "child-slow",
+            &apps.name,
+            &url,
+            "slow",
+            &target.name,
+            Some(FINALIZER),
+        ),
+    )?;
+    repo.write("ok/cm.yaml", &configmap("ok"))?;
+    // No kubelet runs here: the Deployment never becomes available.
+    repo.write("slow/deploy.yaml", &deployment("never-ready"))?;
+    repo.commit("one child never gets healthy")?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start_watching(work.path(), "", &apps.name).await?;
+    create_app(&app(
+        "parent",
+        &apps.name,
+        &url,
+        "parent",
+        &apps.name,
+        Some(FINALIZER),
+    ))
+    .await?;
+
+    plumb
+        .wait_status("child-slow", "Synced", Some("Progressing"))
+        .await?;
+    plumb
+        .wait_status("child-ok", "Synced", Some("Healthy"))
+        .await?;
+    let parent = plumb
+        .wait_status("parent", "Synced", Some("Progressing"))
+        .await?;
+    let slow = child_resource(&parent, "child-slow").context("the parent lists child-slow")?;
+    assert_eq!(slow["health"]["status"], "Progressing", "{slow}");
+    // The child's status is on its object, where the parent reads it.
+    let cr = get_object(&applications(), &apps.name, "child-slow")
+        .await?
+        .context("child-slow")?;
+    assert_eq!(str_at(&cr, "/status/health/status"), "Progressing", "{cr}");
+
+    // The Deployment leaves child-slow's path: the child, then the parent
+    // become Healthy.
+    repo.remove("slow/deploy.yaml")?;
+    repo.write("slow/cm.yaml", &configmap("slow-now-fine"))?;
+    repo.commit("child-slow is fine now")?;
+    plumb
+        .wait_status("child-slow", "Synced", Some("Healthy"))
+        .await?;
+    let parent = plumb
+        .wait_status("parent", "Synced", Some("Healthy"))
+        .await?;
+    let slow = child_resource(&parent, "child-slow").context("the parent lists child-slow")?;
+    assert_eq!(slow["health"]["status"], "Healthy", "{slow}");
+
+    // Once settled, the parent's object is not written again by the
+    // children's status (nothing changed in it).
+    let rv = |v: &Value| str_at(v, "/metadata/resourceVersion").to_string();
+    let mut before = rv(&get_object(&applications(), &apps.name, "parent")
+        .await?
+        .context("parent")?);
+    let mut stable = 0;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = rv(&get_object(&applications(), &apps.name, "parent")
+            .await?
+            .context("parent")?);
+        if now == before {
+            stable += 1;
+            if stable == 4 {
+                break;
+            }
+        } else {
+            stable = 0;
+            before = now;
+        }
+    }
+    assert_eq!(stable, 4, "the parent's object settles");
+
+    // Clean up through the cascade.
+    delete_app(&apps.name, "parent").await?;
+    wait_exists(&applications(), &apps.name, "parent", false, &plumb).await?;
+    assert!(!exists(&configmaps(), &target.name, "ok").await?);
+    Ok(())
+}
+
+/// `--namespace argocd`, literally, as repositories written for Argo CD
+/// have it. The namespace is shared by every test run on the cluster, so
+/// the names are unique and the test deletes what it made.
+#[tokio::test]
+async fn application_objects_in_argocd_are_managed_with_namespace_argocd() -> Result<()> {
+    let target = TestNamespace::new("aoa-argocd-target").await;
+    let elsewhere = TestNamespace::new("aoa-elsewhere").await;
+    elsewhere.create().await?;
+    let namespaces: Api<DynamicObject> = Api::all_with(
+        support::client().await,
+        &resource("", "v1", "Namespace", "namespaces"),
+    );
+    if namespaces.get_opt("argocd").await?.is_none() {
+        let ns: DynamicObject = serde_json::from_value(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "argocd"}}),
+        )?;
+        match namespaces.create(&Default::default(), &ns).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let suffix = &target.name[target.name.len() - 8..];
+    let (parent, child, stray) = (
+        format!("parent-{suffix}"),
+        format!("child-{suffix}"),
+        format!("stray-{suffix}"),
+    );
+    let repo = GitRepo::new(None)?;
+    let url = repo.url();
+    repo.write(
+        "parent/child.yaml",
+        &app(
+            &child,
+            "argocd",
+            &url,
+            "child",
+            &target.name,
+            Some(FINALIZER),
+        ),
+    )?;
+    // An Application outside the managed namespace: applied, not managed.
+    repo.write(
+        "parent/stray.yaml",
+        &app(&stray, &elsewhere.name, &url, "child", &target.name, None),
+    )?;
+    repo.write("child/cm.yaml", &configmap(&format!("cm-{suffix}")))?;
+    repo.commit("app of apps for argocd")?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start_watching(work.path(), "", "argocd").await?;
+    create_app(&app(
+        &parent,
+        "argocd",
+        &url,
+        "parent",
+        "argocd",
+        Some(FINALIZER),
+    ))
+    .await?;
+
+    let outcome = async {
+        plumb.wait_status(&child, "Synced", Some("Healthy")).await?;
+        wait_exists(
+            &configmaps(),
+            &target.name,
+            &format!("cm-{suffix}"),
+            true,
+            &plumb,
+        )
+        .await?;
+        // Nothing reports the stray child's health, so, as with Argo CD's
+        // health check of Applications, it stays Progressing and so does
+        // the parent; the warning says why.
+        let doc = plumb
+            .wait_status(&parent, "Synced", Some("Progressing"))
+            .await?;
+        let warning = doc["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c["type"] == "UnmanagedApplicationWarning")
+            })
+            .with_context(|| format!("a warning names the stray child: {doc}"))?;
+        assert!(str_at(warning, "/message").contains(&stray), "{warning}");
+        assert!(exists(&applications(), &elsewhere.name, &stray).await?);
+        assert!(
+            plumb.app(&stray).await.is_err(),
+            "the stray child is not managed"
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    // Clean up whatever happened: the parent's cascade takes the child
+    // (and its ConfigMap) and the stray object.
+    delete_app("argocd", &parent).await?;
+    wait_exists(&applications(), "argocd", &parent, false, &plumb).await?;
+    outcome?;
+    assert!(!exists(&applications(), "argocd", &child).await?);
+    assert!(!exists(&configmaps(), &target.name, &format!("cm-{suffix}")).await?);
+    Ok(())
+}
