@@ -225,6 +225,14 @@ spec:
     repo.git(&["rm", "-r", "-q", "apps/a"])?;
     repo.commit("remove a")?;
     wait_generated(&apps_ns.name, "dirs", &["b-one", "c-one"]).await?;
+    // Its resources finalizer deleted what it deployed, then the object.
+    eventually("a-one's ConfigMap and object are gone", WAIT, || async {
+        let cm = configmap_exists(&dest.name, "cm-a").await?;
+        let app = get_object(&applications(), &apps_ns.name, "a-one").await?;
+        Ok((!cm && app.is_none()).then_some(()))
+    })
+    .await?;
+    assert!(configmap_exists(&dest.name, "cm-b").await?);
     Ok(())
 }
 
