@@ -694,3 +694,137 @@ spec:
     assert!(listed.contains("NAME"), "{listed}");
     Ok(())
 }
+
+/// A ConfigMap (and, with `stuck`, a Deployment that never becomes
+/// available: there is no kubelet) for `env` at `version`.
+fn write_env(repo: &GitRepo, env: &str, version: &str, stuck: bool) -> Result<()> {
+    let mut text = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{env}\ndata:\n  version: {version}\n"
+    );
+    if stuck {
+        text.push_str(&format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: stuck-{env}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: stuck}}}}\n  template:\n    metadata: {{labels: {{app: stuck}}}}\n    spec: {{containers: [{{name: c, image: example.invalid/none}}]}}\n"
+        ));
+    }
+    repo.write(&format!("envs/{env}/all.yaml"), &text)
+}
+
+async fn version_in(ns: &str, env: &str) -> Result<String> {
+    Ok(
+        support::configmap_value(ns, &format!("cm-{env}"), "version")
+            .await?
+            .unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn a_rolling_sync_moves_a_commit_through_three_environments_in_order() -> Result<()> {
+    let apps_ns = TestNamespace::new("as-roll").await;
+    apps_ns.create().await?;
+    let dest = TestNamespace::new("as-roll-dest").await;
+    dest.create().await?;
+    let repo = GitRepo::new(None)?;
+    for env in ["dev", "staging", "prod"] {
+        write_env(&repo, env, "v1", false)?;
+    }
+    repo.commit("v1")?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start_watching(work.path(), "", &apps_ns.name).await?;
+    let step = |env: &str| json!({"matchExpressions": [{"key": "env", "operator": "In", "values": [env]}]});
+    let set = json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet",
+        "metadata": {"name": "roll"},
+        "spec": {
+            "strategy": {"type": "RollingSync", "rollingSync": {"steps": [step("dev"), step("staging"), step("prod")]}},
+            "generators": [{"list": {"elements": [{"env": "dev"}, {"env": "staging"}, {"env": "prod"}]}}],
+            "template": {
+                "metadata": {"name": "roll-{{env}}", "labels": {"env": "{{env}}"}},
+                "spec": {"project": "default",
+                         "source": {"repoURL": repo.url(), "targetRevision": "main", "path": "envs/{{env}}"},
+                         "destination": {"server": "https://kubernetes.default.svc", "namespace": dest.name},
+                         "syncPolicy": {"automated": {"prune": true}}}
+            }
+        }
+    });
+    apply_appset(&apps_ns.name, &serde_yaml::to_string(&set)?).await?;
+    for env in ["dev", "staging", "prod"] {
+        plumb
+            .wait_status(&format!("roll-{env}"), "Synced", Some("Healthy"))
+            .await?;
+        assert_eq!(version_in(&dest.name, env).await?, "v1");
+    }
+
+    // v2 everywhere in one commit, but dev's v2 never becomes healthy:
+    // staging and prod must wait.
+    write_env(&repo, "dev", "v2", true)?;
+    write_env(&repo, "staging", "v2", false)?;
+    write_env(&repo, "prod", "v2", false)?;
+    repo.commit("v2")?;
+    eventually("dev is at v2", WAIT, || async {
+        Ok((version_in(&dest.name, "dev").await? == "v2").then_some(()))
+    })
+    .await?;
+    let staging = eventually("staging waits for step 1", WAIT, || async {
+        let app = plumb.app("roll-staging").await?;
+        let waiting = app
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|c| {
+                c["type"] == "RolloutWaiting"
+                    && c["message"].as_str().is_some_and(|m| m.contains("step 1"))
+            });
+        Ok(waiting.then_some(app))
+    })
+    .await?;
+    assert_eq!(staging["status"]["sync"]["status"], "OutOfSync");
+    // Several polls later, nothing moved past dev.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(version_in(&dest.name, "staging").await?, "v1");
+    assert_eq!(version_in(&dest.name, "prod").await?, "v1");
+    let set = plumb.get("/api/v1/applicationsets/roll").await?;
+    let progress: Vec<(String, String)> = set["status"]["applicationStatus"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            (
+                a["application"].as_str().unwrap_or_default().to_string(),
+                a["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        progress.contains(&("roll-dev".into(), "Progressing".into())),
+        "{progress:?}"
+    );
+
+    // Dev becomes healthy (the stuck Deployment is gone): staging, then
+    // prod, move to v2, in that order.
+    write_env(&repo, "dev", "v2", false)?;
+    repo.commit("dev fixed")?;
+    let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    eventually("every environment is at v2", WAIT, || {
+        let order = std::sync::Arc::clone(&order);
+        let dest = dest.name.clone();
+        async move {
+            for env in ["dev", "staging", "prod"] {
+                let seen = order.lock().expect("not poisoned").contains(&env);
+                if !seen && version_in(&dest, env).await? == "v2" {
+                    order.lock().expect("not poisoned").push(env);
+                }
+            }
+            Ok((order.lock().expect("not poisoned").len() == 3).then_some(()))
+        }
+    })
+    .await?;
+    let order = order.lock().expect("not poisoned").clone();
+    assert_eq!(order, ["dev", "staging", "prod"]);
+    for env in ["dev", "staging", "prod"] {
+        plumb
+            .wait_status(&format!("roll-{env}"), "Synced", Some("Healthy"))
+            .await?;
+    }
+    Ok(())
+}

@@ -14,8 +14,10 @@ use plumb_core::appset::plan::{
     PlanRules,
 };
 use plumb_core::appset::render::APPLICATIONSET_LABEL;
+use plumb_core::appset::rollout;
 use plumb_core::appset::{
-    AppSetCondition, AppSetResource, ApplicationSet, ApplicationSetStatus, ClusterEntry,
+    AppSetApplicationStatus, AppSetCondition, AppSetResource, ApplicationSet, ApplicationSetStatus,
+    ClusterEntry, RollingSync,
 };
 
 use super::*;
@@ -43,6 +45,23 @@ pub(super) struct AppSets {
     confirmations: Mutex<HashMap<String, String>>,
     /// The status last written to each ApplicationSet object.
     written: Mutex<HashMap<String, u64>>,
+    /// The progressive syncs, by ApplicationSet.
+    rollouts: Mutex<HashMap<String, Rollout>>,
+}
+
+/// A RollingSync between status batches: the steps, what each application
+/// is at, which are syncing and which wait for their step.
+#[derive(Default)]
+struct Rollout {
+    steps: rollout::Steps,
+    states: BTreeMap<String, rollout::AppState>,
+    /// Applications the gate let sync that are not yet done.
+    in_flight: BTreeSet<String>,
+    /// Applications the gate held: queued again when the rollout moves.
+    waiting: BTreeSet<String>,
+    /// What the gate decides from, hashed: the rollout moved when it
+    /// changes.
+    print: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -148,6 +167,27 @@ fn appset_condition(
         reason: reason.into(),
         message: message.into(),
         last_transition_time: Some(now()),
+    }
+}
+
+/// The RollingSync of an ApplicationSet, if it has one.
+///
+/// # Errors
+/// An unknown strategy type.
+fn rolling_sync(set: &ApplicationSet) -> Result<Option<&RollingSync>, String> {
+    let Some(strategy) = &set.spec.strategy else {
+        return Ok(None);
+    };
+    match strategy.type_.as_str() {
+        "" | "AllAtOnce" => Ok(None),
+        "RollingSync" => {
+            Ok(Some(strategy.rolling_sync.as_ref().ok_or(
+                "strategy.type RollingSync needs strategy.rollingSync.steps",
+            )?))
+        }
+        other => Err(format!(
+            "unknown strategy.type {other:?} (AllAtOnce or RollingSync)"
+        )),
     }
 }
 
@@ -432,17 +472,10 @@ impl Inner {
                 declared.unsupported.join(", ")
             ));
         }
-        if declared
-            .set
-            .spec
-            .strategy
-            .as_ref()
-            .is_some_and(|s| !s.type_.is_empty() && s.type_ != "AllAtOnce")
-        {
-            return Err(
-                "strategy.type RollingSync is not supported yet; nothing is generated".into(),
-            );
+        if let Some(strategy) = rolling_sync(&declared.set)? {
+            rollout::steps(strategy, &[]).map_err(|e| e.to_string())?;
         }
+
         if !self.options.watch_cluster_apps {
             return Err(
                 "ApplicationSets create Application objects, which --no-cluster-apps turns off"
@@ -672,9 +705,22 @@ impl Inner {
         conditions: Vec<AppSetCondition>,
     ) {
         let previous = self.appsets.view(name).and_then(|v| v.status);
+        let mut conditions = conditions;
+        conditions.retain(|c| c.type_ != "RolloutProgressing");
+        let application_status = match rolling_sync(&declared.set) {
+            Ok(Some(strategy)) => {
+                let (statuses, progressing) = self.rollout_refresh(name, strategy, &previous);
+                conditions.push(progressing);
+                statuses
+            }
+            _ => {
+                lock(&self.appsets.rollouts).remove(name);
+                Vec::new()
+            }
+        };
         let mut status = ApplicationSetStatus {
             conditions,
-            application_status: Vec::new(),
+            application_status,
             resources: self.appset_resources(name),
         };
         // A condition that did not change keeps the time it last changed.
@@ -709,6 +755,193 @@ impl Inner {
         };
         let conditions = view.status.map(|s| s.conditions).unwrap_or_default();
         self.appset_publish(name, &declared, conditions).await;
+    }
+
+    /// Recomputes an ApplicationSet's RollingSync from its applications'
+    /// status now: the steps, which applications are done, which stop
+    /// syncing; queues the ones that waited so they ask the gate again.
+    /// Returns each application's progress and the `RolloutProgressing`
+    /// condition.
+    fn rollout_refresh(
+        &self,
+        name: &str,
+        strategy: &RollingSync,
+        previous: &Option<ApplicationSetStatus>,
+    ) -> (Vec<AppSetApplicationStatus>, AppSetCondition) {
+        let mut members = Vec::new();
+        let mut states = BTreeMap::new();
+        {
+            let apps = self.apps.read().expect("app map lock is never poisoned");
+            for (app, slot) in apps.iter() {
+                let declared = slot.declared();
+                if owning_appset(&declared.app) != Some(name) {
+                    continue;
+                }
+                let labels: BTreeMap<String, String> = declared
+                    .app
+                    .metadata
+                    .labels
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect();
+                members.push((app.clone(), labels));
+                let status = slot.status.read().expect("status lock is never poisoned");
+                let repo = declared
+                    .app
+                    .spec
+                    .all_sources()
+                    .first()
+                    .and_then(|s| normalize_url(&s.repo_url).ok())
+                    .unwrap_or_default();
+                states.insert(
+                    app.clone(),
+                    rollout::AppState {
+                        done: status.sync.status == SyncStatusCode::Synced
+                            && status.health.status == HealthStatusCode::Healthy,
+                        repo,
+                        revision: status.sync.revision.clone(),
+                    },
+                );
+            }
+        }
+        let steps = rollout::steps(strategy, &members).unwrap_or_default();
+        let waiting = {
+            let mut rollouts = lock(&self.appsets.rollouts);
+            let r = rollouts.entry(name.to_string()).or_default();
+            r.in_flight
+                .retain(|a| states.get(a).is_some_and(|s| !s.done));
+            let print = hash_of(&(
+                &steps.steps,
+                states
+                    .iter()
+                    .map(|(a, s)| (a, s.done, &s.revision))
+                    .collect::<Vec<_>>(),
+                &r.in_flight,
+            ));
+            r.steps = steps;
+            r.states = states;
+            // Held applications ask again only when what the gate reads
+            // moved: a held one costs nothing while its step stays shut.
+            if std::mem::replace(&mut r.print, print) == print {
+                r.waiting.clone()
+            } else {
+                let waiting = std::mem::take(&mut r.waiting);
+                for app in &waiting {
+                    self.enqueue(app);
+                }
+                waiting
+            }
+        };
+        let rollouts = lock(&self.appsets.rollouts);
+        let r = rollouts.get(name).expect("inserted above");
+        let old_time = |app: &str, status: &str| {
+            previous
+                .as_ref()
+                .and_then(|p| {
+                    p.application_status
+                        .iter()
+                        .find(|a| a.application == app && a.status == status)
+                })
+                .and_then(|a| a.last_transition_time.clone())
+        };
+        let mut statuses = Vec::new();
+        for (i, names) in r.steps.steps.iter().enumerate() {
+            for app in names {
+                let state = r.states.get(app).cloned().unwrap_or_default();
+                let (status, message) = if state.done {
+                    ("Healthy", "Synced and Healthy".to_string())
+                } else if r.in_flight.contains(app) {
+                    ("Progressing", "syncing".to_string())
+                } else if waiting.contains(app) {
+                    (
+                        "Waiting",
+                        format!("waiting for the steps before step {}", i + 1),
+                    )
+                } else {
+                    ("Pending", "not yet synced".to_string())
+                };
+                statuses.push(AppSetApplicationStatus {
+                    application: app.clone(),
+                    status: status.into(),
+                    step: (i + 1).to_string(),
+                    message,
+                    target_revisions: vec![state.revision.clone()]
+                        .into_iter()
+                        .filter(|r| !r.is_empty())
+                        .collect(),
+                    last_transition_time: old_time(app, status).or_else(|| Some(now())),
+                });
+            }
+        }
+        let pending = statuses.iter().filter(|s| s.status != "Healthy").count();
+        let progressing = if pending == 0 {
+            appset_condition(
+                "RolloutProgressing",
+                false,
+                "ApplicationSetRolloutComplete",
+                "every step is Synced and Healthy",
+            )
+        } else {
+            appset_condition(
+                "RolloutProgressing",
+                true,
+                "ApplicationSetModified",
+                format!("{pending} applications are not yet Synced and Healthy"),
+            )
+        };
+        (statuses, progressing)
+    }
+
+    /// Whether an application's automated sync to `revision` waits for its
+    /// ApplicationSet's RollingSync; `None` when it may go (or belongs to no
+    /// rollout). An application let through counts as syncing in its step
+    /// until it is Synced and Healthy.
+    pub(super) fn rollout_gate(
+        &self,
+        app_name: &str,
+        app: &Application,
+        revision: &str,
+    ) -> Option<String> {
+        let set = owning_appset(app)?;
+        let declared = self.appsets.declared(set)?;
+        if !matches!(rolling_sync(&declared.set), Ok(Some(_))) {
+            return None;
+        }
+        let mut rollouts = lock(&self.appsets.rollouts);
+        let Some(r) = rollouts.get_mut(set) else {
+            // Not computed yet (a start, a new set): wait for the batch.
+            drop(rollouts);
+            self.appsets.mark_dirty(set);
+            lock(&self.appsets.rollouts)
+                .entry(set.to_string())
+                .or_default()
+                .waiting
+                .insert(app_name.to_string());
+            return Some("waiting for the ApplicationSet's rollout to be computed".into());
+        };
+        let repo = app
+            .spec
+            .all_sources()
+            .first()
+            .and_then(|s| normalize_url(&s.repo_url).ok())
+            .unwrap_or_default();
+        match rollout::gate(
+            &r.steps,
+            &r.states,
+            &r.in_flight,
+            app_name,
+            (&repo, revision),
+        ) {
+            rollout::Gate::Open => {
+                r.in_flight.insert(app_name.to_string());
+                None
+            }
+            rollout::Gate::Waiting(why) => {
+                r.waiting.insert(app_name.to_string());
+                Some(format!("ApplicationSet {set}: {why}"))
+            }
+        }
     }
 
     /// Each application the ApplicationSet owns, with its sync and health.

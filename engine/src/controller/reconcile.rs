@@ -171,6 +171,7 @@ impl Inner {
         // Compare, then sync when asked or when policy says so, then compare
         // again so the status shows the outcome.
         let mut synced_now = false;
+        let mut held = false;
         loop {
             let live_generation = self.live.generation(name);
             let tracked = self.live.tracked(name);
@@ -278,8 +279,20 @@ impl Inner {
                         extras: !prunable.is_empty(),
                     };
                     let (decision, memory) = decide::decide(&input, &work.policy, self.clock.now());
-                    work.policy = memory;
+                    // A RollingSync holds the sync until its step opens;
+                    // the policy's memory stays as if nothing was decided.
+                    let waiting = match decision {
+                        Decision::Sync { .. } => self.rollout_gate(name, &declared.app, &sha),
+                        _ => None,
+                    };
+                    if let Some(why) = waiting {
+                        status.conditions.push(condition("RolloutWaiting", why));
+                        held = true;
+                    } else {
+                        work.policy = memory;
+                    }
                     match decision {
+                        _ if held => None,
                         Decision::Idle => None,
                         Decision::RequeueAfter(delay) => {
                             self.enqueue_after(name, delay);
@@ -307,7 +320,8 @@ impl Inner {
                 }
             };
             let Some(mut run) = run else {
-                work.last_key = Some((sha.clone(), spec_hash, live_generation));
+                // A held application compares again when its step opens.
+                work.last_key = (!held).then(|| (sha.clone(), spec_hash, live_generation));
                 break;
             };
             if run.initiated_by.automated && !self.begin_automated(slot, &mut run) {
