@@ -110,6 +110,12 @@ async fn wait_exists(
     .with_context(|| format!("plumb log:\n{}", plumb.log_text()))
 }
 
+/// Names unique to one test: `base-<suffix of the namespace's name>`.
+fn unique_names(ns: &TestNamespace) -> impl Fn(&str) -> String {
+    let suffix = ns.name[ns.name.len() - 8..].to_string();
+    move |base| format!("{base}-{suffix}")
+}
+
 /// The parent's `status.resources` entry of a child Application.
 fn child_resource<'a>(parent: &'a Value, child: &str) -> Option<&'a Value> {
     parent
@@ -127,6 +133,9 @@ async fn children_deploy_and_a_child_removed_from_git_is_pruned_with_or_without_
         TestNamespace::new("aoa-target").await,
     );
     apps.create().await?;
+    // Tracking ids name applications only: Plumb processes of tests running
+    // at once on one cluster must not share application names.
+    let name = unique_names(&apps);
     let repo = GitRepo::new(None)?;
     let url = repo.url();
     // child-a deletes its resources when it goes (background variant);
@@ -134,7 +143,7 @@ async fn children_deploy_and_a_child_removed_from_git_is_pruned_with_or_without_
     repo.write(
         "parent/a.yaml",
         &app(
-            "child-a",
+            &name("child-a"),
             &apps.name,
             &url,
             "a",
@@ -144,40 +153,51 @@ async fn children_deploy_and_a_child_removed_from_git_is_pruned_with_or_without_
     )?;
     repo.write(
         "parent/b.yaml",
-        &app("child-b", &apps.name, &url, "b", &target.name, None),
+        &app(&name("child-b"), &apps.name, &url, "b", &target.name, None),
     )?;
     repo.write("a/cm.yaml", &configmap("from-a"))?;
     repo.write("b/cm.yaml", &configmap("from-b"))?;
     repo.commit("app of apps")?;
     let work = tempfile::tempdir()?;
     let plumb = Plumb::start_watching(work.path(), "", &apps.name).await?;
-    create_app(&app("parent", &apps.name, &url, "parent", &apps.name, None)).await?;
+    create_app(&app(
+        &name("parent"),
+        &apps.name,
+        &url,
+        "parent",
+        &apps.name,
+        None,
+    ))
+    .await?;
 
     plumb
-        .wait_status("child-a", "Synced", Some("Healthy"))
+        .wait_status(&name("child-a"), "Synced", Some("Healthy"))
         .await?;
     plumb
-        .wait_status("child-b", "Synced", Some("Healthy"))
+        .wait_status(&name("child-b"), "Synced", Some("Healthy"))
         .await?;
     wait_exists(&configmaps(), &target.name, "from-a", true, &plumb).await?;
     wait_exists(&configmaps(), &target.name, "from-b", true, &plumb).await?;
     // The parent lists its children with their own health.
     let parent = plumb
-        .wait_status("parent", "Synced", Some("Healthy"))
+        .wait_status(&name("parent"), "Synced", Some("Healthy"))
         .await?;
-    for child in ["child-a", "child-b"] {
+    for child in [&name("child-a"), &name("child-b")] {
         let r = child_resource(&parent, child).context("the parent lists its child")?;
         assert_eq!(r["status"], "Synced", "{r}");
         assert_eq!(r["health"]["status"], "Healthy", "{r}");
     }
     let tree = plumb
-        .get("/api/v1/applications/parent/resource-tree")
+        .get(&format!(
+            "/api/v1/applications/{}/resource-tree",
+            name("parent")
+        ))
         .await?;
     let node = tree["nodes"]
         .as_array()
         .and_then(|n| {
             n.iter()
-                .find(|n| n["kind"] == "Application" && n["name"] == "child-a")
+                .find(|n| n["kind"] == "Application" && n["name"] == name("child-a"))
         })
         .context("the tree has the child")?;
     assert_eq!(node["health"]["status"], "Healthy", "{node}");
@@ -188,8 +208,8 @@ async fn children_deploy_and_a_child_removed_from_git_is_pruned_with_or_without_
     repo.remove("parent/b.yaml")?;
     repo.write("parent/keep.yaml", &configmap("parent-keeps-something"))?;
     repo.commit("children leave")?;
-    wait_exists(&applications(), &apps.name, "child-a", false, &plumb).await?;
-    wait_exists(&applications(), &apps.name, "child-b", false, &plumb).await?;
+    wait_exists(&applications(), &apps.name, &name("child-a"), false, &plumb).await?;
+    wait_exists(&applications(), &apps.name, &name("child-b"), false, &plumb).await?;
     wait_exists(&configmaps(), &target.name, "from-a", false, &plumb).await?;
     assert!(
         exists(&configmaps(), &target.name, "from-b").await?,
@@ -202,7 +222,7 @@ async fn children_deploy_and_a_child_removed_from_git_is_pruned_with_or_without_
     );
     assert!(log.contains("resources finalizer removed"), "{log}");
     plumb
-        .wait_status("parent", "Synced", Some("Healthy"))
+        .wait_status(&name("parent"), "Synced", Some("Healthy"))
         .await?;
     Ok(())
 }
@@ -214,12 +234,15 @@ async fn deleting_a_parent_with_the_finalizer_cascades_to_its_childrens_resource
         TestNamespace::new("aoa-del-target").await,
     );
     apps.create().await?;
+    // Tracking ids name applications only: Plumb processes of tests running
+    // at once on one cluster must not share application names.
+    let name = unique_names(&apps);
     let repo = GitRepo::new(None)?;
     let url = repo.url();
     repo.write(
         "parent/c.yaml",
         &app(
-            "child-c",
+            &name("child-c"),
             &apps.name,
             &url,
             "c",
@@ -234,11 +257,16 @@ async fn deleting_a_parent_with_the_finalizer_cascades_to_its_childrens_resource
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n  annotations:\n    argocd.argoproj.io/sync-options: Delete=false\ndata: {k: v}\n",
     )?;
     repo.write("parent/own.yaml", &configmap("parent-own"))?;
+    // Held by a finalizer of someone else's: a foreground cascade waits.
+    repo.write(
+        "parent/held.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  finalizers: [plumb.test/hold]\ndata: {k: v}\n",
+    )?;
     repo.commit("app of apps")?;
     let work = tempfile::tempdir()?;
     let plumb = Plumb::start_watching(work.path(), "", &apps.name).await?;
     create_app(&app(
-        "parent",
+        &name("parent"),
         &apps.name,
         &url,
         "parent",
@@ -247,19 +275,52 @@ async fn deleting_a_parent_with_the_finalizer_cascades_to_its_childrens_resource
     ))
     .await?;
     plumb
-        .wait_status("child-c", "Synced", Some("Healthy"))
+        .wait_status(&name("child-c"), "Synced", Some("Healthy"))
         .await?;
     plumb
-        .wait_status("parent", "Synced", Some("Healthy"))
+        .wait_status(&name("parent"), "Synced", Some("Healthy"))
         .await?;
     wait_exists(&configmaps(), &target.name, "from-c", true, &plumb).await?;
 
-    delete_app(&apps.name, "parent").await?;
-    // The parent's object goes last: after its own ConfigMap and its
-    // child, whose finalizer took the child's ConfigMap first.
-    wait_exists(&applications(), &apps.name, "parent", false, &plumb).await?;
+    delete_app(&apps.name, &name("parent")).await?;
+    // While an object of the parent is still going, the parent stays, and
+    // the API shows the deletion in progress; its syncs have stopped.
+    let deleting = eventually("the parent shows its cascade waiting", WAIT, || async {
+        let doc = plumb.app(&name("parent")).await?;
+        let waiting = str_at(&doc, "/status/health/status") == "Progressing"
+            && str_at(&doc, "/status/health/message").contains("1 still going")
+            && !str_at(&doc, "/metadata/deletionTimestamp").is_empty();
+        Ok(waiting.then_some(doc))
+    })
+    .await
+    .with_context(|| format!("plumb log:\n{}", plumb.log_text()))?;
+    assert!(
+        exists(&applications(), &apps.name, &name("parent")).await?,
+        "{deleting}"
+    );
+    wait_exists(&applications(), &apps.name, &name("child-c"), false, &plumb).await?;
+    let (code, answer) = plumb
+        .post(
+            &format!("/api/v1/applications/{}/sync", name("parent")),
+            json!({}),
+        )
+        .await?;
+    assert_eq!(
+        code, 400,
+        "no sync of an application being deleted: {answer}"
+    );
+    // Its holder lets the ConfigMap go: the parent's object goes last.
+    let held: Api<DynamicObject> =
+        Api::namespaced_with(support::client().await, &apps.name, &configmaps());
+    held.patch(
+        "held",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await?;
+    wait_exists(&applications(), &apps.name, &name("parent"), false, &plumb).await?;
     assert!(!exists(&configmaps(), &apps.name, "parent-own").await?);
-    assert!(!exists(&applications(), &apps.name, "child-c").await?);
+    assert!(!exists(&applications(), &apps.name, &name("child-c")).await?);
     assert!(!exists(&configmaps(), &target.name, "from-c").await?);
     assert!(
         exists(&configmaps(), &target.name, "kept").await?,
@@ -283,12 +344,15 @@ async fn the_parent_is_healthy_only_when_every_child_is() -> Result<()> {
         TestNamespace::new("aoa-health-target").await,
     );
     apps.create().await?;
+    // Tracking ids name applications only: Plumb processes of tests running
+    // at once on one cluster must not share application names.
+    let name = unique_names(&apps);
     let repo = GitRepo::new(None)?;
     let url = repo.url();
     repo.write(
         "parent/ok.yaml",
         &app(
-            "child-ok",
+            &name("child-ok"),
             &apps.name,
             &url,
             "ok",
@@ -299,7 +363,7 @@ async fn the_parent_is_healthy_only_when_every_child_is() -> Result<()> {
     repo.write(
         "parent/slow.yaml",
         &app(
-            "child-slow",
+            &name("child-slow"),
             &apps.name,
             &url,
             "slow",
@@ -314,7 +378,7 @@ async fn the_parent_is_healthy_only_when_every_child_is() -> Result<()> {
     let work = tempfile::tempdir()?;
     let plumb = Plumb::start_watching(work.path(), "", &apps.name).await?;
     create_app(&app(
-        "parent",
+        &name("parent"),
         &apps.name,
         &url,
         "parent",
@@ -324,20 +388,21 @@ async fn the_parent_is_healthy_only_when_every_child_is() -> Result<()> {
     .await?;
 
     plumb
-        .wait_status("child-slow", "Synced", Some("Progressing"))
+        .wait_status(&name("child-slow"), "Synced", Some("Progressing"))
         .await?;
     plumb
-        .wait_status("child-ok", "Synced", Some("Healthy"))
+        .wait_status(&name("child-ok"), "Synced", Some("Healthy"))
         .await?;
     let parent = plumb
-        .wait_status("parent", "Synced", Some("Progressing"))
+        .wait_status(&name("parent"), "Synced", Some("Progressing"))
         .await?;
-    let slow = child_resource(&parent, "child-slow").context("the parent lists child-slow")?;
+    let slow =
+        child_resource(&parent, &name("child-slow")).context("the parent lists child-slow")?;
     assert_eq!(slow["health"]["status"], "Progressing", "{slow}");
     // The child's status is on its object, where the parent reads it.
-    let cr = get_object(&applications(), &apps.name, "child-slow")
+    let cr = get_object(&applications(), &apps.name, &name("child-slow"))
         .await?
-        .context("child-slow")?;
+        .context(name("child-slow"))?;
     assert_eq!(str_at(&cr, "/status/health/status"), "Progressing", "{cr}");
 
     // The Deployment leaves child-slow's path: the child, then the parent
@@ -346,24 +411,25 @@ async fn the_parent_is_healthy_only_when_every_child_is() -> Result<()> {
     repo.write("slow/cm.yaml", &configmap("slow-now-fine"))?;
     repo.commit("child-slow is fine now")?;
     plumb
-        .wait_status("child-slow", "Synced", Some("Healthy"))
+        .wait_status(&name("child-slow"), "Synced", Some("Healthy"))
         .await?;
     let parent = plumb
-        .wait_status("parent", "Synced", Some("Healthy"))
+        .wait_status(&name("parent"), "Synced", Some("Healthy"))
         .await?;
-    let slow = child_resource(&parent, "child-slow").context("the parent lists child-slow")?;
+    let slow =
+        child_resource(&parent, &name("child-slow")).context("the parent lists child-slow")?;
     assert_eq!(slow["health"]["status"], "Healthy", "{slow}");
 
     // Once settled, the parent's object is not written again by the
     // children's status (nothing changed in it).
     let rv = |v: &Value| str_at(v, "/metadata/resourceVersion").to_string();
-    let mut before = rv(&get_object(&applications(), &apps.name, "parent")
+    let mut before = rv(&get_object(&applications(), &apps.name, &name("parent"))
         .await?
         .context("parent")?);
     let mut stable = 0;
     for _ in 0..20 {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = rv(&get_object(&applications(), &apps.name, "parent")
+        let now = rv(&get_object(&applications(), &apps.name, &name("parent"))
             .await?
             .context("parent")?);
         if now == before {
@@ -379,8 +445,8 @@ async fn the_parent_is_healthy_only_when_every_child_is() -> Result<()> {
     assert_eq!(stable, 4, "the parent's object settles");
 
     // Clean up through the cascade.
-    delete_app(&apps.name, "parent").await?;
-    wait_exists(&applications(), &apps.name, "parent", false, &plumb).await?;
+    delete_app(&apps.name, &name("parent")).await?;
+    wait_exists(&applications(), &apps.name, &name("parent"), false, &plumb).await?;
     assert!(!exists(&configmaps(), &target.name, "ok").await?);
     Ok(())
 }
