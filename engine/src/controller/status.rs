@@ -114,6 +114,11 @@ impl Inner {
             .await
         {
             Ok(_) => *slot.written() = Some(fingerprint),
+            // Deleted meanwhile (its cascade removed the last finalizer):
+            // its removal follows through the watch.
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                tracing::debug!(app = %name, "the Application object is gone; its status is not written")
+            }
             Err(e) => {
                 tracing::warn!(app = %name, error = %e, "cannot write status to the Application object")
             }
