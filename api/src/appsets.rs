@@ -69,3 +69,63 @@ async fn generate<S: AppService>(
 ) -> Result<Json<AppSetPreview>, ApiError> {
     Ok(Json(state.service.preview_appset(set).await?))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode, header};
+    use serde_json::{Value, json};
+    use tower::ServiceExt;
+
+    use crate::fake::FakeService;
+
+    async fn call(request: Request<Body>) -> (StatusCode, Value) {
+        let app = crate::app(Arc::new(FakeService::with_fixtures()));
+        let response = app.oneshot(request).await.expect("router is infallible");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    fn get(path: &str) -> Request<Body> {
+        Request::get(path).body(Body::empty()).expect("request")
+    }
+
+    fn post(path: &str, body: &Value) -> Request<Body> {
+        Request::post(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request")
+    }
+
+    #[tokio::test]
+    async fn applicationset_routes_answer_in_argo_cds_shapes() {
+        let (status, body) = call(get("/api/v1/applicationsets")).await;
+        assert_eq!((status, body), (StatusCode::OK, json!({"items": []})));
+        let (status, body) = call(get("/api/v1/applicationsets/web")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["message"], "applicationset web not found");
+        let (status, _) = call(post(
+            "/api/v1/applicationsets/web/confirm-deletion",
+            &json!({"token": "t"}),
+        ))
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        // A body without the token is the client's mistake.
+        let (status, _) = call(post(
+            "/api/v1/applicationsets/web/confirm-deletion",
+            &json!({}),
+        ))
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, _) = call(post("/api/v1/applicationsets/generate", &json!({}))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+}
