@@ -423,6 +423,8 @@ impl Inner {
                 .expect("views lock is never poisoned")
                 .remove(name);
             lock(&self.appsets.written).remove(name);
+            lock(&self.appsets.rollouts).remove(name);
+            lock(&self.appsets.confirmations).remove(name);
             return;
         };
         let started = Instant::now();
