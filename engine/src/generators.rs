@@ -5,13 +5,12 @@
 //! controller and `plumb appset generate` both call it). Secret values
 //! other than a cluster's name and server are never read.
 
-use base64::Engine;
 use plumb_core::appset::render::Owner;
 use plumb_core::appset::{ClusterCatalog, ClusterEntry, GitFile, GitView};
 use serde_json::Value;
 
 use crate::model::{IN_CLUSTER_NAME, IN_CLUSTER_SERVER};
-use crate::repocreds::SECRET_TYPE_LABEL;
+use crate::repocreds::{SECRET_TYPE_LABEL, secret_field};
 use crate::source::{ReadFilter, RepoCache, SourceError, normalize_url};
 use plumb_core::appset::Generator;
 
@@ -213,13 +212,7 @@ fn cluster_of(secret: &Value) -> Option<ClusterEntry> {
     if labels.get(SECRET_TYPE_LABEL).map(String::as_str) != Some("cluster") {
         return None;
     }
-    let field = |key: &str| -> Option<String> {
-        let encoded = secret.pointer(&format!("/data/{key}"))?.as_str()?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .ok()?;
-        String::from_utf8(bytes).ok()
-    };
+    let field = |key: &str| secret_field(secret, key);
     let server = field("server")?;
     Some(ClusterEntry {
         name: field("name").unwrap_or_else(|| server.clone()),
@@ -233,6 +226,7 @@ fn cluster_of(secret: &Value) -> Option<ClusterEntry> {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
     use serde_json::json;
 
     use super::*;

@@ -689,26 +689,61 @@ fn declared_from_object(object: DynamicObject) -> Option<Declared> {
         .ok()
 }
 
-/// Watches `Application` objects in `namespace`: the full set after each
-/// (re)list, then each object whose spec, labels or annotations changed.
-/// An update of the status alone (Plumb writes it back) is dropped here,
-/// without decoding the object. Objects are read as raw JSON so that
-/// unsupported fields can be reported.
-pub fn watch_cluster(
+/// What a watch of Argo CD objects hands on: the full set after each
+/// (re)list, then one object at a time.
+trait Sink<T>: Send + 'static {
+    /// The namespace now holds exactly `all`.
+    fn all(&self, all: Vec<T>);
+    /// One object was added or changed (`Some`), or deleted.
+    fn one(&self, name: &str, object: Option<T>);
+}
+
+struct AppSink(Arc<Updates>);
+
+impl Sink<Declared> for AppSink {
+    fn all(&self, all: Vec<Declared>) {
+        self.0.cluster_all(all);
+    }
+    fn one(&self, name: &str, object: Option<Declared>) {
+        match object {
+            Some(d) => self.0.cluster_applied(d),
+            None => self.0.cluster_deleted(name),
+        }
+    }
+}
+
+struct SetSink(Arc<Updates>);
+
+impl Sink<DeclaredSet> for SetSink {
+    fn all(&self, all: Vec<DeclaredSet>) {
+        self.0.appset_cluster_all(all);
+    }
+    fn one(&self, name: &str, object: Option<DeclaredSet>) {
+        self.0.appset_cluster(name, object);
+    }
+}
+
+/// Watches objects of `resource` in `namespace`: the full set after each
+/// (re)list, then each object whose spec, labels, annotations, finalizers
+/// or deletion changed ([`fingerprint`]). An update of the status alone
+/// (Plumb writes it back) is dropped here, without decoding the object.
+/// Objects are read as raw JSON so that unsupported fields can be reported.
+fn watch_objects<T: Send + 'static>(
     client: kube::Client,
     namespace: String,
-    updates: Arc<Updates>,
+    resource: ApiResource,
+    decode: fn(DynamicObject) -> Option<T>,
+    sink: impl Sink<T>,
     cancel: CancellationToken,
 ) {
     tokio::spawn(async move {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(client, &namespace, &application_resource());
+        let api: Api<DynamicObject> = Api::namespaced_with(client, &namespace, &resource);
         let mut stream = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
         // What each object looked like when last read, by name.
         let mut seen: HashMap<String, u64> = HashMap::new();
-        let mut relist: Option<(Vec<Declared>, HashMap<String, u64>)> = None;
+        let mut relist: Option<(Vec<T>, HashMap<String, u64>)> = None;
         loop {
             let event = tokio::select! {
                 () = cancel.cancelled() => return,
@@ -716,40 +751,57 @@ pub fn watch_cluster(
             };
             let Some(event) = event else { return };
             match event {
-                Ok(Event::Init) => relist = Some(Default::default()),
+                Ok(Event::Init) => relist = Some((Vec::new(), HashMap::new())),
                 Ok(Event::InitApply(o)) => {
-                    if let Some((apps, prints)) = relist.as_mut() {
+                    if let Some((objects, prints)) = relist.as_mut() {
                         let name = o.metadata.name.clone().unwrap_or_default();
                         prints.insert(name, fingerprint(&o));
-                        apps.extend(declared_from_object(o));
+                        objects.extend(decode(o));
                     }
                 }
                 Ok(Event::InitDone) => {
-                    let (apps, prints) = relist.take().unwrap_or_default();
+                    let (objects, prints) = relist.take().unwrap_or_default();
                     seen = prints;
-                    updates.cluster_all(apps);
+                    sink.all(objects);
                 }
                 Ok(Event::Apply(o)) => {
                     let name = o.metadata.name.clone().unwrap_or_default();
                     let print = fingerprint(&o);
-                    if seen.insert(name, print) == Some(print) {
+                    if seen.insert(name.clone(), print) == Some(print) {
                         continue;
                     }
-                    if let Some(declared) = declared_from_object(o) {
-                        updates.cluster_applied(declared);
+                    if let Some(object) = decode(o) {
+                        sink.one(&name, Some(object));
                     }
                 }
                 Ok(Event::Delete(o)) => {
                     let name = o.metadata.name.clone().unwrap_or_default();
                     seen.remove(&name);
-                    updates.cluster_deleted(&name);
+                    sink.one(&name, None);
                 }
                 Err(e) => {
-                    tracing::debug!(error = %e, "Application watch failed (is the CRD installed?); retrying");
+                    tracing::debug!(kind = %resource.kind, error = %e, "watch failed (is the CRD installed?); retrying");
                 }
             }
         }
     });
+}
+
+/// Watches `Application` objects in `namespace` (see [`watch_objects`]).
+pub fn watch_cluster(
+    client: kube::Client,
+    namespace: String,
+    updates: Arc<Updates>,
+    cancel: CancellationToken,
+) {
+    watch_objects(
+        client,
+        namespace,
+        application_resource(),
+        declared_from_object,
+        AppSink(updates),
+        cancel,
+    );
 }
 
 /// The `applicationsets.argoproj.io` resource.
@@ -770,65 +822,21 @@ fn declared_set_from_object(object: DynamicObject) -> Option<DeclaredSet> {
         .ok()
 }
 
-/// Watches `ApplicationSet` objects in `namespace`, as [`watch_cluster`]
-/// watches Applications: the full set after each (re)list, then each object
-/// whose spec, labels or annotations changed (Plumb's own status writes are
-/// dropped here).
+/// Watches `ApplicationSet` objects in `namespace` (see [`watch_objects`]).
 pub fn watch_appsets(
     client: kube::Client,
     namespace: String,
     updates: Arc<Updates>,
     cancel: CancellationToken,
 ) {
-    tokio::spawn(async move {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(client, &namespace, &applicationset_resource());
-        let mut stream = watcher::watcher(api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
-        let mut seen: HashMap<String, u64> = HashMap::new();
-        let mut relist: Option<(Vec<DeclaredSet>, HashMap<String, u64>)> = None;
-        loop {
-            let event = tokio::select! {
-                () = cancel.cancelled() => return,
-                event = stream.next() => event,
-            };
-            let Some(event) = event else { return };
-            match event {
-                Ok(Event::Init) => relist = Some(Default::default()),
-                Ok(Event::InitApply(o)) => {
-                    if let Some((sets, prints)) = relist.as_mut() {
-                        let name = o.metadata.name.clone().unwrap_or_default();
-                        prints.insert(name, fingerprint(&o));
-                        sets.extend(declared_set_from_object(o));
-                    }
-                }
-                Ok(Event::InitDone) => {
-                    let (sets, prints) = relist.take().unwrap_or_default();
-                    seen = prints;
-                    updates.appset_cluster_all(sets);
-                }
-                Ok(Event::Apply(o)) => {
-                    let name = o.metadata.name.clone().unwrap_or_default();
-                    let print = fingerprint(&o);
-                    if seen.insert(name.clone(), print) == Some(print) {
-                        continue;
-                    }
-                    if let Some(set) = declared_set_from_object(o) {
-                        updates.appset_cluster(&name, Some(set));
-                    }
-                }
-                Ok(Event::Delete(o)) => {
-                    let name = o.metadata.name.clone().unwrap_or_default();
-                    seen.remove(&name);
-                    updates.appset_cluster(&name, None);
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "ApplicationSet watch failed (is the CRD installed?); retrying");
-                }
-            }
-        }
-    });
+    watch_objects(
+        client,
+        namespace,
+        applicationset_resource(),
+        declared_set_from_object,
+        SetSink(updates),
+        cancel,
+    );
 }
 
 #[cfg(test)]

@@ -22,6 +22,22 @@ use crate::source::{Credentials, RepoCache};
 /// The label Argo CD's repository Secrets carry.
 pub const SECRET_TYPE_LABEL: &str = "argocd.argoproj.io/secret-type";
 
+/// A text value of a Secret: from `stringData` (as written) or `data`
+/// (base64, as read back); `None` when absent or not UTF-8.
+pub fn secret_field(secret: &Value, key: &str) -> Option<String> {
+    if let Some(v) = secret
+        .pointer(&format!("/stringData/{key}"))
+        .and_then(Value::as_str)
+    {
+        return Some(v.to_string());
+    }
+    let encoded = secret.pointer(&format!("/data/{key}"))?.as_str()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    String::from_utf8(bytes).ok()
+}
+
 /// The URL prefix and credentials a repository Secret holds, if it is one.
 pub fn from_secret(secret: &Value) -> Option<(String, Credentials)> {
     let kind = secret
@@ -31,19 +47,7 @@ pub fn from_secret(secret: &Value) -> Option<(String, Credentials)> {
     if kind != "repository" && kind != "repo-creds" {
         return None;
     }
-    let field = |key: &str| -> Option<String> {
-        if let Some(v) = secret
-            .pointer(&format!("/stringData/{key}"))
-            .and_then(Value::as_str)
-        {
-            return Some(v.to_string());
-        }
-        let encoded = secret.pointer(&format!("/data/{key}"))?.as_str()?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .ok()?;
-        String::from_utf8(bytes).ok()
-    };
+    let field = |key: &str| secret_field(secret, key);
     let url = field("url")?;
     Some((
         url,
