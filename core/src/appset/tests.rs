@@ -986,3 +986,145 @@ fn directories_generator_over_ten_thousand_folders_is_one_pass() {
         started.elapsed()
     );
 }
+
+#[test]
+fn go_template_params_nest_and_a_matrix_renders_its_second_generator_with_go() {
+    check(vec![
+        (
+            "goTemplate matrix: the second generator reads the first's nested params",
+            true,
+            r"
+- matrix:
+    generators:
+      - git:
+          repoURL: https://git.example/apps.git
+          directories: [{path: 'apps/a*'}]
+      - list:
+          elementsYaml: |
+            - app: '{{ .path.basename | upper }}'
+              depth: '{{ len .path.segments }}'
+",
+            json!([
+                {"path": {"path": "apps/api", "basename": "api", "basenameNormalized": "api",
+                          "segments": ["apps", "api"]},
+                 "app": "API", "depth": "2"}
+            ]),
+        ),
+        (
+            "goTemplate clusters values are rendered with the cluster's params",
+            true,
+            r"
+- clusters:
+    selector: {matchLabels: {env: prod}}
+    values: {url: '{{ .server }}/x', who: '{{ .name | upper }}'}
+",
+            json!([
+                {"name": "prod", "nameNormalized": "prod", "server": "https://prod",
+                 "project": "", "metadata": {"labels": {"env": "prod"}},
+                 "values": {"url": "https://prod/x", "who": "PROD"}}
+            ]),
+        ),
+    ]);
+}
+
+/// `(what, ApplicationSet spec YAML, expected (name, source path, destination namespace))`.
+type AppRow = (
+    &'static str,
+    &'static str,
+    Vec<(&'static str, &'static str, &'static str)>,
+);
+
+#[test]
+fn an_applicationset_renders_into_the_expected_applications() {
+    let rows: Vec<AppRow> = vec![
+        (
+            "fasttemplate over git directories",
+            r"
+generators:
+- git: {repoURL: r, directories: [{path: 'apps/*'}]}
+template:
+  metadata: {name: '{{path.basenameNormalized}}'}
+  spec: {source: {repoURL: r, path: '{{path}}'}, destination: {namespace: '{{path[1]}}'}}
+",
+            // Folders in byte order, as the generator sorts them.
+            vec![
+                ("web-admin", "apps/Web_Admin", "Web_Admin"),
+                ("api", "apps/api", "api"),
+                ("web", "apps/web", "web"),
+            ],
+        ),
+        (
+            "goTemplate with a conditional and sprig",
+            r"
+goTemplate: true
+generators:
+- list: {elements: [{env: dev, n: 1}, {env: prod, n: 3}]}
+template:
+  metadata: {name: '{{ .env }}-{{ if gt (int .n) 1 }}ha{{ else }}single{{ end }}'}
+  spec: {source: {repoURL: r, path: '{{ printf `envs/%s` .env }}'}, destination: {namespace: '{{ .env | repeat 2 }}'}}
+",
+            vec![
+                ("dev-single", "envs/dev", "devdev"),
+                ("prod-ha", "envs/prod", "prodprod"),
+            ],
+        ),
+        (
+            "a generator's own template fills in over the set's",
+            r"
+generators:
+- list:
+    elements: [{env: qa}]
+    template: {metadata: {}, spec: {destination: {namespace: from-generator}}}
+template:
+  metadata: {name: 'x-{{env}}'}
+  spec: {source: {repoURL: r, path: base}, destination: {namespace: from-set}}
+",
+            vec![("x-qa", "base", "from-generator")],
+        ),
+        (
+            "templatePatch with goTemplate",
+            r"
+goTemplate: true
+generators:
+- list: {elements: [{env: dev}, {env: prod}]}
+template:
+  metadata: {name: '{{ .env }}'}
+  spec: {source: {repoURL: r, path: base}, destination: {namespace: default}}
+templatePatch: |
+  {{- if eq .env `prod` }}
+  spec:
+    source: {path: prod-only}
+  {{- end }}
+",
+            vec![("dev", "base", "default"), ("prod", "prod-only", "default")],
+        ),
+    ];
+    for (what, yaml, want) in rows {
+        let set = ApplicationSet {
+            spec: serde_yaml::from_str(yaml).expect("spec YAML"),
+            ..ApplicationSet::default()
+        };
+        let generated = generate(&set.spec, &FakeGit::tree(), &FakeClusters::catalog())
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let owner = render::Owner {
+            name: "set",
+            namespace: "argocd",
+            uid: None,
+        };
+        let apps = render::applications(&set, &generated, &owner)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let got: Vec<(&str, &str, &str)> = apps
+            .iter()
+            .map(|a| {
+                (
+                    a["metadata"]["name"].as_str().unwrap_or_default(),
+                    a["spec"]["source"]["path"].as_str().unwrap_or_default(),
+                    a["spec"]["destination"]["namespace"]
+                        .as_str()
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "{what}");
+    }
+}
