@@ -506,6 +506,52 @@ mod tests {
         assert!(!up_to_date(&desired, &live));
     }
 
+    proptest::proptest! {
+        /// For any generated names (duplicates included) and any existing
+        /// applications, owned or not: a plan never creates, updates or
+        /// deletes an application it does not own, never deletes one it
+        /// still generates, touches each name at most once, and never
+        /// deletes every owned application without a confirmation.
+        #[test]
+        fn a_plan_never_touches_what_it_does_not_own_nor_drops_everything_unconfirmed(
+            wanted in proptest::collection::vec(0u8..12, 0..10),
+            have in proptest::collection::btree_map(0u8..12, proptest::bool::ANY, 0..10),
+            policy in 0u8..4,
+        ) {
+            let policy = [ApplicationsSync::Sync, ApplicationsSync::CreateOnly,
+                          ApplicationsSync::CreateUpdate, ApplicationsSync::CreateDelete][usize::from(policy)];
+            let name = |n: &u8| format!("app-{n}");
+            let existing: BTreeMap<String, Existing> = have
+                .iter()
+                .map(|(n, owned)| (name(n), existing_of(&app(&name(n), "old"), *owned)))
+                .collect();
+            let desired: Vec<Value> = wanted.iter().map(|n| app(&name(n), "new")).collect();
+            let unique: BTreeSet<&u8> = wanted.iter().collect();
+            match plan(desired, &existing, &rules(policy)) {
+                Err(PlanError::DuplicateName(_)) => proptest::prop_assert!(unique.len() < wanted.len()),
+                Err(e) => proptest::prop_assert!(false, "unexpected {e}"),
+                Ok(p) => {
+                    proptest::prop_assert_eq!(unique.len(), wanted.len());
+                    let mut touched = BTreeSet::new();
+                    for n in names(&p.create).into_iter().chain(names(&p.update)).chain(p.delete.iter().map(String::as_str)) {
+                        proptest::prop_assert!(touched.insert(n.to_string()), "{} twice", n);
+                    }
+                    for n in names(&p.update).into_iter().chain(p.delete.iter().map(String::as_str)) {
+                        proptest::prop_assert!(existing.get(n).is_some_and(|e| e.owned), "{} not owned", n);
+                    }
+                    for n in names(&p.create) {
+                        proptest::prop_assert!(!existing.contains_key(n));
+                    }
+                    for n in &p.delete {
+                        proptest::prop_assert!(!wanted.iter().any(|w| &name(w) == n));
+                    }
+                    let owned = existing.values().filter(|e| e.owned).count();
+                    proptest::prop_assert!(owned == 0 || p.delete.len() < owned);
+                }
+            }
+        }
+    }
+
     #[test]
     fn spec_hash_ignores_key_order_only() {
         let a = json!({"a": 1, "b": {"c": [1, "x"], "d": null}});
