@@ -439,7 +439,16 @@ fn application(app: Object<'_>) -> Health {
         s => serde_json::from_value(Value::String(s.to_string()))
             .unwrap_or(HealthStatusCode::Unknown),
     };
-    Health::new(status, app.str("/status/health/message"))
+    // The child's own sync status goes in the message when its health
+    // says nothing more: the parent's resource row shows whether the child
+    // object matches Git (the parent's comparison, as in Argo CD), and the
+    // message whether the child's resources match its Git.
+    let message = match (app.str("/status/health/message"), app.str("/status/sync/status")) {
+        ("", "") => String::new(),
+        ("", sync) => format!("sync: {sync}"),
+        (message, _) => message.to_string(),
+    };
+    Health::new(status, message)
 }
 
 #[cfg(test)]
@@ -957,6 +966,11 @@ mod tests {
             "web: crash",
         );
         assert_health(app(json!({"health": {"status": "Healthy"}})), Healthy, "");
+        assert_health(
+            app(json!({"health": {"status": "Healthy"}, "sync": {"status": "OutOfSync"}})),
+            Healthy,
+            "sync: OutOfSync",
+        );
         assert_health(
             app(json!({"health": {"status": "Suspended"}})),
             Suspended,
