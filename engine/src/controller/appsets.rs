@@ -382,7 +382,10 @@ impl Inner {
                     if !new.contains_key(name) {
                         tracing::warn!(appset = %name, "ApplicationSet removed from --apps; the applications it generated are left in place");
                     }
-                    if new.get(name).is_none_or(|n| n.set != old.set) {
+                    if new
+                        .get(name)
+                        .is_none_or(|n| n.set != old.set || n.unsupported != old.unsupported)
+                    {
                         touched.insert(name.clone());
                     }
                 }
