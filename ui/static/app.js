@@ -1,7 +1,8 @@
 // Plumb's web UI: lists applications, follows them live over server-sent
 // events (polling every 5 s when the stream fails), and shows one
-// application's resources, conditions, diff and history with Sync and
-// Rollback actions.
+// application's resources, children, conditions, diff and history with Sync
+// and Rollback actions. A second view lists the ApplicationSets with their
+// applications and conditions, and confirms a held deletion.
 //
 // Every piece of server data reaches the page through textContent or an
 // attribute, never as HTML. URLs are relative so the page also works behind
@@ -12,6 +13,7 @@
   const API = 'api/v1';
   const POLL_MS = 5000;
   const SSE_RETRY_MS = 30000;
+  const APPSET_LABEL = 'plumb.dev/applicationset';
 
   const state = {
     apps: new Map(),          // name -> Application (from the list or the stream)
@@ -28,6 +30,12 @@
     options: { prune: false, dryRun: false }, // the Sync checkboxes, kept across renders
     renderQueued: false,
     detailTimer: null,
+    view: 'apps',             // 'apps' | 'app' | 'appsets' (all, or the one in appsetName)
+    appsetName: null,         // the ApplicationSet shown alone, or null for all
+    appsets: null,            // ApplicationSets, while their view is open
+    appsetsError: null,
+    appsetsTimer: null,       // the poll of the ApplicationSets view
+    appsetsReload: null,      // a reload after events of generated applications
   };
 
   // ---- DOM helpers ----------------------------------------------------
@@ -66,6 +74,7 @@
   function healthOf(app) { return (app.status && app.status.health) || {}; }
   function sourceOf(app) { var s = app.spec || {}; return s.source || (s.sources || [])[0] || {}; }
   function nameOf(app) { return (app.metadata && app.metadata.name) || ''; }
+  function labelsOf(app) { return (app.metadata && app.metadata.labels) || {}; }
 
   function shortRev(rev) {
     return typeof rev === 'string' && /^[0-9a-f]{40,}$/i.test(rev) ? rev.slice(0, 7) : (rev || '');
@@ -112,6 +121,9 @@
   }
 
   const appPath = (name, rest) => `applications/${encodeURIComponent(name)}${rest || ''}`;
+  const appsetPath = (name, rest) => `applicationsets/${encodeURIComponent(name)}${rest || ''}`;
+  const appHref = (name) => `#/apps/${encodeURIComponent(name)}`;
+  const appsetHref = (name) => `#/appsets/${encodeURIComponent(name)}`;
 
   // ---- live updates ---------------------------------------------------
 
@@ -172,8 +184,14 @@
   function applyEvent(type, app) {
     const name = nameOf(app);
     if (!name) return;
+    const before = state.apps.get(name);
     if (type === 'DELETED') state.apps.delete(name);
     else state.apps.set(name, app);
+    // A generated application changed: its set's status follows soon.
+    if (state.view === 'appsets' && (labelsOf(app)[APPSET_LABEL] || (before && labelsOf(before)[APPSET_LABEL]))) {
+      clearTimeout(state.appsetsReload);
+      state.appsetsReload = setTimeout(loadAppsets, 1000);
+    }
     if (name === state.selected) {
       // Events may carry a bounded history: fetch the full application, once
       // a burst of events is over.
@@ -191,6 +209,28 @@
     } catch (e) {
       if (state.mode === 'polling') $('connection').textContent = 'offline, retrying…';
     }
+  }
+
+  async function loadAppsets() {
+    try {
+      const data = await api('GET', 'applicationsets');
+      state.appsets = data.items || [];
+      state.appsetsError = null;
+    } catch (e) {
+      state.appsetsError = e.message;
+    }
+    queueRender();
+  }
+
+  // While the ApplicationSets view is open: load now, then every 5 s (a
+  // set's conditions change without any application event).
+  function followAppsets(open) {
+    clearInterval(state.appsetsTimer);
+    clearTimeout(state.appsetsReload);
+    state.appsetsTimer = null;
+    if (!open) return;
+    loadAppsets();
+    state.appsetsTimer = setInterval(loadAppsets, POLL_MS);
   }
 
   // What the diff depends on: reload it only when this changes.
@@ -280,6 +320,24 @@
     });
   }
 
+  // The token a DeletionHeld condition names, or null.
+  function heldToken(condition) {
+    const m = /"token":\s*"([^"]+)"/.exec(condition.message || '')
+      || /plumb\.dev\/confirm-deletion=([^\s"]+)/.exec(condition.message || '');
+    return m ? m[1] : null;
+  }
+
+  function confirmDeletion(name, condition, token) {
+    const text = `Let ApplicationSet "${name}" delete its applications?\n\n${condition.message || ''}\n\n`
+      + 'Their resources are deleted too where the applications carry the resources finalizer.';
+    if (!confirm(text)) return;
+    act('confirm', async () => {
+      await api('POST', appsetPath(name, '/confirm-deletion'), { token });
+      toast(`Deletion confirmed for "${name}"`, 'ok');
+      await loadAppsets();
+    });
+  }
+
   function applyUpdated(name, app) {
     state.apps.set(name, app);
     if (state.selected === name) {
@@ -297,10 +355,15 @@
   }
 
   function render() {
-    const detail = state.selected !== null;
-    $('list-view').hidden = detail;
-    $('detail-view').hidden = !detail;
-    if (detail) renderDetail(); else renderList();
+    $('list-view').hidden = state.view !== 'apps';
+    $('detail-view').hidden = state.view !== 'app';
+    $('appsets-view').hidden = state.view !== 'appsets';
+    const onSets = state.view === 'appsets';
+    $('nav-apps').className = onSets ? '' : 'active';
+    $('nav-appsets').className = onSets ? 'active' : '';
+    if (state.view === 'app') renderDetail();
+    else if (onSets) renderAppsets();
+    else renderList();
   }
 
   function renderList() {
@@ -313,7 +376,7 @@
     const rows = shown.map((app) => {
       const name = nameOf(app);
       const src = sourceOf(app);
-      const href = `#/apps/${encodeURIComponent(name)}`;
+      const href = appHref(name);
       return el('tr', { className: 'clickable', onclick: (e) => { if (e.target.tagName !== 'A') location.hash = href; } },
         el('td', { className: 'name' }, el('a', { href }, name)),
         el('td', {}, badge('sync', syncOf(app).status, SYNC)),
@@ -406,6 +469,9 @@
       field('Target revision', src.targetRevision || 'HEAD'),
       field('Destination', [dest.server || dest.name || '', dest.namespace].filter(Boolean).join(' / ')),
       field('Sync policy', policy),
+      labelsOf(app)[APPSET_LABEL]
+        ? field('ApplicationSet', el('a', { href: appsetHref(labelsOf(app)[APPSET_LABEL]), className: 'generated-by' }, labelsOf(app)[APPSET_LABEL]))
+        : null,
       field('Health', healthOf(app).message || healthOf(app).status || 'Unknown'),
       field('Last compared', time(status.reconciledAt) || '—'))));
 
@@ -424,6 +490,9 @@
         el('p', { className: 'muted' }, `Started ${time(op.startedAt)}`, op.finishedAt ? `, finished ${time(op.finishedAt)}` : '')));
     }
 
+    const children = (status.resources || []).filter((r) => r.kind === 'Application' && r.group === 'argoproj.io');
+    if (children.length > 0) parts.push(card('Children', renderChildren(children)));
+
     parts.push(card('Resources', table(['Group', 'Kind', 'Namespace', 'Name', 'Sync', 'Health'],
       (status.resources || []).map((r) => el('tr', {},
         el('td', { className: 'muted' }, r.group || ''),
@@ -436,6 +505,127 @@
 
     parts.push(card('Diff', renderDiff(name, app)));
     parts.push(card('History', renderHistory(name, status.history || [])));
+    view.replaceChildren(...parts);
+  }
+
+  // The Application Plumb manages for a resource entry, if any.
+  function managedApp(name, namespace) {
+    const app = state.apps.get(name);
+    if (!app) return null;
+    const ns = app.metadata && app.metadata.namespace;
+    return !ns || !namespace || ns === namespace ? app : null;
+  }
+
+  // A parent's child Applications with their own sync and health (the
+  // parent's entry says whether the child's object matches Git).
+  function renderChildren(children) {
+    const rows = children.map((r) => {
+      const child = managedApp(r.name, r.namespace);
+      const sync = child ? syncOf(child).status : r.status;
+      const health = child ? healthOf(child) : (r.health || {});
+      return el('tr', { className: 'child' },
+        el('td', { className: 'name' }, child ? el('a', { href: appHref(r.name) }, r.name) : r.name),
+        el('td', {}, r.namespace || ''),
+        el('td', {}, badge('sync', sync, SYNC)),
+        el('td', {}, badge('health', health.status, HEALTH, health.message),
+          child ? null : el('span', { className: 'muted' }, ' not managed by this Plumb')));
+    });
+    return table(['Name', 'Namespace', 'Sync', 'Health'], rows, 'No children.');
+  }
+
+  // ---- ApplicationSets ------------------------------------------------
+
+  const SET_STATES = ['ErrorOccurred', 'DeletionHeld', 'UpToDate', 'Pending'];
+
+  function conditionOf(set, type) {
+    return ((set.status && set.status.conditions) || []).find((c) => c.type === type);
+  }
+
+  // A set's state from its conditions, worst first.
+  function setState(set) {
+    const isTrue = (type) => { const c = conditionOf(set, type); return c && c.status === 'True'; };
+    if (isTrue('ErrorOccurred')) return 'ErrorOccurred';
+    if (isTrue('DeletionHeld')) return 'DeletionHeld';
+    if (isTrue('ResourcesUpToDate')) return 'UpToDate';
+    return 'Pending';
+  }
+
+  function setBadge(set) {
+    const s = setState(set);
+    const text = { UpToDate: 'Up to date', Pending: 'Not up to date' }[s] || s;
+    const why = conditionOf(set, s === 'UpToDate' || s === 'Pending' ? 'ResourcesUpToDate' : s);
+    return el('span', { className: `badge set-${SET_STATES.includes(s) ? s : 'Pending'}`, title: (why && why.message) || undefined }, text);
+  }
+
+  // A set's applications: its status.resources, and any application Plumb
+  // shows with its label; sync and health from the live application when
+  // known (it follows the event stream), else from the set's status.
+  function setApps(set) {
+    const name = nameOf(set);
+    const byName = new Map();
+    for (const r of (set.status && set.status.resources) || []) byName.set(r.name, r);
+    for (const app of state.apps.values()) {
+      if (labelsOf(app)[APPSET_LABEL] === name && !byName.has(nameOf(app))) byName.set(nameOf(app), { name: nameOf(app) });
+    }
+    return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name)).map((r) => {
+      const app = managedApp(r.name, r.namespace);
+      return {
+        name: r.name,
+        app,
+        sync: app ? syncOf(app).status : r.status,
+        health: app ? healthOf(app) : (r.health || {}),
+      };
+    });
+  }
+
+  function renderAppset(set) {
+    const name = nameOf(set);
+    const conditions = (set.status && set.status.conditions) || [];
+    const apps = setApps(set);
+    const rows = apps.map((a) => el('tr', { className: 'clickable', onclick: (e) => { if (e.target.tagName !== 'A') location.hash = appHref(a.name); } },
+      el('td', { className: 'name' }, el('a', { href: appHref(a.name) }, a.name)),
+      el('td', {}, badge('sync', a.sync, SYNC)),
+      el('td', {}, badge('health', a.health.status, HEALTH, a.health.message))));
+    const items = conditions.map((c) => {
+      const held = c.type === 'DeletionHeld' && c.status === 'True';
+      const token = held ? heldToken(c) : null;
+      const bad = (c.type === 'ErrorOccurred' && c.status === 'True') || (c.type !== 'ErrorOccurred' && c.status === 'False');
+      return el('li', { className: held ? 'warn held' : (bad ? 'error' : 'info') },
+        el('strong', {}, c.type), ' ', el('span', { className: 'muted' }, `${c.status}${c.reason ? ` (${c.reason})` : ''}`),
+        c.message ? el('div', { className: 'message' }, c.message) : null,
+        token ? el('div', { className: 'actions' },
+          el('button', { className: 'primary confirm-deletion', disabled: !!state.busy, onclick: () => confirmDeletion(name, c, token) },
+            state.busy === 'confirm' ? 'Confirming…' : 'Confirm deletion')) : null);
+    });
+    return el('section', { className: 'card appset', 'data-appset': name },
+      el('div', { className: 'appset-head' },
+        el('h2', {}, el('a', { href: appsetHref(name) }, name)),
+        setBadge(set),
+        el('span', { className: 'muted' }, `${apps.length} application${apps.length === 1 ? '' : 's'}`)),
+      table(['Application', 'Sync', 'Health'], rows, 'No applications generated.'),
+      items.length ? el('ul', { className: 'conditions' }, items) : null);
+  }
+
+  function renderAppsets() {
+    const view = $('appsets-view');
+    const one = state.appsetName;
+    const head = one
+      ? el('a', { href: '#/appsets', className: 'back' }, '← ApplicationSets')
+      : el('div', { className: 'toolbar' }, el('h1', {}, 'ApplicationSets'));
+    const parts = [head];
+    if (state.appsetsError) parts.push(el('p', { className: 'banner error' }, state.appsetsError));
+    if (state.appsets === null) {
+      parts.push(el('p', { className: 'empty' }, state.appsetsError ? '' : 'Loading…'));
+    } else {
+      const sets = state.appsets.filter((s) => !one || nameOf(s) === one)
+        .sort((a, b) => nameOf(a).localeCompare(nameOf(b)));
+      if (sets.length === 0) {
+        parts.push(el('p', { className: 'empty' }, one
+          ? `No ApplicationSet named "${one}".`
+          : 'No ApplicationSets. Plumb generates applications from ApplicationSet objects in its --namespace.'));
+      }
+      parts.push(...sets.map(renderAppset));
+    }
     view.replaceChildren(...parts);
   }
 
@@ -480,12 +670,20 @@
 
   // ---- routing --------------------------------------------------------
 
+  function decoded(text) {
+    try { return decodeURIComponent(text); } catch (e) { return null; }
+  }
+
   function route() {
-    const match = /^#\/apps\/(.+)$/.exec(location.hash);
-    let name = null;
-    if (match) {
-      try { name = decodeURIComponent(match[1]); } catch (e) { name = null; }
-    }
+    const hash = location.hash;
+    const app = /^#\/apps\/(.+)$/.exec(hash);
+    const set = /^#\/appsets(?:\/(.+))?$/.exec(hash);
+    const name = app ? decoded(app[1]) : null;
+    const view = name !== null ? 'app' : (set ? 'appsets' : 'apps');
+    if (view === 'appsets') state.appsetName = set[1] ? decoded(set[1]) : null;
+    if ((view === 'appsets') !== (state.view === 'appsets')) followAppsets(view === 'appsets');
+    if (view !== state.view) window.scrollTo(0, 0);
+    state.view = view;
     if (name !== state.selected) {
       state.selected = name;
       state.detail = null;
