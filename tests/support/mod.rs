@@ -7,6 +7,8 @@
 
 #![allow(dead_code)] // each test binary uses part of this module
 
+pub mod browser;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;

@@ -1,0 +1,336 @@
+//! The web UI end to end, in a real headless Chromium driven over
+//! WebDriver: the ApplicationSets view (a set, its applications, a held
+//! deletion confirmed from the page) and a parent application's children,
+//! against a real `plumb serve` on the real local control plane.
+//!
+//! Needs Chromium and chromedriver (`scripts/browser` installs them); fails
+//! when they are missing.
+
+mod support;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use serde_json::{Value, json};
+use support::browser::Browser;
+use support::{GitRepo, Plumb, TestNamespace, eventually, resource};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn applications() -> kube::core::ApiResource {
+    resource("argoproj.io", "v1alpha1", "Application", "applications")
+}
+
+fn appsets() -> kube::core::ApiResource {
+    resource(
+        "argoproj.io",
+        "v1alpha1",
+        "ApplicationSet",
+        "applicationsets",
+    )
+}
+
+/// Creates or replaces an object of `ar` from JSON (server-side apply).
+async fn apply(ar: &kube::core::ApiResource, ns: &str, value: Value) -> Result<()> {
+    let name = value["metadata"]["name"]
+        .as_str()
+        .context("a name")?
+        .to_string();
+    let api: Api<DynamicObject> = Api::namespaced_with(support::client().await, ns, ar);
+    api.patch(
+        &name,
+        &PatchParams::apply("test").force(),
+        &Patch::Apply(&value),
+    )
+    .await?;
+    Ok(())
+}
+
+/// An ApplicationSet whose list generator makes `<name>-<n>` from
+/// `apps/<n>` for each of `names`.
+fn appset(name: &str, names: &[&str], repo: &str, dest: &str) -> Value {
+    let elements: Vec<Value> = names.iter().map(|n| json!({"name": n})).collect();
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "ApplicationSet",
+        "metadata": {"name": name},
+        "spec": {
+            "generators": [{"list": {"elements": elements}}],
+            "template": {
+                "metadata": {"name": format!("{name}-{{{{name}}}}")},
+                "spec": {
+                    "project": "default",
+                    "source": {"repoURL": repo, "targetRevision": "main", "path": "apps/{{name}}"},
+                    "destination": {"server": "https://kubernetes.default.svc", "namespace": dest},
+                    "syncPolicy": {"automated": {"prune": true}}
+                }
+            }
+        }
+    })
+}
+
+/// An Application object deploying `path` of `repo` to `dest`, automated.
+fn application(name: &str, namespace: &str, repo: &str, path: &str, dest: &str) -> Value {
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "project": "default",
+            "source": {"repoURL": repo, "targetRevision": "main", "path": path},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": dest},
+            "syncPolicy": {"automated": {"prune": true}}
+        }
+    })
+}
+
+fn configmap(name: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  from: {name}\n")
+}
+
+/// The server's log without the ApplicationSet passes' lines, which a
+/// failure's own context would otherwise be all of.
+fn log_excerpt(plumb: &Plumb) -> String {
+    let log = plumb.log_text();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| !l.contains("ApplicationSet pass"))
+        .collect();
+    format!(
+        "plumb log (without ApplicationSet passes):\n{}",
+        lines[lines.len().saturating_sub(80)..].join("\n")
+    )
+}
+
+#[tokio::test]
+async fn the_ui_shows_applicationsets_with_their_applications_and_a_parents_children() -> Result<()>
+{
+    let apps_ns = TestNamespace::new("ui-apps").await;
+    apps_ns.create().await?;
+    let dest = TestNamespace::new("ui-dest").await;
+    dest.create().await?;
+    // Tracking ids hold application names, and other tests' namespaces may
+    // still be going away: names of this test's own.
+    let sfx = &apps_ns.name[apps_ns.name.len() - 8..];
+    let set_name = format!("uiset-{sfx}");
+    let (one, two) = (format!("{set_name}-one"), format!("{set_name}-two"));
+    let parent = format!("parent-{sfx}");
+    let (kid_a, kid_b) = (format!("kid-a-{sfx}"), format!("kid-b-{sfx}"));
+
+    // One repository: two folders for the set's applications, two for the
+    // children, and the parent's folder of child Applications.
+    let repo = GitRepo::new(None)?;
+    let url = repo.url();
+    for n in ["one", "two"] {
+        repo.write(
+            &format!("apps/{n}/cm.yaml"),
+            &configmap(&format!("set-{n}")),
+        )?;
+    }
+    for kid in [&kid_a, &kid_b] {
+        repo.write(&format!("kids/{kid}/cm.yaml"), &configmap(kid))?;
+        let child = application(kid, &apps_ns.name, &url, &format!("kids/{kid}"), &dest.name);
+        repo.write(
+            &format!("parent/{kid}.yaml"),
+            &serde_yaml::to_string(&child)?,
+        )?;
+    }
+    repo.commit("apps")?;
+
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start_watching(work.path(), "", &apps_ns.name).await?;
+    apply(
+        &appsets(),
+        &apps_ns.name,
+        appset(&set_name, &["one", "two"], &url, &dest.name),
+    )
+    .await?;
+    apply(
+        &applications(),
+        &apps_ns.name,
+        application(&parent, &apps_ns.name, &url, "parent", &apps_ns.name),
+    )
+    .await?;
+    for name in [&one, &two, &parent, &kid_a, &kid_b] {
+        if let Err(e) = plumb.wait_status(name, "Synced", Some("Healthy")).await {
+            let doc = plumb.app(name).await.unwrap_or_default();
+            return Err(e.context(format!("{name}: {}", doc["status"])));
+        }
+    }
+
+    let browser = Browser::start().await?;
+    browser.goto(&format!("{}/", plumb.url)).await?;
+    browser
+        .wait_for("the applications list", "#app-rows tr", |rows| {
+            rows.len() >= 5
+        })
+        .await?;
+
+    // The ApplicationSets view, reached from the navigation: the set, its
+    // state and its applications with their sync and health.
+    browser.click("#nav-appsets").await?;
+    let set = format!(r#"section.appset[data-appset="{set_name}"]"#);
+    browser
+        .wait_for(
+            "the set is up to date",
+            &format!("{set} .appset-head"),
+            |t| t[0].contains(&set_name) && t[0].contains("Up to date"),
+        )
+        .await?;
+    let rows = browser
+        .wait_for(
+            "the set lists its applications, synced and healthy",
+            &format!("{set} tbody tr"),
+            |rows| {
+                rows.len() == 2
+                    && rows
+                        .iter()
+                        .all(|r| r.contains("Synced") && r.contains("Healthy"))
+            },
+        )
+        .await?;
+    ensure!(rows[0].contains(&one) && rows[1].contains(&two), "{rows:?}");
+    let links = browser
+        .attributes(&format!("{set} tbody a"), "href")
+        .await?;
+    ensure!(
+        links.iter().any(|h| h.ends_with(&format!("#/apps/{one}")))
+            && links.iter().any(|h| h.ends_with(&format!("#/apps/{two}"))),
+        "each application links to its page: {links:?}"
+    );
+    let conditions = browser
+        .wait_for(
+            "the set's conditions",
+            &format!("{set} .conditions li"),
+            |c| c.iter().any(|c| c.contains("ResourcesUpToDate")),
+        )
+        .await?;
+    ensure!(
+        !conditions.iter().any(|c| c.contains("DeletionHeld")),
+        "{conditions:?}"
+    );
+
+    // An application's link leads to its page, which links back to its set.
+    browser
+        .click(&format!("{set} a[href='#/apps/{one}']"))
+        .await?;
+    browser
+        .wait_for("the application's page", "#detail-view h1", |t| t[0] == one)
+        .await?;
+    browser
+        .wait_for("the link to the set", "#detail-view a.generated-by", |t| {
+            t[0] == set_name
+        })
+        .await?;
+    browser.click("#detail-view a.generated-by").await?;
+    browser
+        .wait_for(
+            "the set's own page",
+            "#appsets-view section.appset",
+            |sets| sets.len() == 1 && sets[0].contains(&set_name),
+        )
+        .await?;
+    ensure!(
+        browser
+            .url()
+            .await?
+            .ends_with(&format!("#/appsets/{set_name}"))
+    );
+
+    // The parent's page lists its children with their own sync and health,
+    // each linking to its page; an application without children has no
+    // such section.
+    browser
+        .goto(&format!("{}/#/apps/{parent}", plumb.url))
+        .await?;
+    let children = browser
+        .wait_for("the parent's children", "#detail-view tr.child", |rows| {
+            rows.len() == 2
+                && rows
+                    .iter()
+                    .all(|r| r.contains("Synced") && r.contains("Healthy"))
+        })
+        .await?;
+    ensure!(
+        children[0].contains(&kid_a) && children[1].contains(&kid_b),
+        "{children:?}"
+    );
+    let titles = browser.texts("#detail-view .card h2").await?;
+    ensure!(
+        titles.iter().any(|t| t.eq_ignore_ascii_case("Children")),
+        "{titles:?}"
+    );
+    browser
+        .click(&format!("#detail-view tr.child a[href='#/apps/{kid_b}']"))
+        .await?;
+    browser
+        .wait_for("the child's page", "#detail-view h1", |t| t[0] == kid_b)
+        .await?;
+    browser
+        .wait_for("the child's summary", "#detail-view .fields", |t| {
+            !t[0].is_empty()
+        })
+        .await?;
+    ensure!(
+        browser.texts("#detail-view tr.child").await?.is_empty(),
+        "a child without children shows none"
+    );
+    ensure!(
+        browser
+            .texts("#detail-view a.generated-by")
+            .await?
+            .is_empty()
+    );
+
+    // Emptying the list would delete every application of the set: held.
+    // The page shows why and confirms it, after asking.
+    apply(
+        &appsets(),
+        &apps_ns.name,
+        appset(&set_name, &[], &url, &dest.name),
+    )
+    .await?;
+    browser
+        .goto(&format!("{}/#/appsets/{set_name}", plumb.url))
+        .await?;
+    browser
+        .wait_for("the held deletion", &format!("{set} li.held"), |t| {
+            t[0].contains("DeletionHeld") && t[0].contains("would delete 2 of the 2")
+        })
+        .await?;
+    browser
+        .wait_for("the set's state", &format!("{set} .appset-head"), |t| {
+            t[0].contains("DeletionHeld")
+        })
+        .await?;
+    browser
+        .click(&format!("{set} li.held button.confirm-deletion"))
+        .await?;
+    let question = browser.dialog_text().await?;
+    ensure!(
+        question.contains(&set_name) && question.contains("would delete 2 of the 2"),
+        "the dialog says what is deleted: {question}"
+    );
+    browser.accept_dialog().await?;
+    eventually("the set's applications are deleted", WAIT, || async {
+        let items = plumb.get("/api/v1/applications").await?;
+        let left = items["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| {
+                a["metadata"]["name"] == one.as_str() || a["metadata"]["name"] == two.as_str()
+            })
+            .count();
+        Ok((left == 0).then_some(()))
+    })
+    .await
+    .with_context(|| log_excerpt(&plumb))?;
+    browser
+        .wait_for("the set has no applications left", &set, |t| {
+            t[0].contains("No applications generated") && !t[0].contains("DeletionHeld")
+        })
+        .await?;
+    Ok(())
+}
