@@ -217,10 +217,10 @@ impl Browser {
                 else {
                     return Ok(None);
                 };
-                let clicked = self
-                    .command(reqwest::Method::POST, &format!("/element/{id}/click"), None)
-                    .await;
-                Ok(clicked.ok().map(|_| ()))
+                // An error (a re-render replaced the element) is tried again.
+                self.command(reqwest::Method::POST, &format!("/element/{id}/click"), None)
+                    .await
+                    .map(|_| Some(()))
             },
         )
         .await
