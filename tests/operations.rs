@@ -344,7 +344,7 @@ async fn an_object_re_created_under_the_same_name_is_not_pruned() -> Result<()> 
     let outcome = sync::execute(
         &Cluster::new(client),
         &live,
-        &plan,
+        &plan.stages().collect::<Vec<_>>(),
         &Execution {
             cancel: &cancel,
             progress: &|_| {},

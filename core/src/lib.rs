@@ -27,3 +27,4 @@ pub mod plan;
 pub mod render;
 pub mod repo_path;
 pub mod template;
+pub mod waves;

@@ -1,10 +1,14 @@
-//! Decides what a sync does: which objects to apply in which order, which to
-//! prune, which to leave. A pure function of (desired, live, options); the
-//! `sync` module of plumb-engine carries the plan out.
+//! Decides what a sync does: which objects to apply in which order (wave by
+//! wave, then by kind), which to prune, which to leave. A pure function of
+//! (desired, live, options); the `sync` module of plumb-engine carries the
+//! plan out, and [`crate::waves::next`] says when the next wave may start.
+
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 
 use crate::model::{ResourceKey, has_option};
+use crate::waves::wave_of;
 
 /// Argo CD's apply order by kind (gitops-engine's `kindOrder`); kinds not
 /// listed (custom resources among them) come after all of these.
@@ -85,8 +89,9 @@ pub struct Tracked {
 pub struct PlanOptions {
     /// Prune tracked objects that are no longer desired.
     pub prune: bool,
-    /// `PruneLast=true`: prune after everything else (it always is here, as
-    /// Plumb has no waves yet; kept so the plan says what was asked).
+    /// `PruneLast=true`: prune after everything else (it always is here:
+    /// prunes come after the last wave; kept so the plan says what was
+    /// asked).
     pub prune_last: bool,
     /// `ApplyOutOfSyncOnly=true`: apply only objects that differ.
     pub apply_out_of_sync_only: bool,
@@ -132,11 +137,12 @@ pub enum Step {
 /// Stages run in order; a stage runs only when the one before succeeded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StageKind {
-    /// Namespaces and CRDs, which later objects need to exist first.
+    /// Namespaces and CRDs of a wave, which its other objects need to exist
+    /// first.
     Foundation,
-    /// Everything else, in kind order.
+    /// The rest of a wave, in kind order.
     Main,
-    /// Deletions, in reverse kind order.
+    /// Deletions, in reverse kind order, after the last wave.
     Prune,
 }
 
@@ -149,17 +155,41 @@ pub struct Stage {
     pub steps: Vec<Step>,
 }
 
+/// The objects of one sync wave and the steps that apply them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Wave {
+    /// Its number (`argocd.argoproj.io/sync-wave`, 0 without one).
+    pub wave: i64,
+    /// Its stages with at least one step, in order (none when every object
+    /// of the wave is in sync and `ApplyOutOfSyncOnly` is set).
+    pub stages: Vec<Stage>,
+    /// Every desired object of the wave, applied or not: the next wave
+    /// waits until they are all ready.
+    pub members: Vec<ResourceKey>,
+}
+
 /// What a sync will do.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SyncPlan {
-    /// Stages with at least one step, in order.
-    pub stages: Vec<Stage>,
+    /// The waves with an object or a step, lowest first.
+    pub waves: Vec<Wave>,
+    /// The prunes (and kept objects), after the last wave; `None` when
+    /// nothing is gone.
+    pub prune: Option<Stage>,
 }
 
 impl SyncPlan {
+    /// Every stage, in order.
+    pub fn stages(&self) -> impl Iterator<Item = &Stage> {
+        self.waves
+            .iter()
+            .flat_map(|w| w.stages.iter())
+            .chain(self.prune.iter())
+    }
+
     /// Every step, in order.
     pub fn steps(&self) -> impl Iterator<Item = &Step> {
-        self.stages.iter().flat_map(|s| s.steps.iter())
+        self.stages().flat_map(|s| s.steps.iter())
     }
 }
 
@@ -174,6 +204,16 @@ pub enum PlanError {
     EmptyRender {
         /// How many tracked objects would go.
         tracked: usize,
+    },
+    /// An object's sync wave is not an integer.
+    #[error(
+        "{key}: annotation argocd.argoproj.io/sync-wave is {text:?}, not an integer: nothing is synced until it is fixed"
+    )]
+    InvalidWave {
+        /// The object.
+        key: ResourceKey,
+        /// The annotation's text.
+        text: String,
     },
 }
 
@@ -207,31 +247,56 @@ pub fn plan(
             tracked: tracked.len(),
         });
     }
-    let mut foundation = Vec::new();
-    if let Some(ns) = &options.create_namespace {
-        let declared = desired
-            .iter()
-            .any(|d| d.key.kind == "Namespace" && d.key.group.is_empty() && &d.key.name == ns);
-        if !declared {
-            foundation.push(Step::CreateNamespace(ns.clone()));
-        }
-    }
-    let mut applies: Vec<&Desired> = desired
-        .iter()
-        .filter(|d| d.modified || !options.apply_out_of_sync_only)
-        .collect();
-    applies.sort_by(|a, b| order_key(&a.key).cmp(&order_key(&b.key)));
-    let mut main = Vec::new();
-    for d in applies {
-        let step = Step::Apply {
+    let mut by_wave: BTreeMap<i64, Vec<&Desired>> = BTreeMap::new();
+    for d in desired {
+        let wave = wave_of(&d.object).map_err(|text| PlanError::InvalidWave {
             key: d.key.clone(),
-            object: d.object.clone(),
-        };
-        if is_foundation(&d.key) {
-            foundation.push(step)
-        } else {
-            main.push(step)
+            text,
+        })?;
+        by_wave.entry(wave).or_default().push(d);
+    }
+    let mut create_namespace = options.create_namespace.as_ref().filter(|ns| {
+        !desired
+            .iter()
+            .any(|d| d.key.kind == "Namespace" && d.key.group.is_empty() && &d.key.name == *ns)
+    });
+    if create_namespace.is_some() && by_wave.is_empty() {
+        by_wave.insert(0, Vec::new());
+    }
+    let mut waves = Vec::with_capacity(by_wave.len());
+    for (wave, mut objects) in by_wave {
+        objects.sort_by(|a, b| order_key(&a.key).cmp(&order_key(&b.key)));
+        // The destination namespace comes before the first wave.
+        let mut foundation: Vec<Step> = create_namespace
+            .take()
+            .map(|ns| Step::CreateNamespace(ns.clone()))
+            .into_iter()
+            .collect();
+        let mut main = Vec::new();
+        for d in objects
+            .iter()
+            .filter(|d| d.modified || !options.apply_out_of_sync_only)
+        {
+            let step = Step::Apply {
+                key: d.key.clone(),
+                object: d.object.clone(),
+            };
+            if is_foundation(&d.key) {
+                foundation.push(step)
+            } else {
+                main.push(step)
+            }
         }
+        let stages = [(StageKind::Foundation, foundation), (StageKind::Main, main)]
+            .into_iter()
+            .filter(|(_, steps)| !steps.is_empty())
+            .map(|(kind, steps)| Stage { kind, steps })
+            .collect();
+        waves.push(Wave {
+            wave,
+            stages,
+            members: objects.iter().map(|d| d.key.clone()).collect(),
+        });
     }
 
     let mut gone: Vec<&Tracked> = tracked
@@ -239,21 +304,17 @@ pub fn plan(
         .filter(|t| !desired.iter().any(|d| d.key == t.key))
         .collect();
     gone.sort_by(|a, b| order_key(&b.key).cmp(&order_key(&a.key)));
-    let prune = gone
+    let prune: Vec<Step> = gone
         .into_iter()
         .map(|t| prune_step(t, options.prune))
         .collect();
-
-    let stages = [
-        (StageKind::Foundation, foundation),
-        (StageKind::Main, main),
-        (StageKind::Prune, prune),
-    ]
-    .into_iter()
-    .filter(|(_, steps)| !steps.is_empty())
-    .map(|(kind, steps)| Stage { kind, steps })
-    .collect();
-    Ok(SyncPlan { stages })
+    Ok(SyncPlan {
+        waves,
+        prune: (!prune.is_empty()).then_some(Stage {
+            kind: StageKind::Prune,
+            steps: prune,
+        }),
+    })
 }
 
 /// Prune or keep one tracked object that is no longer desired.
@@ -343,7 +404,8 @@ mod tests {
             desired("", "Namespace", "ns", true),
         ];
         let p = plan(&d, &[], &PlanOptions::default()).expect("plan");
-        assert_eq!(p.stages[0].kind, StageKind::Foundation);
+        assert_eq!(p.waves.len(), 1);
+        assert_eq!(p.waves[0].stages[0].kind, StageKind::Foundation);
         assert_eq!(
             names(&p),
             [
@@ -395,7 +457,7 @@ mod tests {
                 "prune ConfigMap/old"
             ]
         );
-        assert_eq!(on.stages.last().expect("stage").kind, StageKind::Prune);
+        assert_eq!(on.stages().last().expect("stage").kind, StageKind::Prune);
         let off = plan(&d, &t, &PlanOptions::default()).expect("plan");
         assert!(
             names(&off)[1].starts_with("keep Service/old (pruning is disabled"),
@@ -463,6 +525,87 @@ mod tests {
         assert_eq!(
             names(&plan(&d, &[], &options).expect("plan")),
             ["apply ConfigMap/changed"]
+        );
+    }
+
+    fn in_wave(group: &str, kind: &str, name: &str, wave: &str) -> Desired {
+        let mut d = desired(group, kind, name, true);
+        d.object = json!({
+            "kind": kind,
+            "metadata": {"annotations": {crate::waves::SYNC_WAVE_ANNOTATION: wave}},
+        });
+        d
+    }
+
+    /// Waves order first, kinds within a wave (Argo CD: phase, wave, kind,
+    /// name); the destination namespace comes before the first wave; prunes
+    /// after the last.
+    #[test]
+    fn waves_come_before_kind_order_and_prunes_after_the_last_wave() {
+        let d = [
+            in_wave("", "Namespace", "late", "1"),
+            in_wave("apps", "Deployment", "web", "-1"),
+            desired("", "ConfigMap", "cfg", true),
+            in_wave("", "Service", "web", "-1"),
+            in_wave("", "ConfigMap", "late", "1"),
+        ];
+        let options = PlanOptions {
+            prune: true,
+            create_namespace: Some("ns".into()),
+            ..Default::default()
+        };
+        let p = plan(&d, &[tracked("Secret", "old", None)], &options).expect("plan");
+        let waves: Vec<(i64, Vec<String>)> = p
+            .waves
+            .iter()
+            .map(|w| (w.wave, w.members.iter().map(|k| k.name.clone()).collect()))
+            .collect();
+        assert_eq!(
+            waves,
+            [
+                (-1, vec!["web".to_string(), "web".to_string()]),
+                (0, vec!["cfg".to_string()]),
+                (1, vec!["late".to_string(), "late".to_string()]),
+            ]
+        );
+        assert_eq!(
+            names(&p),
+            [
+                "create-namespace ns",
+                "apply Service/web",
+                "apply Deployment/web",
+                "apply ConfigMap/cfg",
+                "apply Namespace/late",
+                "apply ConfigMap/late",
+                "prune Secret/old",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_wave_in_sync_keeps_its_members_but_has_no_steps() {
+        let mut same = in_wave("", "ConfigMap", "same", "1");
+        same.modified = false;
+        let d = [desired("", "ConfigMap", "changed", true), same];
+        let options = PlanOptions {
+            apply_out_of_sync_only: true,
+            ..Default::default()
+        };
+        let p = plan(&d, &[], &options).expect("plan");
+        assert_eq!(p.waves.len(), 2);
+        assert!(p.waves[1].stages.is_empty());
+        assert_eq!(p.waves[1].members[0].name, "same");
+    }
+
+    #[test]
+    fn a_wave_that_is_not_an_integer_refuses_the_sync() {
+        let d = [in_wave("", "ConfigMap", "c", "one")];
+        assert_eq!(
+            plan(&d, &[], &PlanOptions::default()),
+            Err(PlanError::InvalidWave {
+                key: key("", "ConfigMap", "c"),
+                text: "one".into()
+            })
         );
     }
 }

@@ -13,7 +13,7 @@
 
 pub use plumb_core::{
     appset, cascade, decide, diff, health, helm, kustomize, model, plan, render, repo_path,
-    template,
+    template, waves,
 };
 
 pub mod cluster;

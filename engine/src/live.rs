@@ -42,6 +42,8 @@ pub struct Live {
     resource_policy: Option<Box<str>>,
     deleting: bool,
     health: Option<Health>,
+    /// An Application object's `status.sync.status` (empty without one).
+    app_sync: Option<Box<str>>,
     fingerprint: u64,
 }
 
@@ -69,6 +71,9 @@ impl Live {
                 .pointer("/metadata/deletionTimestamp")
                 .is_some_and(|t| !t.is_null()),
             health: health::health_of(object),
+            app_sync: (text("/kind").as_ref() == "Application"
+                && text("/apiVersion").starts_with("argoproj.io/"))
+            .then(|| text("/status/sync/status")),
             fingerprint: diff::fingerprint(object),
         }
     }
@@ -116,6 +121,12 @@ impl Live {
     /// Its health, where Plumb knows how to assess its kind.
     pub fn health(&self) -> Option<&Health> {
         self.health.as_ref()
+    }
+
+    /// For an Application object (app of apps), its `status.sync.status`:
+    /// empty while it has none.
+    pub fn app_sync(&self) -> Option<&str> {
+        self.app_sync.as_deref()
     }
 }
 

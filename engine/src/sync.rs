@@ -1,5 +1,6 @@
-//! Carries out a [`SyncPlan`]: applies, namespace creation, CRD waits and
-//! prunes, stage by stage, stopping before the next stage when one fails.
+//! Carries out stages of a [`crate::plan::SyncPlan`] (one wave's, or the
+//! prunes): applies, namespace creation, CRD waits and prunes, stage by
+//! stage, stopping before the next stage when one fails.
 //!
 //! It decides nothing; `plan` did.
 
@@ -12,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::{Cluster, ClusterError, Kind};
 use crate::live::LiveState;
 use crate::model::{ResourceKey, ResourceResult, version_of};
-use crate::plan::{StageKind, Step, SyncPlan};
+use crate::plan::{Stage, StageKind, Step};
 
 /// How many requests one application's sync has in flight at once.
 const CONCURRENCY: usize = 8;
@@ -176,7 +177,7 @@ async fn guarded<'a>(
     Some((step, ran))
 }
 
-/// Executes a plan. Within the foundation stage steps run one by one
+/// Executes stages of a plan (a wave's, or the prunes). Within the foundation stage steps run one by one
 /// (namespaces before the CRDs and objects in them); within the main and
 /// prune stages they run concurrently, since kind order only matters
 /// between stages for objects that reference each other by name.
@@ -187,11 +188,11 @@ async fn guarded<'a>(
 pub async fn execute(
     cluster: &Cluster,
     live: &LiveState,
-    plan: &SyncPlan,
+    stages: &[&Stage],
     run: &Execution<'_>,
 ) -> SyncOutcome {
     let mut outcome = SyncOutcome::default();
-    for stage in &plan.stages {
+    for stage in stages {
         let results: Vec<Option<(&Step, StepResult)>> = if stage.kind == StageKind::Foundation {
             let mut out = Vec::new();
             for s in &stage.steps {

@@ -44,6 +44,12 @@ impl Inner {
         if let Some(running) = slot.running().as_ref() {
             running.cancel.cancel();
         }
+        self.end_waiting(
+            name,
+            slot,
+            work,
+            "the Application object is being deleted: the operation stopped",
+        );
         let mut status = slot.status();
         status.conditions.retain(|c| c.type_ != DELETION_ERROR);
         let finalizers = meta.finalizers.clone().unwrap_or_default();

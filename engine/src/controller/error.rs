@@ -51,6 +51,10 @@ pub enum ReconcileError {
     /// declared, ...).
     #[error("{0}")]
     Invalid(String),
+    /// The render has sync hooks, which Plumb does not run yet: nothing is
+    /// synced rather than everything but the hooks.
+    #[error("{0}")]
+    Hooks(String),
     /// Discovery failed while resolving kinds.
     #[error("{0}")]
     Discovery(String),
@@ -91,7 +95,8 @@ impl ReconcileError {
             | ReconcileError::Destination(_)
             | ReconcileError::UnsupportedSource(_)
             | ReconcileError::Cancelled
-            | ReconcileError::Invalid(_) => false,
+            | ReconcileError::Invalid(_)
+            | ReconcileError::Hooks(_) => false,
         }
     }
 

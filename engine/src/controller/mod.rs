@@ -67,7 +67,7 @@ pub use clock::{Clock, SystemClock};
 const STATUS_WRITERS: usize = 4;
 pub use error::ReconcileError;
 pub use options::{ControllerOptions, StartError};
-use slot::{AppSlot, AppWork, ManualOp, RenderCache, RunningOp, Trigger};
+use slot::{AppSlot, AppWork, ManualOp, RenderCache, RunningOp, Trigger, WaitingOp};
 
 struct Inner {
     cluster: Cluster,

@@ -1,10 +1,52 @@
 //! Sync operations: started under the application's lock, run as tasks the
 //! controller owns, terminated on request, recorded before and after.
 
+use plumb_core::decide;
+use plumb_core::waves::{self, Next, Progress, Readiness};
+
 use super::*;
 
 /// How often a running sync publishes its progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+/// When a sync waiting for a wave looks again if no watch event of its
+/// objects came first (a backstop: the watch requeues the application at
+/// each change of its objects, child Applications' status among them).
+pub(super) const WAVE_RECHECK: Duration = Duration::from_secs(5);
+
+/// How a call of [`Inner::run_sync`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SyncEnd {
+    /// The operation ended (recorded, the application freed).
+    Ended {
+        /// Whether it succeeded.
+        succeeded: bool,
+    },
+    /// The operation waits for a wave, parked in `AppWork::waiting`.
+    Waiting,
+}
+
+/// What the gate between waves reads of the live objects.
+fn readiness(tracked: &BTreeMap<ResourceKey, LiveObject>) -> BTreeMap<ResourceKey, Readiness> {
+    tracked
+        .iter()
+        .map(|(key, live)| {
+            let (health, message) = live.health().map_or_else(
+                || (HealthStatusCode::Healthy, String::new()),
+                |h| (h.status, h.message.clone()),
+            );
+            let sync = live.app_sync().map(str::to_string);
+            (
+                key.clone(),
+                Readiness {
+                    health,
+                    message,
+                    sync,
+                },
+            )
+        })
+        .collect()
+}
 
 impl Inner {
     /// Registers an automated sync as the application's operation, unless
@@ -43,6 +85,48 @@ impl Inner {
         }
     }
 
+    /// Ends a sync operation waiting between waves, Failed with `message`
+    /// (it was terminated, or its application is being deleted), with the
+    /// results of the waves it applied.
+    pub(super) fn end_waiting(
+        self: &Arc<Self>,
+        name: &str,
+        slot: &AppSlot,
+        work: &mut AppWork,
+        message: &str,
+    ) {
+        let Some(waiting) = work.waiting.take() else {
+            return;
+        };
+        let op = OperationState {
+            phase: OperationPhase::Failed,
+            message: message.to_string(),
+            started_at: waiting.run.started_at.clone(),
+            finished_at: Some(now()),
+            sync_result: Some(SyncResult {
+                revision: waiting.sha.clone(),
+                resources: waiting.resources,
+            }),
+            operation: Some(waiting.run.operation(&waiting.sha)),
+        };
+        if waiting.run.initiated_by.automated {
+            let (memory, _) =
+                decide::after_automated_sync(&work.policy, &waiting.sha, false, self.clock.now());
+            work.policy = memory;
+        }
+        tracing::info!(app = %name, message, "sync operation ended while waiting for a wave");
+        self.end_operation(name, slot, waiting.run.id, &op);
+        let mut status = slot.status();
+        status.operation_state = Some(op);
+        self.publish(name, slot, status);
+    }
+
+    /// Runs a sync operation, or continues one that waited for a wave
+    /// (`resume`): plans it, then applies wave after wave while the waves
+    /// before are ready, then prunes. When a wave must wait, the operation
+    /// is parked in `work.waiting` (recorded `Running` with what it waits
+    /// for) and this returns at once: the reconcile ends, and a later one
+    /// continues it.
     #[allow(clippy::too_many_arguments)] // one call site; the pieces are all distinct state
     pub(super) async fn run_sync(
         self: &Arc<Self>,
@@ -54,9 +138,10 @@ impl Inner {
         extras: &[Tracked],
         options: &PlanOptions,
         run: &ManualOp,
+        resume: Option<WaitingOp>,
         sha: &str,
         spec: &crate::model::ApplicationSpec,
-    ) -> bool {
+    ) -> SyncEnd {
         let started = run.started_at.clone();
         let mut op = OperationState {
             phase: OperationPhase::Running,
@@ -66,17 +151,25 @@ impl Inner {
             sync_result: None,
             operation: Some(run.operation(sha)),
         };
-        if !run.dry_run
-            && let Err(e) = self.store.set_operation(name, &op)
-        {
-            tracing::error!(app = %name, error = %e, "cannot record the sync operation");
-        }
-        status.operation_state = Some(op.clone());
-        self.publish(name, slot, status.clone());
+        let (mut stand, mut results, recorded) = match resume {
+            Some(w) => (w.progress, w.resources, w.message),
+            None => {
+                if !run.dry_run
+                    && let Err(e) = self.store.set_operation(name, &op)
+                {
+                    tracing::error!(app = %name, error = %e, "cannot record the sync operation");
+                }
+                status.operation_state = Some(op.clone());
+                self.publish(name, slot, status.clone());
+                (Progress::Start, Vec::new(), String::new())
+            }
+        };
+        let done_before = results.len();
 
         // Progress, resource by resource, for the API and the event stream;
         // a sync shorter than PROGRESS_EVERY publishes none.
-        let progress_state = Mutex::new((Vec::<ResourceResult>::new(), Instant::now()));
+        let progress_state = Mutex::new((results.clone(), Instant::now()));
+        let running = op.clone();
         let progress = |r: &ResourceResult| {
             let resources = {
                 let mut p = progress_state
@@ -89,8 +182,11 @@ impl Inner {
                 p.1 = Instant::now();
                 p.0.clone()
             };
-            let mut state = op.clone();
-            state.message = format!("syncing: {} of the planned steps done", resources.len());
+            let mut state = running.clone();
+            state.message = format!(
+                "syncing: {} of the planned steps done",
+                resources.len() - done_before
+            );
             state.sync_result = Some(SyncResult {
                 revision: sha.to_string(),
                 resources,
@@ -105,23 +201,69 @@ impl Inner {
             });
         };
 
-        let (phase, message, resources) = match plan::plan(desired, extras, options) {
-            Err(e) => (OperationPhase::Failed, e.to_string(), Vec::new()),
+        let (phase, message) = match plan::plan(desired, extras, options) {
+            Err(e) => (OperationPhase::Failed, e.to_string()),
             Ok(plan) if run.dry_run => {
                 let steps = plan.steps().count();
                 (
                     OperationPhase::Succeeded,
                     format!("dry run: {steps} steps planned, nothing changed"),
-                    Vec::new(),
                 )
             }
-            Ok(plan) => {
+            Ok(plan) => loop {
+                if run.cancel.is_cancelled() {
+                    break (OperationPhase::Failed, "Operation terminated".into());
+                }
+                // The live state is read only when a wave waits for the
+                // ones before: a sync of one wave costs what it did before
+                // waves existed.
+                let later_wave = match stand {
+                    Progress::Start => false,
+                    Progress::Applied { wave } => plan.waves.last().is_some_and(|w| w.wave > wave),
+                };
+                let live = if later_wave {
+                    readiness(&self.live.tracked(name))
+                } else {
+                    BTreeMap::new()
+                };
+                let (stages, last): (Vec<&plan::Stage>, bool) = match waves::next(
+                    &plan, stand, &live,
+                ) {
+                    Next::Apply(wave) => {
+                        stand = Progress::Applied { wave: wave.wave };
+                        (wave.stages.iter().collect(), false)
+                    }
+                    Next::Prune => (plan.prune.iter().collect(), true),
+                    Next::Wait { message, .. } => {
+                        op.message = message;
+                        op.sync_result = Some(SyncResult {
+                            revision: sha.to_string(),
+                            resources: results.clone(),
+                        });
+                        if op.message != recorded {
+                            tracing::info!(app = %name, message = %op.message, "sync waits for a wave");
+                            if let Err(e) = self.store.set_operation(name, &op) {
+                                tracing::error!(app = %name, error = %e, "cannot record the sync operation");
+                            }
+                        }
+                        status.operation_state = Some(op.clone());
+                        work.waiting = Some(WaitingOp {
+                            run: run.clone(),
+                            sha: sha.to_string(),
+                            progress: stand,
+                            resources: results,
+                            message: op.message,
+                        });
+                        self.enqueue_after(name, WAVE_RECHECK);
+                        return SyncEnd::Waiting;
+                    }
+                };
                 let execution = sync::Execution {
                     cancel: &run.cancel,
                     progress: &progress,
                     crd_timeout: self.options.crd_timeout,
                 };
-                let outcome = sync::execute(&self.cluster, &self.live, &plan, &execution).await;
+                let outcome = sync::execute(&self.cluster, &self.live, &stages, &execution).await;
                 // An apply response is what a dry run would now predict: the
                 // comparison after the sync needs no request for these.
                 let by_key: BTreeMap<&ResourceKey, &Value> =
@@ -132,31 +274,33 @@ impl Inner {
                         work.compared.insert(key, (hash, version, print, false));
                     }
                 }
+                results.extend(outcome.resources);
                 match outcome.failure {
-                    Some(_) if outcome.terminated => (
-                        OperationPhase::Failed,
-                        "Operation terminated".into(),
-                        outcome.resources,
-                    ),
-                    Some(f) => (
-                        OperationPhase::Failed,
-                        format!("one or more objects failed to apply: {f}"),
-                        outcome.resources,
-                    ),
-                    None => (
-                        OperationPhase::Succeeded,
-                        "successfully synced (all tasks run)".into(),
-                        outcome.resources,
-                    ),
+                    Some(_) if outcome.terminated => {
+                        break (OperationPhase::Failed, "Operation terminated".into());
+                    }
+                    Some(f) => {
+                        break (
+                            OperationPhase::Failed,
+                            format!("one or more objects failed to apply: {f}"),
+                        );
+                    }
+                    None if last => {
+                        break (
+                            OperationPhase::Succeeded,
+                            "successfully synced (all tasks run)".into(),
+                        );
+                    }
+                    None => {}
                 }
-            }
+            },
         };
         op.phase = phase;
         op.message = message;
         op.finished_at = Some(now());
         op.sync_result = Some(SyncResult {
             revision: sha.to_string(),
-            resources,
+            resources: results,
         });
         let succeeded = phase == OperationPhase::Succeeded;
         if !run.dry_run && succeeded {
@@ -180,7 +324,7 @@ impl Inner {
         self.end_operation(name, slot, run.id, &op);
         tracing::info!(app = %name, revision = %sha, phase = ?op.phase, message = %op.message, "sync finished");
         status.operation_state = Some(op);
-        succeeded
+        SyncEnd::Ended { succeeded }
     }
 
     /// Starts a user's sync or rollback as an operation the controller owns
@@ -270,6 +414,17 @@ impl Inner {
             )
             .await;
         let Some(slot) = self.slot(&name) else { return };
+        // Parked between two waves: later reconciles carry it on.
+        if slot
+            .work
+            .lock()
+            .await
+            .waiting
+            .as_ref()
+            .is_some_and(|w| w.run.id == op.id)
+        {
+            return;
+        }
         if slot.running().as_ref().is_none_or(|r| r.id != op.id) {
             return;
         }
@@ -306,6 +461,7 @@ impl Inner {
 
     /// Terminates the running operation of an application (Argo CD's
     /// terminate-op): no further step starts, and the operation ends Failed.
+    /// One waiting for a wave ends at the reconcile this queues.
     pub(super) fn terminate_operation(&self, name: &str) -> Result<Application, ServiceError> {
         let slot = self
             .slot(name)
@@ -319,6 +475,7 @@ impl Inner {
             }
         }
         tracing::info!(app = %name, "operation terminated on request");
+        self.enqueue(name);
         Ok(self.document(name, &slot))
     }
 }

@@ -4,6 +4,7 @@
 use plumb_core::decide::{self, Decision};
 
 use super::error::{self, ReconcileError};
+use super::operation::SyncEnd;
 use super::status::resource_status;
 use super::*;
 
@@ -105,6 +106,15 @@ impl Inner {
         if self.finalize_deleted(name, slot, work, &declared).await {
             return Ok(());
         }
+        // A sync terminated while it waited for a wave ends here, whatever
+        // the rest of this reconcile meets (a render that fails, say).
+        if work
+            .waiting
+            .as_ref()
+            .is_some_and(|w| w.run.cancel.is_cancelled())
+        {
+            self.end_waiting(name, slot, work, "Operation terminated");
+        }
         let spec = &declared.app.spec;
         let dest = &spec.destination;
         let mut status = slot.status();
@@ -172,6 +182,7 @@ impl Inner {
         // again so the status shows the outcome.
         let mut synced_now = false;
         let mut held = false;
+        let mut waiting = false;
         loop {
             let live_generation = self.live.generation(name);
             let tracked = self.live.tracked(name);
@@ -255,7 +266,11 @@ impl Inner {
             status.reconciled_at = Some(now());
 
             if synced_now {
-                if prepared.iter().any(|p| p.kind.is_none()) {
+                if waiting {
+                    // Compared again at every reconcile until the operation
+                    // ends: each may let the next wave start.
+                    work.last_key = None;
+                } else if prepared.iter().any(|p| p.kind.is_none()) {
                     // Kinds a CRD of this sync introduced can only be watched
                     // and compared now that the CRD is served.
                     work.last_key = None;
@@ -266,11 +281,14 @@ impl Inner {
                 break;
             }
 
-            // Decide: a user's operation runs; otherwise the policy says.
+            // Decide: an operation waiting for a wave goes on; a user's
+            // operation runs; otherwise the policy says.
             let automated = spec.automated().cloned();
-            let run = match &op {
-                Some(o) => Some(o.clone()),
-                None => {
+            let resume = work.waiting.take();
+            let run = match (&resume, &op) {
+                (Some(w), _) => Some(w.run.clone()),
+                (None, Some(o)) => Some(o.clone()),
+                (None, None) => {
                     let input = decide::Input {
                         automated: automated.as_ref(),
                         pinned: status.rollback.is_some(),
@@ -324,7 +342,10 @@ impl Inner {
                 work.last_key = (!held).then(|| (sha.clone(), spec_hash, live_generation));
                 break;
             };
-            if run.initiated_by.automated && !self.begin_automated(slot, &mut run) {
+            if resume.is_none()
+                && run.initiated_by.automated
+                && !self.begin_automated(slot, &mut run)
+            {
                 // A user's operation is waiting for this reconcile; it runs
                 // next and compares again.
                 work.last_key = None;
@@ -350,7 +371,7 @@ impl Inner {
                     modified: *m,
                 })
                 .collect();
-            let succeeded = self
+            let end = self
                 .run_sync(
                     name,
                     slot,
@@ -360,10 +381,16 @@ impl Inner {
                     &prunable,
                     &plan_options,
                     &run,
+                    resume,
                     &sha,
                     spec,
                 )
                 .await;
+            synced_now = true;
+            let SyncEnd::Ended { succeeded } = end else {
+                waiting = true;
+                continue;
+            };
             if run.initiated_by.automated {
                 let (memory, retry) =
                     decide::after_automated_sync(&work.policy, &sha, succeeded, self.clock.now());
@@ -372,7 +399,6 @@ impl Inner {
                     self.enqueue_after(name, wait);
                 }
             }
-            synced_now = true;
             if run.dry_run {
                 break;
             }
@@ -416,9 +442,14 @@ impl Inner {
             return Err((error, None));
         }
         // Revision: a user's, a rollback pin's, or each source's target.
+        // A sync waiting for a wave goes on at the revision it started
+        // with.
         let op = trigger.op.as_ref();
-        let target = op
-            .and_then(|o| o.revision.clone())
+        let target = work
+            .waiting
+            .as_ref()
+            .map(|w| w.sha.clone())
+            .or_else(|| op.and_then(|o| o.revision.clone()))
             .or_else(|| status.rollback.as_ref().map(|p| p.revision.clone()));
         let resolved = self
             .resolve_sources(spec, target.as_deref(), trigger.hard)
@@ -443,6 +474,9 @@ impl Inner {
             .render_sources(name, work, spec, spec_hash, &resolved, trigger.hard)
             .await
             .map_err(at)?;
+        if let Some(why) = plumb_core::waves::unsupported_hooks(&manifests) {
+            return Err(at(ReconcileError::Hooks(why)));
+        }
 
         // Resolve kinds, default namespaces, track.
         let namespace = dest.namespace.as_deref().unwrap_or("");

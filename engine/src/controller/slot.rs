@@ -43,6 +43,28 @@ pub(super) struct RunningOp {
     pub(super) cancel: CancellationToken,
 }
 
+/// A sync operation between two of its waves. It holds no task and no
+/// worker: it applied the waves up to `progress` and the next one waits for
+/// the live state of those. Every reconcile of the application (a watch
+/// event of its objects, the [`WAVE_RECHECK`] backstop, a refresh) continues
+/// it before anything else; its [`RunningOp`] stays in the slot meanwhile,
+/// so no other operation starts.
+///
+/// [`WAVE_RECHECK`]: super::operation::WAVE_RECHECK
+pub(super) struct WaitingOp {
+    pub(super) run: ManualOp,
+    /// The revision it syncs: the rest of the operation applies the same
+    /// commit, whatever Git does meanwhile.
+    pub(super) sha: String,
+    /// How far it got (always past a wave).
+    pub(super) progress: plumb_core::waves::Progress,
+    /// The results of the steps run so far.
+    pub(super) resources: Vec<ResourceResult>,
+    /// The message last recorded; a reconcile that waits for the same
+    /// thing writes nothing.
+    pub(super) message: String,
+}
+
 /// What a reconcile was asked to do beyond comparing.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Trigger {
@@ -117,6 +139,8 @@ pub(super) struct AppWork {
     pub(super) loaded: bool,
     /// Transient failures in a row, for the retry backoff.
     pub(super) failures: u32,
+    /// The sync operation waiting for a wave, if any.
+    pub(super) waiting: Option<WaitingOp>,
 }
 
 pub(super) struct AppSlot {
