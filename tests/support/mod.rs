@@ -383,7 +383,12 @@ impl Plumb {
             .create(true)
             .append(true)
             .open(&log)?;
-        let mut command = Command::new(env!("CARGO_BIN_EXE_plumb"));
+        // PLUMB_TEST_BIN: a copy of the binary to test, for worktrees that
+        // share one target directory (their builds overwrite each other's
+        // `plumb`, as cargo names path packages' artifacts alike).
+        let bin = std::env::var_os("PLUMB_TEST_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_plumb").into());
+        let mut command = Command::new(bin);
         command
             .args(["serve", "--repo-poll-interval"])
             .arg(options.poll_seconds.to_string())

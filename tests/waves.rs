@@ -1,0 +1,367 @@
+//! Sync waves end to end: an app of apps whose children deploy wave by wave
+//! (the next wave only once the previous one is Synced and Healthy), a
+//! plain application's waves in order, terminate of a sync waiting for a
+//! wave, and the refusal of sync hooks. Real git repositories, a real
+//! `plumb serve`, the real local control plane (no kubelet: a Deployment of
+//! one replica never becomes Available).
+
+mod support;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+use support::{GitRepo, Plumb, TestNamespace, application, eventually, get_object, resource};
+
+const WAIT: Duration = Duration::from_secs(90);
+const WAVE: &str = "argocd.argoproj.io/sync-wave";
+const MANUAL: &str = "";
+
+fn configmaps() -> kube::core::ApiResource {
+    resource("", "v1", "ConfigMap", "configmaps")
+}
+
+fn applications() -> kube::core::ApiResource {
+    resource("argoproj.io", "v1alpha1", "Application", "applications")
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// Names unique to one test: `base-<suffix of the namespace's name>`
+/// (tracking ids name applications only, and tests share one cluster).
+fn unique_names(ns: &TestNamespace) -> impl Fn(&str) -> String {
+    let suffix = ns.name[ns.name.len() - 8..].to_string();
+    move |base| format!("{base}-{suffix}")
+}
+
+/// A child Application (YAML) in `namespace` with sync wave `wave`,
+/// deploying `path` of `repo` to `target`, automated.
+fn child(name: &str, namespace: &str, wave: i64, repo: &str, path: &str, target: &str) -> String {
+    let value = json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": name, "namespace": namespace, "annotations": {WAVE: wave.to_string()}},
+        "spec": {
+            "project": "default",
+            "source": {"repoURL": repo, "targetRevision": "main", "path": path},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": target},
+            "syncPolicy": {"automated": {"prune": true, "selfHeal": true}}
+        }
+    });
+    serde_yaml::to_string(&value).expect("a JSON value is also YAML")
+}
+
+fn configmap(name: &str, wave: Option<i64>) -> String {
+    let annotations = wave.map_or_else(String::new, |w| {
+        format!("  annotations:\n    {WAVE}: \"{w}\"\n")
+    });
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n{annotations}data:\n  from: {name}\n"
+    )
+}
+
+fn deployment(name: &str, replicas: u32, wave: Option<i64>) -> String {
+    let annotations = wave.map_or_else(String::new, |w| {
+        format!("  annotations:\n    {WAVE}: \"{w}\"\n")
+    });
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n{annotations}spec:\n  replicas: {replicas}\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n        - name: main\n          image: registry.invalid/never:1\n"
+    )
+}
+
+async fn object(ar: &kube::core::ApiResource, ns: &str, name: &str) -> Result<Option<Value>> {
+    get_object(ar, ns, name).await
+}
+
+/// Waits until an object exists; returns it.
+async fn wait_object(
+    ar: &kube::core::ApiResource,
+    ns: &str,
+    name: &str,
+    plumb: &Plumb,
+) -> Result<Value> {
+    eventually(
+        &format!("{} {ns}/{name} exists", ar.kind),
+        WAIT,
+        || async move { object(ar, ns, name).await },
+    )
+    .await
+    .with_context(|| format!("plumb log:\n{}", plumb.log_text()))
+}
+
+/// Waits until the application's operation is Running with a message
+/// containing `text`; returns the application.
+async fn wait_waiting(plumb: &Plumb, app: &str, text: &str) -> Result<Value> {
+    eventually(&format!("{app} waits: {text}"), WAIT, || async move {
+        let doc = plumb.app(app).await?;
+        let phase = str_at(&doc, "/status/operationState/phase");
+        let message = str_at(&doc, "/status/operationState/message");
+        Ok((phase == "Running" && message.contains(text)).then_some(doc))
+    })
+    .await
+    .with_context(|| format!("plumb log:\n{}", plumb.log_text()))
+}
+
+#[tokio::test]
+async fn children_deploy_wave_by_wave_once_the_previous_wave_is_synced_and_healthy() -> Result<()> {
+    let (apps, target) = (
+        TestNamespace::new("waves-apps").await,
+        TestNamespace::new("waves-target").await,
+    );
+    apps.create().await?;
+    target.create().await?;
+    let name = unique_names(&apps);
+    let repo = GitRepo::new(None)?;
+    let url = repo.url();
+    let (a, b, c) = (name("wave-a"), name("wave-b"), name("wave-c"));
+    repo.write(
+        "parent/a.yaml",
+        &child(&a, &apps.name, 0, &url, "a", &target.name),
+    )?;
+    repo.write(
+        "parent/b.yaml",
+        &child(&b, &apps.name, 1, &url, "b", &target.name),
+    )?;
+    repo.write(
+        "parent/c.yaml",
+        &child(&c, &apps.name, 2, &url, "c", &target.name),
+    )?;
+    // No kubelet: one replica never becomes Available; child a stays
+    // Progressing.
+    repo.write("a/web.yaml", &deployment("web", 1, None))?;
+    repo.write("b/cm.yaml", &configmap("from-b", None))?;
+    repo.write("c/cm.yaml", &configmap("from-c", None))?;
+    repo.commit("an app of apps in three waves")?;
+    let work = tempfile::tempdir()?;
+    let parent = name("parent");
+    let plumb = Plumb::start_watching(
+        work.path(),
+        &application(
+            &parent,
+            &url,
+            "parent",
+            &apps.name,
+            "  syncPolicy:\n    automated: {prune: true}\n",
+        ),
+        &apps.name,
+    )
+    .await?;
+
+    // Wave 0 is applied and deploys, but is not Healthy: wave 1 waits.
+    plumb.wait_status(&a, "Synced", Some("Progressing")).await?;
+    let waiting = wait_waiting(&plumb, &parent, "waiting for wave 0").await?;
+    let message = str_at(&waiting, "/status/operationState/message");
+    assert!(
+        message.contains(&format!("Application {a} is Progressing")),
+        "{message}"
+    );
+    // Long enough for several watch events and backstop rechecks.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(
+        object(&applications(), &apps.name, &b).await?.is_none(),
+        "wave 1 must not start while wave 0 is Progressing"
+    );
+    assert_eq!(
+        str_at(&plumb.app(&parent).await?, "/status/operationState/phase"),
+        "Running"
+    );
+    // A sync asked meanwhile is refused: the waiting operation holds the
+    // application.
+    let (code, body) = plumb
+        .post(&format!("/api/v1/applications/{parent}/sync"), json!({}))
+        .await?;
+    assert_eq!(code, 409, "{body}");
+
+    // Fixed in Git: no replica is Available at once. Waves 1 and 2 follow,
+    // each only once the wave before is Synced and Healthy.
+    repo.write("a/web.yaml", &deployment("web", 0, None))?;
+    repo.commit("web: no replicas")?;
+    wait_object(&applications(), &apps.name, &b, &plumb).await?;
+    let a_then = object(&applications(), &apps.name, &a)
+        .await?
+        .context("child a exists")?;
+    assert_eq!(str_at(&a_then, "/status/health/status"), "Healthy");
+    assert_eq!(str_at(&a_then, "/status/sync/status"), "Synced");
+    wait_object(&applications(), &apps.name, &c, &plumb).await?;
+    let b_then = object(&applications(), &apps.name, &b)
+        .await?
+        .context("child b exists")?;
+    assert_eq!(str_at(&b_then, "/status/health/status"), "Healthy");
+    assert_eq!(str_at(&b_then, "/status/sync/status"), "Synced");
+
+    let done = plumb
+        .wait_status(&parent, "Synced", Some("Healthy"))
+        .await?;
+    eventually("the parent's operation succeeds", WAIT, || async {
+        let doc = plumb.app(&parent).await?;
+        Ok((str_at(&doc, "/status/operationState/phase") == "Succeeded").then_some(()))
+    })
+    .await
+    .with_context(|| format!("{done}\nplumb log:\n{}", plumb.log_text()))?;
+    let doc = plumb.app(&parent).await?;
+    let applied: Vec<&str> = doc
+        .pointer("/status/operationState/syncResult/resources")
+        .and_then(Value::as_array)
+        .context("the operation lists its resources")?
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(applied, [a.as_str(), b.as_str(), c.as_str()], "{doc}");
+    plumb.wait_status(&c, "Synced", Some("Healthy")).await?;
+    wait_object(&configmaps(), &target.name, "from-c", &plumb).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_plain_application_applies_its_waves_in_order() -> Result<()> {
+    let ns = TestNamespace::new("waves-plain").await;
+    ns.create().await?;
+    let name = unique_names(&ns)("plain");
+    let repo = GitRepo::new(None)?;
+    // Names in the opposite order of their waves, and a Namespace-free
+    // kind order that would put them otherwise.
+    repo.write("app/z.yaml", &configmap("z-first", Some(-1)))?;
+    repo.write("app/m.yaml", &configmap("m-second", None))?;
+    repo.write("app/a.yaml", &configmap("a-third", Some(1)))?;
+    repo.commit("three waves")?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start(
+        work.path(),
+        &application(&name, &repo.url(), "app", &ns.name, MANUAL),
+    )
+    .await?;
+    plumb.wait_status(&name, "OutOfSync", None).await?;
+    let doc = plumb
+        .operate(&format!("/api/v1/applications/{name}/sync"), json!({}))
+        .await?;
+    assert_eq!(
+        str_at(&doc, "/status/operationState/phase"),
+        "Succeeded",
+        "{doc}"
+    );
+    let applied: Vec<&str> = doc
+        .pointer("/status/operationState/syncResult/resources")
+        .and_then(Value::as_array)
+        .context("the operation lists its resources")?
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(applied, ["z-first", "m-second", "a-third"]);
+    // The cluster saw them created in that order.
+    let mut versions = Vec::new();
+    for cm in ["z-first", "m-second", "a-third"] {
+        let live = object(&configmaps(), &ns.name, cm)
+            .await?
+            .context("applied")?;
+        let rv: u64 = str_at(&live, "/metadata/resourceVersion").parse()?;
+        versions.push(rv);
+    }
+    assert!(versions.is_sorted(), "{versions:?}");
+    plumb.wait_status(&name, "Synced", Some("Healthy")).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn terminate_stops_a_sync_waiting_for_a_wave() -> Result<()> {
+    let ns = TestNamespace::new("waves-term").await;
+    ns.create().await?;
+    let name = unique_names(&ns)("term");
+    let repo = GitRepo::new(None)?;
+    repo.write("app/web.yaml", &deployment("web", 1, None))?;
+    repo.write("app/later.yaml", &configmap("later", Some(1)))?;
+    repo.commit("a wave that never becomes healthy")?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start(
+        work.path(),
+        &application(&name, &repo.url(), "app", &ns.name, MANUAL),
+    )
+    .await?;
+    plumb.wait_status(&name, "OutOfSync", None).await?;
+    let started = plumb
+        .start_operation(&format!("/api/v1/applications/{name}/sync"), json!({}))
+        .await?;
+    let waiting = wait_waiting(
+        &plumb,
+        &name,
+        "waiting for wave 0 to be healthy before wave 1",
+    )
+    .await?;
+    let message = str_at(&waiting, "/status/operationState/message");
+    assert!(
+        message.contains("Deployment web is Progressing"),
+        "{message}"
+    );
+    let operation = format!("{}/api/v1/applications/{name}/operation", plumb.url);
+    let answer = reqwest::Client::new().delete(&operation).send().await?;
+    assert!(answer.status().is_success(), "{}", answer.status());
+    let doc = plumb.wait_operation(&started).await?;
+    assert_eq!(str_at(&doc, "/status/operationState/phase"), "Failed");
+    assert_eq!(
+        str_at(&doc, "/status/operationState/message"),
+        "Operation terminated"
+    );
+    assert!(object(&configmaps(), &ns.name, "later").await?.is_none());
+    // The application is free again.
+    let (code, body) = plumb
+        .post(
+            &format!("/api/v1/applications/{name}/sync"),
+            json!({"dryRun": true}),
+        )
+        .await?;
+    assert_eq!(code, 200, "{body}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_application_with_sync_hooks_is_not_synced_at_all() -> Result<()> {
+    let ns = TestNamespace::new("waves-hooks").await;
+    ns.create().await?;
+    let name = unique_names(&ns)("hooks");
+    let repo = GitRepo::new(None)?;
+    repo.write("app/cm.yaml", &configmap("plain", None))?;
+    repo.write(
+        "app/migrate.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: migrate\n  annotations:\n    argocd.argoproj.io/hook: PreSync\n",
+    )?;
+    repo.commit("a PreSync hook")?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start(
+        work.path(),
+        &application(
+            &name,
+            &repo.url(),
+            "app",
+            &ns.name,
+            "  syncPolicy:\n    automated: {prune: true}\n",
+        ),
+    )
+    .await?;
+    let doc = plumb.wait_status(&name, "Unknown", None).await?;
+    let message = doc
+        .pointer("/status/conditions/0/message")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        message.contains("ConfigMap migrate is a PreSync hook")
+            && message.contains("nothing is synced"),
+        "{doc}"
+    );
+    // A user's sync is refused too.
+    let doc = plumb
+        .operate(&format!("/api/v1/applications/{name}/sync"), json!({}))
+        .await?;
+    assert_eq!(str_at(&doc, "/status/operationState/phase"), "Failed");
+    assert!(
+        str_at(&doc, "/status/operationState/message").contains("not supported yet"),
+        "{doc}"
+    );
+    for cm in ["plain", "migrate"] {
+        assert!(object(&configmaps(), &ns.name, cm).await?.is_none(), "{cm}");
+    }
+    Ok(())
+}
