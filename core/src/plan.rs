@@ -608,4 +608,127 @@ mod tests {
             })
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Objects drawn from a small universe, so that desired and tracked
+        /// sets overlap; waves from -2 to 2, some without the annotation.
+        fn object() -> impl Strategy<Value = (String, String, Option<i64>, bool)> {
+            (
+                prop::sample::select(vec!["ConfigMap", "Service", "Namespace", "Secret"]),
+                prop::sample::select(vec!["a", "b", "c", "d"]),
+                prop::option::of(-2i64..=2),
+                any::<bool>(),
+            )
+                .prop_map(|(k, n, w, m)| (k.to_string(), n.to_string(), w, m))
+        }
+
+        fn inputs() -> impl Strategy<Value = (Vec<Desired>, Vec<Tracked>, PlanOptions)> {
+            (
+                prop::collection::vec(object(), 0..8),
+                prop::collection::vec(
+                    (
+                        object(),
+                        prop::option::of(prop::sample::select(vec![
+                            "Prune=false",
+                            "Delete=false",
+                            "ServerSideApply=true",
+                        ])),
+                    ),
+                    0..8,
+                ),
+                any::<(bool, bool, bool, bool)>(),
+            )
+                .prop_map(|(d, t, (prune, out_of_sync_only, allow_empty, ns))| {
+                    let mut seen = std::collections::HashSet::new();
+                    let desired = d
+                        .into_iter()
+                        .filter(|(k, n, _, _)| seen.insert((k.clone(), n.clone())))
+                        .map(|(k, n, w, m)| {
+                            let mut d = in_wave("", &k, &n, "0");
+                            d.key = key("", &k, &n);
+                            d.modified = m;
+                            d.object = match w {
+                                Some(w) => json!({"kind": k, "metadata": {"annotations": {crate::waves::SYNC_WAVE_ANNOTATION: w.to_string()}}}),
+                                None => json!({"kind": k, "metadata": {}}),
+                            };
+                            d
+                        })
+                        .collect();
+                    let mut seen = std::collections::HashSet::new();
+                    let tracked = t
+                        .into_iter()
+                        .filter(|((k, n, _, _), _)| seen.insert((k.clone(), n.clone())))
+                        .map(|((k, n, _, _), o)| tracked(&k, &n, o))
+                        .collect();
+                    let options = PlanOptions {
+                        prune,
+                        apply_out_of_sync_only: out_of_sync_only,
+                        allow_empty,
+                        create_namespace: ns.then(|| "ns".to_string()),
+                        ..Default::default()
+                    };
+                    (desired, tracked, options)
+                })
+        }
+
+        proptest! {
+            /// The planner prunes only objects it was given as tracked (the
+            /// engine gives it only those carrying this application's
+            /// tracking id), only the very object compared (its uid), never
+            /// one still desired, never one that says Prune=false or
+            /// Delete=false, and nothing when prune is off.
+            #[test]
+            fn prunes_only_tracked_undesired_objects_when_allowed((desired, tracked, options) in inputs()) {
+                let Ok(p) = plan(&desired, &tracked, &options) else {
+                    prop_assert!(desired.is_empty() && !tracked.is_empty() && !options.allow_empty);
+                    return Ok(());
+                };
+                for step in p.steps() {
+                    if let Step::Prune { key, uid, .. } = step {
+                        prop_assert!(options.prune);
+                        let t = tracked.iter().find(|t| &t.key == key);
+                        prop_assert!(t.is_some_and(|t| &t.uid == uid));
+                        prop_assert!(!desired.iter().any(|d| &d.key == key));
+                        let opts = t.and_then(|t| t.sync_options.clone()).unwrap_or_default();
+                        prop_assert!(!opts.contains("Prune=false") && !opts.contains("Delete=false"));
+                    }
+                }
+                // Prunes only in the prune stage, after every wave.
+                let is_prune = |s: &Step| matches!(s, Step::Prune { .. } | Step::PruneSkipped { .. });
+                for wave in &p.waves {
+                    let pruned = wave.stages.iter().flat_map(|s| &s.steps).any(is_prune);
+                    prop_assert!(!pruned, "a prune in wave {}", wave.wave);
+                }
+            }
+
+            /// An empty render with tracked objects never plans anything
+            /// unless allowEmpty.
+            #[test]
+            fn an_empty_render_never_prunes_without_allow_empty((_, tracked, options) in inputs()) {
+                let planned = plan(&[], &tracked, &options);
+                if !tracked.is_empty() && !options.allow_empty {
+                    prop_assert!(planned.is_err());
+                }
+            }
+
+            /// Waves ascend; every desired object is in exactly one wave, and
+            /// applied at most once.
+            #[test]
+            fn waves_ascend_and_hold_each_object_once((desired, tracked, options) in inputs()) {
+                let Ok(p) = plan(&desired, &tracked, &options) else { return Ok(()) };
+                prop_assert!(p.waves.windows(2).all(|w| w[0].wave < w[1].wave));
+                let members: Vec<&ResourceKey> = p.waves.iter().flat_map(|w| &w.members).collect();
+                prop_assert_eq!(members.len(), desired.len());
+                for d in &desired {
+                    prop_assert!(members.contains(&&d.key));
+                    let applies_it = |s: &&Step| matches!(s, Step::Apply { key, .. } if key == &d.key);
+                    let applies = p.steps().filter(applies_it).count();
+                    prop_assert!(applies <= 1);
+                }
+            }
+        }
+    }
 }
