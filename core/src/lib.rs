@@ -1,12 +1,12 @@
 //! Plumb's pure rules: the Argo CD model types, the render of a plain
-//! directory of files, normalize and diff, the sync plan, health, and the
-//! automated-sync decision.
+//! directory of files, normalize and diff, the sync plan and its waves,
+//! health, and the automated-sync decision.
 //!
 //! ```text
 //!  model (Application, Manifest, ResourceKey, status types)
 //!    |
 //!  render (files -> manifests) -> diff (dry run vs live) -> plan -> decide
-//!                                                 health (live objects)
+//!                                 health (live objects) -> waves (gate)
 //! ```
 //!
 //! Everything here is a function of its arguments: no I/O, no clock, no
