@@ -443,7 +443,10 @@ fn application(app: Object<'_>) -> Health {
     // says nothing more: the parent's resource row shows whether the child
     // object matches Git (the parent's comparison, as in Argo CD), and the
     // message whether the child's resources match its Git.
-    let message = match (app.str("/status/health/message"), app.str("/status/sync/status")) {
+    let message = match (
+        app.str("/status/health/message"),
+        app.str("/status/sync/status"),
+    ) {
         ("", "") => String::new(),
         ("", sync) => format!("sync: {sync}"),
         (message, _) => message.to_string(),
