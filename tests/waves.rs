@@ -340,12 +340,17 @@ async fn an_application_with_sync_hooks_is_not_synced_at_all() -> Result<()> {
         ),
     )
     .await?;
-    let doc = plumb.wait_status(&name, "Unknown", None).await?;
-    let message = doc
-        .pointer("/status/conditions/0/message")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    // Unknown is also the status before the first comparison: wait for
+    // the condition itself.
+    let doc = eventually("the hooks condition", WAIT, || async {
+        let doc = plumb.app(&name).await?;
+        let message = str_at(&doc, "/status/conditions/0/message");
+        Ok(message.contains("hook").then_some(doc))
+    })
+    .await
+    .with_context(|| format!("plumb log:\n{}", plumb.log_text()))?;
+    assert_eq!(str_at(&doc, "/status/sync/status"), "Unknown", "{doc}");
+    let message = str_at(&doc, "/status/conditions/0/message");
     assert!(
         message.contains("ConfigMap migrate is a PreSync hook")
             && message.contains("nothing is synced"),
