@@ -3,11 +3,13 @@
 //! sync, no-op resync, commit-to-live latency (webhook and polling), memory
 //! and git load against a real control plane, and prints one markdown table.
 //!
-//! Run it with `scripts/bench [--apps N] [--objects single|full]`, which
+//! Run it with `scripts/bench [--apps N] [--objects single|full|helm]
+//! [--source file|cr|appset]`, which
 //! starts the local control plane and builds Plumb first; directly, with
 //! `cargo bench --bench scale -- --kubeconfig PATH [...]`. Timings are
 //! printed, never asserted.
 
+mod appset;
 mod cluster;
 mod fixture;
 mod plumb;
@@ -36,8 +38,9 @@ struct Args {
     /// ServiceAccount + Deployment (replicas 0).
     #[arg(long, value_enum, default_value_t = Objects::Single)]
     objects: Objects,
-    /// Where Plumb reads the applications: an `--apps` file, or Application
-    /// objects (CRs) in a namespace of the cluster.
+    /// Where Plumb reads the applications: an `--apps` file, Application
+    /// objects (CRs) in a namespace of the cluster, or one ApplicationSet
+    /// there that generates those objects.
     #[arg(long, value_enum, default_value_t = Source::File)]
     source: Source,
     /// Kubeconfig of the cluster (also `PLUMB_BENCH_KUBECONFIG`).
@@ -92,6 +95,10 @@ enum Source {
     /// `plumb serve --namespace NS`, the N Applications created there as
     /// objects first.
     Cr,
+    /// `plumb serve --namespace NS` on an empty namespace, then one
+    /// ApplicationSet created there whose git directories generator makes
+    /// the N Applications (not with `--objects helm`).
+    Appset,
 }
 
 /// The rows of the final table.
@@ -319,6 +326,71 @@ fn helm_by_hand(
     Ok(())
 }
 
+/// The ApplicationSet's generation outside the server: `plumb appset
+/// generate --offline` of it, three times (the first clones the fixture
+/// repository into an empty cache, the others fetch into it), and a check
+/// that it generates exactly the fixture's Applications.
+fn appset_by_hand(
+    args: &Args,
+    fx: &fixture::Fixture,
+    work: &Path,
+    namespace: &str,
+    manifest: &serde_json::Value,
+    report: &mut Report,
+) -> Result<()> {
+    let file = work.join("appset.yaml");
+    std::fs::write(
+        &file,
+        serde_yaml::to_string(manifest).context("serialize the ApplicationSet")?,
+    )
+    .with_context(|| format!("write {}", file.display()))?;
+    let data = work.join("appset-generate");
+    let mut times = Vec::new();
+    let mut generated = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let out = Command::new(&args.plumb)
+            .args([
+                "appset",
+                "generate",
+                "--offline",
+                "-o",
+                "json",
+                "--namespace",
+                namespace,
+            ])
+            .arg("--data-dir")
+            .arg(&data)
+            .arg(&file)
+            .output()
+            .context("run plumb appset generate")?;
+        times.push(started.elapsed());
+        if !out.status.success() {
+            bail!(
+                "plumb appset generate: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        generated = serde_json::from_slice(&out.stdout)
+            .context("parse the output of plumb appset generate")?;
+    }
+    appset::check_generated(fx, &generated)?;
+    report.add(
+        "appset",
+        "`plumb appset generate --offline` of the ApplicationSet, one process",
+        format!(
+            "{} / {}",
+            millis(times[0]),
+            millis(times[1].min(times[2]))
+        ),
+        format!(
+            "cold (clone into an empty cache) / warm (best of 2, fetch into it); {} Applications printed as JSON, checked equal to the `--apps` file's (name, source, destination, project, sync policy)",
+            generated.len()
+        ),
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let Some(kubeconfig) = args.kubeconfig.clone() else {
@@ -464,6 +536,8 @@ async fn phases(
                 Source::File => "an `--apps` file (`--no-cluster-apps`)",
                 Source::Cr =>
                     "Application objects in the cluster (`--namespace`), status written back",
+                Source::Appset =>
+                    "one ApplicationSet in the cluster (`--namespace`) whose git directories generator creates the Application objects after Plumb started; cold-sync times run from the ApplicationSet's creation",
             }
         ),
     ];
@@ -515,14 +589,31 @@ async fn phases(
         helm_by_hand(args, &fx, work, report)?;
     }
 
-    // In CR mode the applications are objects in the cluster.
+    // In CR and appset mode the applications are objects in the cluster.
     let apps_namespace = format!("bench-{run_id}-apps");
-    if args.source == Source::Cr {
+    let appset_manifest = appset::manifest(&fx, run_id, &apps_namespace, args.namespaces);
+    if args.source == Source::Appset && args.objects == Objects::Helm {
+        bail!(
+            "--source appset generates from the fixture's folders; --objects helm has one chart, not a folder per application"
+        );
+    }
+    if matches!(args.source, Source::Cr | Source::Appset) {
         cluster::create_namespaces(client, std::slice::from_ref(&apps_namespace)).await?;
-        let crd = std::fs::read_to_string("manifests/crds/application.yaml")
-            .context("read manifests/crds/application.yaml (run from the repository root)")?;
-        let crd: serde_json::Value = serde_yaml::from_str(&crd).context("parse the CRD")?;
-        cluster::apply_and_wait_crd(client, &crd).await?;
+        let mut crds = vec!["manifests/crds/application.yaml"];
+        if args.source == Source::Appset {
+            crds.push("manifests/crds/applicationset.yaml");
+        }
+        for path in crds {
+            let crd = std::fs::read_to_string(path)
+                .with_context(|| format!("read {path} (run from the repository root)"))?;
+            let crd: serde_json::Value = serde_yaml::from_str(&crd).context("parse the CRD")?;
+            cluster::apply_and_wait_crd(client, &crd).await?;
+        }
+    }
+    if args.source == Source::Appset {
+        appset_by_hand(args, &fx, work, &apps_namespace, &appset_manifest, report)?;
+    }
+    if args.source == Source::Cr {
         let started = Instant::now();
         let created =
             cluster::create_applications(client, &apps_namespace, &fx.applications, 32).await?;
@@ -702,13 +793,20 @@ async fn phases(
     let launch = Launch {
         binary: &binary,
         apps_file: &fx.apps_file,
-        apps_namespace: (args.source == Source::Cr).then_some(apps_namespace.as_str()),
+        apps_namespace: matches!(args.source, Source::Cr | Source::Appset)
+            .then_some(apps_namespace.as_str()),
         kubeconfig,
         data_dir: &data_dir,
         poll_interval: args.poll_interval,
         workers: args.workers,
         path_prefix: &wrapper,
         log: &work.join("plumb-1.log"),
+        log_filter: if args.source == Source::Appset {
+            appset::LOG_FILTER
+        } else {
+            "warn"
+        },
+        json_log: args.source == Source::Appset,
     };
     let list_every = match n {
         0..=100 => Duration::from_millis(100),
@@ -724,13 +822,62 @@ async fn phases(
     report
         .header
         .push(format!("- Plumb command: `{}`", plumb.command));
+    // With an ApplicationSet, the clock starts when it is created: Plumb
+    // runs first with no applications.
+    let (started, created) = if args.source == Source::Appset {
+        let started = Instant::now();
+        let watch = appset::watch_created(client, &apps_namespace, n, started, timeout).await?;
+        appset::create(client, &apps_namespace, &appset_manifest).await?;
+        let (logged, pass) = appset::wait_pass(launch.log, 0, started, timeout).await?;
+        report.add(
+            "appset",
+            "ApplicationSet created to its first pass logged",
+            secs(logged),
+            format!(
+                "the pass took {} by its own clock (`elapsed_ms`: generate, plan, apply the Applications 8 at a time); {}",
+                millis(Duration::from_millis(pass.elapsed_ms)),
+                pass.counts()
+            ),
+        );
+        (started, Some(watch))
+    } else {
+        (started, None)
+    };
     let synced = plumb.wait_synced(n, started, list_every, timeout).await?;
+    if let Some(watch) = created {
+        let created = watch.await.context("the Application watch")?;
+        let at = |d: Option<Duration>| d.map_or("not seen".to_owned(), secs);
+        report.add(
+            "appset",
+            "ApplicationSet created to its first Application object",
+            at(created.first),
+            "seen by a watch of the namespace with the label selector `plumb.dev/applicationset=bench`",
+        );
+        report.add(
+            "appset",
+            &format!("ApplicationSet created to all {n} Application objects"),
+            at(created.all),
+            format!(
+                "{} seen; {:.0} Applications/s after the first",
+                created.seen,
+                match (created.first, created.all) {
+                    (Some(a), Some(b)) if b > a => n as f64 / (b - a).as_secs_f64(),
+                    _ => f64::NAN,
+                }
+            ),
+        );
+    }
     let (req1, cpu1) = (sample().await, CpuSample::take(&server_pids, ticks));
     let plumb_cpu = plumb::cpu_seconds(pid, ticks).unwrap_or(f64::NAN);
     let rate = total as f64 / synced.synced.as_secs_f64();
+    let start_is = if args.source == Source::Appset {
+        "ApplicationSet created"
+    } else {
+        "start"
+    };
     report.add(
         "cold sync",
-        "start to all applications Synced",
+        &format!("{start_is} to all applications Synced"),
         secs(synced.synced),
         format!(
             "{rate:.0} objects/s = {:.0}% of the ceiling; /healthz answered after {}; status read every {}",
@@ -741,7 +888,7 @@ async fn phases(
     );
     report.add(
         "cold sync",
-        "start to all Synced and Healthy",
+        &format!("{start_is} to all Synced and Healthy"),
         synced.healthy.map_or("not reached".to_owned(), secs),
         format!("health: {:?}", synced.health),
     );
@@ -796,6 +943,59 @@ async fn phases(
 
     // 3. No-op resync.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    if args.source == Source::Appset {
+        // A pass that finds every Application as generated: an annotation
+        // on the ApplicationSet changes nothing it generates.
+        let before = appset::passes(launch.log).len();
+        let (req0, cpu0) = (sample().await, CpuSample::take(&server_pids, ticks));
+        let plumb_cpu0 = plumb::cpu_seconds(pid, ticks).unwrap_or(f64::NAN);
+        let started = Instant::now();
+        appset::touch(client, &apps_namespace, "1").await?;
+        let (logged, pass) =
+            appset::wait_pass(launch.log, before, started, Duration::from_secs(300)).await?;
+        let plumb_cpu1 = plumb::cpu_seconds(pid, ticks).unwrap_or(f64::NAN);
+        let (req1, cpu1) = (sample().await, CpuSample::take(&server_pids, ticks));
+        report.add(
+            "appset no-op pass",
+            "annotation on the ApplicationSet to its pass logged",
+            millis(logged),
+            format!(
+                "the pass took {} by its own clock; {}{}",
+                millis(Duration::from_millis(pass.elapsed_ms)),
+                pass.counts(),
+                if pass.wrote_nothing() {
+                    ""
+                } else {
+                    " (**it wrote**)"
+                }
+            ),
+        );
+        report.add(
+            "appset no-op pass",
+            "Plumb CPU",
+            format!("{:.2} s", plumb_cpu1 - plumb_cpu0),
+            server_cpu(&cpu0, &cpu1),
+        );
+        if let (Some(a), Some(b)) = (&req0, &req1) {
+            let d = b.since(a);
+            let applies = d
+                .writes_by
+                .iter()
+                .find(|(what, _)| what == "APPLY applications")
+                .map_or(0, |(_, k)| *k);
+            report.add(
+                "appset no-op pass",
+                "Application applies (APPLY applications)",
+                applies.to_string(),
+                format!(
+                    "all writes of all clients in that window: {}; {} dry runs, {} reads",
+                    d.writes_text(),
+                    d.dry_runs,
+                    d.reads
+                ),
+            );
+        }
+    }
     let plumb_namespaces: Vec<String> = {
         let mut v = fx.app_namespaces.clone();
         v.sort();
@@ -902,6 +1102,7 @@ async fn phases(
     let mut posts = Vec::new();
     let mut fetches = Vec::new();
     let mut refreshed = 0;
+    let passes_before = appset::passes(launch.log).len();
     for r in 0..args.webhook_commits {
         let idx = ((2 * r + 1) * n) / (2 * args.webhook_commits.max(1));
         let rev = revs.entry(idx).or_insert(0);
@@ -964,6 +1165,34 @@ async fn phases(
             millis(quantile(&fetches, 1.0))
         ),
     );
+    if args.source == Source::Appset {
+        // Each webhook also runs a pass of the ApplicationSet (its generator
+        // reads the repository), beside the applications' reconciles.
+        let passes: Vec<appset::Pass> = appset::passes(launch.log)
+            .into_iter()
+            .skip(passes_before)
+            .collect();
+        let mut took: Vec<Duration> = passes
+            .iter()
+            .map(|p| Duration::from_millis(p.elapsed_ms))
+            .collect();
+        took.sort();
+        let wrote = passes.iter().filter(|p| !p.wrote_nothing()).count();
+        report.add(
+            "one commit",
+            "ApplicationSet passes during the webhook commits: p50 / max",
+            format!(
+                "{} / {}",
+                millis(quantile(&took, 0.5)),
+                millis(quantile(&took, 1.0))
+            ),
+            format!(
+                "{} passes for {} webhooks (each webhook queues one; queued ones coalesce); {wrote} of them wrote an Application",
+                passes.len(),
+                args.webhook_commits
+            ),
+        );
+    }
     memory(report, "after webhook commits", pid);
     plumb.stop();
     drop(plumb);
@@ -987,16 +1216,29 @@ async fn phases(
             plumb::cpu_seconds(pid, ticks).unwrap_or(f64::NAN)
         ),
     );
+    if args.source == Source::Appset {
+        // Read after all Synced: the line is there already, so only the
+        // pass's own clock means anything.
+        let (_, pass) = appset::wait_pass(launch.log, 0, started, Duration::from_secs(300)).await?;
+        report.add(
+            "restart",
+            "the ApplicationSet's first pass after the restart",
+            millis(Duration::from_millis(pass.elapsed_ms)),
+            format!("by the pass's own clock (`elapsed_ms`); {}", pass.counts()),
+        );
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let intervals = 3;
     let window = Duration::from_secs(args.short_poll_interval * intervals);
     let count0 = plumb::upload_pack_count(&upload_log);
+    let passes0 = appset::passes(launch.log).len();
     let (req0, cpu_p0) = (
         sample().await,
         plumb::cpu_seconds(pid, ticks).unwrap_or(f64::NAN),
     );
     tokio::time::sleep(window).await;
     let count1 = plumb::upload_pack_count(&upload_log);
+    let passes1 = appset::passes(launch.log).len();
     let (req1, cpu_p1) = (
         sample().await,
         plumb::cpu_seconds(pid, ticks).unwrap_or(f64::NAN),
@@ -1017,8 +1259,16 @@ async fn phases(
         "Plumb CPU while idle",
         format!("{:.2} s in {}", cpu_p1 - cpu_p0, secs(window)),
         format!(
-            "polls every {} s requeue all {n} applications",
-            args.short_poll_interval
+            "polls every {} s requeue all {n} applications{}",
+            args.short_poll_interval,
+            if args.source == Source::Appset {
+                format!(
+                    "; {} ApplicationSet passes in the window (one after each fetch, one per interval)",
+                    passes1 - passes0
+                )
+            } else {
+                String::new()
+            }
         ),
     );
     if let (Some(a), Some(b)) = (&req0, &req1) {

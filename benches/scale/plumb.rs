@@ -91,6 +91,11 @@ pub struct Launch<'a> {
     pub path_prefix: &'a Path,
     /// stderr goes here.
     pub log: &'a Path,
+    /// `PLUMB_LOG` (`warn` unless a phase reads Plumb's info lines).
+    pub log_filter: &'a str,
+    /// Log as JSON lines (`PLUMB_LOG_FORMAT=json`), for phases that parse
+    /// the log.
+    pub json_log: bool,
 }
 
 /// A running `plumb serve`.
@@ -145,10 +150,14 @@ impl Plumb {
         );
         let log = std::fs::File::create(launch.log)
             .with_context(|| format!("create {}", launch.log.display()))?;
-        let child = Command::new(launch.binary)
+        let mut command_line = Command::new(launch.binary);
+        if launch.json_log {
+            command_line.env("PLUMB_LOG_FORMAT", "json");
+        }
+        let child = command_line
             .args(&args)
             .env("PATH", path)
-            .env("PLUMB_LOG", "warn")
+            .env("PLUMB_LOG", launch.log_filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
