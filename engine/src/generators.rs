@@ -52,6 +52,17 @@ pub fn applications(
 /// The repositories the git generators read, normalized; templated URLs
 /// (inside a matrix) are left to the generator.
 pub fn git_urls(generators: &[Generator]) -> Vec<String> {
+    let mut out: Vec<String> = git_revisions(generators)
+        .into_iter()
+        .map(|(url, _)| url)
+        .collect();
+    out.dedup();
+    out
+}
+
+/// The (repository, revision) pairs the git generators read, normalized;
+/// an empty revision is `HEAD`.
+pub fn git_revisions(generators: &[Generator]) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut pending: Vec<&Generator> = generators.iter().collect();
     while let Some(g) = pending.pop() {
@@ -59,7 +70,12 @@ pub fn git_urls(generators: &[Generator]) -> Vec<String> {
             && !git.repo_url.contains("{{")
             && let Ok(url) = normalize_url(&git.repo_url)
         {
-            out.push(url);
+            let revision = if git.revision.is_empty() {
+                "HEAD"
+            } else {
+                &git.revision
+            };
+            out.push((url, revision.to_string()));
         }
         for nested in [
             g.matrix.as_ref().map(|m| &m.generators),

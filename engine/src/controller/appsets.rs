@@ -47,7 +47,18 @@ pub(super) struct AppSets {
     written: Mutex<HashMap<String, u64>>,
     /// The progressive syncs, by ApplicationSet.
     rollouts: Mutex<HashMap<String, Rollout>>,
+    /// Whether the first full list of Application objects has arrived: a
+    /// pass before it would take every Application for missing (and
+    /// re-apply them all, or overwrite one it does not own).
+    listed: std::sync::atomic::AtomicBool,
+    /// The commit each git generator's (repository, revision) resolved to
+    /// at a set's last pass: a fetch that moved none of them needs no pass.
+    revisions: Mutex<HashMap<String, Resolved>>,
 }
+
+/// The commit each (repository, revision) of a set's git generators
+/// resolved to.
+type Resolved = BTreeMap<(String, String), String>;
 
 /// A RollingSync between status batches: the steps, what each application
 /// is at, which are syncing and which wait for their step.
@@ -304,6 +315,10 @@ fn application_kind() -> Kind {
 impl Inner {
     /// Starts the ApplicationSet worker and the status batcher.
     pub(super) fn start_appsets(self: &Arc<Self>) {
+        if !self.options.watch_cluster_apps {
+            // No list will come; a pass reports why it cannot run.
+            self.appsets.listed.store(true, Ordering::SeqCst);
+        }
         let weak = Arc::downgrade(self);
         let stop = self.cancel.clone();
         let wake = Arc::clone(&self.appsets.wake);
@@ -428,8 +443,13 @@ impl Inner {
             lock(&self.appsets.written).remove(name);
             lock(&self.appsets.rollouts).remove(name);
             lock(&self.appsets.confirmations).remove(name);
+            lock(&self.appsets.revisions).remove(name);
             return;
         };
+        if !self.appsets.listed.load(Ordering::SeqCst) {
+            // `apps_listed` queues every set once the list is in.
+            return;
+        }
         let started = Instant::now();
         let conditions = match self.appset_apply(&declared).await {
             Ok((plan, errors)) => {
@@ -530,6 +550,11 @@ impl Inner {
         let declared = registry::appset_from_value(value, false)
             .map(Arc::new)
             .map_err(ServiceError::BadRequest)?;
+        if !self.appsets.listed.load(Ordering::SeqCst) {
+            return Err(ServiceError::Conflict(
+                "Plumb has not listed the Application objects yet; try again in a moment".into(),
+            ));
+        }
         let (plan, _) = self
             .appset_plan(&declared)
             .await
@@ -578,12 +603,25 @@ impl Inner {
             };
         let repos = Arc::clone(&self.repos);
         let namespace = self.options.namespace.clone();
+        let name = declared.name().to_string();
         let declared = Arc::clone(declared);
-        tokio::task::spawn_blocking(move || {
-            crate::generators::applications(&repos, &declared, clusters, &namespace)
+        let (revisions, apps) = tokio::task::spawn_blocking(move || {
+            // Resolved before generating: a commit landing meanwhile is
+            // then seen as a move by the next fetch.
+            let revisions = crate::generators::git_revisions(&declared.set.spec.generators)
+                .into_iter()
+                .filter_map(|(url, revision)| {
+                    let commit = repos.resolve(&url, &revision).ok()?;
+                    Some(((url, revision), commit))
+                })
+                .collect::<BTreeMap<_, _>>();
+            let apps = crate::generators::applications(&repos, &declared, clusters, &namespace);
+            (revisions, apps)
         })
         .await
-        .map_err(|_| "the generator task failed".to_string())?
+        .map_err(|_| "the generator task failed".to_string())?;
+        lock(&self.appsets.revisions).insert(name, revisions);
+        apps
     }
 
     /// The Applications a pass compares with: the ones this ApplicationSet
@@ -975,7 +1013,12 @@ impl Inner {
     /// Writes the status to the ApplicationSet object unless it already
     /// carries it (Plumb's own write is the only writer it compares with).
     async fn write_appset_status(&self, name: &str, view: &ApplicationSet) {
-        let document = json!({ "status": view.status });
+        // Bounded like an Application's: a set of thousands would pass
+        // etcd's object size limit; the API shows every entry.
+        let mut status = view.status.clone().unwrap_or_default();
+        status.resources.truncate(status::CR_RESOURCES);
+        status.application_status.truncate(status::CR_RESOURCES);
+        let document = json!({ "status": status });
         let print = registry::status_fingerprint(&document);
         if lock(&self.appsets.written).get(name) == Some(&print) {
             return;
@@ -1013,9 +1056,54 @@ impl Inner {
         Ok(())
     }
 
-    /// Runs a pass of every ApplicationSet reading `url` (after a fetch).
-    pub(super) fn appsets_fetched(&self, url: &str) {
-        for name in self.appsets.on_repo(url) {
+    /// The first full list of Application objects is in: every set may
+    /// run its pass now.
+    pub(super) fn apps_listed(&self) {
+        if !self.appsets.listed.swap(true, Ordering::SeqCst) {
+            for name in self.appsets.names() {
+                self.appsets.enqueue(&name);
+            }
+        }
+    }
+
+    /// After a fetch of `url`: runs a pass of every ApplicationSet whose git
+    /// generators' revisions on it now resolve to another commit than at
+    /// its last pass (a fetch that moved nothing costs no pass).
+    pub(super) async fn appsets_fetched(&self, url: &str) {
+        let sets = self.appsets.on_repo(url);
+        if sets.is_empty() {
+            return;
+        }
+        let wanted: Vec<(String, Resolved)> = {
+            let revisions = lock(&self.appsets.revisions);
+            sets.into_iter()
+                .map(|name| {
+                    let last = revisions.get(&name).cloned().unwrap_or_default();
+                    (name, last)
+                })
+                .collect()
+        };
+        let repos = Arc::clone(&self.repos);
+        let url = url.to_string();
+        let moved = tokio::task::spawn_blocking(move || {
+            wanted
+                .into_iter()
+                .filter(|(_, last)| {
+                    // A set with no record yet (or an unresolvable revision)
+                    // runs its pass.
+                    last.is_empty()
+                        || last.iter().any(|((u, revision), commit)| {
+                            u == &url
+                                && repos.resolve(u, revision).ok().as_deref()
+                                    != Some(commit.as_str())
+                        })
+                })
+                .map(|(name, _)| name)
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        for name in moved {
             self.appsets.enqueue(&name);
         }
     }

@@ -116,7 +116,7 @@ impl Inner {
                 if let Err(e) = inner.fetch_now(&url).await {
                     tracing::warn!(url = %url, error = %e, "poll fetch failed");
                 }
-                inner.appsets_fetched(&url);
+                inner.appsets_fetched(&url).await;
                 inner.refresh_after_fetch(&url, apps).await;
             }
         });

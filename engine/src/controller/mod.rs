@@ -373,7 +373,7 @@ impl Controller {
         if let Err(e) = inner.fetch_now(&url).await {
             tracing::warn!(url = %url, error = %e, "fetch after a repository change failed");
         }
-        inner.appsets_fetched(&url);
+        inner.appsets_fetched(&url).await;
         let count = apps.len();
         inner.refresh_after_fetch(&url, apps).await;
         count

@@ -37,6 +37,7 @@ impl Inner {
     pub(super) fn apply_source_updates(self: &Arc<Self>, updates: Vec<SourceUpdate>) {
         // Names whose declaration may have changed, and their declaration
         // now: a file's wins over an Application object's of the same name.
+        let mut listed = false;
         let decided: Vec<(String, Option<Arc<Declared>>)> = {
             let mut sources = self.sources.lock().expect("sources lock is never poisoned");
             let mut touched: BTreeSet<String> = BTreeSet::new();
@@ -53,6 +54,7 @@ impl Inner {
                         tracing::error!(error = %e, "cannot read --apps; keeping the applications read before");
                     }
                     SourceUpdate::ClusterAll(apps) => {
+                        listed = true;
                         let cluster = by_name(apps);
                         touched.extend(sources.cluster.keys().cloned());
                         touched.extend(cluster.keys().cloned());
@@ -140,6 +142,10 @@ impl Inner {
         }
         for name in changed {
             self.enqueue(&name);
+        }
+        // After the sources took the list in, so a pass sees it.
+        if listed {
+            self.apps_listed();
         }
     }
 }
