@@ -233,7 +233,7 @@ impl Browser {
         F: Fn(&[String]) -> bool,
     {
         let accept = &accept;
-        let found = eventually(what, Duration::from_secs(60), || async move {
+        let found = eventually(what, Duration::from_secs(90), || async move {
             let texts = self.texts(css).await?;
             Ok((!texts.is_empty() && accept(&texts)).then_some(texts))
         })

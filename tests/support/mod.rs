@@ -120,6 +120,24 @@ impl Drop for TestNamespace {
                 let client = plumb_engine::cluster::connect(Some(&kubeconfig()), None)
                     .await
                     .ok()?;
+                // The test's plumb is gone: nothing would remove the
+                // resources finalizer of its Application objects, and the
+                // namespace would stay Terminating for good.
+                let apps: Api<DynamicObject> = Api::namespaced_with(
+                    client.clone(),
+                    &name,
+                    &resource("argoproj.io", "v1alpha1", "Application", "applications"),
+                );
+                if let Ok(list) = apps.list(&Default::default()).await {
+                    let clear = kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}}));
+                    for app in list.items {
+                        if let Some(app_name) = app.metadata.name {
+                            let _ = apps
+                                .patch(&app_name, &kube::api::PatchParams::default(), &clear)
+                                .await;
+                        }
+                    }
+                }
                 let api: Api<DynamicObject> =
                     Api::all_with(client, &resource("", "v1", "Namespace", "namespaces"));
                 api.delete(&name, &DeleteParams::background()).await.ok()
