@@ -231,7 +231,7 @@ fn outcome_conditions(plan: &AppSetPlan, errors: &[String]) -> Vec<AppSetConditi
             "ErrorOccurred",
             true,
             "ApplicationSetApplyError",
-            errors.join("; "),
+            shorten_list(errors),
         ));
     }
     out.push(appset_condition(
@@ -244,7 +244,7 @@ fn outcome_conditions(plan: &AppSetPlan, errors: &[String]) -> Vec<AppSetConditi
     if !plan.conflicts.is_empty() {
         pending.push(format!(
             "applications not owned by this ApplicationSet are left alone: {}",
-            plan.conflicts.join(", ")
+            shorten_list(&plan.conflicts)
         ));
     }
     if let Some(held) = &plan.held {
@@ -262,7 +262,8 @@ fn outcome_conditions(plan: &AppSetPlan, errors: &[String]) -> Vec<AppSetConditi
             "All applications have been generated successfully",
         ));
     } else {
-        let mut why = errors.to_vec();
+        let mut why = vec![shorten_list(errors)];
+        why.retain(|w| !w.is_empty());
         why.extend(pending);
         out.push(appset_condition(
             "ResourcesUpToDate",
@@ -290,6 +291,8 @@ fn outcome_conditions(plan: &AppSetPlan, errors: &[String]) -> Vec<AppSetConditi
     out
 }
 
+/// The first few of a list, and how many more: a pass over thousands of
+/// applications must not write a condition of thousands of names.
 fn shorten_list(names: &[String]) -> String {
     const SHOWN: usize = 10;
     let mut text = names
@@ -1106,5 +1109,29 @@ impl Inner {
         for name in moved {
             self.appsets.enqueue(&name);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pass_over_many_applications_writes_short_conditions() {
+        let errors: Vec<String> = (0..500).map(|i| format!("app-{i}: refused")).collect();
+        let plan = AppSetPlan {
+            conflicts: (0..500).map(|i| format!("theirs-{i}")).collect(),
+            ..AppSetPlan::default()
+        };
+        let conditions = outcome_conditions(&plan, &errors);
+        for c in &conditions {
+            assert!(c.message.len() < 1000, "{}: {} bytes", c.type_, c.message.len());
+        }
+        let error = conditions
+            .iter()
+            .find(|c| c.type_ == "ErrorOccurred")
+            .expect("ErrorOccurred");
+        assert_eq!(error.status, "True");
+        assert!(error.message.ends_with("and 490 more"), "{}", error.message);
     }
 }
