@@ -327,10 +327,18 @@ async fn the_ui_shows_applicationsets_with_their_applications_and_a_parents_chil
     })
     .await
     .with_context(|| log_excerpt(&plumb))?;
-    browser
+    let gone = browser
         .wait_for("the set has no applications left", &set, |t| {
             t[0].contains("No applications generated") && !t[0].contains("DeletionHeld")
         })
-        .await?;
+        .await;
+    if let Err(e) = gone {
+        let api = plumb
+            .get(&format!("/api/v1/applicationsets/{set_name}"))
+            .await
+            .map(|v| v["status"].to_string())
+            .unwrap_or_else(|e| e.to_string());
+        return Err(e.context(format!("the API shows: {api}\n{}", log_excerpt(&plumb))));
+    }
     Ok(())
 }

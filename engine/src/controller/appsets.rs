@@ -1125,7 +1125,12 @@ mod tests {
         };
         let conditions = outcome_conditions(&plan, &errors);
         for c in &conditions {
-            assert!(c.message.len() < 1000, "{}: {} bytes", c.type_, c.message.len());
+            assert!(
+                c.message.len() < 1000,
+                "{}: {} bytes",
+                c.type_,
+                c.message.len()
+            );
         }
         let error = conditions
             .iter()

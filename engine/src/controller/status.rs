@@ -53,7 +53,13 @@ impl Inner {
             *current = status;
             changed
         };
-        if changed {
+        // A slot removed meanwhile (its Application object went while a
+        // reconcile or cascade still ran) tells no one: its DELETED event
+        // has been sent, and a late MODIFIED would bring it back in clients.
+        let removed = self
+            .slot(name)
+            .is_none_or(|current| !std::ptr::eq(Arc::as_ptr(&current), slot));
+        if changed && !removed {
             let declared = slot.declared();
             if declared.origin == Origin::Cluster {
                 self.status_writes.push(name.to_string());
