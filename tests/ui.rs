@@ -327,6 +327,26 @@ async fn the_ui_shows_applicationsets_with_their_applications_and_a_parents_chil
     })
     .await
     .with_context(|| log_excerpt(&plumb))?;
+    // Checked on a fresh load of the page: the live view can still hold a
+    // deleted application for a while (see the session notes of issue 9).
+    eventually(
+        "the API shows the set without applications",
+        Duration::from_secs(90),
+        || async {
+            let set = plumb
+                .get(&format!("/api/v1/applicationsets/{set_name}"))
+                .await?;
+            let none = set["status"]["resources"]
+                .as_array()
+                .is_none_or(Vec::is_empty);
+            Ok(none.then_some(()))
+        },
+    )
+    .await?;
+    // A query string makes it a new document, not a move within the page.
+    browser
+        .goto(&format!("{}/?fresh=1#/appsets/{set_name}", plumb.url))
+        .await?;
     let gone = browser
         .wait_for("the set has no applications left", &set, |t| {
             t[0].contains("No applications generated") && !t[0].contains("DeletionHeld")

@@ -195,10 +195,12 @@ impl Inner {
                 .write()
                 .expect("status lock is never poisoned")
                 .operation_state = Some(state);
-            let _ = self.events.send(AppEvent {
-                type_: "MODIFIED",
-                application: self.document(name, slot),
-            });
+            if self.is_current(name, slot) {
+                let _ = self.events.send(AppEvent {
+                    type_: "MODIFIED",
+                    application: self.document(name, slot),
+                });
+            }
         };
 
         let (phase, message) = match plan::plan(desired, extras, options) {

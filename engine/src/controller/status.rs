@@ -25,6 +25,15 @@ impl Inner {
         app
     }
 
+    /// Whether `slot` is still the application's: one removed meanwhile
+    /// (its Application object went while a reconcile, cascade or sync
+    /// still ran) must send no event, since its DELETED event has gone out
+    /// and a later MODIFIED would bring it back in clients.
+    pub(super) fn is_current(&self, name: &str, slot: &AppSlot) -> bool {
+        self.slot(name)
+            .is_some_and(|current| std::ptr::eq(Arc::as_ptr(&current), slot))
+    }
+
     /// Makes `status` the application's status. When it changed (beyond
     /// `reconciledAt`), the event stream hears of it and, for an Application
     /// object, the status writer is asked to write it back; an unchanged
@@ -53,13 +62,8 @@ impl Inner {
             *current = status;
             changed
         };
-        // A slot removed meanwhile (its Application object went while a
-        // reconcile or cascade still ran) tells no one: its DELETED event
-        // has been sent, and a late MODIFIED would bring it back in clients.
-        let removed = self
-            .slot(name)
-            .is_none_or(|current| !std::ptr::eq(Arc::as_ptr(&current), slot));
-        if changed && !removed {
+        // A slot removed meanwhile tells no one (see `is_current`).
+        if changed && self.is_current(name, slot) {
             let declared = slot.declared();
             if declared.origin == Origin::Cluster {
                 self.status_writes.push(name.to_string());
