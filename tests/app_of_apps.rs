@@ -10,25 +10,14 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use kube::api::{Api, DeleteParams, DynamicObject};
 use serde_json::{Value, json};
-use support::{GitRepo, Plumb, TestNamespace, eventually, get_object, resource};
+use support::{
+    GitRepo, Plumb, TestNamespace, applications, configmaps, eventually, get_object, resource,
+    str_at,
+};
 
 const WAIT: Duration = Duration::from_secs(90);
 const FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
 const FINALIZER_BACKGROUND: &str = "resources-finalizer.argocd.argoproj.io/background";
-
-fn configmaps() -> kube::core::ApiResource {
-    resource("", "v1", "ConfigMap", "configmaps")
-}
-
-fn applications() -> kube::core::ApiResource {
-    resource("argoproj.io", "v1alpha1", "Application", "applications")
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-}
 
 /// An Application manifest (YAML) in `namespace`, deploying `path` of
 /// `repo` to `target` with automated sync and prune, with `finalizer`.

@@ -9,22 +9,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
-use support::{GitRepo, Plumb, TestNamespace, eventually, get_object, resource};
+use support::{
+    GitRepo, Plumb, TestNamespace, applications, appsets, eventually, get_object, resource,
+};
 
 const WAIT: Duration = Duration::from_secs(90);
-
-fn applications() -> kube::core::ApiResource {
-    resource("argoproj.io", "v1alpha1", "Application", "applications")
-}
-
-fn appsets() -> kube::core::ApiResource {
-    resource(
-        "argoproj.io",
-        "v1alpha1",
-        "ApplicationSet",
-        "applicationsets",
-    )
-}
 
 /// Creates or replaces an ApplicationSet object (server-side apply).
 async fn apply_appset(ns: &str, yaml: &str) -> Result<()> {

@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
-use support::{ChartServer, GitRepo};
+use support::{ChartServer, GitRepo, str_at};
 
 fn plumb() -> Command {
     Command::new(env!("CARGO_BIN_EXE_plumb"))
@@ -74,12 +74,6 @@ fn object<'a>(docs: &'a [Value], kind: &str, name: &str) -> Result<&'a Value> {
     docs.iter()
         .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
         .with_context(|| format!("no {kind} {name} in {docs:#?}"))
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
 }
 
 /// Runs the real `helm` from `PATH` with its homes in `home`, so nothing of

@@ -10,17 +10,13 @@ use anyhow::{Context, Result};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 use support::{
-    GitRepo, Plumb, TestNamespace, application, configmap_value, eventually, get_object, resource,
-    wait_configmap,
+    GitRepo, Plumb, TestNamespace, application, configmap_value, configmaps, eventually,
+    get_object, resource, str_at, wait_configmap,
 };
 
 const AUTO: &str = "  syncPolicy:\n    automated: {prune: true, selfHeal: true}\n    syncOptions: [CreateNamespace=true]\n";
 const AUTO_NO_PRUNE_NO_HEAL: &str = "  syncPolicy:\n    automated: {prune: false, selfHeal: false}\n    syncOptions: [CreateNamespace=true]\n";
 const WAIT: Duration = Duration::from_secs(90);
-
-fn configmaps() -> kube::core::ApiResource {
-    resource("", "v1", "ConfigMap", "configmaps")
-}
 
 fn deployments() -> kube::core::ApiResource {
     resource("apps", "v1", "Deployment", "deployments")
@@ -32,12 +28,6 @@ fn find_in<'a>(v: &'a Value, pointer: &str, key: &str, want: &str) -> Option<&'a
         .as_array()?
         .iter()
         .find(|item| item[key] == want)
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
 }
 
 fn settings(color: &str) -> String {

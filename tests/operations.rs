@@ -11,14 +11,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use support::{GitRepo, Plumb, TestNamespace, application, eventually, get_object, resource};
+use support::{
+    GitRepo, Plumb, TestNamespace, application, configmaps, eventually, get_object, resource,
+    str_at,
+};
 
 const MANUAL: &str = "  syncPolicy:\n    syncOptions: [CreateNamespace=true]\n";
 const AUTO: &str = "  syncPolicy:\n    automated: {prune: true, selfHeal: true}\n    syncOptions: [CreateNamespace=true]\n";
-
-fn configmaps() -> kube::core::ApiResource {
-    resource("", "v1", "ConfigMap", "configmaps")
-}
 
 fn crds() -> kube::core::ApiResource {
     resource(
@@ -27,12 +26,6 @@ fn crds() -> kube::core::ApiResource {
         "CustomResourceDefinition",
         "customresourcedefinitions",
     )
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
 }
 
 /// A repository whose folder `app` holds `count` ConfigMaps: a sync of it

@@ -15,8 +15,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
 use support::{
-    ChartServer, GitRepo, Plumb, TestNamespace, application_with, configmap_value, eventually,
-    get_object, resource, wait_configmap,
+    ChartServer, GitRepo, Plumb, TestNamespace, application_with, configmap_value, configmaps,
+    eventually, get_object, resource, str_at, wait_configmap,
 };
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -48,18 +48,8 @@ fn app(name: &str, namespace: &str, source: Value) -> String {
     )
 }
 
-fn configmaps() -> kube::core::ApiResource {
-    resource("", "v1", "ConfigMap", "configmaps")
-}
-
 fn deployments() -> kube::core::ApiResource {
     resource("apps", "v1", "Deployment", "deployments")
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
 }
 
 fn int_at(v: &Value, pointer: &str) -> Option<i64> {

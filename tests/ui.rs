@@ -14,22 +14,9 @@ use anyhow::{Context, Result, ensure};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 use support::browser::Browser;
-use support::{GitRepo, Plumb, TestNamespace, eventually, resource};
+use support::{GitRepo, Plumb, TestNamespace, applications, appsets, eventually};
 
 const WAIT: Duration = Duration::from_secs(90);
-
-fn applications() -> kube::core::ApiResource {
-    resource("argoproj.io", "v1alpha1", "Application", "applications")
-}
-
-fn appsets() -> kube::core::ApiResource {
-    resource(
-        "argoproj.io",
-        "v1alpha1",
-        "ApplicationSet",
-        "applicationsets",
-    )
-}
 
 /// Creates or replaces an object of `ar` from JSON (server-side apply).
 async fn apply(ar: &kube::core::ApiResource, ns: &str, value: Value) -> Result<()> {

@@ -11,25 +11,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
-use support::{GitRepo, Plumb, TestNamespace, application, eventually, get_object, resource};
+use support::{
+    GitRepo, Plumb, TestNamespace, application, applications, configmaps, eventually, get_object,
+    str_at,
+};
 
 const WAIT: Duration = Duration::from_secs(90);
 const WAVE: &str = "argocd.argoproj.io/sync-wave";
 const MANUAL: &str = "";
-
-fn configmaps() -> kube::core::ApiResource {
-    resource("", "v1", "ConfigMap", "configmaps")
-}
-
-fn applications() -> kube::core::ApiResource {
-    resource("argoproj.io", "v1alpha1", "Application", "applications")
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-}
 
 /// Names unique to one test: `base-<suffix of the namespace's name>`
 /// (tracking ids name applications only, and tests share one cluster).

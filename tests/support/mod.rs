@@ -70,6 +70,33 @@ pub fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiReso
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
+/// The `configmaps` resource.
+pub fn configmaps() -> ApiResource {
+    resource("", "v1", "ConfigMap", "configmaps")
+}
+
+/// The `applications.argoproj.io` resource.
+pub fn applications() -> ApiResource {
+    resource("argoproj.io", "v1alpha1", "Application", "applications")
+}
+
+/// The `applicationsets.argoproj.io` resource.
+pub fn appsets() -> ApiResource {
+    resource(
+        "argoproj.io",
+        "v1alpha1",
+        "ApplicationSet",
+        "applicationsets",
+    )
+}
+
+/// The string at a JSON pointer, or `""`.
+pub fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
 /// A namespace of its own for one test, deleted when dropped.
 pub struct TestNamespace {
     pub name: String,

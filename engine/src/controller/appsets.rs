@@ -124,13 +124,7 @@ impl AppSets {
 
     /// Whether any ApplicationSet's git generator reads `url`.
     pub(super) fn reads_repo(&self, url: &str) -> bool {
-        self.names().iter().any(|name| {
-            self.declared(name).is_some_and(|d| {
-                crate::generators::git_urls(&d.set.spec.generators)
-                    .iter()
-                    .any(|u| u == url)
-            })
-        })
+        !self.on_repo(url).is_empty()
     }
 
     /// The ApplicationSets whose git generators read `url`.
