@@ -96,6 +96,16 @@ async fn wait_condition(plumb: &Plumb, appset: &str, type_: &str, needle: &str) 
     .await
 }
 
+/// The token a `DeletionHeld` condition's message names.
+fn held_token(message: &str) -> Result<String> {
+    Ok(message
+        .split("plumb.dev/confirm-deletion=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .with_context(|| format!("the condition names the token: {message}"))?
+        .to_string())
+}
+
 /// A repository with a ConfigMap in `apps/<name>/` for each name.
 fn repo_with_apps(names: &[&str]) -> Result<GitRepo> {
     let repo = GitRepo::new(None)?;
@@ -539,12 +549,7 @@ spec:
     apply_appset(&apps_ns.name, &set("main", "renamed/*")).await?;
     let message = wait_condition(&plumb, "safe", "DeletionHeld", "would delete 2 of the 2").await?;
     assert_eq!(generated(&apps_ns.name, "safe").await?, ["s-a", "s-b"]);
-    let token = message
-        .split("plumb.dev/confirm-deletion=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .context("the condition names the token")?
-        .to_string();
+    let token = held_token(&message)?;
     // A wrong token confirms nothing.
     let (status, _) = plumb
         .post(
@@ -570,6 +575,77 @@ spec:
         )
         .await?;
     assert_eq!(status, 404);
+    Ok(())
+}
+
+/// `--appset-max-delete-percent 50`: a pass deleting less than half of a
+/// set's applications goes ahead; one deleting half or more is held until
+/// `plumb appset confirm-deletion` (the CLI), and the last one until the
+/// set's `plumb.dev/confirm-deletion` annotation names the token.
+#[tokio::test]
+async fn deletions_over_the_share_are_held_until_the_cli_or_an_annotation_confirms() -> Result<()>
+{
+    let apps_ns = TestNamespace::new("as-share").await;
+    apps_ns.create().await?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start_watching_with_args(
+        work.path(),
+        "",
+        &apps_ns.name,
+        &["--appset-max-delete-percent", "50"],
+    )
+    .await?;
+    let set = |names: &[&str]| {
+        let elements: Vec<(&str, &str)> = names.iter().map(|n| (*n, "v1")).collect();
+        list_set("share", "sync", &elements)
+    };
+    apply_appset(&apps_ns.name, &set(&["a", "b", "c", "d"])).await?;
+    wait_generated(
+        &apps_ns.name,
+        "share",
+        &["share-a", "share-b", "share-c", "share-d"],
+    )
+    .await?;
+    // 1 of 4 (25%): deleted at once.
+    apply_appset(&apps_ns.name, &set(&["a", "b", "c"])).await?;
+    wait_generated(&apps_ns.name, "share", &["share-a", "share-b", "share-c"]).await?;
+    assert!(
+        condition(&plumb, "share", "DeletionHeld")
+            .await?
+            .is_none_or(|(status, _)| status != "True")
+    );
+    // 2 of 3 (67%): held, then confirmed with the CLI.
+    apply_appset(&apps_ns.name, &set(&["a"])).await?;
+    let message = wait_condition(&plumb, "share", "DeletionHeld", "would delete 2 of the 3").await?;
+    assert_eq!(
+        generated(&apps_ns.name, "share").await?,
+        ["share-a", "share-b", "share-c"]
+    );
+    let token = held_token(&message)?;
+    let confirmed = support::cli(&[
+        "appset",
+        "confirm-deletion",
+        "share",
+        &token,
+        "--server",
+        &plumb.url,
+    ])?;
+    assert!(confirmed.contains("share"), "{confirmed}");
+    wait_generated(&apps_ns.name, "share", &["share-a"]).await?;
+    // 1 of 1: held, then confirmed by the annotation on the set.
+    apply_appset(&apps_ns.name, &set(&[])).await?;
+    let message = wait_condition(&plumb, "share", "DeletionHeld", "would delete 1 of the 1").await?;
+    assert_eq!(generated(&apps_ns.name, "share").await?, ["share-a"]);
+    let token = held_token(&message)?;
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(support::client().await, &apps_ns.name, &appsets());
+    api.patch(
+        "share",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"plumb.dev/confirm-deletion": token}}})),
+    )
+    .await?;
+    wait_generated(&apps_ns.name, "share", &[]).await?;
     Ok(())
 }
 
@@ -637,19 +713,7 @@ spec:
             repo = repo.url()
         ),
     )?;
-    let plumb_bin = env!("CARGO_BIN_EXE_plumb");
-    let run = |args: &[&str]| -> Result<String> {
-        let out = std::process::Command::new(plumb_bin)
-            .args(args)
-            .env_remove("PLUMB_SERVER")
-            .output()?;
-        anyhow::ensure!(
-            out.status.success(),
-            "plumb {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8(out.stdout)?)
-    };
+    let run = support::cli;
     let data = work.path().join("cache");
     let data = data.to_str().context("utf-8 path")?;
     let offline = run(&[

@@ -619,6 +619,8 @@ impl Plumb {
 
     /// An application's document.
     pub async fn app(&self, name: &str) -> Result<Value> {
+        // `NAMESPACE/NAME` is one path segment.
+        let name = name.replace('/', "%2F");
         self.get(&format!("/api/v1/applications/{name}")).await
     }
 
@@ -666,6 +668,23 @@ impl Drop for Plumb {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs the `plumb` binary (a client command: `app`, `appset`, ...) and
+/// returns what it printed; an exit other than 0 is an error with stderr.
+pub fn cli(args: &[&str]) -> Result<String> {
+    let bin = std::env::var_os("PLUMB_TEST_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_plumb").into());
+    let out = std::process::Command::new(bin)
+        .args(args)
+        .env_remove("PLUMB_SERVER")
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "plumb {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
 }
 
 /// An Application manifest for the `--apps` file.

@@ -164,8 +164,11 @@ pub struct PlanRules {
     /// of the ApplicationSet's applications (100: only when they would
     /// remove all of them; 0 or less holds every deletion).
     pub max_delete_percent: u8,
-    /// The value of [`CONFIRM_DELETION_ANNOTATION`] on the ApplicationSet.
-    pub confirmation: Option<String>,
+    /// The tokens that confirm a held deletion: the value of
+    /// [`CONFIRM_DELETION_ANNOTATION`] on the ApplicationSet and one given
+    /// through the API. Any of them that names this pass's deletions lets
+    /// them go ahead.
+    pub confirmations: Vec<String>,
 }
 
 /// Deletions held until a person confirms them.
@@ -305,7 +308,7 @@ pub fn plan(
     // limit / 100`, in integers.
     let reaches_limit = gone.len() * 100 >= usize::from(rules.max_delete_percent) * owned;
     let token = token(&gone);
-    if reaches_limit && rules.confirmation.as_deref() != Some(token.as_str()) {
+    if reaches_limit && !rules.confirmations.contains(&token) {
         out.held = Some(HeldDeletion {
             names: gone.clone(),
             owned,
@@ -358,7 +361,7 @@ mod tests {
         PlanRules {
             policy,
             max_delete_percent: 100,
-            confirmation: None,
+            confirmations: Vec::new(),
         }
     }
 
@@ -427,14 +430,15 @@ mod tests {
 
         // A confirmation of another set does not count.
         let mut confirmed = rules(ApplicationsSync::Sync);
-        confirmed.confirmation = Some(token(&["a".to_string()]));
+        confirmed.confirmations = vec![token(&["a".to_string()])];
         assert!(
             plan(Vec::new(), &have, &confirmed)
                 .expect("plans")
                 .held
                 .is_some()
         );
-        confirmed.confirmation = Some(held.token);
+        // An older confirmation beside it does not hide it.
+        confirmed.confirmations.push(held.token);
         let p = plan(Vec::new(), &have, &confirmed).expect("plans");
         assert_eq!(p.delete, ["a", "b"]);
         assert!(p.held.is_none());
@@ -479,7 +483,7 @@ mod tests {
             &PlanRules {
                 policy: ApplicationsSync::Sync,
                 max_delete_percent: 100,
-                confirmation: None,
+                confirmations: Vec::new(),
             },
         )
         .expect("plans");

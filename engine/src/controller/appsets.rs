@@ -518,22 +518,26 @@ impl Inner {
         let desired = self.appset_generate(declared).await?;
         let name = declared.name();
         let existing = self.appset_existing(name, &desired);
-        let confirmation = lock(&self.appsets.confirmations)
+        // Either confirmation counts: one given through the API earlier
+        // (for other deletions, say) must not hide the annotation's.
+        let confirmations = lock(&self.appsets.confirmations)
             .get(name)
             .cloned()
-            .or_else(|| {
+            .into_iter()
+            .chain(
                 declared
                     .set
                     .metadata
                     .annotations
                     .as_ref()
                     .and_then(|a| a.get(CONFIRM_DELETION_ANNOTATION))
-                    .cloned()
-            });
+                    .cloned(),
+            )
+            .collect();
         let rules = PlanRules {
             policy,
             max_delete_percent: self.options.appset_max_delete_percent,
-            confirmation,
+            confirmations,
         };
         let plan = appset_plan::plan(desired, &existing, &rules).map_err(|e| e.to_string())?;
         Ok((plan, existing))
