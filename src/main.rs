@@ -118,6 +118,12 @@ struct ServeArgs {
     /// Namespace whose Application objects are managed.
     #[arg(long, default_value = "plumb")]
     namespace: String,
+    /// More namespaces whose Application objects are managed (Argo CD's
+    /// `application.namespaces`), comma-separated: names, globs (`team-*`)
+    /// or regular expressions between slashes. Such an application is named
+    /// NAMESPACE/NAME.
+    #[arg(long, value_delimiter = ',')]
+    app_namespaces: Vec<String>,
     /// Seconds between fetches of each repository.
     #[arg(long, default_value_t = 60)]
     repo_poll_interval: u64,
@@ -313,8 +319,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 )?;
         }
     }
+    if args.no_cluster_apps && !args.app_namespaces.is_empty() {
+        anyhow::bail!("--app-namespaces needs Application objects: drop --no-cluster-apps");
+    }
     let options = ControllerOptions {
         namespace: args.namespace,
+        app_namespaces: args.app_namespaces,
         apps: args.apps,
         repo_poll_interval: Duration::from_secs(args.repo_poll_interval.max(1)),
         workers: args.workers,

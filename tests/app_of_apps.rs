@@ -541,3 +541,171 @@ async fn application_objects_in_argocd_are_managed_with_namespace_argocd() -> Re
     assert!(!exists(&configmaps(), &target.name, &format!("cm-{suffix}")).await?);
     Ok(())
 }
+
+/// Argo CD's "applications in any namespace": `--app-namespaces` adds
+/// namespaces whose Application objects Plumb manages. One in another
+/// namespace is `NAMESPACE/NAME`; the same name in two namespaces is two
+/// applications, whose objects (side by side in one target namespace) are
+/// told apart by their tracking ids (`NAMESPACE_NAME`), so neither prunes
+/// the other's. A parent in the application namespace may put its child in
+/// another managed namespace; a namespace not listed stays unmanaged.
+#[tokio::test]
+async fn application_objects_in_app_namespaces_are_managed_by_namespace_and_name() -> Result<()> {
+    let (home, team, other, target) = (
+        TestNamespace::new("appns-home").await,
+        TestNamespace::new("appns-team").await,
+        TestNamespace::new("appns-other").await,
+        TestNamespace::new("appns-target").await,
+    );
+    for ns in [&home, &team, &other] {
+        ns.create().await?;
+    }
+    let name = unique_names(&home);
+    let (web, parent, child, stray) = (name("web"), name("parent"), name("child"), name("stray"));
+    let repo = GitRepo::new(None)?;
+    let url = repo.url();
+    repo.write("home/cm.yaml", &configmap("from-home"))?;
+    repo.write("team/cm.yaml", &configmap("from-team"))?;
+    repo.write("child/cm.yaml", &configmap("from-child"))?;
+    repo.write(
+        "parent/child.yaml",
+        &app(&child, &team.name, &url, "child", &target.name, None),
+    )?;
+    repo.commit("applications in two namespaces")?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start_watching_with_args(
+        work.path(),
+        "",
+        &home.name,
+        &["--app-namespaces", &team.name],
+    )
+    .await?;
+    create_app(&app(&web, &home.name, &url, "home", &target.name, None)).await?;
+    create_app(&app(
+        &web,
+        &team.name,
+        &url,
+        "team",
+        &target.name,
+        Some(FINALIZER),
+    ))
+    .await?;
+    create_app(&app(&parent, &home.name, &url, "parent", &home.name, None)).await?;
+    create_app(&app(&stray, &other.name, &url, "team", &target.name, None)).await?;
+
+    let team_web = format!("{}/{web}", team.name);
+    let team_child = format!("{}/{child}", team.name);
+    plumb.wait_status(&web, "Synced", Some("Healthy")).await?;
+    plumb
+        .wait_status(&team_web, "Synced", Some("Healthy"))
+        .await?;
+    plumb
+        .wait_status(&team_child, "Synced", Some("Healthy"))
+        .await?;
+    for cm in ["from-home", "from-team", "from-child"] {
+        wait_exists(&configmaps(), &target.name, cm, true, &plumb).await?;
+    }
+    // Tracking ids: the instance name of an application elsewhere.
+    let from_team = get_object(&configmaps(), &target.name, "from-team")
+        .await?
+        .context("from-team exists")?;
+    assert_eq!(
+        str_at(
+            &from_team,
+            "/metadata/annotations/argocd.argoproj.io~1tracking-id"
+        ),
+        format!("{}_{web}:/ConfigMap:{}/from-team", team.name, target.name)
+    );
+    // Argo CD's query form names the same application.
+    let by_query = plumb
+        .get(&format!(
+            "/api/v1/applications/{web}?appNamespace={}",
+            team.name
+        ))
+        .await?;
+    assert_eq!(str_at(&by_query, "/metadata/namespace"), team.name);
+    assert_eq!(str_at(&by_query, "/spec/source/path"), "team");
+    // The status goes back to the object in its own namespace.
+    eventually(
+        "the team's Application object carries its status",
+        WAIT,
+        || {
+            let (ns, web) = (team.name.clone(), web.clone());
+            async move {
+                let object = get_object(&applications(), &ns, &web).await?;
+                Ok(object.filter(|o| str_at(o, "/status/sync/status") == "Synced"))
+            }
+        },
+    )
+    .await?;
+    // The parent's child in the team namespace is managed: no warning.
+    let doc = plumb
+        .wait_status(&parent, "Synced", Some("Healthy"))
+        .await?;
+    assert!(
+        !doc.to_string().contains("UnmanagedApplicationWarning"),
+        "{doc}"
+    );
+    // A namespace not listed is not managed.
+    assert!(plumb.app(&format!("{}/{stray}", other.name)).await.is_err());
+    // The CLI lists and gets it by NAMESPACE/NAME.
+    let listed = support::cli(&["app", "list", "--server", &plumb.url])?;
+    assert!(listed.contains(&format!("\n{team_web} ")), "{listed}");
+    assert!(listed.contains(&format!("\n{web} ")), "{listed}");
+    let got = support::cli(&["app", "get", &team_web, "--server", &plumb.url])?;
+    assert!(got.contains("team"), "{got}");
+
+    // Deleting the team's web (resources finalizer) deletes its ConfigMap
+    // only; the application of the same name at home keeps its own.
+    delete_app(&team.name, &web).await?;
+    wait_exists(&applications(), &team.name, &web, false, &plumb).await?;
+    wait_exists(&configmaps(), &target.name, "from-team", false, &plumb).await?;
+    assert!(exists(&configmaps(), &target.name, "from-home").await?);
+    plumb.wait_status(&web, "Synced", Some("Healthy")).await?;
+    assert!(plumb.app(&team_web).await.is_err(), "gone from Plumb too");
+    delete_app(&home.name, &parent).await?;
+    Ok(())
+}
+
+/// `--app-namespaces` with a glob: every namespace it matches, also one
+/// created after Plumb started, is managed.
+#[tokio::test]
+async fn a_glob_in_app_namespaces_manages_every_namespace_it_matches() -> Result<()> {
+    let home = TestNamespace::new("appns-glob-home").await;
+    home.create().await?;
+    let suffix = home.name[home.name.len() - 8..].to_string();
+    let first = TestNamespace {
+        name: format!("g{suffix}-first"),
+    };
+    let later = TestNamespace {
+        name: format!("g{suffix}-later"),
+    };
+    let target = TestNamespace::new("appns-glob-target").await;
+    first.create().await?;
+    let repo = GitRepo::new(None)?;
+    let url = repo.url();
+    repo.write("a/cm.yaml", &configmap("from-first"))?;
+    repo.write("b/cm.yaml", &configmap("from-later"))?;
+    repo.commit("two folders")?;
+    let work = tempfile::tempdir()?;
+    let pattern = format!("g{suffix}-*");
+    let plumb = Plumb::start_watching_with_args(
+        work.path(),
+        "",
+        &home.name,
+        &["--app-namespaces", &pattern],
+    )
+    .await?;
+    create_app(&app("one", &first.name, &url, "a", &target.name, None)).await?;
+    plumb
+        .wait_status(&format!("{}/one", first.name), "Synced", Some("Healthy"))
+        .await?;
+    later.create().await?;
+    create_app(&app("two", &later.name, &url, "b", &target.name, None)).await?;
+    plumb
+        .wait_status(&format!("{}/two", later.name), "Synced", Some("Healthy"))
+        .await?;
+    wait_exists(&configmaps(), &target.name, "from-first", true, &plumb).await?;
+    wait_exists(&configmaps(), &target.name, "from-later", true, &plumb).await?;
+    Ok(())
+}

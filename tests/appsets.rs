@@ -583,8 +583,7 @@ spec:
 /// `plumb appset confirm-deletion` (the CLI), and the last one until the
 /// set's `plumb.dev/confirm-deletion` annotation names the token.
 #[tokio::test]
-async fn deletions_over_the_share_are_held_until_the_cli_or_an_annotation_confirms() -> Result<()>
-{
+async fn deletions_over_the_share_are_held_until_the_cli_or_an_annotation_confirms() -> Result<()> {
     let apps_ns = TestNamespace::new("as-share").await;
     apps_ns.create().await?;
     let work = tempfile::tempdir()?;
@@ -616,7 +615,8 @@ async fn deletions_over_the_share_are_held_until_the_cli_or_an_annotation_confir
     );
     // 2 of 3 (67%): held, then confirmed with the CLI.
     apply_appset(&apps_ns.name, &set(&["a"])).await?;
-    let message = wait_condition(&plumb, "share", "DeletionHeld", "would delete 2 of the 3").await?;
+    let message =
+        wait_condition(&plumb, "share", "DeletionHeld", "would delete 2 of the 3").await?;
     assert_eq!(
         generated(&apps_ns.name, "share").await?,
         ["share-a", "share-b", "share-c"]
@@ -634,7 +634,8 @@ async fn deletions_over_the_share_are_held_until_the_cli_or_an_annotation_confir
     wait_generated(&apps_ns.name, "share", &["share-a"]).await?;
     // 1 of 1: held, then confirmed by the annotation on the set.
     apply_appset(&apps_ns.name, &set(&[])).await?;
-    let message = wait_condition(&plumb, "share", "DeletionHeld", "would delete 1 of the 1").await?;
+    let message =
+        wait_condition(&plumb, "share", "DeletionHeld", "would delete 1 of the 1").await?;
     assert_eq!(generated(&apps_ns.name, "share").await?, ["share-a"]);
     let token = held_token(&message)?;
     let api: Api<DynamicObject> =

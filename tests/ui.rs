@@ -97,6 +97,10 @@ async fn the_ui_shows_applicationsets_with_their_applications_and_a_parents_chil
     apps_ns.create().await?;
     let dest = TestNamespace::new("ui-dest").await;
     dest.create().await?;
+    // kid-b lives in another namespace of --app-namespaces: the UI names it
+    // NAMESPACE/NAME and finds its page.
+    let team = TestNamespace::new("ui-team").await;
+    team.create().await?;
     // Tracking ids hold application names, and other tests' namespaces may
     // still be going away: names of this test's own.
     let sfx = &apps_ns.name[apps_ns.name.len() - 8..];
@@ -115,9 +119,9 @@ async fn the_ui_shows_applicationsets_with_their_applications_and_a_parents_chil
             &configmap(&format!("set-{n}")),
         )?;
     }
-    for kid in [&kid_a, &kid_b] {
+    for (kid, kid_ns) in [(&kid_a, &apps_ns.name), (&kid_b, &team.name)] {
         repo.write(&format!("kids/{kid}/cm.yaml"), &configmap(kid))?;
-        let child = application(kid, &apps_ns.name, &url, &format!("kids/{kid}"), &dest.name);
+        let child = application(kid, kid_ns, &url, &format!("kids/{kid}"), &dest.name);
         repo.write(
             &format!("parent/{kid}.yaml"),
             &serde_yaml::to_string(&child)?,
@@ -126,7 +130,14 @@ async fn the_ui_shows_applicationsets_with_their_applications_and_a_parents_chil
     repo.commit("apps")?;
 
     let work = tempfile::tempdir()?;
-    let plumb = Plumb::start_watching(work.path(), "", &apps_ns.name).await?;
+    let plumb = Plumb::start_watching_with_args(
+        work.path(),
+        "",
+        &apps_ns.name,
+        &["--app-namespaces", &team.name],
+    )
+    .await?;
+    let team_kid_b = format!("{}/{kid_b}", team.name);
     apply(
         &appsets(),
         &apps_ns.name,
@@ -139,7 +150,7 @@ async fn the_ui_shows_applicationsets_with_their_applications_and_a_parents_chil
         application(&parent, &apps_ns.name, &url, "parent", &apps_ns.name),
     )
     .await?;
-    for name in [&one, &two, &parent, &kid_a, &kid_b] {
+    for name in [&one, &two, &parent, &kid_a, &team_kid_b] {
         if let Err(e) = plumb.wait_status(name, "Synced", Some("Healthy")).await {
             let doc = plumb.app(name).await.unwrap_or_default();
             return Err(e.context(format!("{name}: {}", doc["status"])));
@@ -148,11 +159,15 @@ async fn the_ui_shows_applicationsets_with_their_applications_and_a_parents_chil
 
     let browser = Browser::start().await?;
     browser.goto(&format!("{}/", plumb.url)).await?;
-    browser
+    let rows = browser
         .wait_for("the applications list", "#app-rows tr", |rows| {
             rows.len() >= 5
         })
         .await?;
+    ensure!(
+        rows.iter().any(|r| r.contains(&team_kid_b)),
+        "the list names the application of the other namespace NAMESPACE/NAME: {rows:?}"
+    );
 
     // The ApplicationSets view, reached from the navigation: the set, its
     // state and its applications with their sync and health.
@@ -249,10 +264,15 @@ async fn the_ui_shows_applicationsets_with_their_applications_and_a_parents_chil
         "{titles:?}"
     );
     browser
-        .click(&format!("#detail-view tr.child a[href='#/apps/{kid_b}']"))
+        .click(&format!(
+            "#detail-view tr.child a[href='#/apps/{}%2F{kid_b}']",
+            team.name
+        ))
         .await?;
     browser
-        .wait_for("the child's page", "#detail-view h1", |t| t[0] == kid_b)
+        .wait_for("the child's page", "#detail-view h1", |t| {
+            t[0] == team_kid_b
+        })
         .await?;
     browser
         .wait_for("the child's summary", "#detail-view .fields", |t| {

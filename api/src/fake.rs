@@ -297,6 +297,10 @@ impl AppService for FakeService {
         lock(&self.apps).keys().cloned().collect()
     }
 
+    fn app_namespace(&self) -> String {
+        "plumb".into()
+    }
+
     fn document(&self, name: &str) -> Option<Application> {
         lock(&self.apps).get(name).cloned()
     }

@@ -8,9 +8,10 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::header;
+use axum::http::request::Parts;
 use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -72,6 +73,7 @@ pub(crate) fn router<S: AppService>(service: Arc<S>, shutdown: CancellationToken
             "/api/v1/stream/applications",
             get(stream::applications::<S>),
         )
+        .route("/api/v1/settings", get(settings::<S>))
         .route("/healthz", get(healthz))
         .route("/", get(ui::index))
         .route("/ui/{file}", get(ui::file))
@@ -143,6 +145,42 @@ async fn list<S: AppService>(State(state): State<AppState<S>>) -> Response {
         .into_response()
 }
 
+/// `GET /api/v1/settings`: what clients need to know of the server (in
+/// Argo CD's field names): the application namespace, where an application
+/// is named without its namespace.
+async fn settings<S: AppService>(State(state): State<AppState<S>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "controllerNamespace": state.service.app_namespace() }))
+}
+
+/// The application a request names: `{name}` in the path, which may be
+/// `NAMESPACE/NAME` (the slash encoded as `%2F`) or be qualified by Argo
+/// CD's `?appNamespace=NAMESPACE`. An application in the application
+/// namespace is found by either form.
+pub(crate) struct AppName(pub String);
+
+/// The part of a query [`AppName`] reads; other parameters are the
+/// handler's.
+#[derive(Deserialize)]
+struct AppNamespaceQuery {
+    #[serde(rename = "appNamespace")]
+    app_namespace: Option<String>,
+}
+
+impl<St: Send + Sync> FromRequestParts<St> for AppName {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+        let Path(name) = Path::<String>::from_request_parts(parts, state).await?;
+        let Query(query) = Query::<AppNamespaceQuery>::from_request_parts(parts, state).await?;
+        Ok(AppName(match query.app_namespace {
+            Some(namespace) if !namespace.is_empty() && !name.contains('/') => {
+                format!("{namespace}/{name}")
+            }
+            _ => name,
+        }))
+    }
+}
+
 /// The query of `GET /api/v1/applications/{name}`.
 #[derive(Deserialize)]
 struct GetQuery {
@@ -165,10 +203,9 @@ fn parse_refresh(value: Option<&str>) -> Result<Option<Refresh>, ApiError> {
 /// `GET /api/v1/applications/{name}[?refresh=normal|hard]`.
 async fn get_application<S: AppService>(
     State(state): State<AppState<S>>,
-    name: Result<Path<String>, PathRejection>,
+    AppName(name): AppName,
     query: Result<Query<GetQuery>, QueryRejection>,
 ) -> Result<Json<Application>, ApiError> {
-    let Path(name) = name?;
     let Query(query) = query?;
     let refresh = parse_refresh(query.refresh.as_deref())?;
     Ok(Json(state.service.get(&name, refresh).await?))
@@ -177,10 +214,9 @@ async fn get_application<S: AppService>(
 /// `POST /api/v1/applications/{name}/sync` with `{revision?, prune?, dryRun?}`.
 async fn sync<S: AppService>(
     State(state): State<AppState<S>>,
-    name: Result<Path<String>, PathRejection>,
+    AppName(name): AppName,
     JsonBody(request): JsonBody<SyncRequest>,
 ) -> Result<Json<Application>, ApiError> {
-    let Path(name) = name?;
     Ok(Json(state.service.sync(&name, request).await?))
 }
 
@@ -194,10 +230,9 @@ struct RollbackRequest {
 /// `POST /api/v1/applications/{name}/rollback` with `{"id": N}`.
 async fn rollback<S: AppService>(
     State(state): State<AppState<S>>,
-    name: Result<Path<String>, PathRejection>,
+    AppName(name): AppName,
     JsonBody(request): JsonBody<RollbackRequest>,
 ) -> Result<Json<Application>, ApiError> {
-    let Path(name) = name?;
     Ok(Json(state.service.rollback(&name, request.id).await?))
 }
 
@@ -205,18 +240,16 @@ async fn rollback<S: AppService>(
 /// operation (Argo CD's terminate-op).
 async fn terminate_operation<S: AppService>(
     State(state): State<AppState<S>>,
-    name: Result<Path<String>, PathRejection>,
+    AppName(name): AppName,
 ) -> Result<Json<Application>, ApiError> {
-    let Path(name) = name?;
     Ok(Json(state.service.terminate_operation(&name).await?))
 }
 
 /// `GET /api/v1/applications/{name}/managed-resources`.
 async fn managed_resources<S: AppService>(
     State(state): State<AppState<S>>,
-    name: Result<Path<String>, PathRejection>,
+    AppName(name): AppName,
 ) -> Result<Json<Items<ManagedResource>>, ApiError> {
-    let Path(name) = name?;
     Ok(Json(Items {
         items: state.service.managed_resources(&name).await?,
     }))
@@ -225,9 +258,8 @@ async fn managed_resources<S: AppService>(
 /// `GET /api/v1/applications/{name}/resource-tree`.
 async fn resource_tree<S: AppService>(
     State(state): State<AppState<S>>,
-    name: Result<Path<String>, PathRejection>,
+    AppName(name): AppName,
 ) -> Result<Json<ResourceTree>, ApiError> {
-    let Path(name) = name?;
     Ok(Json(state.service.resource_tree(&name).await?))
 }
 
@@ -295,6 +327,36 @@ mod tests {
         assert_eq!(names.len(), 2 * LIST_CHUNK + 7);
         assert_eq!(names[0], "copy-000");
         assert_eq!(names.last(), Some(&"shop"));
+    }
+
+    #[tokio::test]
+    async fn an_application_in_another_namespace_is_named_either_way() {
+        let (service, app) = fixture_app();
+        for uri in [
+            "/api/v1/applications/team-a%2Fguestbook/sync",
+            "/api/v1/applications/guestbook/sync?appNamespace=team-a",
+            // An explicit namespace in the path wins over the query's.
+            "/api/v1/applications/team-a%2Fguestbook/sync?appNamespace=other",
+        ] {
+            let (status, _) = call(&app, post(uri, "{}")).await;
+            // The fake holds no such application; the name is what counts.
+            assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+        }
+        let (status, _) = call(&app, post("/api/v1/applications/guestbook/sync", "{}")).await;
+        assert_eq!(status, StatusCode::OK);
+        let names: Vec<String> = service.syncs().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            [
+                "team-a/guestbook",
+                "team-a/guestbook",
+                "team-a/guestbook",
+                "guestbook"
+            ]
+        );
+        let (status, body) = call(&app, get("/api/v1/settings")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, json!({"controllerNamespace": "plumb"}));
     }
 
     #[tokio::test]

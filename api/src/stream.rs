@@ -30,8 +30,12 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// The query of the stream.
 #[derive(Deserialize)]
 pub(crate) struct StreamQuery {
-    /// Only events of the application of this name.
+    /// Only events of the application of this name (`NAMESPACE/NAME`, or
+    /// with `appNamespace`).
     name: Option<String>,
+    /// The namespace of the application `name` names.
+    #[serde(rename = "appNamespace")]
+    app_namespace: Option<String>,
 }
 
 /// Argo CD's envelope of a watch event.
@@ -40,13 +44,20 @@ struct Envelope<'a> {
     result: &'a AppEvent,
 }
 
-/// `GET /api/v1/stream/applications[?name=NAME]`.
+/// `GET /api/v1/stream/applications[?name=NAME[&appNamespace=NAMESPACE]]`.
 pub(crate) async fn applications<S: AppService>(
     State(state): State<AppState<S>>,
     query: Result<Query<StreamQuery>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let Query(query) = query?;
-    let name = query.name.filter(|n| !n.is_empty());
+    // (namespace if given, name)
+    let name = query.name.filter(|n| !n.is_empty()).map(|n| {
+        let namespace = query.app_namespace.filter(|ns| !ns.is_empty());
+        match n.split_once('/') {
+            Some((ns, n)) => (Some(ns.to_string()), n.to_string()),
+            None => (namespace, n),
+        }
+    });
     // Subscribe before listing: a change between the two is sent twice, never lost.
     let receiver = state.service.subscribe();
     let initial = every_application(&*state.service, "ADDED").await;
@@ -71,10 +82,13 @@ pub(crate) async fn applications<S: AppService>(
     let events = stream::iter(initial)
         .chain(changes)
         .filter(move |event| {
-            future::ready(
-                name.as_ref()
-                    .is_none_or(|n| event.application.metadata.name.as_ref() == Some(n)),
-            )
+            future::ready(name.as_ref().is_none_or(|(namespace, n)| {
+                let meta = &event.application.metadata;
+                meta.name.as_ref() == Some(n)
+                    && namespace
+                        .as_ref()
+                        .is_none_or(|ns| meta.namespace.as_ref() == Some(ns))
+            }))
         })
         .filter_map(|event| future::ready(to_sse(&event)))
         .map(Ok)

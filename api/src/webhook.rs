@@ -398,6 +398,9 @@ mod tests {
         fn names(&self) -> Vec<String> {
             self.inner.names()
         }
+        fn app_namespace(&self) -> String {
+            self.inner.app_namespace()
+        }
         fn document(&self, name: &str) -> Option<Application> {
             self.inner.document(name)
         }

@@ -15,7 +15,9 @@ use plumb_engine::service::{AppSetPreview, ManagedResource};
 const LABEL_WIDTH: usize = 20;
 
 /// `plumb app list`: NAME, SYNC STATUS, HEALTH STATUS, REVISION, REPO, PATH.
-pub(crate) fn app_list(apps: &[Application]) -> String {
+/// An application outside `home` (the application namespace) is named
+/// `NAMESPACE/NAME`, as the other commands take it.
+pub(crate) fn app_list(apps: &[Application], home: Option<&str>) -> String {
     let mut table = Table::new(&[
         "NAME",
         "SYNC STATUS",
@@ -32,8 +34,15 @@ pub(crate) fn app_list(apps: &[Application]) -> String {
             .first()
             .map(|s| (*s).clone())
             .unwrap_or_default();
+        let name = app.metadata.name.clone().unwrap_or_default();
+        let name = match (app.metadata.namespace.as_deref(), home) {
+            (Some(namespace), Some(home)) if !namespace.is_empty() && namespace != home => {
+                format!("{namespace}/{name}")
+            }
+            _ => name,
+        };
         table.row([
-            app.metadata.name.clone().unwrap_or_default(),
+            name,
             format!("{:?}", status.sync.status),
             format!("{:?}", status.health.status),
             short_revision(&status.sync.revision).to_owned(),
@@ -529,13 +538,26 @@ mod tests {
 
     #[test]
     fn list_table() {
-        insta::assert_snapshot!(app_list(&[guestbook(), shop()]));
+        insta::assert_snapshot!(app_list(&[guestbook(), shop()], Some("plumb")));
+    }
+
+    #[test]
+    fn an_application_outside_the_application_namespace_is_listed_qualified() {
+        let mut other = guestbook();
+        other.metadata.namespace = Some("team-a".into());
+        let mut home = shop();
+        home.metadata.namespace = Some("plumb".into());
+        let table = app_list(&[other.clone(), home], Some("plumb"));
+        assert!(table.contains("\nteam-a/guestbook "), "{table}");
+        assert!(table.contains("\nshop "), "{table}");
+        // A server that does not name its namespace: names alone.
+        assert!(app_list(&[other], None).contains("\nguestbook "));
     }
 
     #[test]
     fn empty_list_is_the_header_only() {
         assert_eq!(
-            app_list(&[]),
+            app_list(&[], None),
             "NAME  SYNC STATUS  HEALTH STATUS  REVISION  REPO  PATH\n"
         );
     }
@@ -592,7 +614,7 @@ mod tests {
     fn server_text_cannot_reach_the_terminal_as_escapes() {
         let mut app = shop();
         app.metadata.name = Some("evil\u{1b}[2J".into());
-        assert!(!app_list(&[app.clone()]).contains('\u{1b}'));
+        assert!(!app_list(&[app.clone()], None).contains('\u{1b}'));
         assert!(!app_details(&app).contains('\u{1b}'));
         let resource = ManagedResource {
             diff: "+a: \u{1b}[31mred\n".into(),

@@ -176,7 +176,23 @@ impl Client {
         Ok(items.items.unwrap_or_default())
     }
 
-    /// One application with its full history.
+    /// The server's application namespace (`GET /api/v1/settings`): an
+    /// application elsewhere is named `NAMESPACE/NAME`.
+    ///
+    /// # Errors
+    /// As [`Client::list`].
+    pub fn app_namespace(&self) -> Result<String, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Settings {
+            #[serde(rename = "controllerNamespace")]
+            controller_namespace: String,
+        }
+        let settings: Settings = self.call(self.http.get(self.url(&["settings"])))?;
+        Ok(settings.controller_namespace)
+    }
+
+    /// One application with its full history (`NAMESPACE/NAME` for one
+    /// outside the application namespace).
     ///
     /// # Errors
     /// As [`Client::list`]; `Server` with status 404 for an unknown name.
@@ -438,19 +454,19 @@ pub enum AppCommand {
     List,
     /// Show an application: source, status, conditions and resources.
     Get {
-        /// Application name.
+        /// Application name (NAMESPACE/NAME outside the application namespace).
         name: String,
     },
     /// Show the differences between Git and the cluster; exits 1 when there
     /// are some.
     Diff {
-        /// Application name.
+        /// Application name (NAMESPACE/NAME outside the application namespace).
         name: String,
     },
     /// Sync an application to Git (or to --revision) and follow the
     /// operation until it ends; exits 1 when it fails.
     Sync {
-        /// Application name.
+        /// Application name (NAMESPACE/NAME outside the application namespace).
         name: String,
         /// Sync to this revision instead of the target revision.
         #[arg(long)]
@@ -467,13 +483,13 @@ pub enum AppCommand {
     },
     /// Show the deployment history (the IDs `rollback` takes).
     History {
-        /// Application name.
+        /// Application name (NAMESPACE/NAME outside the application namespace).
         name: String,
     },
     /// Sync to the revision of history entry ID, pin it and suspend
     /// automated sync until the next manual sync.
     Rollback {
-        /// Application name.
+        /// Application name (NAMESPACE/NAME outside the application namespace).
         name: String,
         /// History ID, from `plumb app history`.
         id: i64,
@@ -483,12 +499,12 @@ pub enum AppCommand {
     },
     /// Terminate the running sync or rollback of an application.
     TerminateOp {
-        /// Application name.
+        /// Application name (NAMESPACE/NAME outside the application namespace).
         name: String,
     },
     /// Compare again now (with --hard, fetch the repository first).
     Refresh {
-        /// Application name.
+        /// Application name (NAMESPACE/NAME outside the application namespace).
         name: String,
         /// Fetch and render again, not only compare.
         #[arg(long)]
@@ -596,7 +612,12 @@ pub fn run_app_command(
     match command {
         AppCommand::List => {
             let apps = client.list()?;
-            print(out, output, &apps, || format::app_list(&apps))?;
+            // Names outside the application namespace are qualified; a
+            // server that does not say which one it is shows names alone.
+            let home = client.app_namespace().ok();
+            print(out, output, &apps, || {
+                format::app_list(&apps, home.as_deref())
+            })?;
             Ok(CommandOutcome::Success)
         }
         AppCommand::Get { name } => {
@@ -813,7 +834,10 @@ mod tests {
         assert_eq!(outcome, CommandOutcome::Success);
         assert_eq!(
             text,
-            format::app_list(&[plumb_api::fake::guestbook(), plumb_api::fake::shop()])
+            format::app_list(
+                &[plumb_api::fake::guestbook(), plumb_api::fake::shop()],
+                Some("plumb")
+            )
         );
 
         let (_, json) = run(&client, AppCommand::List, Output::Json);

@@ -615,11 +615,17 @@ impl ResourceKey {
         })
     }
 
-    /// Argo CD's tracking id of this object for application `app`.
+    /// Argo CD's tracking id of this object for application `app` (an
+    /// application in another namespace, `NAMESPACE/NAME`, is written by
+    /// its instance name `NAMESPACE_NAME`: [`crate::appns::instance_name`]).
     pub fn tracking_id(&self, app: &str) -> String {
         format!(
-            "{app}:{}/{}:{}/{}",
-            self.group, self.kind, self.namespace, self.name
+            "{}:{}/{}:{}/{}",
+            crate::appns::instance_name(app),
+            self.group,
+            self.kind,
+            self.namespace,
+            self.name
         )
     }
 }
@@ -649,10 +655,12 @@ pub fn version_of(api_version: &str) -> &str {
     api_version.rsplit_once('/').map_or(api_version, |(_, v)| v)
 }
 
-/// The application a tracking id names, if it is well formed.
-pub fn tracking_app(tracking_id: &str) -> Option<&str> {
+/// The application a tracking id names, if it is well formed
+/// (`NAMESPACE_NAME` stands for the application `NAMESPACE/NAME`).
+pub fn tracking_app(tracking_id: &str) -> Option<std::borrow::Cow<'_, str>> {
     let (app, rest) = tracking_id.split_once(':')?;
-    rest.contains('/').then_some(app)
+    rest.contains('/')
+        .then(|| crate::appns::app_of_instance(app))
 }
 
 /// One object of an application's desired state, as rendered from Git.
@@ -1125,7 +1133,18 @@ mod tests {
             "metadata": {"name": "web", "namespace": "prod"}});
         let key = ResourceKey::of(&obj).expect("has a key");
         assert_eq!(key.tracking_id("shop"), "shop:apps/Deployment:prod/web");
-        assert_eq!(tracking_app("shop:apps/Deployment:prod/web"), Some("shop"));
+        assert_eq!(
+            tracking_app("shop:apps/Deployment:prod/web").as_deref(),
+            Some("shop")
+        );
+        assert_eq!(
+            key.tracking_id("team-a/shop"),
+            "team-a_shop:apps/Deployment:prod/web"
+        );
+        assert_eq!(
+            tracking_app("team-a_shop:apps/Deployment:prod/web").as_deref(),
+            Some("team-a/shop")
+        );
         let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}});
         assert_eq!(
             ResourceKey::of(&ns).expect("key").tracking_id("shop"),

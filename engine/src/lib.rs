@@ -12,7 +12,7 @@
 //! around them: git, Kubernetes, disk and the clock.
 
 pub use plumb_core::{
-    appset, cascade, decide, diff, health, helm, kustomize, model, plan, render, repo_path,
+    appns, appset, cascade, decide, diff, health, helm, kustomize, model, plan, render, repo_path,
     template, waves,
 };
 

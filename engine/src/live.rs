@@ -242,7 +242,7 @@ fn owner(object: &Value) -> Option<(String, ResourceKey)> {
     let id = annotation(object, TRACKING_ANNOTATION)?;
     let app = tracking_app(id)?;
     let key = ResourceKey::of(object)?;
-    (key.tracking_id(app) == id).then(|| (app.to_string(), key))
+    (key.tracking_id(&app) == id).then(|| (app.into_owned(), key))
 }
 
 /// The object as JSON with its type set, and without what is large and never

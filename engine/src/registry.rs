@@ -107,13 +107,14 @@ pub enum SourceUpdate {
     /// Every application of `--apps` (all files together), or the error
     /// reading them.
     Files(Result<Vec<Declared>, String>),
-    /// Every Application object of the namespace, after a (re)list.
-    ClusterAll(Vec<Declared>),
+    /// Every Application object one watch sees (its [`Watched`] scope),
+    /// after a (re)list.
+    ClusterAll(Watched, Vec<Declared>),
     /// One Application object was added, or its spec, labels or annotations
     /// changed.
     ClusterApplied(Box<Declared>),
-    /// One Application object was deleted.
-    ClusterDeleted(String),
+    /// One Application object was deleted: its namespace and name.
+    ClusterDeleted(String, String),
     /// Every ApplicationSet of `--apps`, or the error reading them.
     AppSetFiles(Result<Vec<DeclaredSet>, String>),
     /// Every ApplicationSet object of the namespace, after a (re)list.
@@ -138,9 +139,27 @@ struct Pending {
     appset_files: Option<Result<Vec<DeclaredSet>, String>>,
     appset_cluster_all: Option<Vec<DeclaredSet>>,
     appset_cluster: BTreeMap<String, Option<Box<DeclaredSet>>>,
-    cluster_all: Option<Vec<Declared>>,
-    /// Per application: the new declaration, or `None` when deleted.
-    cluster: BTreeMap<String, Option<Box<Declared>>>,
+    cluster_all: BTreeMap<Watched, Vec<Declared>>,
+    /// Per Application object (namespace, name): the watch that saw it and
+    /// its new declaration, or `None` when deleted.
+    cluster: BTreeMap<ObjectId, (Watched, Option<Box<Declared>>)>,
+}
+
+/// An object's namespace and name.
+type ObjectId = (String, String);
+
+/// Which watch of Application objects a full list comes from: the
+/// application namespace's, one of `--app-namespaces`' named namespaces, or
+/// the one of every namespace `--app-namespaces`' patterns match. Each
+/// watch's list replaces what that watch listed before, and only that.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Watched {
+    /// The application namespace (`--namespace`).
+    Home,
+    /// One more namespace, named.
+    Namespace(String),
+    /// Every namespace a pattern matches, but the application namespace.
+    Matching,
 }
 
 impl Updates {
@@ -193,27 +212,34 @@ impl Updates {
         self.wake.notify_one();
     }
 
-    /// The namespace now holds exactly `apps`.
-    pub fn cluster_all(&self, apps: Vec<Declared>) {
+    /// What `watched` sees now holds exactly `apps`; the single changes it
+    /// reported before are superseded.
+    pub fn cluster_all(&self, watched: Watched, apps: Vec<Declared>) {
         let mut pending = self.pending();
-        pending.cluster.clear();
-        pending.cluster_all = Some(apps);
+        pending.cluster.retain(|_, (from, _)| *from != watched);
+        pending.cluster_all.insert(watched, apps);
         drop(pending);
         self.wake.notify_one();
     }
 
     /// One Application object was added or changed.
-    pub fn cluster_applied(&self, declared: Declared) {
-        let name = declared.app.metadata.name.clone().unwrap_or_default();
+    pub fn cluster_applied(&self, watched: Watched, declared: Declared) {
+        let meta = &declared.app.metadata;
+        let object = (
+            meta.namespace.clone().unwrap_or_default(),
+            meta.name.clone().unwrap_or_default(),
+        );
         self.pending()
             .cluster
-            .insert(name, Some(Box::new(declared)));
+            .insert(object, (watched, Some(Box::new(declared))));
         self.wake.notify_one();
     }
 
     /// One Application object was deleted.
-    pub fn cluster_deleted(&self, name: &str) {
-        self.pending().cluster.insert(name.to_string(), None);
+    pub fn cluster_deleted(&self, watched: Watched, namespace: &str, name: &str) {
+        self.pending()
+            .cluster
+            .insert((namespace.to_string(), name.to_string()), (watched, None));
         self.wake.notify_one();
     }
 
@@ -236,13 +262,13 @@ impl Updates {
                 for (name, change) in std::mem::take(&mut pending.appset_cluster) {
                     batch.push(SourceUpdate::AppSetCluster(name, change));
                 }
-                if let Some(all) = pending.cluster_all.take() {
-                    batch.push(SourceUpdate::ClusterAll(all));
+                for (watched, all) in std::mem::take(&mut pending.cluster_all) {
+                    batch.push(SourceUpdate::ClusterAll(watched, all));
                 }
-                for (name, change) in std::mem::take(&mut pending.cluster) {
+                for ((namespace, name), (_, change)) in std::mem::take(&mut pending.cluster) {
                     batch.push(match change {
                         Some(declared) => SourceUpdate::ClusterApplied(declared),
-                        None => SourceUpdate::ClusterDeleted(name),
+                        None => SourceUpdate::ClusterDeleted(namespace, name),
                     });
                 }
                 batch
@@ -692,22 +718,22 @@ fn declared_from_object(object: DynamicObject) -> Option<Declared> {
 /// What a watch of Argo CD objects hands on: the full set after each
 /// (re)list, then one object at a time.
 trait Sink<T>: Send + 'static {
-    /// The namespace now holds exactly `all`.
+    /// The watched namespaces now hold exactly `all`.
     fn all(&self, all: Vec<T>);
     /// One object was added or changed (`Some`), or deleted.
-    fn one(&self, name: &str, object: Option<T>);
+    fn one(&self, namespace: &str, name: &str, object: Option<T>);
 }
 
-struct AppSink(Arc<Updates>);
+struct AppSink(Arc<Updates>, Watched);
 
 impl Sink<Declared> for AppSink {
     fn all(&self, all: Vec<Declared>) {
-        self.0.cluster_all(all);
+        self.0.cluster_all(self.1.clone(), all);
     }
-    fn one(&self, name: &str, object: Option<Declared>) {
+    fn one(&self, namespace: &str, name: &str, object: Option<Declared>) {
         match object {
-            Some(d) => self.0.cluster_applied(d),
-            None => self.0.cluster_deleted(name),
+            Some(d) => self.0.cluster_applied(self.1.clone(), d),
+            None => self.0.cluster_deleted(self.1.clone(), namespace, name),
         }
     }
 }
@@ -718,9 +744,16 @@ impl Sink<DeclaredSet> for SetSink {
     fn all(&self, all: Vec<DeclaredSet>) {
         self.0.appset_cluster_all(all);
     }
-    fn one(&self, name: &str, object: Option<DeclaredSet>) {
+    fn one(&self, _namespace: &str, name: &str, object: Option<DeclaredSet>) {
         self.0.appset_cluster(name, object);
     }
+}
+
+/// Where a watch looks: one namespace, or every namespace whose name
+/// passes a filter.
+enum Scope {
+    Namespace(String),
+    Matching(Arc<dyn Fn(&str) -> bool + Send + Sync>),
 }
 
 /// Watches objects of `resource` in `namespace`: the full set after each
@@ -730,20 +763,36 @@ impl Sink<DeclaredSet> for SetSink {
 /// Objects are read as raw JSON so that unsupported fields can be reported.
 fn watch_objects<T: Send + 'static>(
     client: kube::Client,
-    namespace: String,
+    scope: Scope,
     resource: ApiResource,
     decode: fn(DynamicObject) -> Option<T>,
     sink: impl Sink<T>,
     cancel: CancellationToken,
 ) {
     tokio::spawn(async move {
-        let api: Api<DynamicObject> = Api::namespaced_with(client, &namespace, &resource);
+        let (api, wanted): (Api<DynamicObject>, _) = match scope {
+            Scope::Namespace(namespace) => {
+                (Api::namespaced_with(client, &namespace, &resource), None)
+            }
+            Scope::Matching(wanted) => (Api::all_with(client, &resource), Some(wanted)),
+        };
+        let wanted = |o: &DynamicObject| {
+            wanted
+                .as_ref()
+                .is_none_or(|w| w(o.metadata.namespace.as_deref().unwrap_or_default()))
+        };
         let mut stream = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
-        // What each object looked like when last read, by name.
-        let mut seen: HashMap<String, u64> = HashMap::new();
-        let mut relist: Option<(Vec<T>, HashMap<String, u64>)> = None;
+        // What each object looked like when last read, by namespace and name.
+        let mut seen: HashMap<ObjectId, u64> = HashMap::new();
+        let mut relist: Option<(Vec<T>, HashMap<ObjectId, u64>)> = None;
+        let id = |o: &DynamicObject| {
+            (
+                o.metadata.namespace.clone().unwrap_or_default(),
+                o.metadata.name.clone().unwrap_or_default(),
+            )
+        };
         loop {
             let event = tokio::select! {
                 () = cancel.cancelled() => return,
@@ -753,9 +802,8 @@ fn watch_objects<T: Send + 'static>(
             match event {
                 Ok(Event::Init) => relist = Some((Vec::new(), HashMap::new())),
                 Ok(Event::InitApply(o)) => {
-                    if let Some((objects, prints)) = relist.as_mut() {
-                        let name = o.metadata.name.clone().unwrap_or_default();
-                        prints.insert(name, fingerprint(&o));
+                    if let Some((objects, prints)) = relist.as_mut().filter(|_| wanted(&o)) {
+                        prints.insert(id(&o), fingerprint(&o));
                         objects.extend(decode(o));
                     }
                 }
@@ -764,20 +812,28 @@ fn watch_objects<T: Send + 'static>(
                     seen = prints;
                     sink.all(objects);
                 }
-                Ok(Event::Apply(o)) => {
-                    let name = o.metadata.name.clone().unwrap_or_default();
+                Ok(Event::Apply(o)) if wanted(&o) => {
+                    let (namespace, name) = id(&o);
                     let print = fingerprint(&o);
-                    if seen.insert(name.clone(), print) == Some(print) {
+                    if seen.insert((namespace.clone(), name.clone()), print) == Some(print) {
                         continue;
                     }
                     if let Some(object) = decode(o) {
-                        sink.one(&name, Some(object));
+                        sink.one(&namespace, &name, Some(object));
                     }
                 }
-                Ok(Event::Delete(o)) => {
-                    let name = o.metadata.name.clone().unwrap_or_default();
-                    seen.remove(&name);
-                    sink.one(&name, None);
+                Ok(Event::Delete(o)) if wanted(&o) => {
+                    let (namespace, name) = id(&o);
+                    seen.remove(&(namespace.clone(), name.clone()));
+                    sink.one(&namespace, &name, None);
+                }
+                Ok(Event::Apply(_) | Event::Delete(_)) => {}
+                Err(
+                    watcher::Error::InitialListFailed(kube::Error::Api(s))
+                    | watcher::Error::WatchStartFailed(kube::Error::Api(s)),
+                ) if s.code == 403 => {
+                    // Not Plumb's to mend: say it where an operator looks.
+                    tracing::warn!(kind = %resource.kind, error = %s.message, "Plumb may not list or watch these objects (RBAC); retrying");
                 }
                 Err(e) => {
                     tracing::debug!(kind = %resource.kind, error = %e, "watch failed (is the CRD installed?); retrying");
@@ -787,21 +843,49 @@ fn watch_objects<T: Send + 'static>(
     });
 }
 
-/// Watches `Application` objects in `namespace` (see [`watch_objects`]).
+/// Watches `Application` objects in the application namespace and in the
+/// namespaces of `--app-namespaces` (see [`watch_objects`]): one watch per
+/// named namespace, or, when a pattern matches namespaces not named, one
+/// watch of every namespace whose events are filtered here.
 pub fn watch_cluster(
     client: kube::Client,
-    namespace: String,
+    namespaces: Arc<crate::appns::AppNamespaces>,
     updates: Arc<Updates>,
     cancel: CancellationToken,
 ) {
-    watch_objects(
-        client,
-        namespace,
-        application_resource(),
-        declared_from_object,
-        AppSink(updates),
-        cancel,
+    let watch = |scope, watched| {
+        watch_objects(
+            client.clone(),
+            scope,
+            application_resource(),
+            declared_from_object,
+            AppSink(Arc::clone(&updates), watched),
+            cancel.clone(),
+        );
+    };
+    watch(
+        Scope::Namespace(namespaces.home().to_string()),
+        Watched::Home,
     );
+    match namespaces.exact_others() {
+        Some(others) => {
+            for namespace in others {
+                watch(
+                    Scope::Namespace(namespace.to_string()),
+                    Watched::Namespace(namespace.to_string()),
+                );
+            }
+        }
+        None => {
+            let filter = Arc::clone(&namespaces);
+            watch(
+                Scope::Matching(Arc::new(move |namespace: &str| {
+                    namespace != filter.home() && filter.manages(namespace)
+                })),
+                Watched::Matching,
+            );
+        }
+    }
 }
 
 /// The `applicationsets.argoproj.io` resource.
@@ -831,7 +915,7 @@ pub fn watch_appsets(
 ) {
     watch_objects(
         client,
-        namespace,
+        Scope::Namespace(namespace),
         applicationset_resource(),
         declared_set_from_object,
         SetSink(updates),
@@ -970,9 +1054,13 @@ mod tests {
     }
 
     fn declared(name: &str, path: &str) -> Declared {
+        declared_in("plumb", name, path)
+    }
+
+    fn declared_in(namespace: &str, name: &str, path: &str) -> Declared {
         let value = serde_json::json!({
             "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-            "metadata": {"name": name},
+            "metadata": {"name": name, "namespace": namespace},
             "spec": {"source": {"repoURL": "file:///r", "path": path}}
         });
         declared_from_value(value, Origin::Cluster).expect("valid")
@@ -983,7 +1071,9 @@ mod tests {
             .iter()
             .map(|u| match u {
                 SourceUpdate::Files(_) => "files".to_string(),
-                SourceUpdate::ClusterAll(apps) => format!("all:{}", apps.len()),
+                SourceUpdate::ClusterAll(watched, apps) => {
+                    format!("all:{watched:?}:{}", apps.len())
+                }
                 SourceUpdate::ClusterApplied(d) => format!(
                     "applied:{}:{}",
                     d.app.metadata.name.as_deref().unwrap_or_default(),
@@ -994,7 +1084,9 @@ mod tests {
                         .and_then(|s| s.path.as_deref())
                         .unwrap_or_default()
                 ),
-                SourceUpdate::ClusterDeleted(name) => format!("deleted:{name}"),
+                SourceUpdate::ClusterDeleted(namespace, name) => {
+                    format!("deleted:{namespace}/{name}")
+                }
                 SourceUpdate::AppSetFiles(_) => "appset files".to_string(),
                 SourceUpdate::AppSetClusterAll(_) | SourceUpdate::AppSetCluster(..) => {
                     "appset objects".to_string()
@@ -1006,24 +1098,42 @@ mod tests {
     #[tokio::test]
     async fn waiting_updates_coalesce_per_application() {
         let updates = Updates::default();
-        updates.cluster_applied(declared("a", "v1"));
-        updates.cluster_applied(declared("b", "v1"));
-        updates.cluster_applied(declared("a", "v2"));
-        updates.cluster_deleted("b");
+        let home = || Watched::Home;
+        updates.cluster_applied(home(), declared("a", "v1"));
+        updates.cluster_applied(home(), declared("b", "v1"));
+        updates.cluster_applied(home(), declared("a", "v2"));
+        updates.cluster_deleted(home(), "plumb", "b");
         updates.files(Ok(Vec::new()));
         updates.files(Ok(vec![declared("f", "x")]));
         updates.files(Err("a half-written file".into()));
         let batch = updates.next().await;
-        assert_eq!(describe(&batch), ["files", "applied:a:v2", "deleted:b"]);
+        assert_eq!(
+            describe(&batch),
+            ["files", "applied:a:v2", "deleted:plumb/b"]
+        );
         assert!(
             matches!(&batch[0], SourceUpdate::Files(Ok(apps)) if apps.len() == 1),
             "the good read waiting is not replaced by a failed one"
         );
         // A relist replaces the single changes still waiting.
-        updates.cluster_applied(declared("c", "v1"));
-        updates.cluster_all(vec![declared("a", "v3"), declared("d", "v1")]);
-        updates.cluster_applied(declared("d", "v2"));
-        assert_eq!(describe(&updates.next().await), ["all:2", "applied:d:v2"]);
+        updates.cluster_applied(home(), declared("c", "v1"));
+        updates.cluster_all(home(), vec![declared("a", "v3"), declared("d", "v1")]);
+        updates.cluster_applied(home(), declared("d", "v2"));
+        assert_eq!(
+            describe(&updates.next().await),
+            ["all:Home:2", "applied:d:v2"]
+        );
+        // Another namespace's relist replaces its own changes only; the
+        // same name in two namespaces is two objects.
+        let team = || Watched::Namespace("team".into());
+        updates.cluster_applied(home(), declared("a", "v4"));
+        updates.cluster_applied(team(), declared_in("team", "a", "t1"));
+        updates.cluster_applied(team(), declared_in("team", "b", "t1"));
+        updates.cluster_all(team(), vec![declared_in("team", "b", "t2")]);
+        assert_eq!(
+            describe(&updates.next().await),
+            ["all:Namespace(\"team\"):1", "applied:a:v4"]
+        );
     }
 
     #[test]

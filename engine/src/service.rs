@@ -185,6 +185,11 @@ pub trait AppService: Send + Sync + 'static {
     /// a list can be read (and sent) one application at a time.
     fn names(&self) -> Vec<String>;
 
+    /// The application namespace (`--namespace`): an application there is
+    /// named by its name alone, one in another namespace (`--app-namespaces`)
+    /// `NAMESPACE/NAME`.
+    fn app_namespace(&self) -> String;
+
     /// One application with its status as it is, without refreshing; `None`
     /// when there is no such application (any more).
     fn document(&self, name: &str) -> Option<Application>;

@@ -673,8 +673,8 @@ impl Drop for Plumb {
 /// Runs the `plumb` binary (a client command: `app`, `appset`, ...) and
 /// returns what it printed; an exit other than 0 is an error with stderr.
 pub fn cli(args: &[&str]) -> Result<String> {
-    let bin = std::env::var_os("PLUMB_TEST_BIN")
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_plumb").into());
+    let bin =
+        std::env::var_os("PLUMB_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_plumb").into());
     let out = std::process::Command::new(bin)
         .args(args)
         .env_remove("PLUMB_SERVER")

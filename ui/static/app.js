@@ -16,7 +16,8 @@
   const APPSET_LABEL = 'plumb.dev/applicationset';
 
   const state = {
-    apps: new Map(),          // name -> Application (from the list or the stream)
+    apps: new Map(),          // name (keyOf) -> Application (from the list or the stream)
+    home: null,               // the application namespace (GET settings), once known
     selected: null,           // name of the application shown, or null
     detail: null,             // full Application of the selected one (with history)
     detailError: null,
@@ -74,6 +75,12 @@
   function healthOf(app) { return (app.status && app.status.health) || {}; }
   function sourceOf(app) { var s = app.spec || {}; return s.source || (s.sources || [])[0] || {}; }
   function nameOf(app) { return (app.metadata && app.metadata.name) || ''; }
+  // Plumb's name of the Application object `name` in `namespace`: the name
+  // alone in the application namespace, NAMESPACE/NAME in another one.
+  function keyIn(name, namespace) {
+    return namespace && state.home !== null && namespace !== state.home ? `${namespace}/${name}` : name;
+  }
+  function keyOf(app) { return keyIn(nameOf(app), app.metadata && app.metadata.namespace); }
   function labelsOf(app) { return (app.metadata && app.metadata.labels) || {}; }
 
   function shortRev(rev) {
@@ -182,7 +189,7 @@
   }
 
   function applyEvent(type, app) {
-    const name = nameOf(app);
+    const name = keyOf(app);
     if (!name) return;
     const before = state.apps.get(name);
     if (type === 'DELETED') state.apps.delete(name);
@@ -204,7 +211,7 @@
   async function loadList() {
     try {
       const data = await api('GET', 'applications');
-      state.apps = new Map((data.items || []).map((a) => [nameOf(a), a]));
+      state.apps = new Map((data.items || []).map((a) => [keyOf(a), a]));
       queueRender();
     } catch (e) {
       if (state.mode === 'polling') $('connection').textContent = 'offline, retrying…';
@@ -368,13 +375,13 @@
 
   function renderList() {
     const filter = $('filter').value.trim().toLowerCase();
-    const apps = [...state.apps.values()].sort((a, b) => nameOf(a).localeCompare(nameOf(b)));
+    const apps = [...state.apps.values()].sort((a, b) => keyOf(a).localeCompare(keyOf(b)));
     const shown = apps.filter((a) => {
       const s = sourceOf(a);
-      return !filter || [nameOf(a), s.repoURL, s.path].some((v) => (v || '').toLowerCase().includes(filter));
+      return !filter || [keyOf(a), s.repoURL, s.path].some((v) => (v || '').toLowerCase().includes(filter));
     });
     const rows = shown.map((app) => {
-      const name = nameOf(app);
+      const name = keyOf(app);
       const src = sourceOf(app);
       const href = appHref(name);
       return el('tr', { className: 'clickable', onclick: (e) => { if (e.target.tagName !== 'A') location.hash = href; } },
@@ -510,10 +517,7 @@
 
   // The Application Plumb manages for a resource entry, if any.
   function managedApp(name, namespace) {
-    const app = state.apps.get(name);
-    if (!app) return null;
-    const ns = app.metadata && app.metadata.namespace;
-    return !ns || !namespace || ns === namespace ? app : null;
+    return state.apps.get(keyIn(name, namespace)) || null;
   }
 
   // A parent's child Applications with their own sync and health (the
@@ -524,7 +528,7 @@
       const sync = child ? syncOf(child).status : r.status;
       const health = child ? healthOf(child) : (r.health || {});
       return el('tr', { className: 'child' },
-        el('td', { className: 'name' }, child ? el('a', { href: appHref(r.name) }, r.name) : r.name),
+        el('td', { className: 'name' }, child ? el('a', { href: appHref(keyOf(child)) }, r.name) : r.name),
         el('td', {}, r.namespace || ''),
         el('td', {}, badge('sync', sync, SYNC)),
         el('td', {}, badge('health', health.status, HEALTH, health.message),
@@ -565,7 +569,9 @@
     const byName = new Map();
     for (const r of (set.status && set.status.resources) || []) byName.set(r.name, r);
     for (const app of state.apps.values()) {
-      if (labelsOf(app)[APPSET_LABEL] === name && !byName.has(nameOf(app))) byName.set(nameOf(app), { name: nameOf(app) });
+      // A set's applications are in the application namespace.
+      const key = keyOf(app);
+      if (labelsOf(app)[APPSET_LABEL] === name && !key.includes('/') && !byName.has(key)) byName.set(key, { name: key });
     }
     return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name)).map((r) => {
       const app = managedApp(r.name, r.namespace);
@@ -701,7 +707,11 @@
     $('filter').addEventListener('input', () => renderList());
     window.addEventListener('hashchange', route);
     route();
-    loadList();
-    connect();
+    // Names depend on the application namespace: learn it first (an older
+    // or unreachable server: names alone).
+    api('GET', 'settings')
+      .then((s) => { state.home = (s && s.controllerNamespace) || null; })
+      .catch(() => {})
+      .finally(() => { loadList(); connect(); });
   });
 })();

@@ -142,9 +142,14 @@ impl AppSets {
     }
 }
 
-/// The ApplicationSet an Application belongs to: Plumb's label, or an
-/// owner reference to an ApplicationSet (one Argo CD generated).
-pub(super) fn owning_appset(app: &Application) -> Option<&str> {
+/// The ApplicationSet application `key` belongs to: Plumb's label, or an
+/// owner reference to an ApplicationSet (one Argo CD generated). Only an
+/// application of the application namespace belongs to one (sets generate
+/// there); a label copied onto an object elsewhere does not count.
+pub(super) fn owning_appset<'a>(key: &str, app: &'a Application) -> Option<&'a str> {
+    if key.contains('/') {
+        return None;
+    }
     app.metadata
         .labels
         .as_ref()
@@ -634,10 +639,10 @@ impl Inner {
             .collect();
         let sources = self.sources.lock().expect("sources lock is never poisoned");
         sources
-            .cluster_apps()
+            .home_apps()
             .filter_map(|d| {
                 let app_name = d.app.metadata.name.as_deref().unwrap_or_default();
-                let owned = owning_appset(&d.app) == Some(name);
+                let owned = owning_appset(app_name, &d.app) == Some(name);
                 (owned || wanted.contains(app_name)).then(|| {
                     (
                         app_name.to_string(),
@@ -818,7 +823,7 @@ impl Inner {
             let apps = self.apps.read().expect("app map lock is never poisoned");
             for (app, slot) in apps.iter() {
                 let declared = slot.declared();
-                if owning_appset(&declared.app) != Some(name) {
+                if owning_appset(app, &declared.app) != Some(name) {
                     continue;
                 }
                 let labels: BTreeMap<String, String> = declared
@@ -947,7 +952,7 @@ impl Inner {
         app: &Application,
         revision: &str,
     ) -> Option<String> {
-        let set = owning_appset(app)?;
+        let set = owning_appset(app_name, app)?;
         let declared = self.appsets.declared(set)?;
         if !matches!(rolling_sync(&declared.set), Ok(Some(_))) {
             return None;
@@ -992,7 +997,7 @@ impl Inner {
     fn appset_resources(&self, name: &str) -> Vec<AppSetResource> {
         let apps = self.apps.read().expect("app map lock is never poisoned");
         apps.iter()
-            .filter(|(_, slot)| owning_appset(&slot.declared().app) == Some(name))
+            .filter(|(app, slot)| owning_appset(app, &slot.declared().app) == Some(name))
             .map(|(app, slot)| {
                 let status = slot.status.read().expect("status lock is never poisoned");
                 AppSetResource {

@@ -85,7 +85,8 @@ impl Inner {
                 deleting: live.deleting(),
             })
             .collect();
-        let plan = cascade::deletion_plan(&owned, name, &self.options.namespace);
+        let (app_namespace, app_object) = self.namespaces.split(name);
+        let plan = cascade::deletion_plan(&owned, app_object, app_namespace);
         let propagation = match cascade {
             Cascade::Foreground => PropagationPolicy::Foreground,
             Cascade::Background => PropagationPolicy::Background,
@@ -128,8 +129,8 @@ impl Inner {
         let message = if done {
             match registry::remove_resources_finalizers(
                 self.cluster.client().clone(),
-                &self.options.namespace,
-                name,
+                app_namespace,
+                app_object,
             )
             .await
             {

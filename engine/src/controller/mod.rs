@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::appns::AppNamespaces;
 use crate::cluster::{Cluster, Kind};
 use crate::diff::{self, Comparison};
 use crate::health;
@@ -33,7 +34,7 @@ use crate::model::{
     group_of, version_of,
 };
 use crate::plan::{self, Desired, PlanOptions, Tracked};
-use crate::registry::{self, Declared, Origin, SourceUpdate};
+use crate::registry::{self, Declared, Origin, SourceUpdate, Watched};
 use crate::service::{
     AppEvent, AppService, ManagedResource, ParentRef, Refresh, ResourceNode, ResourceTree,
     ServiceError, SyncRequest,
@@ -76,6 +77,8 @@ struct Inner {
     tools: Arc<crate::tools::Tools>,
     store: Store,
     options: ControllerOptions,
+    /// The namespaces whose Application objects are managed.
+    namespaces: Arc<AppNamespaces>,
     apps: RwLock<BTreeMap<String, Arc<AppSlot>>>,
     sources: Mutex<sources::Sources>,
     events: broadcast::Sender<AppEvent>,
@@ -156,8 +159,18 @@ fn condition(type_: &str, message: impl Into<String>) -> Condition {
     }
 }
 
-fn app_name(d: &Declared) -> String {
-    d.app.metadata.name.clone().unwrap_or_default()
+/// An application's name: its `metadata.name`, qualified as
+/// `NAMESPACE/NAME` for an Application object outside the application
+/// namespace (an `--apps` file's applications have no namespace).
+fn app_name(d: &Declared, namespaces: &AppNamespaces) -> String {
+    let name = d.app.metadata.name.as_deref().unwrap_or_default();
+    match d.origin {
+        Origin::File(_) => name.to_string(),
+        Origin::Cluster => namespaces.key(
+            d.app.metadata.namespace.as_deref().unwrap_or_default(),
+            name,
+        ),
+    }
 }
 
 impl Controller {
@@ -190,6 +203,10 @@ impl Controller {
                 "a sync was interrupted by a restart; it is recorded as not finished"
             );
         }
+        let namespaces = Arc::new(AppNamespaces::new(
+            &options.namespace,
+            &options.app_namespaces,
+        )?);
         let changes = Arc::new(ChangedApps::default());
         let live = LiveState::new(client.clone(), Arc::clone(&changes), cancel.clone());
         let (queue_tx, queue_rx) = mpsc::unbounded_channel();
@@ -202,6 +219,7 @@ impl Controller {
             tools: Arc::new(tools),
             store,
             options: options.clone(),
+            namespaces: Arc::clone(&namespaces),
             apps: RwLock::default(),
             sources: Mutex::default(),
             events,
@@ -311,7 +329,7 @@ impl Controller {
         if options.watch_cluster_apps {
             registry::watch_cluster(
                 client.clone(),
-                options.namespace.clone(),
+                namespaces,
                 Arc::clone(&updates),
                 cancel.clone(),
             );
@@ -404,12 +422,18 @@ impl AppService for Controller {
         self.inner.names()
     }
 
+    fn app_namespace(&self) -> String {
+        self.inner.namespaces.home().to_string()
+    }
+
     fn document(&self, name: &str) -> Option<Application> {
+        let name = self.inner.namespaces.canonical(name);
         let slot = self.inner.slot(name)?;
         Some(self.inner.document(name, &slot))
     }
 
     async fn get(&self, name: &str, refresh: Option<Refresh>) -> Result<Application, ServiceError> {
+        let name = self.inner.namespaces.canonical(name);
         let slot = self
             .inner
             .slot(name)
@@ -435,6 +459,7 @@ impl AppService for Controller {
     }
 
     async fn sync(&self, name: &str, request: SyncRequest) -> Result<Application, ServiceError> {
+        let name = self.inner.namespaces.canonical(name);
         let op = ManualOp {
             revision: request.revision.filter(|r| !r.is_empty()),
             prune: request.prune,
@@ -449,6 +474,7 @@ impl AppService for Controller {
     }
 
     async fn rollback(&self, name: &str, id: i64) -> Result<Application, ServiceError> {
+        let name = self.inner.namespaces.canonical(name);
         self.inner
             .slot(name)
             .ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
@@ -483,14 +509,17 @@ impl AppService for Controller {
     }
 
     async fn terminate_operation(&self, name: &str) -> Result<Application, ServiceError> {
+        let name = self.inner.namespaces.canonical(name);
         self.inner.terminate_operation(name)
     }
 
     async fn managed_resources(&self, name: &str) -> Result<Vec<ManagedResource>, ServiceError> {
+        let name = self.inner.namespaces.canonical(name);
         self.inner.managed(name).await
     }
 
     async fn resource_tree(&self, name: &str) -> Result<ResourceTree, ServiceError> {
+        let name = self.inner.namespaces.canonical(name);
         self.inner.tree(name).await
     }
 

@@ -7,6 +7,9 @@ use super::*;
 pub struct ControllerOptions {
     /// Namespace whose `Application` objects are managed.
     pub namespace: String,
+    /// More namespaces whose `Application` objects are managed: names,
+    /// globs or `/regular expressions/` (`--app-namespaces`).
+    pub app_namespaces: Vec<String>,
     /// `--apps` files and folders.
     pub apps: Vec<PathBuf>,
     /// Where repositories and the store live.
@@ -46,6 +49,7 @@ impl Default for ControllerOptions {
     fn default() -> Self {
         ControllerOptions {
             namespace: "plumb".into(),
+            app_namespaces: Vec::new(),
             apps: Vec::new(),
             data_dir: PathBuf::from("plumb-data"),
             repo_poll_interval: Duration::from_secs(60),
@@ -71,6 +75,9 @@ pub enum StartError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// A pattern of `--app-namespaces` does not compile.
+    #[error(transparent)]
+    AppNamespaces(#[from] crate::appns::PatternError),
     /// The data directory could not be created.
     #[error("cannot create data directory {path}: {source}")]
     DataDir {

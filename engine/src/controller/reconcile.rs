@@ -45,19 +45,24 @@ fn metadata_map<'a>(
 
 /// Application objects among an application's desired objects (app of
 /// apps) that Plumb will not manage: they are applied like any object, but
-/// only Application objects in the namespace Plumb watches (`--namespace`;
-/// none with `--no-cluster-apps`) are reconciled. One warning condition
-/// each, in the spirit of Argo CD's "application destination namespace is
-/// not permitted".
-fn unmanaged_children(prepared: &[Prepared], managed: Option<&str>) -> Vec<Condition> {
+/// only Application objects in the namespaces Plumb watches (`--namespace`
+/// and `--app-namespaces`; none with `--no-cluster-apps`) are reconciled.
+/// One warning condition each, in the spirit of Argo CD's "application
+/// destination namespace is not permitted".
+fn unmanaged_children(prepared: &[Prepared], managed: Option<&AppNamespaces>) -> Vec<Condition> {
     prepared
         .iter()
         .filter(|p| p.key.group == "argoproj.io" && p.key.kind == "Application")
-        .filter(|p| managed != Some(p.key.namespace.as_str()))
+        .filter(|p| !managed.is_some_and(|m| m.manages(&p.key.namespace)))
         .map(|p| {
             let why = match managed {
-                Some(ns) => format!(
-                    "Plumb manages Application objects in namespace {ns} only (--namespace)"
+                Some(m) if m.has_others() => format!(
+                    "Plumb manages Application objects in namespace {} and those of --app-namespaces only",
+                    m.home()
+                ),
+                Some(m) => format!(
+                    "Plumb manages Application objects in namespace {} only (--namespace)",
+                    m.home()
                 ),
                 None => "Plumb does not watch Application objects (--no-cluster-apps)".to_string(),
             };
@@ -166,11 +171,8 @@ impl Inner {
             }
         };
         work.failures = 0;
-        let managed_namespace = self
-            .options
-            .watch_cluster_apps
-            .then_some(self.options.namespace.as_str());
-        let unmanaged = unmanaged_children(&prepared, managed_namespace);
+        let managed_namespaces = self.options.watch_cluster_apps.then_some(&*self.namespaces);
+        let unmanaged = unmanaged_children(&prepared, managed_namespaces);
         for c in &unmanaged {
             if !status.conditions.iter().any(|old| old.message == c.message) {
                 tracing::warn!(app = %name, "{}", c.message);

@@ -4,25 +4,34 @@
 
 use super::*;
 
-/// The applications each source declares, by name.
+/// The applications each source declares, by name (`NAMESPACE/NAME` for
+/// an Application object outside the application namespace).
 #[derive(Default)]
 pub(super) struct Sources {
     files: BTreeMap<String, Arc<Declared>>,
-    cluster: BTreeMap<String, Arc<Declared>>,
+    /// Per watch of Application objects (their namespaces do not overlap).
+    cluster: BTreeMap<Watched, BTreeMap<String, Arc<Declared>>>,
 }
 
 impl Sources {
-    /// The Application objects of the namespace.
-    pub(super) fn cluster_apps(&self) -> impl Iterator<Item = &Arc<Declared>> {
-        self.cluster.values()
+    /// The Application objects of the application namespace.
+    pub(super) fn home_apps(&self) -> impl Iterator<Item = &Arc<Declared>> {
+        self.cluster
+            .get(&Watched::Home)
+            .into_iter()
+            .flat_map(BTreeMap::values)
+    }
+
+    fn cluster_app(&self, name: &str) -> Option<&Arc<Declared>> {
+        self.cluster.values().find_map(|apps| apps.get(name))
     }
 }
 
 /// By name; of two declarations of one name the first is kept.
-fn by_name(apps: Vec<Declared>) -> BTreeMap<String, Arc<Declared>> {
+fn by_name(apps: Vec<Declared>, namespaces: &AppNamespaces) -> BTreeMap<String, Arc<Declared>> {
     let mut out = BTreeMap::new();
     for d in apps {
-        let name = app_name(&d);
+        let name = app_name(&d, namespaces);
         if out.contains_key(&name) {
             tracing::warn!(app = %name, origin = ?d.origin, "two applications share a name; the first is kept");
             continue;
@@ -30,6 +39,17 @@ fn by_name(apps: Vec<Declared>) -> BTreeMap<String, Arc<Declared>> {
         out.insert(name, Arc::new(d));
     }
     out
+}
+
+/// The watch an Application object in `namespace` comes from.
+fn watched_of(namespace: &str, namespaces: &AppNamespaces) -> Watched {
+    if namespace == namespaces.home() {
+        Watched::Home
+    } else if namespaces.exact_others().is_some() {
+        Watched::Namespace(namespace.to_string())
+    } else {
+        Watched::Matching
+    }
 }
 
 impl Inner {
@@ -44,7 +64,7 @@ impl Inner {
             for update in updates {
                 match update {
                     SourceUpdate::Files(Ok(apps)) => {
-                        let files = by_name(apps);
+                        let files = by_name(apps, &self.namespaces);
                         touched.extend(sources.files.keys().cloned());
                         touched.extend(files.keys().cloned());
                         sources.files = files;
@@ -53,20 +73,31 @@ impl Inner {
                         // A half-edited file must never remove applications.
                         tracing::error!(error = %e, "cannot read --apps; keeping the applications read before");
                     }
-                    SourceUpdate::ClusterAll(apps) => {
-                        listed = true;
-                        let cluster = by_name(apps);
-                        touched.extend(sources.cluster.keys().cloned());
+                    SourceUpdate::ClusterAll(watched, apps) => {
+                        listed |= watched == Watched::Home;
+                        let cluster = by_name(apps, &self.namespaces);
                         touched.extend(cluster.keys().cloned());
-                        sources.cluster = cluster;
+                        if let Some(before) = sources.cluster.insert(watched, cluster) {
+                            touched.extend(before.into_keys());
+                        }
                     }
                     SourceUpdate::ClusterApplied(declared) => {
-                        let name = app_name(&declared);
+                        let name = app_name(&declared, &self.namespaces);
+                        let meta = &declared.app.metadata;
+                        let namespace = meta.namespace.as_deref().unwrap_or_default();
+                        let watched = watched_of(namespace, &self.namespaces);
                         touched.insert(name.clone());
-                        sources.cluster.insert(name, Arc::new(*declared));
+                        sources
+                            .cluster
+                            .entry(watched)
+                            .or_default()
+                            .insert(name, Arc::new(*declared));
                     }
-                    SourceUpdate::ClusterDeleted(name) => {
-                        sources.cluster.remove(&name);
+                    SourceUpdate::ClusterDeleted(namespace, name) => {
+                        let name = self.namespaces.key(&namespace, &name);
+                        for apps in sources.cluster.values_mut() {
+                            apps.remove(&name);
+                        }
                         touched.insert(name);
                     }
                     update @ (SourceUpdate::AppSetFiles(_)
@@ -78,7 +109,7 @@ impl Inner {
                 .into_iter()
                 .map(|name| {
                     let file = sources.files.get(&name);
-                    let object = sources.cluster.get(&name);
+                    let object = sources.cluster_app(&name);
                     if let (Some(f), Some(o)) = (file, object) {
                         tracing::warn!(app = %name, kept = ?f.origin, ignored = ?o.origin, "two applications share a name");
                     }
@@ -126,7 +157,7 @@ impl Inner {
             }
         }
         for (name, slot) in removed {
-            if let Some(set) = appsets::owning_appset(&slot.declared().app) {
+            if let Some(set) = appsets::owning_appset(&name, &slot.declared().app) {
                 self.appsets.mark_dirty(set);
             }
             if slot.cascaded.load(Ordering::Relaxed) {

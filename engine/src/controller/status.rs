@@ -21,6 +21,11 @@ impl Inner {
             status.operation_state = self.store.operation(name).ok().flatten();
         }
         app.metadata.managed_fields = None;
+        if slot.declared().origin != Origin::Cluster {
+            // An `--apps` file's application is the application namespace's:
+            // clients address an application by namespace and name.
+            app.metadata.namespace = Some(self.namespaces.home().to_string());
+        }
         app.status = Some(status);
         app
     }
@@ -68,7 +73,7 @@ impl Inner {
             if declared.origin == Origin::Cluster {
                 self.status_writes.push(name.to_string());
             }
-            if let Some(set) = appsets::owning_appset(&declared.app) {
+            if let Some(set) = appsets::owning_appset(name, &declared.app) {
                 self.appsets.mark_dirty(set);
             }
             let _ = self.events.send(AppEvent {
@@ -108,16 +113,17 @@ impl Inner {
         if *slot.written() == Some(fingerprint) {
             return;
         }
+        let (namespace, object) = self.namespaces.split(name);
         let api: Api<DynamicObject> = Api::namespaced_with(
             self.cluster.client().clone(),
-            &self.options.namespace,
+            namespace,
             &registry::application_resource(),
         );
         let mut patch_value = value;
         patch_value["reconciledAt"] = json!(now());
         match api
             .patch_status(
-                name,
+                object,
                 &PatchParams::default(),
                 &Patch::Merge(json!({ "status": patch_value })),
             )
