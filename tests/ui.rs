@@ -334,8 +334,22 @@ async fn the_ui_shows_applicationsets_with_their_applications_and_a_parents_chil
     })
     .await
     .with_context(|| log_excerpt(&plumb))?;
-    // Checked on a fresh load of the page: the live view can still hold a
-    // deleted application for a while (see the session notes of issue 9).
+    // The page as it is, without a reload, lets them go too: no answer of
+    // a request sent before a deletion brings a deleted application back.
+    let live = browser
+        .wait_for("the live view lets the applications go", &set, |t| {
+            t[0].contains("No applications generated") && !t[0].contains("DeletionHeld")
+        })
+        .await;
+    if let Err(e) = live {
+        let api = plumb
+            .get(&format!("/api/v1/applicationsets/{set_name}"))
+            .await
+            .map(|v| v["status"].to_string())
+            .unwrap_or_else(|e| e.to_string());
+        return Err(e.context(format!("the API shows: {api}\n{}", log_excerpt(&plumb))));
+    }
+    // And so does a fresh load of the page, once the set's status is empty.
     eventually(
         "the API shows the set without applications",
         Duration::from_secs(90),

@@ -13,10 +13,13 @@
   const API = 'api/v1';
   const POLL_MS = 5000;
   const SSE_RETRY_MS = 30000;
+  const DELETED_MEMORY_MS = 30000;
   const APPSET_LABEL = 'plumb.dev/applicationset';
 
   const state = {
     apps: new Map(),          // name (keyOf) -> Application (from the list or the stream)
+    inFlight: new Set(),      // per request of the list or an application: the events since it was sent
+    deleted: new Map(),       // name -> when its DELETED event came (a set's status may still list it)
     home: null,               // the application namespace (GET settings), once known
     selected: null,           // name of the application shown, or null
     detail: null,             // full Application of the selected one (with history)
@@ -191,6 +194,12 @@
   function applyEvent(type, app) {
     const name = keyOf(app);
     if (!name) return;
+    // A request still out answers with what was true when it was sent: the
+    // events since then win over its answer (a deleted application must
+    // not come back from a list read before its deletion).
+    for (const events of state.inFlight) events.set(name, { type, app });
+    if (type === 'DELETED') state.deleted.set(name, Date.now());
+    else state.deleted.delete(name);
     const before = state.apps.get(name);
     if (type === 'DELETED') state.apps.delete(name);
     else state.apps.set(name, app);
@@ -208,10 +217,26 @@
     queueRender();
   }
 
+  // Sends a GET of the API, noting the events that arrive while it is out.
+  async function fetchNoting(path) {
+    const events = new Map();
+    state.inFlight.add(events);
+    try {
+      return { data: await api('GET', path), events };
+    } finally {
+      state.inFlight.delete(events);
+    }
+  }
+
   async function loadList() {
     try {
-      const data = await api('GET', 'applications');
-      state.apps = new Map((data.items || []).map((a) => [keyOf(a), a]));
+      const { data, events } = await fetchNoting('applications');
+      const apps = new Map((data.items || []).map((a) => [keyOf(a), a]));
+      for (const [name, e] of events) {
+        if (e.type === 'DELETED') apps.delete(name);
+        else apps.set(name, e.app);
+      }
+      state.apps = apps;
       queueRender();
     } catch (e) {
       if (state.mode === 'polling') $('connection').textContent = 'offline, retrying…';
@@ -223,6 +248,10 @@
       const data = await api('GET', 'applicationsets');
       state.appsets = data.items || [];
       state.appsetsError = null;
+      // A set's status catches up with a deletion within seconds (its
+      // status is rebuilt every 2 s): forget deletions older than that.
+      const old = Date.now() - DELETED_MEMORY_MS;
+      for (const [name, at] of state.deleted) if (at < old) state.deleted.delete(name);
     } catch (e) {
       state.appsetsError = e.message;
     }
@@ -248,11 +277,13 @@
 
   async function loadDetail(name, reloadDiff) {
     try {
-      const app = await api('GET', appPath(name));
+      const { data: app, events } = await fetchNoting(appPath(name));
       if (state.selected !== name) return;
+      const since = events.get(name);
+      if (since && since.type === 'DELETED') throw new Error(`application ${name} was deleted`);
       state.detail = app;
       state.detailError = null;
-      state.apps.set(name, app);
+      state.apps.set(name, since ? since.app : app);
       if (reloadDiff || diffKeyOf(app) !== state.diffKey) loadDiff(name, app);
     } catch (e) {
       if (state.selected !== name) return;
@@ -567,7 +598,10 @@
   function setApps(set) {
     const name = nameOf(set);
     const byName = new Map();
-    for (const r of (set.status && set.status.resources) || []) byName.set(r.name, r);
+    for (const r of (set.status && set.status.resources) || []) {
+      // Deleted since the set's status was written: gone.
+      if (!state.deleted.has(keyIn(r.name, r.namespace))) byName.set(r.name, r);
+    }
     for (const app of state.apps.values()) {
       // A set's applications are in the application namespace.
       const key = keyOf(app);
