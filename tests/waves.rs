@@ -1,7 +1,7 @@
 //! Sync waves end to end: an app of apps whose children deploy wave by wave
 //! (the next wave only once the previous one is Synced and Healthy), a
 //! plain application's waves in order, terminate of a sync waiting for a
-//! wave, and the refusal of sync hooks. Real git repositories, a real
+//! wave. (Hooks: tests/hooks.rs.) Real git repositories, a real
 //! `plumb serve`, the real local control plane (no kubelet: a Deployment of
 //! one replica never becomes Available).
 
@@ -302,60 +302,5 @@ async fn terminate_stops_a_sync_waiting_for_a_wave() -> Result<()> {
         )
         .await?;
     assert_eq!(code, 200, "{body}");
-    Ok(())
-}
-
-#[tokio::test]
-async fn an_application_with_sync_hooks_is_not_synced_at_all() -> Result<()> {
-    let ns = TestNamespace::new("waves-hooks").await;
-    ns.create().await?;
-    let name = unique_names(&ns)("hooks");
-    let repo = GitRepo::new(None)?;
-    repo.write("app/cm.yaml", &configmap("plain", None))?;
-    repo.write(
-        "app/migrate.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: migrate\n  annotations:\n    argocd.argoproj.io/hook: PreSync\n",
-    )?;
-    repo.commit("a PreSync hook")?;
-    let work = tempfile::tempdir()?;
-    let plumb = Plumb::start(
-        work.path(),
-        &application(
-            &name,
-            &repo.url(),
-            "app",
-            &ns.name,
-            "  syncPolicy:\n    automated: {prune: true}\n",
-        ),
-    )
-    .await?;
-    // Unknown is also the status before the first comparison: wait for
-    // the condition itself.
-    let doc = eventually("the hooks condition", WAIT, || async {
-        let doc = plumb.app(&name).await?;
-        let message = str_at(&doc, "/status/conditions/0/message");
-        Ok(message.contains("hook").then_some(doc))
-    })
-    .await
-    .with_context(|| format!("plumb log:\n{}", plumb.log_text()))?;
-    assert_eq!(str_at(&doc, "/status/sync/status"), "Unknown", "{doc}");
-    let message = str_at(&doc, "/status/conditions/0/message");
-    assert!(
-        message.contains("ConfigMap migrate is a PreSync hook")
-            && message.contains("nothing is synced"),
-        "{doc}"
-    );
-    // A user's sync is refused too.
-    let doc = plumb
-        .operate(&format!("/api/v1/applications/{name}/sync"), json!({}))
-        .await?;
-    assert_eq!(str_at(&doc, "/status/operationState/phase"), "Failed");
-    assert!(
-        str_at(&doc, "/status/operationState/message").contains("not supported yet"),
-        "{doc}"
-    );
-    for cm in ["plain", "migrate"] {
-        assert!(object(&configmaps(), &ns.name, cm).await?.is_none(), "{cm}");
-    }
     Ok(())
 }

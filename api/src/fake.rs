@@ -276,6 +276,7 @@ fn finished_sync(revision: &str, request: &SyncRequest) -> OperationState {
                 status: "Synced".into(),
                 message: "deployment.apps/api configured".into(),
                 sync_phase: "Sync".into(),
+                ..ResourceResult::default()
             }],
         }),
         operation: Some(Operation {

@@ -22,6 +22,7 @@ pub mod decide;
 pub mod diff;
 pub mod health;
 pub mod helm;
+pub mod hooks;
 pub mod kustomize;
 pub mod model;
 pub mod plan;

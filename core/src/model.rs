@@ -975,9 +975,15 @@ pub struct ResourceResult {
     /// What happened.
     #[serde(default)]
     pub message: String,
-    /// `Sync` (Plumb runs no hooks yet).
+    /// `PreSync`, `Sync`, `PostSync` or `SyncFail`.
     #[serde(default)]
     pub sync_phase: String,
+    /// For a hook: its type (`PreSync`, `Sync`, `PostSync`, `SyncFail`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hook_type: String,
+    /// For a hook: `Running`, `Succeeded` or `Failed`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hook_phase: String,
 }
 
 /// `status.resources[]`.

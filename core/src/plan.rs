@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::hooks::SyncPhase;
 use crate::model::{ResourceKey, has_option};
 use crate::waves::wave_of;
 
@@ -69,6 +70,26 @@ pub struct Desired {
     pub modified: bool,
 }
 
+/// A hook to run in one phase of the sync ([`crate::hooks`]): created at
+/// its wave, waited for until it completes, never compared nor pruned.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hook {
+    /// Its identity (a `generateName` hook's name is the operation's).
+    pub key: ResourceKey,
+    /// The object to apply.
+    pub object: Value,
+    /// The phase it runs in.
+    pub phase: SyncPhase,
+    /// Its wave within the phase.
+    pub wave: i64,
+    /// `BeforeHookCreation`: an object of the same name is deleted first.
+    pub recreate: bool,
+    /// `HookSucceeded`: deleted once it succeeded.
+    pub delete_succeeded: bool,
+    /// `HookFailed`: deleted once it failed.
+    pub delete_failed: bool,
+}
+
 /// One object in the cluster that carries this application's tracking id.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tracked {
@@ -123,6 +144,18 @@ pub enum Step {
         /// precondition).
         uid: String,
     },
+    /// Create a hook (deleting the object of the same name first when
+    /// `recreate`).
+    Hook {
+        /// Its identity.
+        key: ResourceKey,
+        /// The object.
+        object: Value,
+        /// The phase it runs in.
+        phase: SyncPhase,
+        /// Delete an object of the same name before creating it.
+        recreate: bool,
+    },
     /// An object that would be pruned but is kept, and why.
     PruneSkipped {
         /// Its identity.
@@ -158,6 +191,8 @@ pub struct Stage {
 /// The objects of one sync wave and the steps that apply them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Wave {
+    /// The phase it belongs to (PreSync and PostSync waves hold hooks only).
+    pub phase: SyncPhase,
     /// Its number (`argocd.argoproj.io/sync-wave`, 0 without one).
     pub wave: i64,
     /// Its stages with at least one step, in order (none when every object
@@ -166,6 +201,16 @@ pub struct Wave {
     /// Every desired object of the wave, applied or not: the next wave
     /// waits until they are all ready.
     pub members: Vec<ResourceKey>,
+    /// Its hooks (also among `members`): the sync waits until each has
+    /// completed, and fails when one fails.
+    pub hooks: Vec<ResourceKey>,
+}
+
+impl Wave {
+    /// Where it comes in the sync: by phase, then by wave.
+    pub fn position(&self) -> (SyncPhase, i64) {
+        (self.phase, self.wave)
+    }
 }
 
 /// What a sync will do.
@@ -173,9 +218,11 @@ pub struct Wave {
 pub struct SyncPlan {
     /// The waves with an object or a step, lowest first.
     pub waves: Vec<Wave>,
-    /// The prunes (and kept objects), after the last wave; `None` when
-    /// nothing is gone.
+    /// The prunes (and kept objects), after the last wave of the Sync
+    /// phase; `None` when nothing is gone.
     pub prune: Option<Stage>,
+    /// The SyncFail hooks, created when the sync fails.
+    pub fail: Option<Stage>,
 }
 
 impl SyncPlan {
@@ -232,13 +279,27 @@ fn is_foundation(key: &ResourceKey) -> bool {
         || (key.group == "apiextensions.k8s.io" && key.kind == "CustomResourceDefinition")
 }
 
-/// Plans a sync.
+/// Plans a sync without hooks.
+///
+/// # Errors
+/// As [`plan_with_hooks`].
+pub fn plan(
+    desired: &[Desired],
+    tracked: &[Tracked],
+    options: &PlanOptions,
+) -> Result<SyncPlan, PlanError> {
+    plan_with_hooks(desired, &[], tracked, options)
+}
+
+/// Plans a sync: PreSync hooks by wave, then the objects and Sync hooks by
+/// wave, the prunes, then PostSync hooks by wave; SyncFail hooks aside.
 ///
 /// # Errors
 /// [`PlanError::EmptyRender`] when nothing is desired, objects are tracked and
 /// `allow_empty` is off.
-pub fn plan(
+pub fn plan_with_hooks(
     desired: &[Desired],
+    hooks: &[Hook],
     tracked: &[Tracked],
     options: &PlanOptions,
 ) -> Result<SyncPlan, PlanError> {
@@ -247,13 +308,23 @@ pub fn plan(
             tracked: tracked.len(),
         });
     }
-    let mut by_wave: BTreeMap<i64, Vec<&Desired>> = BTreeMap::new();
+    let mut by_wave: BTreeMap<(SyncPhase, i64), Vec<&Desired>> = BTreeMap::new();
     for d in desired {
         let wave = wave_of(&d.object).map_err(|text| PlanError::InvalidWave {
             key: d.key.clone(),
             text,
         })?;
-        by_wave.entry(wave).or_default().push(d);
+        by_wave.entry((SyncPhase::Sync, wave)).or_default().push(d);
+    }
+    let mut hooks_by_wave: BTreeMap<(SyncPhase, i64), Vec<&Hook>> = BTreeMap::new();
+    let mut fail_hooks: Vec<&Hook> = Vec::new();
+    for h in hooks {
+        if h.phase == SyncPhase::SyncFail {
+            fail_hooks.push(h);
+        } else {
+            hooks_by_wave.entry((h.phase, h.wave)).or_default().push(h);
+            by_wave.entry((h.phase, h.wave)).or_default();
+        }
     }
     let mut create_namespace = options.create_namespace.as_ref().filter(|ns| {
         !desired
@@ -261,12 +332,15 @@ pub fn plan(
             .any(|d| d.key.kind == "Namespace" && d.key.group.is_empty() && &d.key.name == *ns)
     });
     if create_namespace.is_some() && by_wave.is_empty() {
-        by_wave.insert(0, Vec::new());
+        by_wave.insert((SyncPhase::Sync, 0), Vec::new());
     }
     let mut waves = Vec::with_capacity(by_wave.len());
-    for (wave, mut objects) in by_wave {
+    for ((phase, wave), mut objects) in by_wave {
         objects.sort_by(|a, b| order_key(&a.key).cmp(&order_key(&b.key)));
-        // The destination namespace comes before the first wave.
+        let mut wave_hooks = hooks_by_wave.remove(&(phase, wave)).unwrap_or_default();
+        wave_hooks.sort_by(|a, b| order_key(&a.key).cmp(&order_key(&b.key)));
+        // The destination namespace comes before the first wave (a PreSync
+        // hook may need it too).
         let mut foundation: Vec<Step> = create_namespace
             .take()
             .map(|ns| Step::CreateNamespace(ns.clone()))
@@ -287,17 +361,27 @@ pub fn plan(
                 main.push(step)
             }
         }
+        main.extend(wave_hooks.iter().copied().map(hook_step));
         let stages = [(StageKind::Foundation, foundation), (StageKind::Main, main)]
             .into_iter()
             .filter(|(_, steps)| !steps.is_empty())
             .map(|(kind, steps)| Stage { kind, steps })
             .collect();
+        let hooks: Vec<ResourceKey> = wave_hooks.iter().map(|h| h.key.clone()).collect();
         waves.push(Wave {
+            phase,
             wave,
             stages,
-            members: objects.iter().map(|d| d.key.clone()).collect(),
+            members: objects
+                .iter()
+                .map(|d| d.key.clone())
+                .chain(hooks.iter().cloned())
+                .collect(),
+            hooks,
         });
     }
+    fail_hooks.sort_by(|a, b| (a.wave, order_key(&a.key)).cmp(&(b.wave, order_key(&b.key))));
+    let fail: Vec<Step> = fail_hooks.into_iter().map(hook_step).collect();
 
     let mut gone: Vec<&Tracked> = tracked
         .iter()
@@ -314,7 +398,20 @@ pub fn plan(
             kind: StageKind::Prune,
             steps: prune,
         }),
+        fail: (!fail.is_empty()).then_some(Stage {
+            kind: StageKind::Main,
+            steps: fail,
+        }),
     })
+}
+
+fn hook_step(h: &Hook) -> Step {
+    Step::Hook {
+        key: h.key.clone(),
+        object: h.object.clone(),
+        phase: h.phase,
+        recreate: h.recreate,
+    }
 }
 
 /// Prune or keep one tracked object that is no longer desired.
@@ -383,6 +480,9 @@ mod tests {
                 Step::Prune { key, .. } => format!("prune {}/{}", key.kind, key.name),
                 Step::PruneSkipped { key, reason, .. } => {
                     format!("keep {}/{} ({reason})", key.kind, key.name)
+                }
+                Step::Hook { key, phase, .. } => {
+                    format!("hook {} {}/{}", phase.as_str(), key.kind, key.name)
                 }
             })
             .collect()

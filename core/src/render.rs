@@ -307,15 +307,26 @@ fn file_objects(file: &SourceFile) -> Result<Vec<(String, ResourceKey, Value)>, 
     for (index, document) in parse_documents(file)? {
         for (origin, mut object) in expand_list(file, index, document)? {
             normalize_desired(&mut object);
-            let key = ResourceKey::of(&object).ok_or_else(|| RenderError::Invalid {
-                file: file.path.clone(),
-                document: index + 1,
-                message: "not a Kubernetes object".into(),
-            })?;
+            let key = ResourceKey::of(&object)
+                .or_else(|| generated_key(&object))
+                .ok_or_else(|| RenderError::Invalid {
+                    file: file.path.clone(),
+                    document: index + 1,
+                    message: "not a Kubernetes object".into(),
+                })?;
             out.push((origin, key, object));
         }
     }
     Ok(out)
+}
+
+/// The key of a hook that has a `generateName` and no name: the prefix
+/// stands for the name until a sync names it.
+fn generated_key(object: &Value) -> Option<ResourceKey> {
+    let prefix = object.pointer("/metadata/generateName")?.as_str()?;
+    let mut named = object.clone();
+    named["metadata"]["name"] = Value::String(prefix.to_string());
+    ResourceKey::of(&named)
 }
 
 /// Argo CD's rule for YAML that does not render: a file that does not even
@@ -652,9 +663,16 @@ fn check_object(object: &Value) -> Result<(), String> {
         Some(other) => return Err(format!("metadata is {}; {NEEDS}", type_name(other))),
     };
     match metadata.get("name") {
+        // A hook may have a generateName instead: each sync names it.
+        None | Some(Value::Null)
+            if metadata
+                .get("generateName")
+                .and_then(Value::as_str)
+                .is_some_and(|g| !g.is_empty())
+                && crate::hooks::is_hook(object) => {}
         None | Some(Value::Null) => {
             let hint = if metadata.contains_key("generateName") {
-                " (generateName is not supported: Plumb must know the name to track and prune the object)"
+                " (generateName is only for hooks: Plumb must know the name to track and prune the object)"
             } else {
                 ""
             };
@@ -1040,9 +1058,12 @@ mod tests {
             "{err}"
         );
         assert!(
-            err.to_string().contains("generateName is not supported"),
+            err.to_string().contains("generateName is only for hooks"),
             "{err}"
         );
+        // A hook may have one.
+        let hook = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  generateName: migrate-\n  annotations:\n    argocd.argoproj.io/hook: PreSync\n";
+        assert!(render(&[file("hook.yaml", hook)]).is_ok());
     }
 
     #[test]

@@ -4,27 +4,27 @@
 //! engine's operation applies a wave, then asks [`next`] again, in the same
 //! reconcile or in a later one).
 //!
-//! Argo CD's rule, kept: waves are applied lowest first; a wave starts when
+//! Argo CD's rule, kept: the PreSync phase, the Sync phase and the PostSync
+//! phase follow each other, each by waves, lowest first; a wave starts when
 //! every object of the waves before it is Healthy (an Application object is
 //! as healthy as its `status.health` says, and here must also be Synced, so
-//! that an app of apps moves on only when the child has deployed); the last
-//! wave is not waited for (a sync ends when its last wave is applied, as a
-//! sync without waves does). Prunes come after the last wave.
+//! that an app of apps moves on only when the child has deployed). Prunes
+//! come after the last wave of the Sync phase, without waiting. A hook must
+//! complete (be Healthy: a Job Complete, a Pod Succeeded) before the sync
+//! goes on or ends, and a failed one (Degraded) fails the sync; the other
+//! objects of the last wave are not waited for (a sync ends when its last
+//! wave is applied, as a sync without waves does).
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::model::{HealthStatusCode, Manifest, ResourceKey, annotation};
+use crate::hooks::SyncPhase;
+use crate::model::{HealthStatusCode, ResourceKey, annotation};
 use crate::plan::{SyncPlan, Wave};
 
 /// An object's sync wave; absent means 0.
 pub const SYNC_WAVE_ANNOTATION: &str = "argocd.argoproj.io/sync-wave";
-
-/// Marks an object as a sync hook (`PreSync`, `Sync`, `PostSync`,
-/// `SyncFail`, `Skip`, ...). Plumb runs no hooks yet and refuses to sync an
-/// application that has any.
-pub const HOOK_ANNOTATION: &str = "argocd.argoproj.io/hook";
 
 /// The wave of an object: its [`SYNC_WAVE_ANNOTATION`] as an integer, 0
 /// without one.
@@ -37,36 +37,6 @@ pub fn wave_of(object: &Value) -> Result<i64, String> {
         None => Ok(0),
         Some(text) => text.trim().parse().map_err(|_| text.to_string()),
     }
-}
-
-/// The [`HOOK_ANNOTATION`] of an object, when it has one.
-pub fn hook_of(object: &Value) -> Option<&str> {
-    annotation(object, HOOK_ANNOTATION)
-}
-
-/// Why a render with sync hooks is not synced: one clause per hook
-/// (`Job migrate is a PreSync hook`, the first three), or `None` when it
-/// has none. Plumb runs no hooks yet; applying the rest without them would
-/// half-apply what the author meant (a migration skipped, a `Skip` object
-/// applied), so the whole application waits until they are removed.
-pub fn unsupported_hooks(manifests: &[Manifest]) -> Option<String> {
-    let hooks: Vec<String> = manifests
-        .iter()
-        .filter_map(|m| {
-            hook_of(&m.object).map(|hook| format!("{} {} is a {hook} hook", m.kind(), m.name()))
-        })
-        .collect();
-    if hooks.is_empty() {
-        return None;
-    }
-    let more = match hooks.len().saturating_sub(NAMED) {
-        0 => String::new(),
-        n => format!(" (and {n} more)"),
-    };
-    Some(format!(
-        "sync hooks ({HOOK_ANNOTATION}) are not supported yet: {}{more}; nothing is synced until they are removed",
-        hooks.into_iter().take(NAMED).collect::<Vec<_>>().join(", ")
-    ))
 }
 
 /// What a wave waits for, as the live state shows it.
@@ -109,11 +79,16 @@ impl Readiness {
 pub enum Progress {
     /// No wave applied yet.
     Start,
-    /// Every wave up to and including `wave` was applied.
+    /// Every wave up to and including this one was applied.
     Applied {
+        /// The phase of the last wave applied.
+        phase: SyncPhase,
         /// The last wave applied.
         wave: i64,
     },
+    /// Every wave of the PreSync and Sync phases was applied, and the
+    /// prunes ran.
+    Pruned,
 }
 
 /// What a sync operation does next.
@@ -129,8 +104,15 @@ pub enum Next<'p> {
         /// What it waits for, for the operation's message.
         message: String,
     },
-    /// Every wave is applied: prune, and the sync is done.
+    /// Every wave of the Sync phase is applied: prune.
     Prune,
+    /// Everything was applied, and every hook completed: the sync is done.
+    Done,
+    /// A hook failed: the sync fails (and runs its SyncFail hooks).
+    Fail {
+        /// Which hook, and what it says.
+        message: String,
+    },
 }
 
 /// How many objects a waiting message names.
@@ -139,56 +121,116 @@ const NAMED: usize = 3;
 /// Decides the next step of a sync operation from its plan, how far it got,
 /// and the live readiness of the objects of the waves it applied (an
 /// object absent from `live` is Missing). `live` is read only when there is
-/// a wave to wait for, so a sync of one wave needs none.
+/// a wave or a hook to wait for, so a sync of one wave without hooks needs
+/// none.
 pub fn next<'p>(
     plan: &'p SyncPlan,
     progress: Progress,
     live: &BTreeMap<ResourceKey, Readiness>,
 ) -> Next<'p> {
-    let applied = match progress {
-        Progress::Start => {
-            return plan.waves.first().map_or(Next::Prune, Next::Apply);
-        }
-        Progress::Applied { wave } => wave,
+    let position = match progress {
+        Progress::Start => None,
+        Progress::Applied { phase, wave } => Some((phase, wave)),
+        Progress::Pruned => Some((SyncPhase::Sync, i64::MAX)),
     };
-    let Some(upcoming) = plan.waves.iter().find(|w| w.wave > applied) else {
-        return Next::Prune;
+    let pruned = match progress {
+        Progress::Pruned => true,
+        Progress::Applied { phase, .. } => phase > SyncPhase::Sync,
+        Progress::Start => false,
     };
-    let held: Vec<String> = plan
+    let applied: Vec<&Wave> = plan
         .waves
         .iter()
-        .take_while(|w| w.wave <= applied)
-        .flat_map(|w| w.members.iter())
-        .filter_map(|key| {
-            let why = match live.get(key) {
-                None => Some("is Missing".to_string()),
-                Some(r) => r.holds(),
-            };
-            why.map(|why| format!("{} {} {why}", key.kind, key.name))
-        })
+        .take_while(|w| position.is_some_and(|p| w.position() <= p))
         .collect();
+    // A failed hook fails the sync.
+    for key in applied.iter().flat_map(|w| w.hooks.iter()) {
+        if let Some(r) = live.get(key)
+            && r.health == HealthStatusCode::Degraded
+        {
+            let why = if r.message.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", r.message)
+            };
+            return Next::Fail {
+                message: format!("hook {} {} failed{why}", key.kind, key.name),
+            };
+        }
+    }
+    let upcoming = plan
+        .waves
+        .iter()
+        .find(|w| position.is_none_or(|p| w.position() > p));
+    if !pruned && upcoming.is_none_or(|w| w.phase > SyncPhase::Sync) {
+        return Next::Prune;
+    }
+    let Some(upcoming) = upcoming else {
+        // Nothing left to apply: done once every hook has completed.
+        let running = waiting_for(applied.iter().flat_map(|w| w.hooks.iter()), live);
+        if running.is_empty() {
+            return Next::Done;
+        }
+        return Next::Wait {
+            next: position.map_or(0, |(_, wave)| wave),
+            message: format!("waiting for hooks to complete: {}", named(running)),
+        };
+    };
+    let held = waiting_for(applied.iter().flat_map(|w| w.members.iter()), live);
     if held.is_empty() {
         return Next::Apply(upcoming);
     }
-    let more = match held.len().saturating_sub(NAMED) {
-        0 => String::new(),
-        n => format!(" (and {n} more)"),
+    let before = match position {
+        _ if progress == Progress::Pruned => "the Sync phase".to_string(),
+        Some((phase, wave)) if phase == upcoming.phase => format!("wave {wave}"),
+        Some((phase, wave)) => format!("{} wave {wave}", phase.as_str()),
+        None => "the start".to_string(),
+    };
+    let after = if Some(upcoming.phase) == position.map(|(p, _)| p) {
+        format!("wave {}", upcoming.wave)
+    } else {
+        format!("{} wave {}", upcoming.phase.as_str(), upcoming.wave)
     };
     Next::Wait {
         next: upcoming.wave,
         message: format!(
-            "waiting for wave {} to be healthy before wave {}: {}{more}",
-            applied,
-            upcoming.wave,
-            held.into_iter().take(NAMED).collect::<Vec<_>>().join("; ")
+            "waiting for {before} to be healthy before {after}: {}",
+            named(held)
         ),
     }
+}
+
+/// Why each of `keys` is not ready yet, as `Kind name is ...`.
+fn waiting_for<'a>(
+    keys: impl Iterator<Item = &'a ResourceKey>,
+    live: &BTreeMap<ResourceKey, Readiness>,
+) -> Vec<String> {
+    keys.filter_map(|key| {
+        let why = match live.get(key) {
+            None => Some("is Missing".to_string()),
+            Some(r) => r.holds(),
+        };
+        why.map(|why| format!("{} {} {why}", key.kind, key.name))
+    })
+    .collect()
+}
+
+/// The first [`NAMED`] of `items`, and how many more.
+fn named(items: Vec<String>) -> String {
+    let more = match items.len().saturating_sub(NAMED) {
+        0 => String::new(),
+        n => format!(" (and {n} more)"),
+    };
+    format!(
+        "{}{more}",
+        items.into_iter().take(NAMED).collect::<Vec<_>>().join("; ")
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Desired, PlanOptions, plan};
+    use crate::plan::{Desired, Hook, PlanOptions, plan, plan_with_hooks};
     use HealthStatusCode::{Degraded, Healthy, Progressing};
     use serde_json::json;
 
@@ -237,40 +279,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn hook_is_read_from_its_annotation() {
-        let hook = json!({"metadata": {"annotations": {HOOK_ANNOTATION: "PreSync"}}});
-        assert_eq!(hook_of(&hook), Some("PreSync"));
-        assert_eq!(hook_of(&json!({"metadata": {}})), None);
-    }
-
-    #[test]
-    fn any_hook_refuses_the_whole_render() {
-        let manifest = |kind: &str, name: &str, hook: Option<&str>| Manifest {
-            object: match hook {
-                Some(h) => {
-                    json!({"kind": kind, "metadata": {"name": name, "annotations": {HOOK_ANNOTATION: h}}})
-                }
-                None => json!({"kind": kind, "metadata": {"name": name}}),
-            },
-            origin: format!("{name}.yaml#0"),
-        };
-        let plain = [manifest("ConfigMap", "c", None)];
-        assert_eq!(unsupported_hooks(&plain), None);
-        let with_hooks = [
-            manifest("ConfigMap", "c", None),
-            manifest("Job", "migrate", Some("PreSync")),
-            manifest("Pod", "skipped", Some("Skip")),
-        ];
-        assert_eq!(
-            unsupported_hooks(&with_hooks).as_deref(),
-            Some(
-                "sync hooks (argocd.argoproj.io/hook) are not supported yet: Job migrate is a PreSync hook, \
-                 Pod skipped is a Skip hook; nothing is synced until they are removed"
-            )
-        );
-    }
-
     /// (progress, live readiness of a/b/c, expected next step)
     #[test]
     fn next_wave_starts_when_every_earlier_object_is_ready() {
@@ -297,7 +305,10 @@ mod tests {
             live.remove(&key("ConfigMap", name));
             live
         };
-        let applied = |wave| Progress::Applied { wave };
+        let applied = |wave| Progress::Applied {
+            phase: SyncPhase::Sync,
+            wave,
+        };
         let apply = |wave: i64| format!("apply {wave}");
         let cases: Vec<(Progress, BTreeMap<ResourceKey, Readiness>, String)> = vec![
             (Progress::Start, BTreeMap::new(), apply(-1)),
@@ -322,13 +333,10 @@ mod tests {
             (applied(0), all_healthy.clone(), apply(1)),
             // The last wave is not waited for.
             (applied(1), with("c", ready(Progressing, None)), "prune".into()),
+            (Progress::Pruned, with("c", ready(Progressing, None)), "done".into()),
         ];
         for (progress, live, expected) in cases {
-            let got = match next(&p, progress, &live) {
-                Next::Apply(w) => apply(w.wave),
-                Next::Wait { next, message } => format!("wait {next}: {message}"),
-                Next::Prune => "prune".into(),
-            };
+            let got = describe(next(&p, progress, &live));
             assert_eq!(got, expected, "{progress:?}");
         }
     }
@@ -343,7 +351,10 @@ mod tests {
         let at = |r: Readiness| -> BTreeMap<ResourceKey, Readiness> {
             [(key("Application", "child-a"), r)].into()
         };
-        let applied = Progress::Applied { wave: 0 };
+        let applied = Progress::Applied {
+            phase: SyncPhase::Sync,
+            wave: 0,
+        };
         let message = |r: Readiness| match next(&p, applied, &at(r)) {
             Next::Wait { message, .. } => message,
             other => format!("{other:?}"),
@@ -382,12 +393,15 @@ mod tests {
         assert!(
             matches!(next(&p, Progress::Start, &BTreeMap::new()), Next::Apply(w) if w.wave == 5)
         );
-        assert_eq!(
-            next(&p, Progress::Applied { wave: 5 }, &BTreeMap::new()),
-            Next::Prune
-        );
+        let applied = Progress::Applied {
+            phase: SyncPhase::Sync,
+            wave: 5,
+        };
+        assert_eq!(next(&p, applied, &BTreeMap::new()), Next::Prune);
+        assert_eq!(next(&p, Progress::Pruned, &BTreeMap::new()), Next::Done);
         let empty = SyncPlan::default();
         assert_eq!(next(&empty, Progress::Start, &BTreeMap::new()), Next::Prune);
+        assert_eq!(next(&empty, Progress::Pruned, &BTreeMap::new()), Next::Done);
     }
 
     #[test]
@@ -398,13 +412,142 @@ mod tests {
             .collect();
         d.push(desired("ConfigMap", "z", Some("1")));
         let p = plan(&d, &[], &PlanOptions::default()).expect("plan");
-        let Next::Wait { message, .. } = next(&p, Progress::Applied { wave: 0 }, &BTreeMap::new())
-        else {
+        let applied = Progress::Applied {
+            phase: SyncPhase::Sync,
+            wave: 0,
+        };
+        let Next::Wait { message, .. } = next(&p, applied, &BTreeMap::new()) else {
             panic!("waits")
         };
         assert!(
             message.ends_with("ConfigMap c is Missing (and 2 more)"),
             "{message}"
         );
+    }
+
+    fn describe(n: Next<'_>) -> String {
+        match n {
+            Next::Apply(w) if w.phase == SyncPhase::Sync => format!("apply {}", w.wave),
+            Next::Apply(w) => format!("apply {} {}", w.phase.as_str(), w.wave),
+            Next::Wait { next, message } => format!("wait {next}: {message}"),
+            Next::Prune => "prune".into(),
+            Next::Done => "done".into(),
+            Next::Fail { message } => format!("fail: {message}"),
+        }
+    }
+
+    fn hook(kind: &str, name: &str, phase: SyncPhase, wave: i64) -> Hook {
+        Hook {
+            key: key(kind, name),
+            object: json!({"kind": kind, "metadata": {"name": name}}),
+            phase,
+            wave,
+            recreate: true,
+            delete_succeeded: false,
+            delete_failed: false,
+        }
+    }
+
+    /// PreSync hooks, then the objects, the prunes, then PostSync hooks:
+    /// each hook must complete before the sync goes on or ends, and a
+    /// failed one fails it. (progress, live, expected)
+    #[test]
+    fn hooks_run_in_their_phase_and_must_complete() {
+        let d = [desired("Deployment", "web", None)];
+        let hooks = [
+            hook("Job", "migrate", SyncPhase::PreSync, 0),
+            hook("Job", "smoke", SyncPhase::PostSync, 0),
+            hook("Pod", "page", SyncPhase::SyncFail, 0),
+        ];
+        let p = plan_with_hooks(&d, &hooks, &[], &PlanOptions::default()).expect("plan");
+        assert_eq!(
+            p.waves.iter().map(|w| w.position()).collect::<Vec<_>>(),
+            [
+                (SyncPhase::PreSync, 0),
+                (SyncPhase::Sync, 0),
+                (SyncPhase::PostSync, 0)
+            ]
+        );
+        assert_eq!(p.fail.as_ref().map(|s| s.steps.len()), Some(1));
+        let at = |items: &[(&str, &str, Readiness)]| -> BTreeMap<ResourceKey, Readiness> {
+            items
+                .iter()
+                .map(|(kind, name, r)| (key(kind, name), r.clone()))
+                .collect()
+        };
+        let applied = |phase, wave| Progress::Applied { phase, wave };
+        let migrate_running = ready(Progressing, None);
+        let cases: Vec<(Progress, BTreeMap<ResourceKey, Readiness>, &str)> = vec![
+            (Progress::Start, at(&[]), "apply PreSync 0"),
+            (
+                applied(SyncPhase::PreSync, 0),
+                at(&[("Job", "migrate", migrate_running)]),
+                "wait 0: waiting for PreSync wave 0 to be healthy before Sync wave 0: Job migrate is Progressing",
+            ),
+            (
+                applied(SyncPhase::PreSync, 0),
+                at(&[(
+                    "Job",
+                    "migrate",
+                    Readiness {
+                        message: "BackoffLimitExceeded".into(),
+                        ..ready(Degraded, None)
+                    },
+                )]),
+                "fail: hook Job migrate failed: BackoffLimitExceeded",
+            ),
+            (
+                applied(SyncPhase::PreSync, 0),
+                at(&[("Job", "migrate", ready(Healthy, None))]),
+                "apply 0",
+            ),
+            // The prunes come before PostSync, without waiting.
+            (
+                applied(SyncPhase::Sync, 0),
+                at(&[("Job", "migrate", ready(Healthy, None))]),
+                "prune",
+            ),
+            // PostSync waits for the Sync phase to be healthy.
+            (
+                Progress::Pruned,
+                at(&[
+                    ("Job", "migrate", ready(Healthy, None)),
+                    ("Deployment", "web", ready(Progressing, None)),
+                ]),
+                "wait 0: waiting for the Sync phase to be healthy before PostSync wave 0: Deployment web is Progressing",
+            ),
+            (
+                Progress::Pruned,
+                at(&[
+                    ("Job", "migrate", ready(Healthy, None)),
+                    ("Deployment", "web", ready(Healthy, None)),
+                ]),
+                "apply PostSync 0",
+            ),
+            // The last hook is waited for, not the last objects.
+            (
+                applied(SyncPhase::PostSync, 0),
+                at(&[
+                    ("Job", "migrate", ready(Healthy, None)),
+                    ("Deployment", "web", ready(Healthy, None)),
+                ]),
+                "wait 0: waiting for hooks to complete: Job smoke is Missing",
+            ),
+            (
+                applied(SyncPhase::PostSync, 0),
+                at(&[
+                    ("Job", "migrate", ready(Healthy, None)),
+                    ("Job", "smoke", ready(Healthy, None)),
+                ]),
+                "done",
+            ),
+        ];
+        for (progress, live, expected) in cases {
+            assert_eq!(
+                describe(next(&p, progress, &live)),
+                expected,
+                "{progress:?}"
+            );
+        }
     }
 }

@@ -44,6 +44,8 @@ pub struct Live {
     health: Option<Health>,
     /// An Application object's `status.sync.status` (empty without one).
     app_sync: Option<Box<str>>,
+    /// A sync hook: never compared, listed or pruned.
+    hook: bool,
     fingerprint: u64,
 }
 
@@ -74,6 +76,7 @@ impl Live {
             app_sync: (text("/kind").as_ref() == "Application"
                 && text("/apiVersion").starts_with("argoproj.io/"))
             .then(|| text("/status/sync/status")),
+            hook: crate::hooks::is_hook(object),
             fingerprint: diff::fingerprint(object),
         }
     }
@@ -121,6 +124,12 @@ impl Live {
     /// Its health, where Plumb knows how to assess its kind.
     pub fn health(&self) -> Option<&Health> {
         self.health.as_ref()
+    }
+
+    /// Whether it is a sync hook (`argocd.argoproj.io/hook` or
+    /// `helm.sh/hook`).
+    pub fn is_hook(&self) -> bool {
+        self.hook
     }
 
     /// For an Application object (app of apps), its `status.sync.status`:

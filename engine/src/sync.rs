@@ -32,7 +32,13 @@ pub struct SyncOutcome {
     pub applied: Vec<(ResourceKey, String, u64)>,
     /// The sync was terminated before it ended.
     pub terminated: bool,
+    /// The uid of each hook created.
+    pub hooks: Vec<(ResourceKey, String)>,
 }
+
+/// How long deleting the earlier object of a hook's name may take
+/// (`BeforeHookCreation`) before the hook's creation fails.
+const HOOK_DELETE_WAIT: Duration = Duration::from_secs(60);
 
 fn result(
     key: &ResourceKey,
@@ -49,6 +55,43 @@ fn result(
         status: status.to_string(),
         message: message.into(),
         sync_phase: "Sync".to_string(),
+        hook_type: String::new(),
+        hook_phase: String::new(),
+    }
+}
+
+/// Deletes the object a hook's name holds, if any, and waits until it is
+/// gone (a Job being deleted keeps its name until its Pods are).
+async fn clear_hook_name(cluster: &Cluster, kind: &Kind, key: &ResourceKey) -> Result<(), String> {
+    let Some(existing) = cluster.get(kind, key).await.map_err(|e| e.to_string())? else {
+        return Ok(());
+    };
+    let uid = existing
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match cluster.delete(kind, key, Some(uid)).await {
+        Ok(()) | Err(ClusterError::Replaced(_)) => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let deadline = tokio::time::Instant::now() + HOOK_DELETE_WAIT;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match cluster.get(kind, key).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(_)) if tokio::time::Instant::now() >= deadline => {
+                return Err(format!(
+                    "the earlier {} {} is still being deleted after {}s (BeforeHookCreation)",
+                    key.kind,
+                    key.name,
+                    HOOK_DELETE_WAIT.as_secs()
+                ));
+            }
+            Ok(Some(_)) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
     }
 }
 
@@ -150,12 +193,51 @@ async fn run_step(
             api_version,
             reason,
         } => result(key, api_version, "PruneSkipped", reason.clone()),
+        Step::Hook {
+            key,
+            object,
+            phase,
+            recreate,
+        } => {
+            let api_version = object
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let hook_result = |status: &str, message: String, hook_phase: &str| ResourceResult {
+                sync_phase: phase.as_str().to_string(),
+                hook_type: phase.as_str().to_string(),
+                hook_phase: hook_phase.to_string(),
+                ..result(key, api_version, status, message)
+            };
+            let kind = match resolve(cluster, api_version, key).await {
+                Ok(kind) => kind,
+                Err(message) => return (hook_result("SyncFailed", message, "Failed"), None),
+            };
+            if *recreate && let Err(message) = clear_hook_name(cluster, &kind, key).await {
+                return (hook_result("SyncFailed", message, "Failed"), None);
+            }
+            match cluster.apply(&kind, object, false).await {
+                Ok(applied) => {
+                    live.observe_applied(api_version, &key.kind, &applied);
+                    let uid = applied
+                        .pointer("/metadata/uid")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string();
+                    return (
+                        hook_result("Synced", "hook created".into(), "Running"),
+                        Some((uid, 0)),
+                    );
+                }
+                Err(e) => hook_result("SyncFailed", e.to_string(), "Failed"),
+            }
+        }
     };
     (result, applied_version)
 }
 
 /// A step's result and, for an apply, the applied `resourceVersion` and
-/// fingerprint.
+/// fingerprint (for a hook: its uid, and 0).
 type StepResult = (ResourceResult, Option<(String, u64)>);
 
 /// Runs a step unless the sync was terminated; abandons it when the sync is
@@ -215,8 +297,14 @@ pub async fn execute(
             if r.status == "SyncFailed" {
                 failed.push(format!("{} {}: {}", r.kind, r.name, r.message));
             }
-            if let (Step::Apply { key, .. }, Some((version, print))) = (step, version) {
-                outcome.applied.push((key.clone(), version, print));
+            match (step, version) {
+                (Step::Apply { key, .. }, Some((version, print))) => {
+                    outcome.applied.push((key.clone(), version, print));
+                }
+                (Step::Hook { key, .. }, Some((uid, _))) => {
+                    outcome.hooks.push((key.clone(), uid));
+                }
+                _ => {}
             }
             outcome.resources.push(r);
         }

@@ -51,8 +51,8 @@ pub enum ReconcileError {
     /// declared, ...).
     #[error("{0}")]
     Invalid(String),
-    /// The render has sync hooks, which Plumb does not run yet: nothing is
-    /// synced rather than everything but the hooks.
+    /// A hook's annotations cannot be read (an unknown hook type, say):
+    /// nothing is synced rather than everything but that hook.
     #[error("{0}")]
     Hooks(String),
     /// Discovery failed while resolving kinds.

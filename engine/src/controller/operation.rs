@@ -26,10 +26,18 @@ pub(super) enum SyncEnd {
     Waiting,
 }
 
-/// What the gate between waves reads of the live objects.
-fn readiness(tracked: &BTreeMap<ResourceKey, LiveObject>) -> BTreeMap<ResourceKey, Readiness> {
+/// What the gate between waves reads of the live objects. A hook's name
+/// counts only as the object this sync created (`hook_uids`): an earlier
+/// sync's hook of the same name, or one not created yet, is Missing.
+fn readiness(
+    tracked: &BTreeMap<ResourceKey, LiveObject>,
+    hook_uids: &BTreeMap<ResourceKey, String>,
+) -> BTreeMap<ResourceKey, Readiness> {
     tracked
         .iter()
+        .filter(|(key, live)| {
+            !live.is_hook() || hook_uids.get(*key).is_some_and(|uid| uid == live.uid())
+        })
         .map(|(key, live)| {
             let (health, message) = live.health().map_or_else(
                 || (HealthStatusCode::Healthy, String::new()),
@@ -48,7 +56,116 @@ fn readiness(tracked: &BTreeMap<ResourceKey, LiveObject>) -> BTreeMap<ResourceKe
         .collect()
 }
 
+/// Sets each hook's `hookPhase` (and, when it ended, its message) in the
+/// results from its live readiness: Succeeded when Healthy, Failed when
+/// Degraded, Running otherwise.
+fn hook_results(
+    results: &mut [ResourceResult],
+    live: &BTreeMap<ResourceKey, Readiness>,
+    hook_uids: &BTreeMap<ResourceKey, String>,
+) {
+    for r in results.iter_mut().filter(|r| !r.hook_type.is_empty()) {
+        let key = ResourceKey {
+            group: r.group.clone(),
+            kind: r.kind.clone(),
+            namespace: r.namespace.clone(),
+            name: r.name.clone(),
+        };
+        if r.status == "SyncFailed" || !hook_uids.contains_key(&key) {
+            continue;
+        }
+        let (phase, message) = match live.get(&key) {
+            Some(x) if x.health == HealthStatusCode::Healthy => ("Succeeded", x.message.clone()),
+            Some(x) if x.health == HealthStatusCode::Degraded => ("Failed", x.message.clone()),
+            _ => ("Running", String::new()),
+        };
+        r.hook_phase = phase.to_string();
+        if !message.is_empty() {
+            r.message = message;
+        } else if phase == "Succeeded" {
+            r.message = "hook completed".to_string();
+        }
+    }
+}
+
 impl Inner {
+    /// The readiness of an application's live objects for the gate.
+    fn readiness(
+        &self,
+        name: &str,
+        hook_uids: &BTreeMap<ResourceKey, String>,
+    ) -> BTreeMap<ResourceKey, Readiness> {
+        readiness(&self.live.tracked(name), hook_uids)
+    }
+
+    /// Deletes the hooks whose policy says so: `HookSucceeded` ones that
+    /// succeeded, `HookFailed` ones that failed (as the results say).
+    async fn delete_hooks(
+        &self,
+        name: &str,
+        hooks: &[plan::Hook],
+        results: &[ResourceResult],
+        hook_uids: &BTreeMap<ResourceKey, String>,
+    ) {
+        for h in hooks {
+            let Some(uid) = hook_uids.get(&h.key) else {
+                continue;
+            };
+            let ended = results
+                .iter()
+                .rev()
+                .find(|r| {
+                    r.kind == h.key.kind
+                        && r.name == h.key.name
+                        && r.namespace == h.key.namespace
+                        && !r.hook_type.is_empty()
+                })
+                .map(|r| r.hook_phase.as_str());
+            let go = match ended {
+                Some("Succeeded") => h.delete_succeeded,
+                Some("Failed") => h.delete_failed,
+                _ => false,
+            };
+            if !go {
+                continue;
+            }
+            let api_version = h
+                .object
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            match self.cluster.resolve(api_version, &h.key.kind).await {
+                Ok(Some(kind)) => match self.cluster.delete(&kind, &h.key, Some(uid)).await {
+                    Ok(()) | Err(crate::cluster::ClusterError::Replaced(_)) => {
+                        tracing::info!(app = %name, hook = %h.key, "hook deleted by its delete policy");
+                    }
+                    Err(e) => {
+                        tracing::warn!(app = %name, hook = %h.key, error = %e, "cannot delete a hook")
+                    }
+                },
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(app = %name, hook = %h.key, error = %e, "cannot delete a hook")
+                }
+            }
+        }
+    }
+
+    /// Runs stages of the plan for an operation.
+    async fn execute(
+        &self,
+        run: &ManualOp,
+        stages: &[&plan::Stage],
+        progress: &(dyn Fn(&ResourceResult) + Send + Sync),
+    ) -> sync::SyncOutcome {
+        let execution = sync::Execution {
+            cancel: &run.cancel,
+            progress,
+            crd_timeout: self.options.crd_timeout,
+        };
+        sync::execute(&self.cluster, &self.live, stages, &execution).await
+    }
+
     /// Registers an automated sync as the application's operation, unless
     /// another operation (a user's, waiting for this reconcile) holds it.
     pub(super) fn begin_automated(&self, slot: &AppSlot, run: &mut ManualOp) -> bool {
@@ -135,6 +252,7 @@ impl Inner {
         work: &mut AppWork,
         status: &mut ApplicationStatus,
         desired: &[Desired],
+        hooks: &[plan::Hook],
         extras: &[Tracked],
         options: &PlanOptions,
         run: &ManualOp,
@@ -151,8 +269,8 @@ impl Inner {
             sync_result: None,
             operation: Some(run.operation(sha)),
         };
-        let (mut stand, mut results, recorded) = match resume {
-            Some(w) => (w.progress, w.resources, w.message),
+        let (mut stand, mut results, recorded, mut hook_uids) = match resume {
+            Some(w) => (w.progress, w.resources, w.message, w.hook_uids),
             None => {
                 if !run.dry_run
                     && let Err(e) = self.store.set_operation(name, &op)
@@ -161,7 +279,7 @@ impl Inner {
                 }
                 status.operation_state = Some(op.clone());
                 self.publish(name, slot, status.clone());
-                (Progress::Start, Vec::new(), String::new())
+                (Progress::Start, Vec::new(), String::new(), BTreeMap::new())
             }
         };
         let done_before = results.len();
@@ -203,7 +321,7 @@ impl Inner {
             }
         };
 
-        let (phase, message) = match plan::plan(desired, extras, options) {
+        let (phase, message) = match plan::plan_with_hooks(desired, hooks, extras, options) {
             Err(e) => (OperationPhase::Failed, e.to_string()),
             Ok(plan) if run.dry_run => {
                 let steps = plan.steps().count();
@@ -212,90 +330,111 @@ impl Inner {
                     format!("dry run: {steps} steps planned, nothing changed"),
                 )
             }
-            Ok(plan) => loop {
-                if run.cancel.is_cancelled() {
-                    break (OperationPhase::Failed, "Operation terminated".into());
-                }
-                // The live state is read only when a wave waits for the
-                // ones before: a sync of one wave costs what it did before
-                // waves existed.
-                let later_wave = match stand {
-                    Progress::Start => false,
-                    Progress::Applied { wave } => plan.waves.last().is_some_and(|w| w.wave > wave),
-                };
-                let live = if later_wave {
-                    readiness(&self.live.tracked(name))
-                } else {
-                    BTreeMap::new()
-                };
-                let (stages, last): (Vec<&plan::Stage>, bool) = match waves::next(
-                    &plan, stand, &live,
-                ) {
-                    Next::Apply(wave) => {
-                        stand = Progress::Applied { wave: wave.wave };
-                        (wave.stages.iter().collect(), false)
-                    }
-                    Next::Prune => (plan.prune.iter().collect(), true),
-                    Next::Wait { message, .. } => {
-                        op.message = message;
-                        op.sync_result = Some(SyncResult {
-                            revision: sha.to_string(),
-                            resources: results.clone(),
-                        });
-                        if op.message != recorded {
-                            tracing::info!(app = %name, message = %op.message, "sync waits for a wave");
-                            if let Err(e) = self.store.set_operation(name, &op) {
-                                tracing::error!(app = %name, error = %e, "cannot record the sync operation");
-                            }
-                        }
-                        status.operation_state = Some(op.clone());
-                        work.waiting = Some(WaitingOp {
-                            run: run.clone(),
-                            sha: sha.to_string(),
-                            progress: stand,
-                            resources: results,
-                            message: op.message,
-                        });
-                        self.enqueue_after(name, WAVE_RECHECK);
-                        return SyncEnd::Waiting;
-                    }
-                };
-                let execution = sync::Execution {
-                    cancel: &run.cancel,
-                    progress: &progress,
-                    crd_timeout: self.options.crd_timeout,
-                };
-                let outcome = sync::execute(&self.cluster, &self.live, &stages, &execution).await;
-                // An apply response is what a dry run would now predict: the
-                // comparison after the sync needs no request for these.
-                let by_key: BTreeMap<&ResourceKey, &Value> =
-                    desired.iter().map(|d| (&d.key, &d.object)).collect();
-                for (key, version, print) in outcome.applied {
-                    if let Some(object) = by_key.get(&key) {
-                        let hash = hash_json(object);
-                        work.compared.insert(key, (hash, version, print, false));
-                    }
-                }
-                results.extend(outcome.resources);
-                match outcome.failure {
-                    Some(_) if outcome.terminated => {
+            Ok(plan) => {
+                let outcome = loop {
+                    if run.cancel.is_cancelled() {
                         break (OperationPhase::Failed, "Operation terminated".into());
                     }
-                    Some(f) => {
-                        break (
-                            OperationPhase::Failed,
-                            format!("one or more objects failed to apply: {f}"),
-                        );
+                    // The live state is read only when a wave or a hook is
+                    // waited for: a sync of one wave without hooks costs
+                    // what it did before waves existed.
+                    let waits =
+                        stand != Progress::Start && (plan.waves.len() > 1 || !hook_uids.is_empty());
+                    let live = if waits {
+                        self.readiness(name, &hook_uids)
+                    } else {
+                        BTreeMap::new()
+                    };
+                    let stages: Vec<&plan::Stage> = match waves::next(&plan, stand, &live) {
+                        Next::Apply(wave) => {
+                            stand = Progress::Applied {
+                                phase: wave.phase,
+                                wave: wave.wave,
+                            };
+                            wave.stages.iter().collect()
+                        }
+                        Next::Prune => {
+                            stand = Progress::Pruned;
+                            plan.prune.iter().collect()
+                        }
+                        Next::Done => {
+                            break (
+                                OperationPhase::Succeeded,
+                                "successfully synced (all tasks run)".into(),
+                            );
+                        }
+                        Next::Fail { message } => break (OperationPhase::Failed, message),
+                        Next::Wait { message, .. } => {
+                            op.message = message;
+                            hook_results(&mut results, &live, &hook_uids);
+                            op.sync_result = Some(SyncResult {
+                                revision: sha.to_string(),
+                                resources: results.clone(),
+                            });
+                            if op.message != recorded {
+                                tracing::info!(app = %name, message = %op.message, "sync waits for a wave");
+                                if let Err(e) = self.store.set_operation(name, &op) {
+                                    tracing::error!(app = %name, error = %e, "cannot record the sync operation");
+                                }
+                            }
+                            status.operation_state = Some(op.clone());
+                            work.waiting = Some(WaitingOp {
+                                run: run.clone(),
+                                sha: sha.to_string(),
+                                progress: stand,
+                                resources: results,
+                                message: op.message,
+                                hook_uids,
+                            });
+                            self.enqueue_after(name, WAVE_RECHECK);
+                            return SyncEnd::Waiting;
+                        }
+                    };
+                    let outcome = self.execute(run, &stages, &progress).await;
+                    // An apply response is what a dry run would now predict:
+                    // the comparison after the sync needs no request for these.
+                    let by_key: BTreeMap<&ResourceKey, &Value> =
+                        desired.iter().map(|d| (&d.key, &d.object)).collect();
+                    for (key, version, print) in outcome.applied {
+                        if let Some(object) = by_key.get(&key) {
+                            let hash = hash_json(object);
+                            work.compared.insert(key, (hash, version, print, false));
+                        }
                     }
-                    None if last => {
-                        break (
-                            OperationPhase::Succeeded,
-                            "successfully synced (all tasks run)".into(),
-                        );
+                    hook_uids.extend(outcome.hooks);
+                    results.extend(outcome.resources);
+                    match outcome.failure {
+                        Some(_) if outcome.terminated => {
+                            break (OperationPhase::Failed, "Operation terminated".into());
+                        }
+                        Some(f) => {
+                            break (
+                                OperationPhase::Failed,
+                                format!("one or more objects failed to apply: {f}"),
+                            );
+                        }
+                        None => {}
                     }
-                    None => {}
+                };
+                // A failed sync runs its SyncFail hooks (not waited for);
+                // then hooks go as their delete policies say.
+                if outcome.0 == OperationPhase::Failed
+                    && !run.cancel.is_cancelled()
+                    && let Some(fail) = &plan.fail
+                {
+                    let ran = self.execute(run, &[fail], &progress).await;
+                    hook_uids.extend(ran.hooks);
+                    results.extend(ran.resources);
                 }
-            },
+                let live = if hook_uids.is_empty() {
+                    BTreeMap::new()
+                } else {
+                    self.readiness(name, &hook_uids)
+                };
+                hook_results(&mut results, &live, &hook_uids);
+                self.delete_hooks(name, hooks, &results, &hook_uids).await;
+                outcome
+            }
         };
         op.phase = phase;
         op.message = message;

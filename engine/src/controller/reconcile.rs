@@ -16,6 +16,56 @@ struct Ready {
     sha: String,
     spec_hash: u64,
     prepared: Vec<Prepared>,
+    hooks: Vec<PreparedHook>,
+}
+
+/// A hook of the render, prepared like the other objects but never
+/// compared: a sync creates it in its phase.
+pub(super) struct PreparedHook {
+    prepared: Prepared,
+    spec: plumb_core::hooks::HookSpec,
+    /// `metadata.generateName`, when it has no name: each operation names
+    /// it anew (the prepared name is the prefix until then).
+    generate_name: Option<String>,
+}
+
+impl PreparedHook {
+    /// The hooks one operation runs (one per phase of each hook), named
+    /// for that operation: a `generateName` hook gets the prefix and a
+    /// suffix from `seed`.
+    fn for_operation(hooks: &[PreparedHook], app: &str, seed: &str) -> Vec<plan::Hook> {
+        use plumb_core::hooks::DeletePolicy;
+        let mut out = Vec::new();
+        for h in hooks {
+            let mut key = h.prepared.key.clone();
+            let mut object = h.prepared.object.clone();
+            if let Some(prefix) = &h.generate_name {
+                key.name = plumb_core::hooks::generated_name(prefix, seed);
+                if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.remove("generateName");
+                    meta.insert("name".into(), json!(key.name));
+                }
+                if let Some(annotations) = object
+                    .pointer_mut("/metadata/annotations")
+                    .and_then(Value::as_object_mut)
+                {
+                    annotations.insert(TRACKING_ANNOTATION.into(), json!(key.tracking_id(app)));
+                }
+            }
+            for phase in &h.spec.phases {
+                out.push(plan::Hook {
+                    key: key.clone(),
+                    object: object.clone(),
+                    phase: *phase,
+                    wave: h.spec.wave,
+                    recreate: h.spec.delete.contains(&DeletePolicy::BeforeHookCreation),
+                    delete_succeeded: h.spec.delete.contains(&DeletePolicy::HookSucceeded),
+                    delete_failed: h.spec.delete.contains(&DeletePolicy::HookFailed),
+                });
+            }
+        }
+        out
+    }
 }
 
 /// The desired objects of an application, ready to compare: namespace
@@ -145,6 +195,7 @@ impl Inner {
             sha,
             spec_hash,
             prepared,
+            hooks,
         } = match self.ready(name, work, &declared, &status, &trigger).await {
             Ok(Some(ready)) => ready,
             Ok(None) => return Ok(()),
@@ -189,8 +240,11 @@ impl Inner {
             let live_generation = self.live.generation(name);
             let tracked = self.live.tracked(name);
             let (modified, errors) = self.compare(work, &prepared, &tracked).await;
+            // Hooks are created by syncs and deleted by their policies:
+            // never compared, listed nor pruned.
             let extras: Vec<Tracked> = tracked
                 .iter()
+                .filter(|(_, v)| !v.is_hook())
                 .filter(|(k, _)| !prepared.iter().any(|p| &p.key == *k))
                 .map(|(k, v)| Tracked {
                     key: k.clone(),
@@ -373,6 +427,8 @@ impl Inner {
                     modified: *m,
                 })
                 .collect();
+            let seed = format!("{}/{}", run.started_at, run.id);
+            let run_hooks = PreparedHook::for_operation(&hooks, name, &seed);
             let end = self
                 .run_sync(
                     name,
@@ -380,6 +436,7 @@ impl Inner {
                     work,
                     &mut status,
                     &desired,
+                    &run_hooks,
                     &prunable,
                     &plan_options,
                     &run,
@@ -476,19 +533,68 @@ impl Inner {
             .render_sources(name, work, spec, spec_hash, &resolved, trigger.hard)
             .await
             .map_err(at)?;
-        if let Some(why) = plumb_core::waves::unsupported_hooks(&manifests) {
-            return Err(at(ReconcileError::Hooks(why)));
+        let (manifests, hook_manifests) =
+            plumb_core::hooks::split(manifests).map_err(|why| at(ReconcileError::Hooks(why)))?;
+        // A generateName hook is named by each operation; until then its
+        // prefix stands for its name.
+        let mut specs = Vec::with_capacity(hook_manifests.len());
+        let mut hook_objects = Vec::with_capacity(hook_manifests.len());
+        for h in hook_manifests {
+            let mut manifest = h.manifest;
+            let generate_name = manifest
+                .object
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+                .then(|| {
+                    manifest
+                        .object
+                        .pointer("/metadata/generateName")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .flatten();
+            if let Some(prefix) = &generate_name
+                && let Some(meta) = manifest
+                    .object
+                    .get_mut("metadata")
+                    .and_then(Value::as_object_mut)
+            {
+                meta.insert("name".into(), json!(prefix));
+            }
+            specs.push((h.spec, generate_name));
+            hook_objects.push(manifest);
         }
 
         // Resolve kinds, default namespaces, track.
         let namespace = dest.namespace.as_deref().unwrap_or("");
         let prepared = self.prepare(name, manifests, namespace).await.map_err(at)?;
+        let hooks: Vec<PreparedHook> = self
+            .prepare(name, hook_objects, namespace)
+            .await
+            .map_err(at)?
+            .into_iter()
+            .zip(specs)
+            .map(|(prepared, (spec, generate_name))| PreparedHook {
+                prepared,
+                spec,
+                generate_name,
+            })
+            .collect();
 
         // Without every kind's live objects the comparison would take
         // missing for absent and the prune set would be wrong: a kind that
         // cannot be listed stops this application (and only this one).
         let mut unwatched = Vec::new();
-        for kind in self.kinds_to_watch(name, &prepared).await {
+        let mut kinds = self.kinds_to_watch(name, &prepared).await;
+        for h in &hooks {
+            if let Some(kind) = &h.prepared.kind
+                && !kinds.iter().any(|k| k.resource == kind.resource)
+            {
+                kinds.push(kind.clone());
+            }
+        }
+        for kind in kinds {
             if let Err(e) = self.live.watch(&kind, self.options.watch_timeout).await {
                 unwatched.push(e);
             }
@@ -500,6 +606,7 @@ impl Inner {
             sha,
             spec_hash,
             prepared,
+            hooks,
         }))
     }
 

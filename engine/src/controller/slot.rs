@@ -63,6 +63,10 @@ pub(super) struct WaitingOp {
     /// The message last recorded; a reconcile that waits for the same
     /// thing writes nothing.
     pub(super) message: String,
+    /// The uid of each hook it created: the live object of that name is
+    /// this sync's hook only when the uids match (an earlier sync's
+    /// completed Job of the same name is not).
+    pub(super) hook_uids: BTreeMap<ResourceKey, String>,
 }
 
 /// What a reconcile was asked to do beyond comparing.

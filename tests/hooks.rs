@@ -1,0 +1,358 @@
+//! Sync hooks end to end (`argocd.argoproj.io/hook`, Helm's `helm.sh/hook`):
+//! PreSync, Sync, PostSync and SyncFail hooks in their phases, their delete
+//! policies, `generateName` hooks, `Skip`, a failed PreSync hook stopping
+//! the sync, and hooks never compared nor pruned. Real git repositories, a
+//! real `plumb serve`, the real local control plane.
+
+mod support;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use serde_json::{Value, json};
+use support::{
+    GitRepo, Plumb, TestNamespace, application, configmaps, eventually, get_object, resource,
+    str_at,
+};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// Names unique to one test (tests share one cluster).
+fn unique(ns: &TestNamespace, base: &str) -> String {
+    format!("{base}-{}", &ns.name[ns.name.len() - 8..])
+}
+
+/// A ConfigMap manifest with `annotations` (YAML lines, indented by four).
+fn configmap(name: &str, annotations: &[(&str, &str)]) -> String {
+    let mut text = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n");
+    if !annotations.is_empty() {
+        text.push_str("  annotations:\n");
+        for (k, v) in annotations {
+            text.push_str(&format!("    {k}: \"{v}\"\n"));
+        }
+    }
+    text.push_str(&format!("data:\n  from: {name}\n"));
+    text
+}
+
+/// The names of the ConfigMaps in `ns`.
+async fn configmap_names(ns: &str) -> Result<Vec<String>> {
+    let api: Api<DynamicObject> = Api::namespaced_with(support::client().await, ns, &configmaps());
+    let mut names: Vec<String> = api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|o| o.metadata.name)
+        .filter(|n| n != "kube-root-ca.crt")
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Waits until the application's last operation has ended in `phase` at
+/// `revision`; returns the application.
+async fn wait_operation(plumb: &Plumb, app: &str, revision: &str, phase: &str) -> Result<Value> {
+    eventually(
+        &format!("{app}'s sync of {revision} is {phase}"),
+        WAIT,
+        || async move {
+            let doc = plumb.app(app).await?;
+            let op = &doc["status"]["operationState"];
+            let done = op["phase"] == phase && op["syncResult"]["revision"] == revision;
+            Ok(done.then_some(doc))
+        },
+    )
+    .await
+    .with_context(|| format!("plumb log:\n{}", plumb.log_text()))
+}
+
+/// The entries of the last operation's results for hooks: (kind, name,
+/// hookType, hookPhase), sorted.
+fn hook_results(doc: &Value) -> Vec<(String, String, String, String)> {
+    let mut out: Vec<_> = doc["status"]["operationState"]["syncResult"]["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r.get("hookType").is_some())
+        .map(|r| {
+            (
+                str_at(r, "/kind").to_string(),
+                str_at(r, "/name").to_string(),
+                str_at(r, "/hookType").to_string(),
+                str_at(r, "/hookPhase").to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// PreSync, Sync and PostSync hooks run with the sync; `HookSucceeded`
+/// deletes one once done; a `generateName` hook is a new object at each
+/// sync; `Skip` and Helm's `test` hooks are never applied; SyncFail hooks
+/// wait for a failure; and no hook is compared, listed among the
+/// resources or pruned.
+#[tokio::test]
+async fn hooks_run_in_their_phases_and_go_by_their_delete_policies() -> Result<()> {
+    let ns = TestNamespace::new("hooks-phases").await;
+    ns.create().await?;
+    let app = unique(&ns, "hooks");
+    let repo = GitRepo::new(None)?;
+    repo.write("app/plain.yaml", &configmap("plain", &[]))?;
+    repo.write(
+        "app/pre.yaml",
+        &configmap(
+            "pre",
+            &[
+                ("argocd.argoproj.io/hook", "PreSync"),
+                ("argocd.argoproj.io/hook-delete-policy", "HookSucceeded"),
+            ],
+        ),
+    )?;
+    repo.write(
+        "app/during.yaml",
+        &configmap("during", &[("argocd.argoproj.io/hook", "Sync")]),
+    )?;
+    repo.write(
+        "app/post.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  generateName: post-\n  annotations:\n    argocd.argoproj.io/hook: PostSync\ndata: {k: v}\n",
+    )?;
+    repo.write(
+        "app/helm-pre.yaml",
+        &configmap(
+            "helm-pre",
+            &[
+                ("helm.sh/hook", "pre-install,pre-upgrade"),
+                ("helm.sh/hook-weight", "-1"),
+            ],
+        ),
+    )?;
+    repo.write(
+        "app/skipped.yaml",
+        &configmap("skipped", &[("argocd.argoproj.io/hook", "Skip")]),
+    )?;
+    repo.write(
+        "app/helm-test.yaml",
+        &configmap("helm-test", &[("helm.sh/hook", "test")]),
+    )?;
+    repo.write(
+        "app/on-fail.yaml",
+        &configmap("on-fail", &[("argocd.argoproj.io/hook", "SyncFail")]),
+    )?;
+    let first = repo.commit("hooks")?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start(
+        work.path(),
+        &application(
+            &app,
+            &repo.url(),
+            "app",
+            &ns.name,
+            "  syncPolicy:\n    automated: {prune: true, selfHeal: true}\n",
+        ),
+    )
+    .await?;
+
+    let doc = wait_operation(&plumb, &app, &first, "Succeeded").await?;
+    assert_eq!(
+        hook_results(&doc)
+            .into_iter()
+            .map(|(kind, name, t, p)| format!(
+                "{kind} {} {t} {p}",
+                if name.starts_with("post-") {
+                    "post-*"
+                } else {
+                    &name
+                }
+            ))
+            .collect::<Vec<_>>(),
+        [
+            "ConfigMap during Sync Succeeded",
+            "ConfigMap helm-pre PreSync Succeeded",
+            "ConfigMap post-* PostSync Succeeded",
+            "ConfigMap pre PreSync Succeeded",
+        ],
+        "{doc}"
+    );
+    let names = configmap_names(&ns.name).await?;
+    let posts: Vec<&String> = names.iter().filter(|n| n.starts_with("post-")).collect();
+    assert_eq!(posts.len(), 1, "{names:?}");
+    assert_eq!(posts[0].len(), "post-".len() + 5, "{names:?}");
+    for present in ["plain", "during", "helm-pre"] {
+        assert!(names.iter().any(|n| n == present), "{present}: {names:?}");
+    }
+    // HookSucceeded deleted it; Skip, Helm's test and SyncFail never ran.
+    for absent in ["pre", "skipped", "helm-test", "on-fail"] {
+        assert!(!names.iter().any(|n| n == absent), "{absent}: {names:?}");
+    }
+    // Hooks are not the application's resources, and it is Synced.
+    let doc = plumb.wait_status(&app, "Synced", Some("Healthy")).await?;
+    let listed: Vec<&str> = doc["status"]["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| str_at(r, "/name"))
+        .collect();
+    assert_eq!(listed, ["plain"], "{doc}");
+
+    // A new commit syncs again: a new post-* hook, the old one stays (its
+    // policy is BeforeHookCreation, and its name is not taken again);
+    // nothing of the hooks is pruned.
+    repo.write("app/more.yaml", &configmap("more", &[]))?;
+    let second = repo.commit("more")?;
+    wait_operation(&plumb, &app, &second, "Succeeded").await?;
+    let names = configmap_names(&ns.name).await?;
+    assert_eq!(
+        names.iter().filter(|n| n.starts_with("post-")).count(),
+        2,
+        "{names:?}"
+    );
+    for present in ["plain", "more", "during", "helm-pre"] {
+        assert!(names.iter().any(|n| n == present), "{present}: {names:?}");
+    }
+    plumb.wait_status(&app, "Synced", Some("Healthy")).await?;
+    Ok(())
+}
+
+/// A PreSync hook that fails stops the sync before anything else of it is
+/// applied, and the SyncFail hooks run. The hook is a Pod; the test writes
+/// its status as a kubelet would (`Failed`), so it does not depend on
+/// Pods running.
+#[tokio::test]
+async fn a_failed_presync_hook_stops_the_sync_and_runs_the_syncfail_hooks() -> Result<()> {
+    let ns = TestNamespace::new("hooks-fail").await;
+    ns.create().await?;
+    let app = unique(&ns, "hookfail");
+    let repo = GitRepo::new(None)?;
+    repo.write("app/plain.yaml", &configmap("plain", &[]))?;
+    let first = repo.commit("plain")?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start(
+        work.path(),
+        &application(
+            &app,
+            &repo.url(),
+            "app",
+            &ns.name,
+            "  syncPolicy:\n    automated: {prune: true}\n",
+        ),
+    )
+    .await?;
+    wait_operation(&plumb, &app, &first, "Succeeded").await?;
+
+    repo.write(
+        "app/migrate.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: migrate\n  annotations:\n    argocd.argoproj.io/hook: PreSync\n    argocd.argoproj.io/hook-delete-policy: HookFailed\nspec:\n  restartPolicy: Never\n  containers:\n    - name: main\n      image: registry.invalid/migrate:1\n",
+    )?;
+    repo.write(
+        "app/page.yaml",
+        &configmap("page", &[("argocd.argoproj.io/hook", "SyncFail")]),
+    )?;
+    repo.write("app/new.yaml", &configmap("new", &[]))?;
+    let second = repo.commit("a migration that fails")?;
+    // The sync waits for the hook; nothing of the Sync phase is applied.
+    eventually("the sync waits for the PreSync hook", WAIT, || async {
+        let doc = plumb.app(&app).await?;
+        let op = &doc["status"]["operationState"];
+        Ok(
+            (op["phase"] == "Running" && str_at(op, "/message").contains("Pod migrate"))
+                .then_some(()),
+        )
+    })
+    .await
+    .with_context(|| format!("plumb log:\n{}", plumb.log_text()))?;
+    assert!(get_object(&configmaps(), &ns.name, "new").await?.is_none());
+
+    // Standing in for the kubelet: the Pod's container exits 1.
+    let pods: Api<DynamicObject> = Api::namespaced_with(
+        support::client().await,
+        &ns.name,
+        &resource("", "v1", "Pod", "pods"),
+    );
+    pods.patch_status(
+        "migrate",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"status": {"phase": "Failed", "message": "migration failed: exit 1"}}),
+        ),
+    )
+    .await?;
+
+    let doc = wait_operation(&plumb, &app, &second, "Failed").await?;
+    let message = str_at(&doc, "/status/operationState/message");
+    assert!(message.contains("hook Pod migrate failed"), "{message}");
+    assert!(
+        get_object(&configmaps(), &ns.name, "new").await?.is_none(),
+        "nothing of the Sync phase was applied"
+    );
+    assert!(
+        get_object(&configmaps(), &ns.name, "page").await?.is_some(),
+        "the SyncFail hook ran"
+    );
+    let hooks = hook_results(&doc);
+    assert!(
+        hooks.contains(&(
+            "Pod".into(),
+            "migrate".into(),
+            "PreSync".into(),
+            "Failed".into()
+        )),
+        "{hooks:?}"
+    );
+    // HookFailed: the failed hook is deleted.
+    eventually("the failed hook is deleted", WAIT, || async {
+        let gone = get_object(&resource("", "v1", "Pod", "pods"), &ns.name, "migrate")
+            .await?
+            .is_none_or(|p| p["metadata"]["deletionTimestamp"].is_string());
+        Ok(gone.then_some(()))
+    })
+    .await?;
+    Ok(())
+}
+
+/// A hook annotation Plumb cannot read is a clear condition, and nothing of
+/// the render is applied.
+#[tokio::test]
+async fn an_unknown_hook_type_is_a_condition_and_nothing_is_applied() -> Result<()> {
+    let ns = TestNamespace::new("hooks-bad").await;
+    ns.create().await?;
+    let app = unique(&ns, "hookbad");
+    let repo = GitRepo::new(None)?;
+    repo.write("app/plain.yaml", &configmap("plain", &[]))?;
+    repo.write(
+        "app/later.yaml",
+        &configmap("later", &[("argocd.argoproj.io/hook", "PostDeploy")]),
+    )?;
+    repo.commit("a hook type that does not exist")?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start(
+        work.path(),
+        &application(
+            &app,
+            &repo.url(),
+            "app",
+            &ns.name,
+            "  syncPolicy:\n    automated: {prune: true}\n",
+        ),
+    )
+    .await?;
+    let doc = eventually("the hook condition", WAIT, || async {
+        let doc = plumb.app(&app).await?;
+        let message = str_at(&doc, "/status/conditions/0/message");
+        Ok(message.contains("PostDeploy").then_some(doc))
+    })
+    .await
+    .with_context(|| format!("plumb log:\n{}", plumb.log_text()))?;
+    let message = str_at(&doc, "/status/conditions/0/message");
+    assert!(
+        message
+            .contains("ConfigMap later: argocd.argoproj.io/hook \"PostDeploy\" is not a hook type")
+            && message.contains("nothing is synced"),
+        "{doc}"
+    );
+    assert_eq!(str_at(&doc, "/status/sync/status"), "Unknown", "{doc}");
+    assert!(configmap_names(&ns.name).await?.is_empty());
+    Ok(())
+}
