@@ -356,3 +356,46 @@ async fn an_unknown_hook_type_is_a_condition_and_nothing_is_applied() -> Result<
     assert!(configmap_names(&ns.name).await?.is_empty());
     Ok(())
 }
+
+/// `syncPolicy.retry`: a sync that fails is tried again from the start, as
+/// many times as `limit` says, and the operation counts the retries. The
+/// failure is a PreSync hook the API server refuses (an invalid ConfigMap
+/// key): hooks are not dry-run, so it fails at apply, every time.
+#[tokio::test]
+async fn a_failed_sync_is_retried_up_to_its_limit() -> Result<()> {
+    let ns = TestNamespace::new("hooks-retry").await;
+    ns.create().await?;
+    let app = unique(&ns, "retry");
+    let repo = GitRepo::new(None)?;
+    repo.write("app/plain.yaml", &configmap("plain", &[]))?;
+    repo.write(
+        "app/bad.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad\n  annotations:\n    argocd.argoproj.io/hook: PreSync\ndata:\n  \"not a key!\": x\n",
+    )?;
+    let revision = repo.commit("a hook the API server refuses")?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start(
+        work.path(),
+        &application(
+            &app,
+            &repo.url(),
+            "app",
+            &ns.name,
+            "  syncPolicy:\n    automated: {prune: true}\n    retry:\n      limit: 2\n      backoff: {duration: 1s, factor: 2, maxDuration: 2s}\n",
+        ),
+    )
+    .await?;
+    let doc = wait_operation(&plumb, &app, &revision, "Failed").await?;
+    let op = &doc["status"]["operationState"];
+    assert_eq!(op["retryCount"], 2, "{op}");
+    assert!(str_at(op, "/message").contains("ConfigMap bad"), "{op}");
+    let retries = plumb.log_text().matches("sync failed; retrying").count();
+    assert_eq!(retries, 2, "two retries, then it gave up");
+    // Nothing after the failed hook was applied.
+    assert!(
+        get_object(&configmaps(), &ns.name, "plain")
+            .await?
+            .is_none()
+    );
+    Ok(())
+}

@@ -290,6 +290,7 @@ fn finished_sync(revision: &str, request: &SyncRequest) -> OperationState {
                 automated: false,
             },
         }),
+        retry_count: 0,
     }
 }
 

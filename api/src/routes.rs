@@ -446,7 +446,8 @@ mod tests {
                 SyncRequest {
                     revision: Some("v2".into()),
                     prune: true,
-                    dry_run: true
+                    dry_run: true,
+                    retry_strategy: None,
                 }
             )]
         );

@@ -480,6 +480,13 @@ pub enum AppCommand {
         /// Return once the operation has started, without following it.
         #[arg(long = "async")]
         no_wait: bool,
+        /// Retry a failed attempt this many times (default: the
+        /// application's syncPolicy.retry).
+        #[arg(long)]
+        retry_limit: Option<i64>,
+        /// The first wait between attempts, a duration like 5s or 1m.
+        #[arg(long, requires = "retry_limit")]
+        retry_backoff_duration: Option<String>,
     },
     /// Show the deployment history (the IDs `rollback` takes).
     History {
@@ -649,13 +656,23 @@ pub fn run_app_command(
             prune,
             dry_run,
             no_wait,
+            retry_limit,
+            retry_backoff_duration,
         } => {
+            let retry_strategy = retry_limit.map(|limit| plumb_engine::model::RetryStrategy {
+                limit,
+                backoff: retry_backoff_duration.map(|d| plumb_engine::model::Backoff {
+                    duration: Some(d),
+                    ..Default::default()
+                }),
+            });
             let started = client.sync(
                 &name,
                 &SyncRequest {
                     revision,
                     prune,
                     dry_run,
+                    retry_strategy,
                 },
             )?;
             finish_operation(client, &started, no_wait, output, out)
@@ -889,6 +906,8 @@ mod tests {
             prune: true,
             dry_run: false,
             no_wait: false,
+            retry_limit: None,
+            retry_backoff_duration: None,
         };
         let (outcome, text) = run(&client, sync, Output::Table);
         assert_eq!(outcome, CommandOutcome::Success);
@@ -1014,7 +1033,30 @@ mod tests {
                 revision: Some("abc".into()),
                 prune: true,
                 dry_run: true,
-                no_wait: false
+                no_wait: false,
+                retry_limit: None,
+                retry_backoff_duration: None,
+            }
+        );
+        assert_eq!(
+            parse(&[
+                "app",
+                "sync",
+                "web",
+                "--retry-limit",
+                "3",
+                "--retry-backoff-duration",
+                "2s"
+            ])
+            .expect("parses"),
+            AppCommand::Sync {
+                name: "web".into(),
+                revision: None,
+                prune: false,
+                dry_run: false,
+                no_wait: false,
+                retry_limit: Some(3),
+                retry_backoff_duration: Some("2s".into()),
             }
         );
         assert_eq!(

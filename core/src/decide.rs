@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::model::Automated;
+use crate::model::{Automated, RetryStrategy};
 
 /// Self-heals closer together than this count as one fight with whoever
 /// keeps changing the object; after it the backoff starts over.
@@ -165,6 +165,75 @@ pub fn after_automated_sync(
         retry_at: now + wait,
     });
     (memory, Some(wait))
+}
+
+/// A Go duration (`300ms`, `5s`, `1m30s`, `2h`), as Argo CD's retry
+/// backoff writes them.
+///
+/// # Errors
+/// The text, when it is not one.
+pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("{text:?} is not a duration (like 5s, 1m30s)");
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    if rest == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total = Duration::ZERO;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .ok_or_else(bad)?;
+        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        total += Duration::try_from_secs_f64(number * seconds).map_err(|_| bad())?;
+    }
+    Ok(total)
+}
+
+/// The wait before retry number `retried + 1` of a failed sync operation,
+/// or `None` when `strategy` allows no more (its `limit` retries were
+/// made). Argo CD's defaults: 5 s, doubling, at most 3 minutes.
+///
+/// # Errors
+/// A backoff duration that does not parse.
+pub fn retry_wait(strategy: &RetryStrategy, retried: u32) -> Result<Option<Duration>, String> {
+    if strategy.limit >= 0 && i64::from(retried) >= strategy.limit {
+        return Ok(None);
+    }
+    let backoff = strategy.backoff.clone().unwrap_or_default();
+    let first = backoff
+        .duration
+        .as_deref()
+        .map_or(Ok(Duration::from_secs(5)), parse_go_duration)?;
+    let max = backoff
+        .max_duration
+        .as_deref()
+        .map_or(Ok(Duration::from_secs(180)), parse_go_duration)?;
+    let factor = u32::try_from(backoff.factor.unwrap_or(2).max(1)).unwrap_or(u32::MAX);
+    let mut wait = first;
+    for _ in 0..retried.min(32) {
+        wait = wait.saturating_mul(factor);
+        if wait >= max {
+            break;
+        }
+    }
+    Ok(Some(wait.min(max)))
 }
 
 #[cfg(test)]
@@ -372,5 +441,76 @@ mod tests {
         let (memory, wait) = after_automated_sync(&memory, REV, true, start);
         assert_eq!((memory.failure, wait), (None, None));
         assert_eq!(memory.last_synced.as_deref(), Some(REV));
+    }
+
+    #[test]
+    fn go_durations_parse_as_go_parses_them() {
+        let cases: [(&str, Option<u64>); 10] = [
+            ("5s", Some(5_000)),
+            ("1m30s", Some(90_000)),
+            ("300ms", Some(300)),
+            ("2h", Some(7_200_000)),
+            ("1.5s", Some(1_500)),
+            ("0", Some(0)),
+            ("5", None),
+            ("s", None),
+            ("5x", None),
+            ("", None),
+        ];
+        for (text, millis) in cases {
+            let got = parse_go_duration(text).ok().map(|d| d.as_millis());
+            assert_eq!(got, millis.map(u128::from), "{text}");
+        }
+    }
+
+    #[test]
+    fn retries_wait_longer_each_time_up_to_the_limit() {
+        use crate::model::Backoff;
+        let strategy = |limit: i64, backoff: Option<Backoff>| RetryStrategy { limit, backoff };
+        let secs = |s: u64| Some(Duration::from_secs(s));
+        // (strategy, retried so far, wait)
+        let cases = [
+            (strategy(3, None), 0, secs(5)),
+            (strategy(3, None), 1, secs(10)),
+            (strategy(3, None), 2, secs(20)),
+            (strategy(3, None), 3, None),
+            (strategy(0, None), 0, None),
+            (strategy(-1, None), 40, secs(180)),
+            (
+                strategy(
+                    5,
+                    Some(Backoff {
+                        duration: Some("1s".into()),
+                        factor: Some(3),
+                        max_duration: Some("10s".into()),
+                    }),
+                ),
+                2,
+                secs(9),
+            ),
+            (
+                strategy(
+                    5,
+                    Some(Backoff {
+                        duration: Some("1s".into()),
+                        factor: Some(3),
+                        max_duration: Some("10s".into()),
+                    }),
+                ),
+                3,
+                secs(10),
+            ),
+        ];
+        for (s, retried, wait) in cases {
+            assert_eq!(retry_wait(&s, retried), Ok(wait), "{s:?} after {retried}");
+        }
+        let broken = strategy(
+            1,
+            Some(Backoff {
+                duration: Some("soon".into()),
+                ..Backoff::default()
+            }),
+        );
+        assert!(retry_wait(&broken, 0).expect_err("bad").contains("soon"));
     }
 }

@@ -366,6 +366,36 @@ pub struct SyncPolicy {
     /// `CreateNamespace=true`, `PruneLast=true`, `ApplyOutOfSyncOnly=true`, ...
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sync_options: Vec<String>,
+    /// Retry a failed sync operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryStrategy>,
+}
+
+/// `spec.syncPolicy.retry` (and a sync request's `retryStrategy`).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryStrategy {
+    /// Retries after the first attempt; negative: no limit.
+    #[serde(default)]
+    pub limit: i64,
+    /// The waits between attempts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<Backoff>,
+}
+
+/// `spec.syncPolicy.retry.backoff`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Backoff {
+    /// The first wait, a Go duration (`5s`, `1m30s`); 5 s by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    /// Each wait is the one before times this; 2 by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor: Option<i64>,
+    /// The longest wait, a Go duration; 3 minutes by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration: Option<String>,
 }
 
 /// `spec.syncPolicy.automated`.
@@ -494,6 +524,12 @@ const SUPPORTED_FIELDS: &[&str] = &[
     "spec.syncPolicy.automated.selfHeal",
     "spec.syncPolicy.automated.allowEmpty",
     "spec.syncPolicy.syncOptions",
+    "spec.syncPolicy.retry",
+    "spec.syncPolicy.retry.limit",
+    "spec.syncPolicy.retry.backoff",
+    "spec.syncPolicy.retry.backoff.duration",
+    "spec.syncPolicy.retry.backoff.factor",
+    "spec.syncPolicy.retry.backoff.maxDuration",
     "spec.revisionHistoryLimit",
 ];
 
@@ -884,6 +920,13 @@ pub struct OperationState {
     /// The operation that ran (`{"sync": {...}}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<Operation>,
+    /// How many times a failed attempt was retried (`syncPolicy.retry`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retry_count: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// `status.operationState.operation`.
@@ -1095,7 +1138,8 @@ mod tests {
                     {"repoURL": "r", "helm": {"postRenderer": "x"}}],
                 "destination": {"namespace": "n"},
                 "ignoreDifferences": [],
-                "syncPolicy": {"automated": {"prune": true}, "retry": {"limit": 2}}
+                "syncPolicy": {"automated": {"prune": true}, "retry": {"limit": 2},
+                    "managedNamespaceMetadata": {}}
             }
         });
         assert_eq!(
@@ -1104,7 +1148,7 @@ mod tests {
                 "spec.source.plugin",
                 "spec.sources[1].helm.postRenderer",
                 "spec.ignoreDifferences",
-                "spec.syncPolicy.retry"
+                "spec.syncPolicy.managedNamespaceMetadata"
             ]
         );
     }
@@ -1125,6 +1169,7 @@ mod tests {
             sync_policy: Some(SyncPolicy {
                 automated: None,
                 sync_options: vec!["CreateNamespace=true".into(), "prunelast = TRUE".into()],
+                retry: None,
             }),
             ..Default::default()
         };

@@ -35,6 +35,10 @@ pub struct SyncRequest {
     /// Compute and report, change nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// Retry a failed attempt (Argo CD's `retryStrategy`); the
+    /// application's `syncPolicy.retry` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_strategy: Option<crate::model::RetryStrategy>,
 }
 
 /// One item of `GET .../managed-resources`, Argo CD's `ResourceDiff`: states

@@ -460,10 +460,17 @@ impl AppService for Controller {
 
     async fn sync(&self, name: &str, request: SyncRequest) -> Result<Application, ServiceError> {
         let name = self.inner.namespaces.canonical(name);
+        let retry = request.retry_strategy.or_else(|| {
+            self.inner
+                .slot(name)
+                .and_then(|s| s.declared().app.spec.sync_policy.clone())
+                .and_then(|p| p.retry)
+        });
         let op = ManualOp {
             revision: request.revision.filter(|r| !r.is_empty()),
             prune: request.prune,
             dry_run: request.dry_run,
+            retry,
             initiated_by: InitiatedBy {
                 username: "api".into(),
                 automated: false,

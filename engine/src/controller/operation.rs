@@ -225,6 +225,7 @@ impl Inner {
                 resources: waiting.resources,
             }),
             operation: Some(waiting.run.operation(&waiting.sha)),
+            retry_count: i64::from(waiting.retried),
         };
         if waiting.run.initiated_by.automated {
             let (memory, _) =
@@ -261,6 +262,7 @@ impl Inner {
         spec: &crate::model::ApplicationSpec,
     ) -> SyncEnd {
         let started = run.started_at.clone();
+        let retried = resume.as_ref().map_or(0, |w| w.retried);
         let mut op = OperationState {
             phase: OperationPhase::Running,
             message: "syncing".into(),
@@ -268,6 +270,7 @@ impl Inner {
             finished_at: None,
             sync_result: None,
             operation: Some(run.operation(sha)),
+            retry_count: i64::from(retried),
         };
         let (mut stand, mut results, recorded, mut hook_uids) = match resume {
             Some(w) => (w.progress, w.resources, w.message, w.hook_uids),
@@ -385,6 +388,8 @@ impl Inner {
                                 resources: results,
                                 message: op.message,
                                 hook_uids,
+                                retried,
+                                not_before: None,
                             });
                             self.enqueue_after(name, WAVE_RECHECK);
                             return SyncEnd::Waiting;
@@ -436,6 +441,48 @@ impl Inner {
                 outcome
             }
         };
+        let mut message = message;
+        // A failed attempt is tried again from the first wave, at the same
+        // revision, while the retry strategy allows.
+        if phase == OperationPhase::Failed
+            && !run.dry_run
+            && !run.cancel.is_cancelled()
+            && let Some(strategy) = &run.retry
+        {
+            match decide::retry_wait(strategy, retried) {
+                Ok(Some(wait)) => {
+                    let attempt = retried + 1;
+                    op.retry_count = i64::from(attempt);
+                    op.message = format!(
+                        "retrying (attempt {attempt}) in {:.1}s after: {message}",
+                        wait.as_secs_f64()
+                    );
+                    op.sync_result = Some(SyncResult {
+                        revision: sha.to_string(),
+                        resources: results,
+                    });
+                    tracing::info!(app = %name, message = %op.message, "sync failed; retrying");
+                    if let Err(e) = self.store.set_operation(name, &op) {
+                        tracing::error!(app = %name, error = %e, "cannot record the sync operation");
+                    }
+                    status.operation_state = Some(op.clone());
+                    work.waiting = Some(WaitingOp {
+                        run: run.clone(),
+                        sha: sha.to_string(),
+                        progress: Progress::Start,
+                        resources: Vec::new(),
+                        message: op.message,
+                        hook_uids: BTreeMap::new(),
+                        retried: attempt,
+                        not_before: Some(self.clock.now() + wait),
+                    });
+                    self.enqueue_after(name, wait);
+                    return SyncEnd::Waiting;
+                }
+                Ok(None) => {}
+                Err(e) => message = format!("{message} (not retried: syncPolicy.retry: {e})"),
+            }
+        }
         op.phase = phase;
         op.message = message;
         op.finished_at = Some(now());
@@ -495,6 +542,7 @@ impl Inner {
             finished_at: None,
             sync_result: None,
             operation: Some(op.operation(op.revision.as_deref().unwrap_or_default())),
+            retry_count: 0,
         };
         {
             let mut running = slot.running();

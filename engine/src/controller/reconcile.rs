@@ -340,6 +340,15 @@ impl Inner {
             // Decide: an operation waiting for a wave goes on; a user's
             // operation runs; otherwise the policy says.
             let automated = spec.automated().cloned();
+            // A retry waits out its backoff.
+            if let Some(at) = work.waiting.as_ref().and_then(|w| w.not_before)
+                && let Some(left) = at.checked_duration_since(self.clock.now())
+                && !left.is_zero()
+            {
+                self.enqueue_after(name, left);
+                work.last_key = None;
+                break;
+            }
             let resume = work.waiting.take();
             let run = match (&resume, &op) {
                 (Some(w), _) => Some(w.run.clone()),
@@ -387,6 +396,7 @@ impl Inner {
                                     username: String::new(),
                                     automated: true,
                                 },
+                                retry: spec.sync_policy.as_ref().and_then(|p| p.retry.clone()),
                                 ..ManualOp::default()
                             })
                         }

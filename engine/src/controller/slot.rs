@@ -17,6 +17,8 @@ pub(super) struct ManualOp {
     pub(super) started_at: String,
     /// Fires when the operation is terminated.
     pub(super) cancel: CancellationToken,
+    /// Retry a failed attempt (`syncPolicy.retry`, or the request's).
+    pub(super) retry: Option<crate::model::RetryStrategy>,
 }
 
 impl ManualOp {
@@ -67,6 +69,10 @@ pub(super) struct WaitingOp {
     /// this sync's hook only when the uids match (an earlier sync's
     /// completed Job of the same name is not).
     pub(super) hook_uids: BTreeMap<ResourceKey, String>,
+    /// Failed attempts retried so far (`syncPolicy.retry`).
+    pub(super) retried: u32,
+    /// A retry waits until then before it starts again from the first wave.
+    pub(super) not_before: Option<Instant>,
 }
 
 /// What a reconcile was asked to do beyond comparing.
