@@ -1,8 +1,9 @@
-//! Sync hooks end to end (`argocd.argoproj.io/hook`, Helm's `helm.sh/hook`):
-//! PreSync, Sync, PostSync and SyncFail hooks in their phases, their delete
-//! policies, `generateName` hooks, `Skip`, a failed PreSync hook stopping
-//! the sync, and hooks never compared nor pruned. Real git repositories, a
-//! real `plumb serve`, the real local control plane.
+//! A sync in depth, end to end: hooks (`argocd.argoproj.io/hook`, Helm's
+//! `helm.sh/hook`) in their phases with their delete policies,
+//! `generateName` hooks, `Skip`, a failed PreSync hook stopping the sync,
+//! hooks never compared nor pruned; `syncPolicy.retry`; and a sync started
+//! through the Application object's `operation` field. Real git
+//! repositories, a real `plumb serve`, the real local control plane.
 
 mod support;
 
@@ -397,5 +398,70 @@ async fn a_failed_sync_is_retried_up_to_its_limit() -> Result<()> {
             .await?
             .is_none()
     );
+    Ok(())
+}
+
+/// Argo CD's `operation` field: patching it onto the Application object
+/// starts that sync (here a manual application's first sync, with prune),
+/// as `kubectl patch app NAME --type merge -p '{"operation": ...}'` does;
+/// Plumb clears the field once the sync has started.
+#[tokio::test]
+async fn patching_operation_on_the_application_object_starts_a_sync() -> Result<()> {
+    let (apps, target) = (
+        TestNamespace::new("hooks-op-apps").await,
+        TestNamespace::new("hooks-op-target").await,
+    );
+    apps.create().await?;
+    target.create().await?;
+    let app = unique(&apps, "byfield");
+    let repo = GitRepo::new(None)?;
+    repo.write("app/cm.yaml", &configmap("from-field", &[]))?;
+    let revision = repo.commit("one ConfigMap")?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start_watching(work.path(), "", &apps.name).await?;
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        support::client().await,
+        &apps.name,
+        &support::applications(),
+    );
+    let object: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": app, "namespace": apps.name},
+        "spec": {"project": "default",
+                 "source": {"repoURL": repo.url(), "targetRevision": "main", "path": "app"},
+                 "destination": {"server": "https://kubernetes.default.svc", "namespace": target.name}}
+    }))?;
+    api.create(&Default::default(), &object).await?;
+    plumb.wait_status(&app, "OutOfSync", None).await?;
+    api.patch(
+        &app,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"operation": {
+            "sync": {"revision": revision, "prune": true},
+            "initiatedBy": {"username": "kubectl"}
+        }})),
+    )
+    .await?;
+    let doc = wait_operation(&plumb, &app, &revision, "Succeeded").await?;
+    assert_eq!(
+        str_at(
+            &doc,
+            "/status/operationState/operation/initiatedBy/username"
+        ),
+        "kubectl",
+        "{doc}"
+    );
+    assert!(
+        get_object(&configmaps(), &target.name, "from-field")
+            .await?
+            .is_some()
+    );
+    eventually("the operation field is cleared", WAIT, || async {
+        let object = get_object(&support::applications(), &apps.name, &app).await?;
+        Ok(object.filter(|o| o.get("operation").is_none()).map(|_| ()))
+    })
+    .await?;
+    // One start only: the sync's history has one entry.
+    assert_eq!(plumb.history_len(&app).await?, 1);
     Ok(())
 }

@@ -611,6 +611,20 @@ pub fn application_crd() -> Value {
                     );
                 }
             }
+            // Argo CD's top-level `operation`: setting it starts a sync
+            // (read raw by the registry; the API server must keep it).
+            if let Some(Value::Object(properties)) =
+                version.pointer_mut("/schema/openAPIV3Schema/properties")
+            {
+                properties.insert(
+                    "operation".into(),
+                    serde_json::json!({
+                        "description": "A sync to start (Argo CD's operation field); Plumb clears it once the sync has started.",
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": true
+                    }),
+                );
+            }
         }
     }
     crd

@@ -555,10 +555,11 @@ pub async fn connect(
 #[error("{0}")]
 pub struct ConnectError(String);
 
-/// Installs a CRD (`applications.argoproj.io`, `applicationsets...`)
-/// unless the cluster has one of that name (Argo CD's own, or Plumb's),
-/// waiting at most `timeout` for it to become Established. Reads first, so
-/// a present CRD costs no write.
+/// Installs a CRD (`applications.argoproj.io`, `applicationsets...`), or
+/// updates the one an earlier Plumb installed (a newer schema keeps fields
+/// the old one pruned), waiting at most `timeout` for it to become
+/// Established. A CRD of that name another tool installed (Argo CD's own)
+/// is left alone.
 ///
 /// # Errors
 /// When the CRD can be neither read nor applied, or is not Established in
@@ -582,12 +583,21 @@ pub async fn ensure_crd(
         .unwrap_or_default()
         .to_string();
     let api = cluster.api(&kind, "");
-    if api
+    let existing = api
         .get_opt(&name)
         .await
-        .map_err(|e| ClusterError::api("get", format!("CustomResourceDefinition/{name}"), e))?
-        .is_none()
-    {
+        .map_err(|e| ClusterError::api("get", format!("CustomResourceDefinition/{name}"), e))?;
+    // A CRD Plumb installed is brought up to this version's schema (an
+    // apply of the same schema changes nothing); one another tool installed
+    // (Argo CD's own) is left as it is.
+    let ours = existing.as_ref().is_none_or(|crd| {
+        crd.metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .any(|f| f.manager.as_deref() == Some(FIELD_MANAGER))
+    });
+    if ours {
         cluster.apply(&kind, &crd, false).await?;
         cluster.wait_crd_established(&name, timeout).await?;
     }

@@ -53,6 +53,9 @@ pub struct Declared {
     /// fields included: how an ApplicationSet tells whether an Application
     /// it generated still holds what it would write.
     pub spec_hash: u64,
+    /// An Application object's top-level `operation` (Argo CD's way to ask
+    /// for a sync through the object), as written.
+    pub operation: Option<Value>,
 }
 
 impl Declared {
@@ -319,6 +322,10 @@ pub fn declared_from_value(mut value: Value, origin: Origin) -> Result<Declared,
     }
     let unsupported = unsupported_fields(&value);
     let spec_hash = crate::appset::plan::spec_hash(value.get("spec").unwrap_or(&Value::Null));
+    let operation = match origin {
+        Origin::Cluster => value.get("operation").filter(|o| !o.is_null()).cloned(),
+        Origin::File(_) => None,
+    };
     let mut app: Application = serde_json::from_value(value).map_err(|e| e.to_string())?;
     if app.metadata.name.as_deref().unwrap_or("").is_empty() {
         return Err("an Application needs metadata.name".into());
@@ -339,6 +346,7 @@ pub fn declared_from_value(mut value: Value, origin: Origin) -> Result<Declared,
         origin,
         status_fingerprint,
         spec_hash,
+        operation,
     })
 }
 

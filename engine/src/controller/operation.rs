@@ -88,6 +88,44 @@ fn hook_results(
     }
 }
 
+/// The sync an Application object's `operation` field asks for, as Argo
+/// CD writes it: `sync` with `revision`, `prune`, `dryRun`, and
+/// `initiatedBy.username`, `retry`.
+fn cr_operation(requested: &Value) -> Result<ManualOp, String> {
+    let sync = requested
+        .get("sync")
+        .filter(|s| s.is_object())
+        .ok_or("it has no sync (only sync operations exist)")?;
+    let flag = |name: &str| sync.get(name).and_then(Value::as_bool).unwrap_or(false);
+    let retry = match requested.get("retry") {
+        None | Some(Value::Null) => None,
+        Some(r) => Some(
+            serde_json::from_value::<crate::model::RetryStrategy>(r.clone())
+                .map_err(|e| format!("retry: {e}"))?,
+        ),
+    };
+    let username = requested
+        .pointer("/initiatedBy/username")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())
+        .unwrap_or("operation field");
+    Ok(ManualOp {
+        revision: sync
+            .get("revision")
+            .and_then(Value::as_str)
+            .filter(|r| !r.is_empty())
+            .map(str::to_string),
+        prune: flag("prune"),
+        dry_run: flag("dryRun"),
+        initiated_by: InitiatedBy {
+            username: username.to_string(),
+            automated: false,
+        },
+        retry,
+        ..ManualOp::default()
+    })
+}
+
 impl Inner {
     /// The readiness of an application's live objects for the gate.
     fn readiness(
@@ -200,6 +238,71 @@ impl Inner {
         if running.as_ref().is_some_and(|r| r.id == id) {
             *running = None;
         }
+        drop(running);
+        // A sync asked through the object while this one ran starts now.
+        if slot.declared().operation.is_some() {
+            self.enqueue(name);
+        }
+    }
+
+    /// Starts the sync an Application object asks for in its `operation`
+    /// field (Argo CD's `kubectl patch app NAME --type merge -p
+    /// '{"operation": {"sync": {...}}}'`), once, and clears the field. One
+    /// asked while another operation runs waits until it ends.
+    pub(super) fn take_cr_operation(self: &Arc<Self>, name: &str, slot: &AppSlot) {
+        let declared = slot.declared();
+        let mut seen = slot
+            .cr_operation
+            .lock()
+            .expect("operation lock is never poisoned");
+        let Some(requested) = declared.operation.as_ref() else {
+            *seen = None;
+            return;
+        };
+        let print = hash_json(requested);
+        if *seen == Some(print) || slot.running().is_some() {
+            return;
+        }
+        let op = match cr_operation(requested) {
+            Ok(op) => op,
+            Err(why) => {
+                tracing::warn!(app = %name, why, "the Application's operation field is not a sync Plumb can run; it is cleared");
+                *seen = Some(print);
+                self.clear_cr_operation(name);
+                return;
+            }
+        };
+        match self.start_operation(name, op, None) {
+            Ok(_) => {
+                tracing::info!(app = %name, "sync started by the Application's operation field");
+                *seen = Some(print);
+                self.clear_cr_operation(name);
+            }
+            Err(ServiceError::Conflict(_)) => {}
+            Err(e) => {
+                tracing::warn!(app = %name, error = %e, "cannot start the sync the Application's operation field asks for");
+                *seen = Some(print);
+                self.clear_cr_operation(name);
+            }
+        }
+    }
+
+    /// Removes the `operation` field of an Application object (a merge
+    /// patch of that field only).
+    fn clear_cr_operation(self: &Arc<Self>, name: &str) {
+        let (namespace, object) = self.namespaces.split(name);
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.cluster.client().clone(),
+            namespace,
+            &registry::application_resource(),
+        );
+        let (app, object) = (name.to_string(), object.to_string());
+        tokio::spawn(async move {
+            let patch = Patch::Merge(json!({"operation": null}));
+            if let Err(e) = api.patch(&object, &PatchParams::default(), &patch).await {
+                tracing::warn!(app = %app, error = %e, "cannot clear the Application's operation field");
+            }
+        });
     }
 
     /// Ends a sync operation waiting between waves, Failed with `message`

@@ -138,6 +138,9 @@ impl Inner {
         let slot = self
             .slot(name)
             .ok_or_else(|| ReconcileError::NotFound(name.to_string()))?;
+        if trigger.op.is_none() {
+            self.take_cr_operation(name, &slot);
+        }
         let mut work = slot.work.lock().await;
         if !work.loaded {
             work.loaded = true;

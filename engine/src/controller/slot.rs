@@ -167,6 +167,10 @@ pub(super) struct AppSlot {
     /// Its cascade deleted its resources and removed the resources
     /// finalizer.
     pub(super) cascaded: AtomicBool,
+    /// A hash of the `operation` of its object that last started a sync,
+    /// until the object no longer has one: the same request is started
+    /// once, even before Plumb's clearing of the field is seen.
+    pub(super) cr_operation: Mutex<Option<u64>>,
 }
 
 impl AppSlot {
@@ -179,6 +183,7 @@ impl AppSlot {
             operation: Mutex::default(),
             deletion_seen: AtomicBool::new(false),
             cascaded: AtomicBool::new(false),
+            cr_operation: Mutex::default(),
         })
     }
 

@@ -140,7 +140,8 @@ impl Inner {
                             && current.origin == declared.origin
                             && current.app.metadata.deletion_timestamp
                                 == declared.app.metadata.deletion_timestamp
-                            && current.app.metadata.finalizers == declared.app.metadata.finalizers;
+                            && current.app.metadata.finalizers == declared.app.metadata.finalizers
+                            && current.operation == declared.operation;
                         // Metadata (labels) may have changed either way;
                         // only a spec change, a deletion or a change of
                         // finalizers needs a new reconcile.
