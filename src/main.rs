@@ -17,6 +17,17 @@ use tokio_util::sync::CancellationToken;
 mod appset;
 mod render;
 
+/// jemalloc instead of glibc's malloc. glibc gives threads that allocate
+/// at the same time arenas of their own (up to eight per core) and keeps
+/// what is freed in each: the blocking threads that fetch, generate, render
+/// and parse come and go, and at 1,000 applications of one ApplicationSet
+/// the process held 159 MiB after 20 commits against a heap that never
+/// passed 56 MB (heaptrack; BENCHMARKS.md, round 7). jemalloc reuses freed
+/// memory across threads and returns it to the system on a timer (its
+/// background thread).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "plumb",
