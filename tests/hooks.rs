@@ -465,3 +465,121 @@ async fn patching_operation_on_the_application_object_starts_a_sync() -> Result<
     assert_eq!(plumb.history_len(&app).await?, 1);
     Ok(())
 }
+
+/// `argocd.argoproj.io/compare-options: IgnoreExtraneous` on an object that
+/// left Git keeps the application Synced (and automated sync does not run
+/// for it); `PrunePropagationPolicy=orphan` prunes a Deployment and leaves
+/// its ReplicaSet (kube-controller-manager made it) in place.
+#[tokio::test]
+async fn ignore_extraneous_and_prune_propagation_orphan() -> Result<()> {
+    let ns = TestNamespace::new("hooks-options").await;
+    ns.create().await?;
+    let (kept_app, pruned_app) = (unique(&ns, "extraneous"), unique(&ns, "orphan"));
+    let repo = GitRepo::new(None)?;
+    repo.write("kept/plain.yaml", &configmap("kept-plain", &[]))?;
+    repo.write(
+        "kept/extra.yaml",
+        &configmap(
+            "kept-extra",
+            &[("argocd.argoproj.io/compare-options", "IgnoreExtraneous")],
+        ),
+    )?;
+    repo.write(
+        "pruned/web.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 0\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n        - name: main\n          image: registry.invalid/web:1\n",
+    )?;
+    repo.write("pruned/cm.yaml", &configmap("pruned-plain", &[]))?;
+    repo.commit("two applications")?;
+    let work = tempfile::tempdir()?;
+    let apps = format!(
+        "{}---\n{}",
+        application(
+            &kept_app,
+            &repo.url(),
+            "kept",
+            &ns.name,
+            "  syncPolicy:\n    automated: {selfHeal: true}\n",
+        ),
+        application(
+            &pruned_app,
+            &repo.url(),
+            "pruned",
+            &ns.name,
+            "  syncPolicy:\n    automated: {prune: true}\n    syncOptions: [PrunePropagationPolicy=orphan]\n",
+        )
+    );
+    let plumb = Plumb::start(work.path(), &apps).await?;
+    plumb.wait_status(&kept_app, "Synced", None).await?;
+    plumb.wait_status(&pruned_app, "Synced", None).await?;
+    let replicasets = resource("apps", "v1", "ReplicaSet", "replicasets");
+    let rs_api: Api<DynamicObject> =
+        Api::namespaced_with(support::client().await, &ns.name, &replicasets);
+    let rs_names = || async {
+        let list = rs_api.list(&ListParams::default()).await?;
+        anyhow::Ok(
+            list.items
+                .into_iter()
+                .filter_map(|o| o.metadata.name)
+                .filter(|n| n.starts_with("web-"))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let rs = eventually("the Deployment's ReplicaSet", WAIT, || async {
+        let names = rs_names().await?;
+        Ok((!names.is_empty()).then_some(names))
+    })
+    .await?;
+
+    repo.remove("kept/extra.yaml")?;
+    repo.remove("pruned/web.yaml")?;
+    let revision = repo.commit("both leave Git")?;
+    // The pruned Deployment goes; its ReplicaSet stays (orphaned).
+    eventually("the Deployment is pruned", WAIT, || async {
+        let gone = get_object(
+            &resource("apps", "v1", "Deployment", "deployments"),
+            &ns.name,
+            "web",
+        )
+        .await?
+        .is_none();
+        Ok(gone.then_some(()))
+    })
+    .await
+    .with_context(|| format!("plumb log:\n{}", plumb.log_text()))?;
+    // Orphaned: the garbage collector removed its owner reference before
+    // the Deployment went (with background propagation it would still
+    // name the Deployment until it is collected).
+    assert_eq!(
+        rs_names().await?,
+        rs,
+        "the ReplicaSet is orphaned, not deleted"
+    );
+    let owners = rs_api.get(&rs[0]).await?.metadata.owner_references;
+    assert!(owners.as_ref().is_none_or(Vec::is_empty), "{owners:?}");
+    // The IgnoreExtraneous object stays, and the application is Synced at
+    // the new revision with the object listed as needing pruning.
+    let doc = eventually(
+        "the kept application compares the new revision",
+        WAIT,
+        || async {
+            let doc = plumb.app(&kept_app).await?;
+            Ok((doc["status"]["sync"]["revision"] == revision.as_str()).then_some(doc))
+        },
+    )
+    .await?;
+    assert_eq!(str_at(&doc, "/status/sync/status"), "Synced", "{doc}");
+    let extra = doc["status"]["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["name"] == "kept-extra")
+        .cloned()
+        .context("the extraneous object is listed")?;
+    assert_eq!(extra["requiresPruning"], true, "{extra}");
+    assert!(
+        get_object(&configmaps(), &ns.name, "kept-extra")
+            .await?
+            .is_some()
+    );
+    Ok(())
+}

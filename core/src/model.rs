@@ -11,6 +11,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// Argo CD's compare options of an object (`IgnoreExtraneous`).
+pub const COMPARE_OPTIONS_ANNOTATION: &str = "argocd.argoproj.io/compare-options";
+
 /// Argo CD's tracking annotation: `<app>:<group>/<Kind>:<namespace>/<name>`.
 pub const TRACKING_ANNOTATION: &str = "argocd.argoproj.io/tracking-id";
 /// Per-resource sync options (`Prune=false`, `Delete=false`, ...).

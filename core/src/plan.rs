@@ -120,6 +120,36 @@ pub struct PlanOptions {
     pub allow_empty: bool,
     /// `CreateNamespace=true` with this destination namespace.
     pub create_namespace: Option<String>,
+    /// `PrunePropagationPolicy=foreground|background|orphan`: how a prune
+    /// deletes an object's dependents (background by default).
+    pub prune_propagation: PrunePropagation,
+}
+
+/// How a prune deletes an object's dependents (Kubernetes' propagation
+/// policy).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PrunePropagation {
+    /// The object goes at once; the garbage collector deletes its
+    /// dependents after.
+    #[default]
+    Background,
+    /// The object goes once its dependents are gone.
+    Foreground,
+    /// Its dependents are left.
+    Orphan,
+}
+
+impl PrunePropagation {
+    /// Reads `PrunePropagationPolicy=...` from sync options.
+    pub fn from_options<'a>(options: impl Iterator<Item = &'a str> + Clone) -> PrunePropagation {
+        if has_option(options.clone(), "PrunePropagationPolicy", "foreground") {
+            PrunePropagation::Foreground
+        } else if has_option(options, "PrunePropagationPolicy", "orphan") {
+            PrunePropagation::Orphan
+        } else {
+            PrunePropagation::Background
+        }
+    }
 }
 
 /// One step of a sync.
@@ -143,6 +173,8 @@ pub enum Step {
         /// The uid of the object that was compared (the delete's
         /// precondition).
         uid: String,
+        /// How its dependents go.
+        propagation: PrunePropagation,
     },
     /// Create a hook (deleting the object of the same name first when
     /// `recreate`).
@@ -390,7 +422,7 @@ pub fn plan_with_hooks(
     gone.sort_by(|a, b| order_key(&b.key).cmp(&order_key(&a.key)));
     let prune: Vec<Step> = gone
         .into_iter()
-        .map(|t| prune_step(t, options.prune))
+        .map(|t| prune_step(t, options.prune, options.prune_propagation))
         .collect();
     Ok(SyncPlan {
         waves,
@@ -415,7 +447,7 @@ fn hook_step(h: &Hook) -> Step {
 }
 
 /// Prune or keep one tracked object that is no longer desired.
-fn prune_step(t: &Tracked, prune_allowed: bool) -> Step {
+fn prune_step(t: &Tracked, prune_allowed: bool, propagation: PrunePropagation) -> Step {
     let annotation = t.sync_options.as_deref().unwrap_or("");
     let options = || annotation.split(',').map(str::trim);
     let reason = if has_option(options(), "Prune", "false") {
@@ -437,6 +469,7 @@ fn prune_step(t: &Tracked, prune_allowed: bool) -> Step {
             key: t.key.clone(),
             api_version: t.api_version.clone(),
             uid: t.uid.clone(),
+            propagation,
         },
     }
 }

@@ -22,8 +22,8 @@ use crate::cluster::Kind;
 use crate::diff;
 use crate::health;
 use crate::model::{
-    Health, MANAGED_LABEL, MANAGED_LABEL_VALUE, ResourceKey, SYNC_OPTIONS_ANNOTATION,
-    TRACKING_ANNOTATION, annotation, tracking_app,
+    COMPARE_OPTIONS_ANNOTATION, Health, MANAGED_LABEL, MANAGED_LABEL_VALUE, ResourceKey,
+    SYNC_OPTIONS_ANNOTATION, TRACKING_ANNOTATION, annotation, tracking_app,
 };
 
 /// What Plumb keeps of a tracked object: what every reconcile reads of it,
@@ -46,6 +46,9 @@ pub struct Live {
     app_sync: Option<Box<str>>,
     /// A sync hook: never compared, listed or pruned.
     hook: bool,
+    /// `argocd.argoproj.io/compare-options: IgnoreExtraneous`: not in Git,
+    /// yet it does not make the application OutOfSync.
+    ignore_extraneous: bool,
     fingerprint: u64,
 }
 
@@ -77,6 +80,10 @@ impl Live {
                 && text("/apiVersion").starts_with("argoproj.io/"))
             .then(|| text("/status/sync/status")),
             hook: crate::hooks::is_hook(object),
+            ignore_extraneous: annotation(object, COMPARE_OPTIONS_ANNOTATION).is_some_and(|o| {
+                o.split(',')
+                    .any(|x| x.trim().eq_ignore_ascii_case("IgnoreExtraneous"))
+            }),
             fingerprint: diff::fingerprint(object),
         }
     }
@@ -124,6 +131,12 @@ impl Live {
     /// Its health, where Plumb knows how to assess its kind.
     pub fn health(&self) -> Option<&Health> {
         self.health.as_ref()
+    }
+
+    /// Whether it says `argocd.argoproj.io/compare-options:
+    /// IgnoreExtraneous`.
+    pub fn ignore_extraneous(&self) -> bool {
+        self.ignore_extraneous
     }
 
     /// Whether it is a sync hook (`argocd.argoproj.io/hook` or

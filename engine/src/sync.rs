@@ -7,13 +7,14 @@
 use std::time::Duration;
 
 use futures::StreamExt;
+use kube::api::PropagationPolicy;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{Cluster, ClusterError, Kind};
 use crate::live::LiveState;
 use crate::model::{ResourceKey, ResourceResult, version_of};
-use crate::plan::{Stage, StageKind, Step};
+use crate::plan::{PrunePropagation, Stage, StageKind, Step};
 
 /// How many requests one application's sync has in flight at once.
 const CONCURRENCY: usize = 8;
@@ -172,12 +173,21 @@ async fn run_step(
             key,
             api_version,
             uid,
+            propagation,
         } => {
             let kind = match resolve(cluster, api_version, key).await {
                 Ok(kind) => kind,
                 Err(message) => return (result(key, api_version, "SyncFailed", message), None),
             };
-            match cluster.delete(&kind, key, Some(uid)).await {
+            let propagation = match propagation {
+                PrunePropagation::Background => PropagationPolicy::Background,
+                PrunePropagation::Foreground => PropagationPolicy::Foreground,
+                PrunePropagation::Orphan => PropagationPolicy::Orphan,
+            };
+            match cluster
+                .delete_with(&kind, key, Some(uid), propagation)
+                .await
+            {
                 Ok(()) => {
                     live.observe_deleted(api_version, &key.kind, key);
                     result(key, api_version, "Pruned", "pruned")

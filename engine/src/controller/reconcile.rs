@@ -302,7 +302,11 @@ impl Inner {
                     &b.name,
                 ))
             });
-            let out_of_sync = modified.iter().any(|m| *m) || !extras.is_empty();
+            // IgnoreExtraneous: an object Git no longer has that does not
+            // count against the sync status, nor start an automated sync.
+            let extraneous =
+                |t: &Tracked| tracked.get(&t.key).is_none_or(|l| !l.ignore_extraneous());
+            let out_of_sync = modified.iter().any(|m| *m) || extras.iter().any(extraneous);
             let (revision, revisions) = manifests::revisions(spec, &sha);
             status.sync = SyncStatus {
                 status: if out_of_sync {
@@ -362,7 +366,7 @@ impl Inner {
                         pinned: status.rollback.is_some(),
                         revision: &sha,
                         modified: modified.iter().any(|m| *m),
-                        extras: !prunable.is_empty(),
+                        extras: prunable.iter().any(extraneous),
                     };
                     let (decision, memory) = decide::decide(&input, &work.policy, self.clock.now());
                     // A RollingSync holds the sync until its step opens;
@@ -430,6 +434,11 @@ impl Inner {
                     .then(|| dest.namespace.clone())
                     .flatten()
                     .filter(|n| !n.is_empty()),
+                prune_propagation: plan::PrunePropagation::from_options(
+                    spec.sync_policy
+                        .iter()
+                        .flat_map(|p| p.sync_options.iter().map(String::as_str)),
+                ),
             };
             let desired: Vec<Desired> = prepared
                 .iter()
