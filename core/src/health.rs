@@ -1,9 +1,15 @@
 //! Health of live Kubernetes objects, with Argo CD's built-in rules
 //! (gitops-engine's `pkg/health`) and its messages.
 //!
-//! It is not a Lua interpreter for `resource.customizations`, and it does not
-//! wait or watch: it reads one object's `spec` and `status` and says what
-//! they mean now. Kinds without a rule get `None`.
+//! Beside gitops-engine's Go rules, Plumb has in Rust the rules Argo CD ships
+//! as Lua scripts for core kinds (CronJob, PodDisruptionBudget,
+//! CustomResourceDefinition), with the same outcomes and messages.
+//!
+//! It is not the Lua interpreter for `resource.customizations` (that is
+//! `plumb-engine`'s `lua`, which calls [`health_of`] where no script
+//! applies), and it does not wait or watch: it reads one object's `spec`
+//! and `status` and says what they mean now. Kinds without a rule get
+//! `None`.
 
 use serde_json::Value;
 
@@ -15,15 +21,23 @@ use crate::model::{Health, HealthStatusCode, group_of};
 /// An object being deleted (`metadata.deletionTimestamp` set) is
 /// Progressing "Pending deletion", whatever its kind, as in Argo CD.
 pub fn health_of(object: &Value) -> Option<Health> {
-    if object
+    if let Some(pending) = pending_deletion(object) {
+        return Some(pending);
+    }
+    builtin(object)
+}
+
+/// Progressing "Pending deletion" for an object being deleted: the rule
+/// that comes before every other, a custom script's included.
+pub fn pending_deletion(object: &Value) -> Option<Health> {
+    object
         .pointer("/metadata/deletionTimestamp")
         .is_some_and(|t| !t.is_null())
-    {
-        return Some(Health::new(
-            HealthStatusCode::Progressing,
-            "Pending deletion",
-        ));
-    }
+        .then(|| Health::new(HealthStatusCode::Progressing, "Pending deletion"))
+}
+
+/// The built-in rule of the object's kind alone, without the deletion rule.
+fn builtin(object: &Value) -> Option<Health> {
     let api_version = str_at(object, "/apiVersion");
     let kind = str_at(object, "/kind");
     let object = Object(object);
@@ -37,7 +51,14 @@ pub fn health_of(object: &Value) -> Option<Health> {
         ("", "PersistentVolumeClaim") => persistent_volume_claim(object),
         ("", "Namespace") => namespace(object),
         ("batch", "Job") => job(object),
+        ("batch", "CronJob") => cron_job(object),
+        ("extensions" | "networking.k8s.io", "Ingress") => ingress(object),
+        ("autoscaling", "HorizontalPodAutoscaler") => horizontal_pod_autoscaler(object),
+        ("policy", "PodDisruptionBudget") => pod_disruption_budget(object),
+        ("apiregistration.k8s.io", "APIService") => api_service(object),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => custom_resource_definition(object),
         ("argoproj.io", "Application") => application(object),
+        ("argoproj.io", "Workflow") => workflow(object),
         _ => return None,
     })
 }
@@ -419,6 +440,175 @@ fn job(j: Object<'_>) -> Health {
         .map(|c| c.message)
         .unwrap_or_default();
     progressing(running)
+}
+
+/// Argo CD's CronJob script: a suspended CronJob is Healthy (Argo CD keeps
+/// it out of Suspended on purpose), one whose last run did not succeed is
+/// Degraded, and any other with a status Healthy with what is known.
+fn cron_job(cj: Object<'_>) -> Health {
+    if cj.bool("/spec/suspend") {
+        return Health::new(HealthStatusCode::Healthy, "CronJob is Suspended");
+    }
+    if !cj.0.pointer("/status").is_some_and(Value::is_object) {
+        return progressing("Waiting for CronJob");
+    }
+    let scheduled =
+        cj.0.pointer("/status/lastScheduleTime")
+            .and_then(Value::as_str);
+    let succeeded =
+        cj.0.pointer("/status/lastSuccessfulTime")
+            .and_then(Value::as_str);
+    let message = match (scheduled, succeeded) {
+        (None, _) => "CronJob has not been scheduled yet",
+        (Some(_), None) => "The CronJob never completed successfully. It may not be healthy",
+        (Some(_), Some(_)) if !cj.list("/status/active").is_empty() => {
+            "The job is running. Its last execution may not have been successful"
+        }
+        // RFC 3339 times in UTC compare as text.
+        (Some(scheduled), Some(succeeded)) if succeeded < scheduled => {
+            return degraded("CronJob has not completed its last execution successfully");
+        }
+        (Some(_), Some(_)) => "CronJob has completed its last execution successfully",
+    };
+    Health::new(HealthStatusCode::Healthy, message)
+}
+
+/// Healthy once the load balancer reports an address.
+fn ingress(i: Object<'_>) -> Health {
+    if i.list("/status/loadBalancer/ingress").is_empty() {
+        progressing("")
+    } else {
+        healthy()
+    }
+}
+
+/// `autoscaling/v1` carries the conditions in an annotation (as JSON), the
+/// later versions in `status.conditions`. A failing condition Argo CD knows
+/// makes it Degraded, an `AbleToScale` or `ScalingLimited` that is true
+/// Healthy; otherwise it waits to autoscale.
+fn horizontal_pod_autoscaler(hpa: Object<'_>) -> Health {
+    const DEGRADED: [(&str, &str); 8] = [
+        ("AbleToScale", "FailedGetScale"),
+        ("AbleToScale", "FailedUpdateScale"),
+        ("ScalingActive", "FailedGetResourceMetric"),
+        ("ScalingActive", "FailedGetObjectMetric"),
+        ("ScalingActive", "FailedGetPodsMetric"),
+        ("ScalingActive", "FailedGetExternalMetric"),
+        ("ScalingActive", "FailedComputeMetricsReplicas"),
+        ("ScalingActive", "InvalidSelector"),
+    ];
+    let waiting = || progressing("Waiting to Autoscale");
+    let from_annotation;
+    let conditions: &[Value] = if str_at(hpa.0, "/apiVersion") == "autoscaling/v1" {
+        let Some(text) =
+            crate::model::annotation(hpa.0, "autoscaling.alpha.kubernetes.io/conditions")
+        else {
+            return waiting();
+        };
+        from_annotation = match serde_json::from_str::<Vec<Value>>(text) {
+            Ok(list) => list,
+            Err(e) => {
+                return Health::new(
+                    HealthStatusCode::Unknown,
+                    format!("failed to convert conditions annotation to typed: {e}"),
+                );
+            }
+        };
+        &from_annotation
+    } else {
+        hpa.list("/status/conditions")
+    };
+    if let Some(c) = conditions.iter().find(|c| {
+        let (type_, reason) = (str_at(c, "/type"), str_at(c, "/reason"));
+        DEGRADED.contains(&(type_, reason))
+    }) {
+        return degraded(str_at(c, "/message"));
+    }
+    if let Some(c) = conditions.iter().find(|c| {
+        matches!(str_at(c, "/type"), "AbleToScale" | "ScalingLimited")
+            && str_at(c, "/status") == "True"
+    }) {
+        return Health::new(HealthStatusCode::Healthy, str_at(c, "/message"));
+    }
+    waiting()
+}
+
+/// Argo CD's PodDisruptionBudget script: a condition turned `False` for any
+/// reason but `InsufficientPods` (which has valid uses) makes it Degraded;
+/// otherwise the last condition's reason says it is Healthy.
+fn pod_disruption_budget(pdb: Object<'_>) -> Health {
+    let mut health = progressing("Waiting for status");
+    for c in pdb.list("/status/conditions") {
+        let reason = str_at(c, "/reason");
+        let message = format!("PodDisruptionBudget has {reason}");
+        if str_at(c, "/status") == "False" && reason != "InsufficientPods" {
+            return degraded(message);
+        }
+        health = Health::new(HealthStatusCode::Healthy, message);
+    }
+    health
+}
+
+/// The aggregator's `Available` condition decides.
+fn api_service(api: Object<'_>) -> Health {
+    match api.condition("Available") {
+        Some(c) => {
+            let status = if c.status == "True" {
+                HealthStatusCode::Healthy
+            } else {
+                HealthStatusCode::Progressing
+            };
+            Health::new(status, format!("{}: {}", c.reason, c.message))
+        }
+        None => progressing("Waiting to be processed"),
+    }
+}
+
+/// Argo CD's CRD script: conditions in their order; Terminating, names not
+/// accepted and a non-structural schema win over Established.
+fn custom_resource_definition(crd: Object<'_>) -> Health {
+    let conditions = crd.list("/status/conditions");
+    if conditions.is_empty() {
+        return progressing("Status conditions not found");
+    }
+    let mut established = false;
+    for c in conditions {
+        let (type_, status) = (str_at(c, "/type"), str_at(c, "/status"));
+        let message = str_at(c, "/message");
+        match (type_, status) {
+            ("Terminating", "True") => {
+                return progressing(format!("CRD is terminating: {message}"));
+            }
+            ("NamesAccepted", "False") => {
+                return degraded(format!("CRD names have not been accepted: {message}"));
+            }
+            ("NonStructuralSchema", "True") => {
+                return degraded(format!("Schema violations found: {message}"));
+            }
+            ("Established", "True") => established = true,
+            ("Established", _) if str_at(c, "/reason") == "Installing" => {
+                return progressing("CRD is being installed");
+            }
+            _ => {}
+        }
+    }
+    if established {
+        Health::new(HealthStatusCode::Healthy, "CRD is healthy")
+    } else {
+        degraded("CRD is not established")
+    }
+}
+
+/// An Argo Workflow by its phase, with its message.
+fn workflow(wf: Object<'_>) -> Health {
+    let message = wf.str("/status/message");
+    let status = match wf.str("/status/phase") {
+        "" | "Pending" | "Running" => HealthStatusCode::Progressing,
+        "Succeeded" => HealthStatusCode::Healthy,
+        "Failed" | "Error" => HealthStatusCode::Degraded,
+        _ => HealthStatusCode::Unknown,
+    };
+    Health::new(status, message)
 }
 
 /// Argo CD has no built-in Namespace rule (it counts as healthy); Plumb
@@ -981,5 +1171,252 @@ mod tests {
         );
         assert_health(app(json!({})), Progressing, "");
         assert_health(app(json!({"health": {"status": "Weird"}})), Unknown, "");
+    }
+
+    #[test]
+    fn cron_job_rules() {
+        let cj = |spec: Value, status: Value| json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly"}, "spec": spec, "status": status});
+        let at = |t: &str| json!(t);
+        assert_health(
+            cj(json!({"suspend": true}), json!({})),
+            Healthy,
+            "CronJob is Suspended",
+        );
+        assert_health(
+            cj(json!({}), json!(null)),
+            Progressing,
+            "Waiting for CronJob",
+        );
+        assert_health(
+            cj(json!({}), json!({})),
+            Healthy,
+            "CronJob has not been scheduled yet",
+        );
+        assert_health(
+            cj(
+                json!({}),
+                json!({"lastScheduleTime": at("2024-01-02T00:00:00Z")}),
+            ),
+            Healthy,
+            "The CronJob never completed successfully. It may not be healthy",
+        );
+        assert_health(
+            cj(
+                json!({}),
+                json!({"lastScheduleTime": "2024-01-02T00:00:00Z", "lastSuccessfulTime": "2024-01-01T00:00:10Z",
+                    "active": [{"name": "nightly-2"}]}),
+            ),
+            Healthy,
+            "The job is running. Its last execution may not have been successful",
+        );
+        assert_health(
+            cj(
+                json!({}),
+                json!({"lastScheduleTime": "2024-01-02T00:00:00Z", "lastSuccessfulTime": "2024-01-01T00:00:10Z"}),
+            ),
+            Degraded,
+            "CronJob has not completed its last execution successfully",
+        );
+        assert_health(
+            cj(
+                json!({}),
+                json!({"lastScheduleTime": "2024-01-02T00:00:00Z", "lastSuccessfulTime": "2024-01-02T00:00:10Z"}),
+            ),
+            Healthy,
+            "CronJob has completed its last execution successfully",
+        );
+    }
+
+    #[test]
+    fn ingress_rules() {
+        for api_version in ["networking.k8s.io/v1", "extensions/v1beta1"] {
+            let ing = |status: Value| json!({"apiVersion": api_version, "kind": "Ingress", "metadata": {"name": "web"}, "status": status});
+            assert_health(ing(json!({})), Progressing, "");
+            assert_health(ing(json!({"loadBalancer": {}})), Progressing, "");
+            assert_health(
+                ing(json!({"loadBalancer": {"ingress": [{"hostname": "lb.example.com"}]}})),
+                Healthy,
+                "",
+            );
+        }
+    }
+
+    #[test]
+    fn horizontal_pod_autoscaler_rules_from_status_conditions() {
+        let hpa = |conditions: Value| {
+            json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "web"}, "status": {"conditions": conditions}})
+        };
+        assert_health(hpa(json!([])), Progressing, "Waiting to Autoscale");
+        assert_health(
+            hpa(json!([
+                {"type": "AbleToScale", "status": "True", "reason": "SucceededGetScale", "message": "the HPA controller was able to get the target's current scale"},
+                {"type": "ScalingActive", "status": "False", "reason": "FailedGetResourceMetric", "message": "missing request for cpu"}])),
+            Degraded,
+            "missing request for cpu",
+        );
+        assert_health(
+            hpa(json!([
+                {"type": "AbleToScale", "status": "True", "reason": "ReadyForNewScale", "message": "recommended size matches current size"},
+                {"type": "ScalingActive", "status": "True", "reason": "ValidMetricFound", "message": "ok"}])),
+            Healthy,
+            "recommended size matches current size",
+        );
+        assert_health(
+            hpa(json!([{"type": "ScalingActive", "status": "True", "reason": "ValidMetricFound"}])),
+            Progressing,
+            "Waiting to Autoscale",
+        );
+        let mut beta =
+            hpa(json!([{"type": "ScalingLimited", "status": "True", "message": "too many"}]));
+        beta["apiVersion"] = json!("autoscaling/v2beta2");
+        assert_health(beta, Healthy, "too many");
+    }
+
+    #[test]
+    fn horizontal_pod_autoscaler_v1_reads_the_conditions_annotation() {
+        let hpa = |annotations: Value| {
+            json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "web", "annotations": annotations}, "status": {}})
+        };
+        assert_health(hpa(json!({})), Progressing, "Waiting to Autoscale");
+        let key = "autoscaling.alpha.kubernetes.io/conditions";
+        assert_health(hpa(json!({key: "[]"})), Progressing, "Waiting to Autoscale");
+        let failing = r#"[{"type":"AbleToScale","status":"False","reason":"FailedGetScale","message":"no scale"}]"#;
+        assert_health(hpa(json!({key: failing})), Degraded, "no scale");
+        let fine = r#"[{"type":"AbleToScale","status":"True","reason":"SucceededRescale","message":"rescaled"}]"#;
+        assert_health(hpa(json!({key: fine})), Healthy, "rescaled");
+        let broken = health(hpa(json!({key: "[{"})));
+        assert_eq!(broken.status, Unknown);
+        assert!(
+            broken
+                .message
+                .starts_with("failed to convert conditions annotation to typed: "),
+            "{broken:?}"
+        );
+    }
+
+    #[test]
+    fn pod_disruption_budget_rules() {
+        let pdb = |status: Value| json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web"}, "status": status});
+        assert_health(pdb(json!({})), Progressing, "Waiting for status");
+        assert_health(
+            pdb(
+                json!({"conditions": [{"type": "DisruptionAllowed", "status": "True", "reason": "SufficientPods"}]}),
+            ),
+            Healthy,
+            "PodDisruptionBudget has SufficientPods",
+        );
+        assert_health(
+            pdb(
+                json!({"conditions": [{"type": "DisruptionAllowed", "status": "False", "reason": "InsufficientPods"}]}),
+            ),
+            Healthy,
+            "PodDisruptionBudget has InsufficientPods",
+        );
+        assert_health(
+            pdb(
+                json!({"conditions": [{"type": "DisruptionAllowed", "status": "False", "reason": "SyncFailed"}]}),
+            ),
+            Degraded,
+            "PodDisruptionBudget has SyncFailed",
+        );
+    }
+
+    #[test]
+    fn api_service_rules() {
+        for api_version in [
+            "apiregistration.k8s.io/v1",
+            "apiregistration.k8s.io/v1beta1",
+        ] {
+            let api = |conditions: Value| {
+                json!({"apiVersion": api_version, "kind": "APIService",
+                "metadata": {"name": "v1beta1.metrics.k8s.io"}, "status": {"conditions": conditions}})
+            };
+            assert_health(api(json!([])), Progressing, "Waiting to be processed");
+            assert_health(
+                api(
+                    json!([{"type": "Available", "status": "True", "reason": "Passed", "message": "all checks passed"}]),
+                ),
+                Healthy,
+                "Passed: all checks passed",
+            );
+            assert_health(
+                api(
+                    json!([{"type": "Available", "status": "False", "reason": "MissingEndpoints", "message": "no endpoints"}]),
+                ),
+                Progressing,
+                "MissingEndpoints: no endpoints",
+            );
+        }
+    }
+
+    #[test]
+    fn custom_resource_definition_rules() {
+        let crd = |status: Value| {
+            json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"}, "status": status})
+        };
+        let established = json!({"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted"});
+        let names = json!({"type": "NamesAccepted", "status": "True", "reason": "NoConflicts"});
+        assert_health(crd(json!({})), Progressing, "Status conditions not found");
+        assert_health(
+            crd(json!({"conditions": []})),
+            Progressing,
+            "Status conditions not found",
+        );
+        assert_health(
+            crd(json!({"conditions": [names, established]})),
+            Healthy,
+            "CRD is healthy",
+        );
+        assert_health(
+            crd(
+                json!({"conditions": [{"type": "Established", "status": "False", "reason": "Installing"}]}),
+            ),
+            Progressing,
+            "CRD is being installed",
+        );
+        assert_health(
+            crd(json!({"conditions": [names]})),
+            Degraded,
+            "CRD is not established",
+        );
+        assert_health(
+            crd(
+                json!({"conditions": [{"type": "NamesAccepted", "status": "False", "message": "\"widgets\" is already in use"}, established]}),
+            ),
+            Degraded,
+            "CRD names have not been accepted: \"widgets\" is already in use",
+        );
+        assert_health(
+            crd(
+                json!({"conditions": [established, {"type": "NonStructuralSchema", "status": "True", "message": "spec.versions[0].schema.openAPIV3Schema: Required value"}]}),
+            ),
+            Degraded,
+            "Schema violations found: spec.versions[0].schema.openAPIV3Schema: Required value",
+        );
+        assert_health(
+            crd(
+                json!({"conditions": [established, {"type": "Terminating", "status": "True", "message": "instances are being deleted"}]}),
+            ),
+            Progressing,
+            "CRD is terminating: instances are being deleted",
+        );
+    }
+
+    #[test]
+    fn workflow_rules() {
+        let wf = |status: Value| json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"name": "w"}, "status": status});
+        assert_health(wf(json!({})), Progressing, "");
+        assert_health(wf(json!({"phase": "Running"})), Progressing, "");
+        assert_health(wf(json!({"phase": "Succeeded"})), Healthy, "");
+        assert_health(
+            wf(json!({"phase": "Failed", "message": "child failed"})),
+            Degraded,
+            "child failed",
+        );
+        assert_health(wf(json!({"phase": "Error"})), Degraded, "");
+        assert_health(wf(json!({"phase": "Odd"})), Unknown, "");
     }
 }
