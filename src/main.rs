@@ -177,6 +177,11 @@ struct ServeArgs {
     #[arg(long, default_value_t = ControllerOptions::default().appset_max_delete_percent,
           value_parser = clap::value_parser!(u8).range(0..=100))]
     appset_max_delete_percent: u8,
+    /// A YAML file of Argo CD `argocd-cm` keys (custom health in
+    /// `resource.customizations...`), read at start. Its keys win over the
+    /// `argocd-cm` ConfigMap's in --namespace.
+    #[arg(long)]
+    resource_customizations: Option<PathBuf>,
     #[command(flatten)]
     tools: ToolArgs,
 }
@@ -348,6 +353,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         appset_policy: args.appset_policy,
         appset_policy_override: args.appset_policy_override,
         appset_max_delete_percent: args.appset_max_delete_percent,
+        resource_customizations: args.resource_customizations,
         tools: args.tools.options(args.data_dir.join("tools")),
         data_dir: args.data_dir,
         ..Default::default()

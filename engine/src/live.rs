@@ -20,11 +20,11 @@ use tokio_util::sync::CancellationToken;
 use crate::cascade::HELM_RESOURCE_POLICY;
 use crate::cluster::Kind;
 use crate::diff;
-use crate::health;
 use crate::model::{
     COMPARE_OPTIONS_ANNOTATION, Health, MANAGED_LABEL, MANAGED_LABEL_VALUE, ResourceKey,
     SYNC_OPTIONS_ANNOTATION, TRACKING_ANNOTATION, annotation, tracking_app,
 };
+use crate::settings::Settings;
 
 /// What Plumb keeps of a tracked object: what every reconcile reads of it,
 /// read once when it arrives, and a fingerprint of its normalized form
@@ -42,6 +42,11 @@ pub struct Live {
     resource_policy: Option<Box<str>>,
     deleting: bool,
     health: Option<Health>,
+    /// Whether a custom health rule failed on it (its health is then
+    /// Unknown with why).
+    health_failed: bool,
+    /// The generation of the settings its health was assessed under.
+    settings: u64,
     /// An Application object's `status.sync.status` (empty without one).
     app_sync: Option<Box<str>>,
     /// A sync hook: never compared, listed or pruned.
@@ -53,8 +58,9 @@ pub struct Live {
 }
 
 impl Live {
-    /// What Plumb keeps of `object`.
-    pub fn new(object: &Value) -> Live {
+    /// What Plumb keeps of `object`, its health assessed under `settings`.
+    pub fn new(object: &Value, settings: &Settings) -> Live {
+        let health = settings.health_of(object);
         let text = |pointer: &str| -> Box<str> {
             object
                 .pointer(pointer)
@@ -75,7 +81,9 @@ impl Live {
             deleting: object
                 .pointer("/metadata/deletionTimestamp")
                 .is_some_and(|t| !t.is_null()),
-            health: health::health_of(object),
+            health: health.health,
+            health_failed: health.failed,
+            settings: settings.generation(),
             app_sync: (text("/kind").as_ref() == "Application"
                 && text("/apiVersion").starts_with("argoproj.io/"))
             .then(|| text("/status/sync/status")),
@@ -145,6 +153,11 @@ impl Live {
         self.hook
     }
 
+    /// Whether a custom health rule failed on it.
+    pub fn health_failed(&self) -> bool {
+        self.health_failed
+    }
+
     /// For an Application object (app of apps), its `status.sync.status`:
     /// empty while it has none.
     pub fn app_sync(&self) -> Option<&str> {
@@ -211,12 +224,44 @@ impl Index {
         Some(app)
     }
 
-    /// Whether the index holds exactly this version of the object for `app`.
-    fn holds(&self, kind: &KindId, key: &ResourceKey, app: &str, resource_version: &str) -> bool {
+    /// Whether the index holds exactly this version of the object for `app`,
+    /// assessed under the settings of `generation`.
+    fn holds(
+        &self,
+        kind: &KindId,
+        key: &ResourceKey,
+        app: &str,
+        resource_version: &str,
+        generation: u64,
+    ) -> bool {
+        self.held(kind, key, app, resource_version)
+            .is_some_and(|o| o.settings == generation)
+    }
+
+    /// The object held for `app` at this version, whatever the settings.
+    fn held(
+        &self,
+        kind: &KindId,
+        key: &ResourceKey,
+        app: &str,
+        resource_version: &str,
+    ) -> Option<&LiveObject> {
         self.by_kind
             .get(kind)
             .and_then(|m| m.get(key))
-            .is_some_and(|(a, o)| a == app && o.resource_version() == resource_version)
+            .filter(|(a, o)| a == app && o.resource_version() == resource_version)
+            .map(|(_, o)| o)
+    }
+
+    /// Replaces the object held at the same version (its health assessed
+    /// again) without counting it as a change.
+    fn refresh(&mut self, kind: &KindId, key: &ResourceKey, app: &str, object: LiveObject) {
+        if let Some(entry) = self.by_kind.get_mut(kind).and_then(|m| m.get_mut(key)) {
+            entry.1 = Arc::clone(&object);
+        }
+        if let Some(entry) = self.by_app.get_mut(app) {
+            entry.objects.insert(key.clone(), object);
+        }
     }
 
     fn upsert(
@@ -307,6 +352,9 @@ pub enum WatchError {
 /// started, and its last error.
 struct WatchEntry {
     ready: watch::Receiver<bool>,
+    /// Asks the watch to list its kind again (the settings changed its
+    /// health rule).
+    relist: Arc<tokio::sync::Notify>,
     started: Instant,
     last_error: Arc<Mutex<Option<String>>>,
 }
@@ -349,6 +397,7 @@ impl ChangedApps {
 /// The watch-backed live state of every tracked object.
 pub struct LiveState {
     client: kube::Client,
+    settings: std::sync::RwLock<Arc<Settings>>,
     index: Mutex<Index>,
     watches: Mutex<HashMap<KindId, WatchEntry>>,
     changes: Arc<ChangedApps>,
@@ -371,11 +420,47 @@ impl LiveState {
     ) -> Arc<LiveState> {
         Arc::new(LiveState {
             client,
+            settings: std::sync::RwLock::new(Arc::new(Settings::default())),
             index: Mutex::default(),
             watches: Mutex::default(),
             changes,
             cancel,
         })
+    }
+
+    /// The settings objects are assessed under.
+    pub fn settings(&self) -> Arc<Settings> {
+        Arc::clone(
+            &self
+                .settings
+                .read()
+                .expect("settings lock is never poisoned"),
+        )
+    }
+
+    /// Takes new settings: every watched kind whose health rule they change
+    /// is listed again, so its objects' health is assessed again (the index
+    /// keeps no object's text). An object whose health comes out the same
+    /// is not a change: its application is not compared again.
+    pub fn set_settings(&self, settings: Arc<Settings>) {
+        let old = std::mem::replace(
+            &mut *self
+                .settings
+                .write()
+                .expect("settings lock is never poisoned"),
+            Arc::clone(&settings),
+        );
+        let watches = self
+            .watches
+            .lock()
+            .expect("watch map lock is never poisoned");
+        for ((api_version, kind), entry) in watches.iter() {
+            let group = crate::model::group_of(api_version);
+            if old.health_rule(group, kind) != settings.health_rule(group, kind) {
+                tracing::info!(%kind, %api_version, "health rule changed; listing the kind again");
+                entry.relist.notify_one();
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
@@ -405,11 +490,14 @@ impl LiveState {
             let entry = watches.entry(id.clone()).or_insert_with(|| {
                 let (tx, rx) = watch::channel(false);
                 let last_error = Arc::new(Mutex::new(None));
+                let relist = Arc::new(tokio::sync::Notify::new());
                 let this = Arc::clone(self);
-                let (kind, errors) = (kind.clone(), Arc::clone(&last_error));
-                tokio::spawn(async move { this.run_watch(id, kind, tx, errors).await });
+                let (kind, errors, again) =
+                    (kind.clone(), Arc::clone(&last_error), Arc::clone(&relist));
+                tokio::spawn(async move { this.run_watch(id, kind, tx, errors, again).await });
                 WatchEntry {
                     ready: rx,
+                    relist,
                     started: Instant::now(),
                     last_error,
                 }
@@ -444,12 +532,16 @@ impl LiveState {
         kind: Kind,
         ready: watch::Sender<bool>,
         last_error: Arc<Mutex<Option<String>>>,
+        relist: Arc<tokio::sync::Notify>,
     ) {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &kind.resource);
         let selector = format!("{MANAGED_LABEL}={MANAGED_LABEL_VALUE}");
-        let mut stream = watcher::watcher(api, watcher::Config::default().labels(&selector))
-            .default_backoff()
-            .boxed();
+        let start = || {
+            watcher::watcher(api.clone(), watcher::Config::default().labels(&selector))
+                .default_backoff()
+                .boxed()
+        };
+        let mut stream = start();
         // Keys seen since the current (re)list began: what was not seen by
         // its end is gone. Objects stream into the index one by one, so a
         // relist never holds a second copy of a kind.
@@ -457,6 +549,12 @@ impl LiveState {
         loop {
             let event = tokio::select! {
                 () = self.cancel.cancelled() => return,
+                () = relist.notified() => {
+                    // A new watch starts with a list of its own.
+                    stream = start();
+                    listing = None;
+                    continue;
+                }
                 event = stream.next() => event,
             };
             let Some(event) = event else { return };
@@ -505,13 +603,28 @@ impl LiveState {
                     .pointer("/metadata/resourceVersion")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                let mut index = self.lock();
-                if index.holds(id, &key, &app, version) {
+                let settings = self.settings();
+                if self
+                    .lock()
+                    .holds(id, &key, &app, version, settings.generation())
+                {
                     // The same version (Plumb's own apply, seen first in its
                     // response, or a relist): nothing changed.
                     return;
                 }
-                index.upsert(id, key, app, Arc::new(Live::new(&value)))
+                // Assessed outside the index's lock: a custom health script
+                // may take a while.
+                let live = Arc::new(Live::new(&value, &settings));
+                let mut index = self.lock();
+                if index.held(id, &key, &app, version).is_some_and(|held| {
+                    held.health() == live.health() && held.health_failed() == live.health_failed()
+                }) {
+                    // Assessed again under new settings, with the same
+                    // outcome: not a change of the application.
+                    index.refresh(id, &key, &app, live);
+                    return;
+                }
+                index.upsert(id, key, app, live)
             }
             None => self.lock().remove(id, &key).into_iter().collect(),
         };
@@ -575,9 +688,16 @@ impl LiveState {
     pub fn observe_applied(&self, api_version: &str, kind: &str, object: &Value) {
         let id = (api_version.to_string(), kind.to_string());
         if let Some((app, key)) = owner(object) {
-            let live = Live::new(object);
+            let settings = self.settings();
+            let live = Live::new(object, &settings);
             let mut index = self.lock();
-            if !index.holds(&id, &key, &app, live.resource_version()) {
+            if !index.holds(
+                &id,
+                &key,
+                &app,
+                live.resource_version(),
+                settings.generation(),
+            ) {
                 index.upsert(&id, key, app, Arc::new(live));
             }
         }
@@ -657,7 +777,7 @@ mod tests {
         let mut index = Index::default();
         let kind = ("v1".to_string(), "ConfigMap".to_string());
         let key = config_map_key();
-        let object = || Arc::new(Live::new(&json!({})));
+        let object = || Arc::new(Live::new(&json!({}), &Settings::default()));
         index.upsert(&kind, key.clone(), "a".into(), object());
         let touched = index.upsert(&kind, key.clone(), "b".into(), object());
         assert_eq!(touched, ["a", "b"]);
@@ -680,10 +800,17 @@ mod tests {
         let object = json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "c", "namespace": "n", "resourceVersion": "7", "uid": "u"},
             "data": {"k": "v"}});
-        index.upsert(&kind, key.clone(), "a".into(), Arc::new(Live::new(&object)));
-        assert!(index.holds(&kind, &key, "a", "7"));
-        assert!(!index.holds(&kind, &key, "a", "8"));
-        assert!(!index.holds(&kind, &key, "b", "7"));
+        index.upsert(
+            &kind,
+            key.clone(),
+            "a".into(),
+            Arc::new(Live::new(&object, &Settings::default())),
+        );
+        assert!(index.holds(&kind, &key, "a", "7", 0));
+        assert!(!index.holds(&kind, &key, "a", "8", 0));
+        assert!(!index.holds(&kind, &key, "b", "7", 0));
+        // Under other settings, the same version is assessed again.
+        assert!(!index.holds(&kind, &key, "a", "7", 1));
         let held = &index.by_app["a"].objects[&key];
         assert_eq!(held.uid(), "u");
         assert_eq!(held.fingerprint(), diff::fingerprint(&object));

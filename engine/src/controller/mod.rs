@@ -207,8 +207,31 @@ impl Controller {
             &options.namespace,
             &options.app_namespaces,
         )?);
+        let file_settings = match &options.resource_customizations {
+            Some(path) => crate::settings::read_file(path)?,
+            None => crate::settings::Data::new(),
+        };
         let changes = Arc::new(ChangedApps::default());
         let live = LiveState::new(client.clone(), Arc::clone(&changes), cancel.clone());
+        // Settings first, so the first reconciles see the customizations;
+        // each change re-assesses the kinds whose health rule it changes.
+        let mut settings = crate::settings::SettingsSource::watch(
+            client.clone(),
+            &options.namespace,
+            file_settings,
+            options.watch_timeout,
+            cancel.clone(),
+        )
+        .await;
+        live.set_settings(settings.current());
+        {
+            let live = Arc::clone(&live);
+            tokio::spawn(async move {
+                while let Some(current) = settings.changed().await {
+                    live.set_settings(current);
+                }
+            });
+        }
         let (queue_tx, queue_rx) = mpsc::unbounded_channel();
         let (urgent_tx, urgent_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(1024);

@@ -40,6 +40,9 @@ pub struct ControllerOptions {
     /// An ApplicationSet pass that would delete at least this percentage of
     /// its applications is held until confirmed (100: only a drop to none).
     pub appset_max_delete_percent: u8,
+    /// A file of `argocd-cm` keys (`--resource-customizations`), over the
+    /// `argocd-cm` ConfigMap in `namespace`.
+    pub resource_customizations: Option<PathBuf>,
     /// Helm, Kustomize and Jsonnet: binaries and limits (`root` is set
     /// from `data_dir`).
     pub tools: crate::tools::ToolOptions,
@@ -64,6 +67,7 @@ impl Default for ControllerOptions {
             appset_policy: plumb_core::appset::plan::ApplicationsSync::Sync,
             appset_policy_override: false,
             appset_max_delete_percent: 100,
+            resource_customizations: None,
             tools: crate::tools::ToolOptions::default(),
         }
     }
@@ -78,6 +82,9 @@ pub enum StartError {
     /// A pattern of `--app-namespaces` does not compile.
     #[error(transparent)]
     AppNamespaces(#[from] crate::appns::PatternError),
+    /// The `--resource-customizations` file cannot be read.
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
     /// The data directory could not be created.
     #[error("cannot create data directory {path}: {source}")]
     DataDir {

@@ -127,6 +127,33 @@ fn unmanaged_children(prepared: &[Prepared], managed: Option<&AppNamespaces>) ->
         .collect()
 }
 
+/// Argo CD's condition for objects whose custom health rule failed (their
+/// health is Unknown with why): the first, and how many more. Only shown:
+/// it changes nothing of what is synced or pruned.
+fn health_error(
+    prepared: &[Prepared],
+    tracked: &BTreeMap<ResourceKey, LiveObject>,
+) -> Option<Condition> {
+    let mut failed = prepared
+        .iter()
+        .filter_map(|p| Some((&p.key, tracked.get(&p.key)?)))
+        .filter(|(_, live)| live.health_failed());
+    let (key, live) = failed.next()?;
+    let why = live
+        .health()
+        .map(|h| h.message.as_str())
+        .unwrap_or_default();
+    let more = failed.count();
+    let mut message = format!(
+        "error setting app health: failed to get resource health for {:?} with name {:?} in namespace {:?}: {why}",
+        key.kind, key.name, key.namespace
+    );
+    if more > 0 {
+        message.push_str(&format!(" (and {more} more)"));
+    }
+    Some(condition("ComparisonError", message))
+}
+
 impl Inner {
     /// Compares an application and syncs it when asked or when its policy
     /// says so; publishes the result.
@@ -325,6 +352,7 @@ impl Inner {
                 .map(|e| condition("ComparisonError", e))
                 .collect();
             conditions.append(&mut warnings.clone());
+            conditions.extend(health_error(&prepared, &tracked));
             status.conditions = conditions;
             status.reconciled_at = Some(now());
 

@@ -167,6 +167,7 @@ impl Inner {
                 (parent.uid.clone(), parent)
             })
             .collect();
+        let settings = self.live.settings();
         for (api_version, kind) in [
             ("batch/v1", "Job"),
             ("apps/v1", "ReplicaSet"),
@@ -195,7 +196,7 @@ impl Inner {
                     if let Some(p) = parent_ref(&o) {
                         owners.insert(p.uid.clone(), p);
                     }
-                    nodes.push(node(&o, parents));
+                    nodes.push(node(&o, parents, &settings));
                 }
             }
         }
@@ -238,7 +239,11 @@ fn tracked_node(key: &ResourceKey, live: &Live) -> ResourceNode {
     }
 }
 
-fn node(object: &Value, parent_refs: Vec<ParentRef>) -> ResourceNode {
+fn node(
+    object: &Value,
+    parent_refs: Vec<ParentRef>,
+    settings: &crate::settings::Settings,
+) -> ResourceNode {
     let key = ResourceKey::of(object).unwrap_or_else(|| ResourceKey {
         group: String::new(),
         kind: String::new(),
@@ -261,7 +266,7 @@ fn node(object: &Value, parent_refs: Vec<ParentRef>) -> ResourceNode {
         name: key.name,
         uid: text("/metadata/uid"),
         parent_refs,
-        health: health::health_of(object),
+        health: settings.health_of(object).health,
         resource_version: text("/metadata/resourceVersion"),
         created_at: object
             .pointer("/metadata/creationTimestamp")
