@@ -815,4 +815,61 @@ mod tests {
         assert_eq!(held.uid(), "u");
         assert_eq!(held.fingerprint(), diff::fingerprint(&object));
     }
+
+    #[test]
+    fn an_object_assessed_again_the_same_is_not_a_change() {
+        let mut index = Index::default();
+        let kind = ("example.com/v1".to_string(), "Widget".to_string());
+        let key = ResourceKey {
+            group: "example.com".into(),
+            kind: "Widget".into(),
+            namespace: "n".into(),
+            name: "w".into(),
+        };
+        let object = json!({"apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": "w", "namespace": "n", "resourceVersion": "7"}});
+        let data = |script: &str| {
+            [(
+                "resource.customizations.health.example.com_Widget".to_string(),
+                script.to_string(),
+            )]
+            .into_iter()
+            .collect()
+        };
+        let first = Settings::new(
+            crate::customizations::Customizations::parse(&data("return {status = 'Healthy'}")),
+            1,
+        );
+        index.upsert(
+            &kind,
+            key.clone(),
+            "a".into(),
+            Arc::new(Live::new(&object, &first)),
+        );
+        let generation = index.by_app["a"].generation;
+        // New settings with the same verdict: held again, not bumped.
+        let same = Settings::new(
+            crate::customizations::Customizations::parse(&data(
+                "return {status = 'Healthy', message = nil}",
+            )),
+            2,
+        );
+        assert!(!index.holds(&kind, &key, "a", "7", 2));
+        let again = Arc::new(Live::new(&object, &same));
+        let held = index.held(&kind, &key, "a", "7").expect("held");
+        assert_eq!(held.health(), again.health());
+        index.refresh(&kind, &key, "a", again);
+        assert!(index.holds(&kind, &key, "a", "7", 2));
+        assert_eq!(index.by_app["a"].generation, generation);
+        // Another verdict is a change.
+        let other = Settings::new(
+            crate::customizations::Customizations::parse(&data("return {status = 'Degraded'}")),
+            3,
+        );
+        let changed = Live::new(&object, &other);
+        assert_eq!(
+            changed.health().map(|h| h.status),
+            Some(crate::model::HealthStatusCode::Degraded)
+        );
+    }
 }
