@@ -361,7 +361,8 @@ async fn the_parent_is_healthy_only_when_every_child_is() -> Result<()> {
         ),
     )?;
     repo.write("ok/cm.yaml", &configmap("ok"))?;
-    // No kubelet runs here: the Deployment never becomes available.
+    // Its image is on a `.invalid` registry: the node simulator never
+    // pulls it, so the Deployment never becomes available.
     repo.write("slow/deploy.yaml", &deployment("never-ready"))?;
     repo.commit("one child never gets healthy")?;
     let work = tempfile::tempdir()?;

@@ -750,7 +750,8 @@ spec:
 }
 
 /// A ConfigMap (and, with `stuck`, a Deployment that never becomes
-/// available: there is no kubelet) for `env` at `version`.
+/// available: its image is on a `.invalid` registry, which the node
+/// simulator never pulls) for `env` at `version`.
 fn write_env(repo: &GitRepo, env: &str, version: &str, stuck: bool) -> Result<()> {
     let mut text = format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{env}\ndata:\n  version: {version}\n"

@@ -51,13 +51,11 @@ async fn first_sync_creates_the_namespace_and_every_object_including_a_service_w
 
     let app = plumb.wait_status(&ns.name, "Synced", None).await?;
     assert_eq!(str_at(&app, "/status/sync/revision"), repo.head()?);
-    // No kubelet runs here, so the Deployment never gets available replicas.
-    assert_eq!(
-        str_at(&app, "/status/health/status"),
-        "Progressing",
-        "{app:#}"
-    );
     assert_eq!(str_at(&app, "/status/operationState/phase"), "Succeeded");
+    // The simulated nodes "run" nginx: the Deployment becomes available.
+    plumb
+        .wait_status(&ns.name, "Synced", Some("Healthy"))
+        .await?;
 
     let namespace =
         get_object(&resource("", "v1", "Namespace", "namespaces"), "", &ns.name).await?;

@@ -4,8 +4,8 @@
 //! on loopback, a real `plumb serve`, the real local control plane. Each test
 //! has its own namespace(s), repositories and server.
 //!
-//! No kubelet runs, so Deployments stay Progressing: the tests wait for
-//! `Synced` and read the objects, never for `Healthy`.
+//! The tests wait for `Synced` and read the objects; they do not wait for
+//! the Deployments to become `Healthy` (what the simulated nodes report).
 
 mod support;
 

@@ -2,8 +2,9 @@
 //! (the next wave only once the previous one is Synced and Healthy), a
 //! plain application's waves in order, terminate of a sync waiting for a
 //! wave. (Hooks: tests/hooks.rs.) Real git repositories, a real
-//! `plumb serve`, the real local control plane (no kubelet: a Deployment of
-//! one replica never becomes Available).
+//! `plumb serve`, the real local control plane (a Deployment whose image is
+//! on a `.invalid` registry never becomes Available: the node simulator
+//! never pulls it).
 
 mod support;
 
@@ -119,8 +120,8 @@ async fn children_deploy_wave_by_wave_once_the_previous_wave_is_synced_and_healt
         "parent/c.yaml",
         &child(&c, &apps.name, 2, &url, "c", &target.name),
     )?;
-    // No kubelet: one replica never becomes Available; child a stays
-    // Progressing.
+    // The image never pulls: one replica never becomes Available; child a
+    // stays Progressing.
     repo.write("a/web.yaml", &deployment("web", 1, None))?;
     repo.write("b/cm.yaml", &configmap("from-b", None))?;
     repo.write("c/cm.yaml", &configmap("from-c", None))?;
