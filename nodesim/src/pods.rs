@@ -60,6 +60,7 @@ pub async fn report(
         timing,
     });
     Controller::new(pods, config)
+        .trigger_backoff(QuickBackoff::default())
         .graceful_shutdown_on(async move { stop.cancelled().await })
         .run(reconcile, on_error, context)
         .for_each(|result| async move {
@@ -117,6 +118,31 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Context>) -> Result<Action, PodError>
                 Err(source) => Err(PodError::Delete { pod: id, source }),
             }
         }
+    }
+}
+
+/// The watch's back-off after an error: doubling from half a second to five
+/// seconds (kube's default goes to 30 s; on a loopback control plane an
+/// API server restart should be caught up within seconds), reset by a
+/// success.
+#[derive(Default)]
+struct QuickBackoff {
+    attempt: u32,
+}
+
+impl Iterator for QuickBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let millis = 500u64.saturating_mul(1 << self.attempt.min(4)).min(5_000);
+        self.attempt = self.attempt.saturating_add(1);
+        Some(Duration::from_millis(millis))
+    }
+}
+
+impl kube::runtime::utils::Backoff for QuickBackoff {
+    fn reset(&mut self) {
+        self.attempt = 0;
     }
 }
 
