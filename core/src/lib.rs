@@ -24,6 +24,7 @@ pub mod diff;
 pub mod health;
 pub mod helm;
 pub mod hooks;
+pub mod ignore;
 pub mod kustomize;
 pub mod model;
 pub mod plan;

@@ -82,6 +82,43 @@ pub struct ApplicationSpec {
     /// How many history entries to keep (Argo CD's default: 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision_history_limit: Option<i64>,
+    /// Fields left out of the comparison, per kind of object (see
+    /// [`crate::ignore`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_differences: Vec<ResourceIgnoreDifferences>,
+}
+
+/// One entry of `spec.ignoreDifferences` (Argo CD's
+/// `ResourceIgnoreDifferences`), or a server-wide rule of `argocd-cm`
+/// (`resource.customizations.ignoreDifferences.<group_kind>`), whose group
+/// and kind come from its key.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceIgnoreDifferences {
+    /// API group without the version (`apps`; empty for the core group);
+    /// a glob (`*`) matches several.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub group: String,
+    /// Kind (`Deployment`); a glob (`*`) matches several.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    /// Only the object of this name; every name when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Only objects in this namespace; every namespace when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    /// RFC 6901 JSON Pointers of fields to ignore (`/spec/replicas`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub json_pointers: Vec<String>,
+    /// jq path expressions of fields to ignore
+    /// (`.spec.template.spec.containers[] | select(.name == "sidecar")`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jq_path_expressions: Vec<String>,
+    /// Field managers whose fields (in the live object's
+    /// `metadata.managedFields`) are ignored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed_fields_managers: Vec<String>,
 }
 
 /// `spec.source`.
@@ -534,6 +571,7 @@ const SUPPORTED_FIELDS: &[&str] = &[
     "spec.syncPolicy.retry.backoff.factor",
     "spec.syncPolicy.retry.backoff.maxDuration",
     "spec.revisionHistoryLimit",
+    "spec.ignoreDifferences",
 ];
 
 /// Known fields whose values are free-form maps: their keys are not fields.
@@ -547,7 +585,7 @@ const FREE_FORM_FIELDS: &[&str] = &[
 ];
 
 /// Paths of fields in an Application manifest that Plumb does not support
-/// yet, in document order (`spec.source.plugin`, `spec.ignoreDifferences`,
+/// yet, in document order (`spec.source.plugin`, `spec.syncPolicy.retry`,
 /// ...). Values under `metadata`, `status` and `operation` are never
 /// reported; an unknown field of `spec.sources[1]` is reported as
 /// `spec.sources[1].<field>`.
@@ -1154,7 +1192,8 @@ mod tests {
                 "sources": [{"repoURL": "r", "kustomize": {"commonLabels": {"a": "b"}}},
                     {"repoURL": "r", "helm": {"postRenderer": "x"}}],
                 "destination": {"namespace": "n"},
-                "ignoreDifferences": [],
+                "ignoreDifferences": [{"group": "apps", "kind": "Deployment",
+                    "jsonPointers": ["/spec/replicas"]}],
                 "syncPolicy": {"automated": {"prune": true}, "retry": {"limit": 2},
                     "managedNamespaceMetadata": {}}
             }
@@ -1164,7 +1203,6 @@ mod tests {
             vec![
                 "spec.source.plugin",
                 "spec.sources[1].helm.postRenderer",
-                "spec.ignoreDifferences",
                 "spec.syncPolicy.managedNamespaceMetadata"
             ]
         );
