@@ -299,7 +299,9 @@ fn managed_fields() -> Value {
 fn managed_fields_managers_remove_the_fields_they_own() {
     let mut live = deployment();
     live["metadata"]["managedFields"] = managed_fields();
-    let cases: &[(&[&str], &[(&str, Option<Value>)])] = &[
+    /// A pointer looked at, and what it should find.
+    type Look<'a> = (&'a str, Option<Value>);
+    let cases: &[(&[&str], &[Look])] = &[
         (
             &["hpa"],
             &[
