@@ -182,8 +182,33 @@ struct ServeArgs {
     /// `argocd-cm` ConfigMap's in --namespace.
     #[arg(long)]
     resource_customizations: Option<PathBuf>,
+    /// A server-wide ignoreDifferences rule, as Argo CD's `argocd-cm` key
+    /// `resource.customizations.ignoreDifferences.GROUP_KIND` (`apps_Deployment`,
+    /// `Service`, `all`) with FILE holding its YAML value (repeatable).
+    #[arg(long = "ignore-differences", value_name = "GROUP_KIND=FILE")]
+    ignore_differences: Vec<String>,
     #[command(flatten)]
     tools: ToolArgs,
+}
+
+/// The rules of `--ignore-differences GROUP_KIND=FILE`, checked.
+fn server_ignore_rules(
+    flags: &[String],
+) -> Result<Vec<plumb_engine::model::ResourceIgnoreDifferences>> {
+    use plumb_engine::ignore;
+    let rules = flags
+        .iter()
+        .map(|flag| {
+            let (group_kind, file) = flag.split_once('=').with_context(|| {
+                format!("--ignore-differences {flag}: expected GROUP_KIND=FILE")
+            })?;
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("--ignore-differences: cannot read {file}"))?;
+            Ok(ignore::server_rule(group_kind, &text)?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    ignore::IgnoreRules::compile(&rules)?;
+    Ok(rules)
 }
 
 fn parse_policy(name: &str) -> Result<ApplicationsSync, String> {
@@ -354,6 +379,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         appset_policy_override: args.appset_policy_override,
         appset_max_delete_percent: args.appset_max_delete_percent,
         resource_customizations: args.resource_customizations,
+        ignore_differences: server_ignore_rules(&args.ignore_differences)?,
         tools: args.tools.options(args.data_dir.join("tools")),
         data_dir: args.data_dir,
         ..Default::default()

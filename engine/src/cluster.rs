@@ -466,11 +466,36 @@ impl Cluster {
     /// # Errors
     /// When the read fails or times out.
     pub async fn get(&self, kind: &Kind, key: &ResourceKey) -> Result<Option<Value>, ClusterError> {
+        self.read(kind, key, false).await
+    }
+
+    /// The object as [`Cluster::get`] reads it, with its
+    /// `metadata.managedFields` (which `ignoreDifferences` by field manager
+    /// needs).
+    ///
+    /// # Errors
+    /// As [`Cluster::get`].
+    pub async fn get_with_managed_fields(
+        &self,
+        kind: &Kind,
+        key: &ResourceKey,
+    ) -> Result<Option<Value>, ClusterError> {
+        self.read(kind, key, true).await
+    }
+
+    async fn read(
+        &self,
+        kind: &Kind,
+        key: &ResourceKey,
+        managed_fields: bool,
+    ) -> Result<Option<Value>, ClusterError> {
         let api = self.api(kind, &key.namespace);
         let result = self.within("read", key, api.get_opt(&key.name)).await?;
         let found = result.map_err(|e| ClusterError::api("read", key.to_string(), e))?;
         Ok(found.map(|mut o| {
-            o.metadata.managed_fields = None;
+            if !managed_fields {
+                o.metadata.managed_fields = None;
+            }
             let mut value = serde_json::to_value(o).expect("a DynamicObject always serializes");
             value["apiVersion"] = Value::String(kind.resource.api_version.clone());
             value["kind"] = Value::String(kind.resource.kind.clone());

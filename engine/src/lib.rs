@@ -12,8 +12,8 @@
 //! around them: git, Kubernetes, disk and the clock.
 
 pub use plumb_core::{
-    appns, appset, cascade, customizations, decide, diff, health, helm, hooks, kustomize, model,
-    plan, render, repo_path, template, waves,
+    appns, appset, cascade, customizations, decide, diff, health, helm, hooks, ignore, kustomize,
+    model, plan, render, repo_path, template, waves,
 };
 
 pub mod cluster;

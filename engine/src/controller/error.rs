@@ -55,6 +55,11 @@ pub enum ReconcileError {
     /// nothing is synced rather than everything but that hook.
     #[error("{0}")]
     Hooks(String),
+    /// An `ignoreDifferences` rule (the application's or the server's)
+    /// cannot be used: nothing is compared, synced or pruned with rules
+    /// that would compare something else than asked.
+    #[error("{0}; nothing is synced or pruned until it is fixed")]
+    IgnoreDifferences(#[from] plumb_core::ignore::RuleError),
     /// Discovery failed while resolving kinds.
     #[error("{0}")]
     Discovery(String),
@@ -96,7 +101,8 @@ impl ReconcileError {
             | ReconcileError::UnsupportedSource(_)
             | ReconcileError::Cancelled
             | ReconcileError::Invalid(_)
-            | ReconcileError::Hooks(_) => false,
+            | ReconcileError::Hooks(_)
+            | ReconcileError::IgnoreDifferences(_) => false,
         }
     }
 

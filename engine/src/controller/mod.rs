@@ -25,6 +25,7 @@ use crate::appns::AppNamespaces;
 use crate::cluster::{Cluster, Kind};
 use crate::diff::{self, Comparison};
 use crate::health;
+use crate::ignore::IgnoreRules;
 use crate::live::{ChangedApps, Live, LiveObject, LiveState};
 use crate::model::{
     Application, ApplicationStatus, Condition, Health, HealthStatusCode, IN_CLUSTER_NAME,

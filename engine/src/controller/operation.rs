@@ -363,6 +363,7 @@ impl Inner {
         resume: Option<WaitingOp>,
         sha: &str,
         spec: &crate::model::ApplicationSpec,
+        refused: Option<String>,
     ) -> SyncEnd {
         let started = run.started_at.clone();
         let retried = resume.as_ref().map_or(0, |w| w.retried);
@@ -427,8 +428,12 @@ impl Inner {
             }
         };
 
-        let (phase, message) = match plan::plan_with_hooks(desired, hooks, extras, options) {
-            Err(e) => (OperationPhase::Failed, e.to_string()),
+        let planned = match refused {
+            Some(why) => Err(why),
+            None => plan::plan_with_hooks(desired, hooks, extras, options).map_err(|e| e.to_string()),
+        };
+        let (phase, message) = match planned {
+            Err(e) => (OperationPhase::Failed, e),
             Ok(plan) if run.dry_run => {
                 let steps = plan.steps().count();
                 (

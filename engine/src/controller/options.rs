@@ -43,6 +43,11 @@ pub struct ControllerOptions {
     /// A file of `argocd-cm` keys (`--resource-customizations`), over the
     /// `argocd-cm` ConfigMap in `namespace`.
     pub resource_customizations: Option<PathBuf>,
+    /// Server-wide `ignoreDifferences` rules (Argo CD's
+    /// `resource.customizations.ignoreDifferences.*` of `argocd-cm`, each
+    /// read by [`plumb_core::ignore::server_rule`]), applied to every
+    /// application together with its own.
+    pub ignore_differences: Vec<crate::model::ResourceIgnoreDifferences>,
     /// Helm, Kustomize and Jsonnet: binaries and limits (`root` is set
     /// from `data_dir`).
     pub tools: crate::tools::ToolOptions,
@@ -68,6 +73,7 @@ impl Default for ControllerOptions {
             appset_policy_override: false,
             appset_max_delete_percent: 100,
             resource_customizations: None,
+            ignore_differences: Vec::new(),
             tools: crate::tools::ToolOptions::default(),
         }
     }

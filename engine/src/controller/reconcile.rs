@@ -2,6 +2,7 @@
 //! compare, decide, and (through `operation`) sync.
 
 use plumb_core::decide::{self, Decision};
+use plumb_core::model::{ApplicationSpec, SYNC_OPTIONS_ANNOTATION, annotation, has_option};
 
 use super::error::{self, ReconcileError};
 use super::operation::SyncEnd;
@@ -16,6 +17,7 @@ struct Ready {
     sha: String,
     spec_hash: u64,
     prepared: Vec<Prepared>,
+    rules: Arc<IgnoreRules>,
     hooks: Vec<PreparedHook>,
 }
 
@@ -226,6 +228,7 @@ impl Inner {
             spec_hash,
             prepared,
             hooks,
+            rules,
         } = match self.ready(name, work, &declared, &status, &trigger).await {
             Ok(Some(ready)) => ready,
             Ok(None) => return Ok(()),
@@ -269,7 +272,7 @@ impl Inner {
         loop {
             let live_generation = self.live.generation(name);
             let tracked = self.live.tracked(name);
-            let (modified, errors) = self.compare(work, &prepared, &tracked).await;
+            let (modified, errors) = self.compare(work, &prepared, &tracked, &rules).await;
             // Hooks are created by syncs and deleted by their policies:
             // never compared, listed nor pruned.
             let extras: Vec<Tracked> = tracked
@@ -468,7 +471,7 @@ impl Inner {
                         .flat_map(|p| p.sync_options.iter().map(String::as_str)),
                 ),
             };
-            let desired: Vec<Desired> = prepared
+            let mut desired: Vec<Desired> = prepared
                 .iter()
                 .zip(&modified)
                 .map(|(p, m)| Desired {
@@ -477,6 +480,18 @@ impl Inner {
                     modified: *m,
                 })
                 .collect();
+            let respect_all = spec.sync_option("RespectIgnoreDifferences");
+            let unrespected = self
+                .respect_ignored(&mut desired, &prepared, &rules, respect_all)
+                .await;
+            // Applying would overwrite fields the rules keep: the sync
+            // fails rather than doing that.
+            let refused = (!unrespected.is_empty()).then(|| {
+                format!(
+                    "RespectIgnoreDifferences: {}; nothing was applied",
+                    unrespected.join("; ")
+                )
+            });
             let seed = format!("{}/{}", run.started_at, run.id);
             let run_hooks = PreparedHook::for_operation(&hooks, name, &seed);
             let end = self
@@ -493,6 +508,7 @@ impl Inner {
                     resume,
                     &sha,
                     spec,
+                    refused,
                 )
                 .await;
             synced_now = true;
@@ -572,6 +588,11 @@ impl Inner {
         if op.is_none() && !trigger.force && work.last_key.as_ref() == Some(&key) {
             return Ok(None);
         }
+        // Rules that cannot be used stop the comparison: without them the
+        // application would look OutOfSync and be synced over what they keep.
+        let rules = self
+            .ignore_rules(work, spec, spec_hash)
+            .map_err(|e| (e, Some(sha.clone())))?;
         // The comparison cache is keyed by the desired object and the live
         // resourceVersion, so a normal refresh may reuse it (and costs no
         // dry-run requests); a hard refresh asks the API server again.
@@ -657,6 +678,7 @@ impl Inner {
             spec_hash,
             prepared,
             hooks,
+            rules,
         }))
     }
 
@@ -776,17 +798,137 @@ impl Inner {
         out
     }
 
+    /// The application's `ignoreDifferences` rules with the server-wide
+    /// ones, compiled once per spec.
+    ///
+    /// # Errors
+    /// [`ReconcileError::IgnoreDifferences`] for a rule that cannot be
+    /// used (a malformed pointer, a jq expression that does not parse).
+    pub(super) fn ignore_rules(
+        &self,
+        work: &mut AppWork,
+        spec: &ApplicationSpec,
+        spec_hash: u64,
+    ) -> Result<Arc<IgnoreRules>, ReconcileError> {
+        if let Some((hash, rules)) = &work.ignore
+            && *hash == spec_hash
+        {
+            return Ok(Arc::clone(rules));
+        }
+        let rules = Arc::new(IgnoreRules::compile(
+            spec.ignore_differences
+                .iter()
+                .chain(&self.options.ignore_differences),
+        )?);
+        work.ignore = Some((spec_hash, Arc::clone(&rules)));
+        Ok(rules)
+    }
+
+    /// A live object as the API server has it now, with its
+    /// `managedFields` when `managed_fields`; `None` when it is gone.
+    async fn read_live(
+        &self,
+        kind: &Kind,
+        key: &ResourceKey,
+        managed_fields: bool,
+    ) -> Result<Option<Value>, String> {
+        let read = if managed_fields {
+            self.cluster.get_with_managed_fields(kind, key).await
+        } else {
+            self.cluster.get(kind, key).await
+        };
+        read.map_err(|e| e.to_string())
+    }
+
+    /// `RespectIgnoreDifferences` (on the application, or in an object's
+    /// `argocd.argoproj.io/sync-options`): each desired object that a rule
+    /// matches takes the live values of its ignored fields, read from the
+    /// API server (only those objects are read). Its tracking annotation
+    /// and label stay Plumb's. Returns the objects that could not be read.
+    async fn respect_ignored(
+        &self,
+        desired: &mut [Desired],
+        prepared: &[Prepared],
+        rules: &IgnoreRules,
+        respect_all: bool,
+    ) -> Vec<String> {
+        if rules.is_empty() {
+            return Vec::new();
+        }
+        let jobs = desired.iter_mut().zip(prepared).filter_map(|(d, p)| {
+            let matched = rules.matching(&p.key)?;
+            let kind = p.kind.as_ref()?;
+            let own = annotation(&p.object, SYNC_OPTIONS_ANNOTATION).is_some_and(|o| {
+                has_option(
+                    o.split(',').map(str::trim),
+                    "RespectIgnoreDifferences",
+                    "true",
+                )
+            });
+            (respect_all || own).then_some((d, p, matched, kind))
+        });
+        let jobs: Vec<_> = jobs
+            .map(|(d, p, matched, kind)| async move {
+                let live = self
+                    .read_live(kind, &p.key, matched.needs_managed_fields())
+                    .await
+                    .map_err(|e| format!("{}: cannot read the live object: {e}", p.key))?;
+                let Some(live) = live else { return Ok(()) };
+                let mut object = p.object.clone();
+                matched
+                    .respect(&mut object, &live)
+                    .map_err(|e| format!("{}: {e}", p.key))?;
+                for (field, name) in [
+                    ("annotations", TRACKING_ANNOTATION),
+                    ("labels", MANAGED_LABEL),
+                ] {
+                    let pointer = format!("/metadata/{field}");
+                    let ours = p
+                        .object
+                        .pointer(&pointer)
+                        .and_then(|m| m.get(name))
+                        .cloned();
+                    if let (Some(ours), Some(meta)) = (ours, object.get_mut("metadata")) {
+                        meta.as_object_mut()
+                            .map(|m| m.entry(field).or_insert_with(|| json!({})))
+                            .and_then(Value::as_object_mut)
+                            .map(|m| m.insert(name.to_string(), ours));
+                    }
+                }
+                d.object = object;
+                Ok::<(), String>(())
+            })
+            .collect();
+        futures::stream::iter(jobs)
+            .buffered(COMPARE_CONCURRENCY)
+            .filter_map(|r| async move { r.err() })
+            .collect()
+            .await
+    }
+
     /// Compares every desired object with its live counterpart; returns
     /// per-object "modified" and the errors met.
+    ///
+    /// An object no `ignoreDifferences` rule matches is compared by
+    /// fingerprints: the live one kept by [`LiveState`], the prediction's
+    /// from the dry run. One a rule matches is read from the API server
+    /// beside the dry run, both sides are masked, then fingerprinted; its
+    /// verdict is remembered under the rules' hash and reused only for the
+    /// same live resourceVersion.
     pub(super) async fn compare(
         &self,
         work: &mut AppWork,
         prepared: &[Prepared],
         tracked: &BTreeMap<ResourceKey, LiveObject>,
+        rules: &IgnoreRules,
     ) -> (Vec<bool>, Vec<String>) {
         let jobs = prepared.iter().map(|p| {
             let live = tracked.get(&p.key).cloned();
-            let desired_hash = hash_json(&p.object);
+            let matched = rules.matching(&p.key);
+            let desired_hash = match matched {
+                None => hash_json(&p.object),
+                Some(_) => hash_json(&(&p.object, rules.hash())),
+            };
             let rv = live
                 .as_ref()
                 .map(|l| l.resource_version().to_string())
@@ -801,7 +943,10 @@ impl Inner {
                 .compared
                 .get(&p.key)
                 .filter(|(h, r, f, _)| {
-                    *h == desired_hash && !rv.is_empty() && (*r == rv || Some(*f) == live_print)
+                    // A masked verdict may depend on managedFields, which
+                    // no fingerprint covers: only the same version counts.
+                    let same_print = matched.is_none() && Some(*f) == live_print;
+                    *h == desired_hash && !rv.is_empty() && (*r == rv || same_print)
                 })
                 .map(|(_, _, _, m)| *m);
             async move {
@@ -811,14 +956,34 @@ impl Inner {
                 let outcome = match (cached, &live, &p.kind) {
                     (Some(m), _, _) => Ok((m, true)),
                     (None, None, _) | (None, _, None) => Ok((true, false)),
-                    (None, Some(l), Some(kind)) => {
-                        match self.cluster.apply(kind, &p.object, true).await {
+                    (None, Some(l), Some(kind)) => match &matched {
+                        None => match self.cluster.apply(kind, &p.object, true).await {
                             Ok(predicted) => {
                                 Ok((diff::fingerprint(&predicted) != l.fingerprint(), true))
                             }
                             Err(e) => Err(e.to_string()),
+                        },
+                        Some(m) => {
+                            let (live, predicted) = futures::join!(
+                                self.read_live(kind, &p.key, m.needs_managed_fields()),
+                                self.cluster.apply(kind, &p.object, true)
+                            );
+                            match (live, predicted) {
+                                (Ok(Some(mut live)), Ok(mut predicted)) => m
+                                    .mask(&mut live, &mut predicted)
+                                    .map(|()| {
+                                        let differs = diff::fingerprint(&predicted)
+                                            != diff::fingerprint(&live);
+                                        (differs, true)
+                                    })
+                                    .map_err(|e| e.to_string()),
+                                // Deleted since the watch saw it: missing.
+                                (Ok(None), Ok(_)) => Ok((true, false)),
+                                (Err(e), _) => Err(format!("cannot read the live object: {e}")),
+                                (_, Err(e)) => Err(e.to_string()),
+                            }
                         }
-                    }
+                    },
                 };
                 (p.key.clone(), desired_hash, rv, live_print, outcome)
             }

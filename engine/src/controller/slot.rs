@@ -151,6 +151,9 @@ pub(super) struct AppWork {
     pub(super) failures: u32,
     /// The sync operation waiting for a wave, if any.
     pub(super) waiting: Option<WaitingOp>,
+    /// The compiled `ignoreDifferences` rules, and the spec hash they were
+    /// compiled for (the server-wide rules do not change while running).
+    pub(super) ignore: Option<(u64, Arc<IgnoreRules>)>,
 }
 
 pub(super) struct AppSlot {

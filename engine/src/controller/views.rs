@@ -11,6 +11,7 @@ impl Inner {
         &self,
         key: &ResourceKey,
         live: &Live,
+        managed_fields: bool,
     ) -> Result<Option<Value>, String> {
         let kind = self
             .cluster
@@ -18,19 +19,27 @@ impl Inner {
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("the cluster no longer serves {}", live.api_version()))?;
-        self.cluster
-            .get(&kind, key)
-            .await
-            .map_err(|e| e.to_string())
+        let read = if managed_fields {
+            self.cluster.get_with_managed_fields(&kind, key).await
+        } else {
+            self.cluster.get(&kind, key).await
+        };
+        read.map_err(|e| e.to_string())
     }
 
     pub(super) async fn managed(&self, name: &str) -> Result<Vec<ManagedResource>, ServiceError> {
         let slot = self
             .slot(name)
             .ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
-        let (manifests, namespace) = {
-            let work = slot.work.lock().await;
+        let (manifests, namespace, rules) = {
+            let mut work = slot.work.lock().await;
             let declared = slot.declared();
+            let spec = &declared.app.spec;
+            // Rules that cannot be used leave the diff unmasked; the
+            // application's condition says why.
+            let rules = self
+                .ignore_rules(&mut work, spec, hash_json(spec))
+                .unwrap_or_default();
             let ns = declared
                 .app
                 .spec
@@ -38,7 +47,7 @@ impl Inner {
                 .namespace
                 .clone()
                 .unwrap_or_default();
-            (work.render.as_ref().map(RenderCache::manifests), ns)
+            (work.render.as_ref().map(RenderCache::manifests), ns, rules)
         };
         let manifests = manifests.unwrap_or_default();
         let prepared = self
@@ -48,11 +57,13 @@ impl Inner {
         let tracked = self.live.tracked(name);
         let jobs = prepared.iter().map(|p| {
             let live = tracked.get(&p.key).cloned();
+            let matched = rules.matching(&p.key);
             async move {
+                let managed_fields = matched.as_ref().is_some_and(|m| m.needs_managed_fields());
                 // A live object that cannot be read is said so in the diff,
                 // not shown as missing.
                 let (live, unread) = match &live {
-                    Some(l) => match self.live_value(&p.key, l).await {
+                    Some(l) => match self.live_value(&p.key, l, managed_fields).await {
                         Ok(value) => (value, None),
                         Err(e) => (None, Some(e)),
                     },
@@ -61,7 +72,23 @@ impl Inner {
                 let mut comparison: Comparison = match (&live, &p.kind) {
                     (Some(l), Some(kind)) => {
                         match self.cluster.apply(kind, &p.object, true).await {
-                            Ok(predicted) => diff::compare(Some(l), &predicted),
+                            Ok(predicted) => match &matched {
+                                None => diff::compare(Some(l), &predicted),
+                                // Ignored fields are left out of both sides,
+                                // so they show in no diff.
+                                Some(m) => {
+                                    let (mut l, mut predicted) = (l.clone(), predicted);
+                                    match m.mask(&mut l, &mut predicted) {
+                                        Ok(()) => diff::compare(Some(&l), &predicted),
+                                        Err(e) => {
+                                            let mut c = diff::compare(Some(&l), &predicted);
+                                            c.diff =
+                                                format!("# ignoreDifferences: {e}\n{}", c.diff);
+                                            c
+                                        }
+                                    }
+                                }
+                            },
                             Err(e) => {
                                 let mut c = diff::compare(Some(l), &p.object);
                                 c.diff = format!("# dry run failed: {e}\n{}", c.diff);
@@ -101,7 +128,7 @@ impl Inner {
                 continue;
             }
             let (live_state, normalized_live_state, unified) =
-                match self.live_value(key, live).await {
+                match self.live_value(key, live, false).await {
                     Ok(Some(live)) => {
                         let c = diff::compare(Some(&live), &Value::Null);
                         (
