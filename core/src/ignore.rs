@@ -11,6 +11,7 @@
 //! loading `argocd-cm` (only [`server_rule`] parses one of its entries).
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use json_patch::jsonptr::PointerBuf;
@@ -525,6 +526,11 @@ fn fields_v1_paths(
     prefix: &mut Path,
     out: &mut Vec<Path>,
 ) {
+    // List items are found through an index built once per list and kind
+    // of key, so a long list with many owned items is not searched once
+    // per item.
+    let mut by_key: HashMap<Vec<String>, HashMap<String, usize>> = HashMap::new();
+    let mut by_value: Option<HashMap<String, usize>> = None;
     for (key, child) in set {
         if key == "." {
             continue;
@@ -535,22 +541,38 @@ fn fields_v1_paths(
                 .map(|value| (Step::Key(name.to_string()), value))
         } else if let Some(fields) = key.strip_prefix("k:") {
             let fields: Option<Map<String, Value>> = serde_json::from_str(fields).ok();
-            document.as_array().and_then(|items| {
-                items.iter().enumerate().find_map(|(i, item)| {
-                    let fields = fields.as_ref()?;
-                    fields
-                        .iter()
-                        .all(|(k, v)| item.get(k) == Some(v))
-                        .then_some((Step::Index(i), item))
-                })
+            document.as_array().zip(fields).and_then(|(items, fields)| {
+                let mut names: Vec<String> = fields.keys().cloned().collect();
+                names.sort();
+                let wanted = canonical(&Value::Array(
+                    names.iter().map(|n| fields[n].clone()).collect(),
+                ));
+                let index = by_key.entry(names).or_insert_with_key(|names| {
+                    let mut index = HashMap::new();
+                    for (i, item) in items.iter().enumerate() {
+                        let values: Option<Vec<Value>> =
+                            names.iter().map(|n| item.get(n).cloned()).collect();
+                        if let Some(values) = values {
+                            index.entry(canonical(&Value::Array(values))).or_insert(i);
+                        }
+                    }
+                    index
+                });
+                index.get(&wanted).map(|&i| (Step::Index(i), &items[i]))
             })
         } else if let Some(value) = key.strip_prefix("v:") {
             let value: Option<Value> = serde_json::from_str(value).ok();
-            document.as_array().and_then(|items| {
-                items
-                    .iter()
-                    .position(|item| Some(item) == value.as_ref())
-                    .map(|i| (Step::Index(i), &items[i]))
+            document.as_array().zip(value).and_then(|(items, value)| {
+                let index = by_value.get_or_insert_with(|| {
+                    let mut index = HashMap::new();
+                    for (i, item) in items.iter().enumerate() {
+                        index.entry(canonical(item)).or_insert(i);
+                    }
+                    index
+                });
+                index
+                    .get(&canonical(&value))
+                    .map(|&i| (Step::Index(i), &items[i]))
             })
         } else if let Some(index) = key.strip_prefix("i:") {
             let i: Option<usize> = index.parse().ok();
@@ -575,6 +597,27 @@ fn fields_v1_paths(
         }
         prefix.pop();
     }
+}
+
+/// A value's JSON text with object keys sorted: equal for equal values.
+fn canonical(value: &Value) -> String {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), sorted(v)))
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(value).to_string()
 }
 
 /// Orders paths so that removing them in reverse never shifts an index of

@@ -569,3 +569,38 @@ fn compiled_rules_can_be_shared_between_tasks() {
     fn shared<T: Send + Sync>() {}
     shared::<IgnoreRules>();
 }
+
+#[test]
+fn managed_list_items_are_found_by_key_or_value_in_any_order() {
+    let doc = json!({"spec": {
+        "ports": [{"port": 80, "protocol": "TCP", "name": "http"}, {"port": 443, "protocol": "TCP", "name": "https"}],
+        "finalizers": ["a", "b", {"x": 1, "y": 2}]}});
+    let managed = json!([{"manager": "m", "fieldsV1": {"f:spec": {
+        "f:ports": {"k:{\"protocol\":\"TCP\",\"port\":443}": {".": {}, "f:name": {}}},
+        "f:finalizers": {"v:\"b\"": {}, "v:{\"y\":2,\"x\":1}": {}, "v:\"absent\"": {}}}}}]);
+    let r = ResourceIgnoreDifferences {
+        managed_fields_managers: vec!["m".into()],
+        ..rule("*", "*")
+    };
+    let rules = IgnoreRules::compile([&r]).expect("compiles");
+    let matched = rules
+        .matching(&key("", "Service", "n", "s"))
+        .expect("matches");
+    let paths = matched.paths(&doc, Some(&managed)).expect("paths");
+    let at = |p: &[&str]| -> Path {
+        p.iter()
+            .map(|s| {
+                s.parse()
+                    .map_or_else(|_| Step::Key(s.to_string()), Step::Index)
+            })
+            .collect()
+    };
+    assert_eq!(
+        paths,
+        vec![
+            at(&["spec", "finalizers", "1"]),
+            at(&["spec", "finalizers", "2"]),
+            at(&["spec", "ports", "1"]),
+        ]
+    );
+}
