@@ -217,10 +217,9 @@ async fn hooks_run_in_their_phases_and_go_by_their_delete_policies() -> Result<(
     Ok(())
 }
 
-/// A PreSync hook that fails stops the sync before anything else of it is
-/// applied, and the SyncFail hooks run. The hook is a Pod; the test writes
-/// its status as a kubelet would (`Failed`), so it does not depend on
-/// Pods running.
+/// A PreSync migration Job that fails (its container exits 1 on the node
+/// simulator: `command: [false]`) stops the sync before anything else of
+/// it is applied, and the SyncFail hooks run; `HookFailed` deletes it.
 #[tokio::test]
 async fn a_failed_presync_hook_stops_the_sync_and_runs_the_syncfail_hooks() -> Result<()> {
     let ns = TestNamespace::new("hooks-fail").await;
@@ -245,7 +244,7 @@ async fn a_failed_presync_hook_stops_the_sync_and_runs_the_syncfail_hooks() -> R
 
     repo.write(
         "app/migrate.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: migrate\n  annotations:\n    argocd.argoproj.io/hook: PreSync\n    argocd.argoproj.io/hook-delete-policy: HookFailed\nspec:\n  restartPolicy: Never\n  containers:\n    - name: main\n      image: registry.invalid/migrate:1\n",
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    argocd.argoproj.io/hook: PreSync\n    argocd.argoproj.io/hook-delete-policy: HookFailed\nspec:\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n        - name: main\n          image: example.com/migrate:1\n          command: [\"false\"]\n",
     )?;
     repo.write(
         "app/page.yaml",
@@ -253,37 +252,9 @@ async fn a_failed_presync_hook_stops_the_sync_and_runs_the_syncfail_hooks() -> R
     )?;
     repo.write("app/new.yaml", &configmap("new", &[]))?;
     let second = repo.commit("a migration that fails")?;
-    // The sync waits for the hook; nothing of the Sync phase is applied.
-    eventually("the sync waits for the PreSync hook", WAIT, || async {
-        let doc = plumb.app(&app).await?;
-        let op = &doc["status"]["operationState"];
-        Ok(
-            (op["phase"] == "Running" && str_at(op, "/message").contains("Pod migrate"))
-                .then_some(()),
-        )
-    })
-    .await
-    .with_context(|| format!("plumb log:\n{}", plumb.log_text()))?;
-    assert!(get_object(&configmaps(), &ns.name, "new").await?.is_none());
-
-    // Standing in for the kubelet: the Pod's container exits 1.
-    let pods: Api<DynamicObject> = Api::namespaced_with(
-        support::client().await,
-        &ns.name,
-        &resource("", "v1", "Pod", "pods"),
-    );
-    pods.patch_status(
-        "migrate",
-        &PatchParams::default(),
-        &Patch::Merge(
-            json!({"status": {"phase": "Failed", "message": "migration failed: exit 1"}}),
-        ),
-    )
-    .await?;
-
     let doc = wait_operation(&plumb, &app, &second, "Failed").await?;
     let message = str_at(&doc, "/status/operationState/message");
-    assert!(message.contains("hook Pod migrate failed"), "{message}");
+    assert!(message.contains("hook Job migrate failed"), "{message}");
     assert!(
         get_object(&configmaps(), &ns.name, "new").await?.is_none(),
         "nothing of the Sync phase was applied"
@@ -295,7 +266,7 @@ async fn a_failed_presync_hook_stops_the_sync_and_runs_the_syncfail_hooks() -> R
     let hooks = hook_results(&doc);
     assert!(
         hooks.contains(&(
-            "Pod".into(),
+            "Job".into(),
             "migrate".into(),
             "PreSync".into(),
             "Failed".into()
@@ -304,7 +275,7 @@ async fn a_failed_presync_hook_stops_the_sync_and_runs_the_syncfail_hooks() -> R
     );
     // HookFailed: the failed hook is deleted.
     eventually("the failed hook is deleted", WAIT, || async {
-        let gone = get_object(&resource("", "v1", "Pod", "pods"), &ns.name, "migrate")
+        let gone = get_object(&resource("batch", "v1", "Job", "jobs"), &ns.name, "migrate")
             .await?
             .is_none_or(|p| p["metadata"]["deletionTimestamp"].is_string());
         Ok(gone.then_some(()))

@@ -430,7 +430,9 @@ impl Inner {
 
         let planned = match refused {
             Some(why) => Err(why),
-            None => plan::plan_with_hooks(desired, hooks, extras, options).map_err(|e| e.to_string()),
+            None => {
+                plan::plan_with_hooks(desired, hooks, extras, options).map_err(|e| e.to_string())
+            }
         };
         let (phase, message) = match planned {
             Err(e) => (OperationPhase::Failed, e),
