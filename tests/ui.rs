@@ -90,6 +90,16 @@ fn log_excerpt(plumb: &Plumb) -> String {
     )
 }
 
+/// What the API shows of a set, and the server's log: a failure's context.
+async fn api_view(plumb: &Plumb, set_name: &str) -> String {
+    let api = plumb
+        .get(&format!("/api/v1/applicationsets/{set_name}"))
+        .await
+        .map(|v| v["status"].to_string())
+        .unwrap_or_else(|e| e.to_string());
+    format!("the API shows: {api}\n{}", log_excerpt(plumb))
+}
+
 #[tokio::test]
 async fn the_ui_shows_applicationsets_with_their_applications_and_a_parents_children() -> Result<()>
 {
@@ -342,12 +352,7 @@ async fn the_ui_shows_applicationsets_with_their_applications_and_a_parents_chil
         })
         .await;
     if let Err(e) = live {
-        let api = plumb
-            .get(&format!("/api/v1/applicationsets/{set_name}"))
-            .await
-            .map(|v| v["status"].to_string())
-            .unwrap_or_else(|e| e.to_string());
-        return Err(e.context(format!("the API shows: {api}\n{}", log_excerpt(&plumb))));
+        return Err(e.context(api_view(&plumb, &set_name).await));
     }
     // And so does a fresh load of the page, once the set's status is empty.
     eventually(
@@ -374,12 +379,7 @@ async fn the_ui_shows_applicationsets_with_their_applications_and_a_parents_chil
         })
         .await;
     if let Err(e) = gone {
-        let api = plumb
-            .get(&format!("/api/v1/applicationsets/{set_name}"))
-            .await
-            .map(|v| v["status"].to_string())
-            .unwrap_or_else(|e| e.to_string());
-        return Err(e.context(format!("the API shows: {api}\n{}", log_excerpt(&plumb))));
+        return Err(e.context(api_view(&plumb, &set_name).await));
     }
     Ok(())
 }

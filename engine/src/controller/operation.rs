@@ -127,6 +127,14 @@ fn cr_operation(requested: &Value) -> Result<ManualOp, String> {
 }
 
 impl Inner {
+    /// Writes an operation's state to the store; a failure is logged (the
+    /// operation goes on: the store is its record, not its driver).
+    fn record_operation(&self, name: &str, op: &OperationState) {
+        if let Err(e) = self.store.set_operation(name, op) {
+            tracing::error!(app = %name, error = %e, "cannot record the sync operation");
+        }
+    }
+
     /// The readiness of an application's live objects for the gate.
     fn readiness(
         &self,
@@ -231,8 +239,8 @@ impl Inner {
             .as_ref()
             .and_then(|o| o.sync.as_ref())
             .is_some_and(|s| s.dry_run);
-        if !dry_run && let Err(e) = self.store.set_operation(name, op) {
-            tracing::error!(app = %name, error = %e, "cannot record the sync operation");
+        if !dry_run {
+            self.record_operation(name, op);
         }
         let mut running = slot.running();
         if running.as_ref().is_some_and(|r| r.id == id) {
@@ -379,10 +387,8 @@ impl Inner {
         let (mut stand, mut results, recorded, mut hook_uids) = match resume {
             Some(w) => (w.progress, w.resources, w.message, w.hook_uids),
             None => {
-                if !run.dry_run
-                    && let Err(e) = self.store.set_operation(name, &op)
-                {
-                    tracing::error!(app = %name, error = %e, "cannot record the sync operation");
+                if !run.dry_run {
+                    self.record_operation(name, &op);
                 }
                 status.operation_state = Some(op.clone());
                 self.publish(name, slot, status.clone());
@@ -486,9 +492,7 @@ impl Inner {
                             });
                             if op.message != recorded {
                                 tracing::info!(app = %name, message = %op.message, "sync waits for a wave");
-                                if let Err(e) = self.store.set_operation(name, &op) {
-                                    tracing::error!(app = %name, error = %e, "cannot record the sync operation");
-                                }
+                                self.record_operation(name, &op);
                             }
                             status.operation_state = Some(op.clone());
                             work.waiting = Some(WaitingOp {
@@ -572,9 +576,7 @@ impl Inner {
                         resources: results,
                     });
                     tracing::info!(app = %name, message = %op.message, "sync failed; retrying");
-                    if let Err(e) = self.store.set_operation(name, &op) {
-                        tracing::error!(app = %name, error = %e, "cannot record the sync operation");
-                    }
+                    self.record_operation(name, &op);
                     status.operation_state = Some(op.clone());
                     work.waiting = Some(WaitingOp {
                         run: run.clone(),
