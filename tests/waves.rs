@@ -143,12 +143,11 @@ async fn children_deploy_wave_by_wave_once_the_previous_wave_is_synced_and_healt
 
     // Wave 0 is applied and deploys, but is not Healthy: wave 1 waits.
     plumb.wait_status(&a, "Synced", Some("Progressing")).await?;
-    let waiting = wait_waiting(&plumb, &parent, "waiting for wave 0").await?;
+    // The message follows the child: it may first say Missing, until the
+    // parent sees the child's own status.
+    let waiting = wait_waiting(&plumb, &parent, &format!("Application {a} is Progressing")).await?;
     let message = str_at(&waiting, "/status/operationState/message");
-    assert!(
-        message.contains(&format!("Application {a} is Progressing")),
-        "{message}"
-    );
+    assert!(message.contains("waiting for wave 0"), "{message}");
     // Long enough for several watch events and backstop rechecks.
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert!(
