@@ -55,29 +55,18 @@ struct CrdGuard(String);
 impl Drop for CrdGuard {
     fn drop(&mut self) {
         let name = format!("widgets.{}", self.0);
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            rt.block_on(async {
-                let client = plumb_engine::cluster::connect(Some(&support::kubeconfig()), None)
-                    .await
-                    .ok()?;
-                let api: Api<DynamicObject> = Api::all_with(
-                    client,
-                    &resource(
-                        "apiextensions.k8s.io",
-                        "v1",
-                        "CustomResourceDefinition",
-                        "customresourcedefinitions",
-                    ),
-                );
-                api.delete(&name, &Default::default()).await.ok()
-            })
-        })
-        .join();
+        support::in_drop(move |client| async move {
+            let api: Api<DynamicObject> = Api::all_with(
+                client,
+                &resource(
+                    "apiextensions.k8s.io",
+                    "v1",
+                    "CustomResourceDefinition",
+                    "customresourcedefinitions",
+                ),
+            );
+            let _ = api.delete(&name, &Default::default()).await;
+        });
     }
 }
 

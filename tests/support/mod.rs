@@ -134,44 +134,56 @@ impl TestNamespace {
 impl Drop for TestNamespace {
     fn drop(&mut self) {
         let name = self.name.clone();
-        // Drop cannot await; a short-lived runtime on another thread can. It
-        // needs a client of its own: a client's connection task runs on the
-        // runtime that made it, which this join blocks.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            rt.block_on(async {
-                let client = plumb_engine::cluster::connect(Some(&kubeconfig()), None)
-                    .await
-                    .ok()?;
-                // The test's plumb is gone: nothing would remove the
-                // resources finalizer of its Application objects, and the
-                // namespace would stay Terminating for good.
-                let apps: Api<DynamicObject> = Api::namespaced_with(
-                    client.clone(),
-                    &name,
-                    &resource("argoproj.io", "v1alpha1", "Application", "applications"),
-                );
-                if let Ok(list) = apps.list(&Default::default()).await {
-                    let clear = kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}}));
-                    for app in list.items {
-                        if let Some(app_name) = app.metadata.name {
-                            let _ = apps
-                                .patch(&app_name, &kube::api::PatchParams::default(), &clear)
-                                .await;
-                        }
+        in_drop(move |client| async move {
+            // The test's plumb is gone: nothing would remove the resources
+            // finalizer of its Application objects, and the namespace would
+            // stay Terminating for good.
+            let apps: Api<DynamicObject> = Api::namespaced_with(
+                client.clone(),
+                &name,
+                &resource("argoproj.io", "v1alpha1", "Application", "applications"),
+            );
+            if let Ok(list) = apps.list(&Default::default()).await {
+                let clear = kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}}));
+                for app in list.items {
+                    if let Some(app_name) = app.metadata.name {
+                        let _ = apps
+                            .patch(&app_name, &kube::api::PatchParams::default(), &clear)
+                            .await;
                     }
                 }
-                let api: Api<DynamicObject> =
-                    Api::all_with(client, &resource("", "v1", "Namespace", "namespaces"));
-                api.delete(&name, &DeleteParams::background()).await.ok()
-            })
-        })
-        .join();
+            }
+            let api: Api<DynamicObject> =
+                Api::all_with(client, &resource("", "v1", "Namespace", "namespaces"));
+            let _ = api.delete(&name, &DeleteParams::background()).await;
+        });
     }
+}
+
+/// Runs `cleanup` against the cluster from a `Drop`: Drop cannot await; a
+/// short-lived runtime on another thread can. It needs a client of its
+/// own: a client's connection task runs on the runtime that made it, which
+/// this join blocks. Failures are ignored (it is a cleanup).
+pub fn in_drop<F, Fut>(cleanup: F)
+where
+    F: FnOnce(kube::Client) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        rt.block_on(async {
+            let client = plumb_engine::cluster::connect(Some(&kubeconfig()), None)
+                .await
+                .ok()?;
+            cleanup(client).await;
+            Some(())
+        })
+    })
+    .join();
 }
 
 /// Polls `check` until it returns `Some`, or fails after `timeout` with the
