@@ -337,6 +337,108 @@ async fn a_server_wide_rule_applies_to_every_application() -> Result<()> {
     Ok(())
 }
 
+/// Creates or replaces `argocd-cm` in `ns` with `data`, and waits until
+/// Plumb has taken the settings of `generation` (2 for the first change:
+/// its log says so once per change).
+async fn set_argocd_cm(plumb: &Plumb, ns: &str, data: Value, generation: usize) -> Result<()> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(support::client().await, ns, &support::configmaps());
+    let cm: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "argocd-cm", "namespace": ns},
+        "data": data,
+    }))?;
+    api.patch(
+        "argocd-cm",
+        &PatchParams::apply("ignore-differences-test").force(),
+        &Patch::Apply(cm),
+    )
+    .await?;
+    eventually("Plumb takes the new settings", WAIT, || async {
+        let changes = plumb
+            .log_text()
+            .matches("resource customizations changed")
+            .count();
+        Ok((changes + 1 >= generation).then_some(()))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_rule_in_argocd_cm_takes_effect_while_plumb_runs() -> Result<()> {
+    let ns = TestNamespace::new("ign-cm").await;
+    ns.create().await?;
+    let repo = repo()?;
+    let work = tempfile::tempdir()?;
+    // Git is polled once an hour: only the settings' change can have the
+    // application compared again at the end.
+    let plumb = Plumb::start_watching_polling_every(
+        work.path(),
+        &app(&ns.name, &repo, &[], json!({})),
+        &ns.name,
+        3600,
+    )
+    .await?;
+    plumb.wait_status(&ns.name, "Synced", None).await?;
+
+    // The rule arrives in argocd-cm: the replicas another client sets stay.
+    let key = "resource.customizations.ignoreDifferences.apps_Deployment";
+    set_argocd_cm(
+        &plumb,
+        &ns.name,
+        json!({key: "jsonPointers:\n- /spec/replicas\n"}),
+        2,
+    )
+    .await?;
+    let before = reconciled_at(&plumb, &ns.name).await?;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    patch_web(&ns.name, json!({"spec": {"replicas": 2}})).await?;
+    eventually("the change is compared", WAIT, || async {
+        Ok((reconciled_at(&plumb, &ns.name).await? > before).then_some(()))
+    })
+    .await?;
+    let app = plumb.wait_status(&ns.name, "Synced", None).await?;
+    assert_eq!(plumb.history_len(&ns.name).await?, 1, "{app:#}");
+    assert_eq!(web_diff(&plumb, &ns.name).await?["diff"], "");
+    assert_eq!(replicas(&ns.name).await?, 2);
+
+    // A rule that cannot be used stops the comparison, naming its key;
+    // nothing is synced over the replicas meanwhile.
+    set_argocd_cm(
+        &plumb,
+        &ns.name,
+        json!({key: "jqPathExpressions:\n- .spec |||\n"}),
+        3,
+    )
+    .await?;
+    let app = eventually("the application names the broken rule", WAIT, || async {
+        let app = plumb.app(&ns.name).await?;
+        let said = app["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| {
+                c["type"] == "ComparisonError"
+                    && c["message"].as_str().unwrap_or_default().contains(key)
+            });
+        Ok(said.then_some(app))
+    })
+    .await?;
+    assert_eq!(app["status"]["sync"]["status"], "Unknown", "{app:#}");
+    assert_eq!(replicas(&ns.name).await?, 2);
+
+    // Without the rule, the application is compared again at once (no
+    // change of Git or of its objects is needed) and self-heal restores
+    // Git's replicas.
+    set_argocd_cm(&plumb, &ns.name, json!({}), 4).await?;
+    eventually("Git's replicas are back", WAIT, || async {
+        Ok((replicas(&ns.name).await? == 1).then_some(()))
+    })
+    .await?;
+    plumb.wait_status(&ns.name, "Synced", None).await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_rule_that_cannot_be_used_stops_the_application_without_applying_or_pruning() -> Result<()>
 {

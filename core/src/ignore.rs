@@ -79,6 +79,16 @@ pub enum RuleError {
         /// What is wrong.
         reason: String,
     },
+    /// A server-wide rule that cannot be used, named by the settings key
+    /// that holds it.
+    #[error("{key}: {reason}")]
+    Setting {
+        /// The data key, e.g.
+        /// `resource.customizations.ignoreDifferences.apps_Deployment`.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// An error met while resolving rules against one document.

@@ -28,8 +28,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::customizations::{Customizations, HealthRule};
 use crate::health;
+use crate::ignore::{self, IgnoreRules, RuleError};
 use crate::lua;
-use crate::model::{Health, HealthStatusCode, group_of};
+use crate::model::{Health, HealthStatusCode, ResourceIgnoreDifferences, group_of};
 
 /// The ConfigMap Argo CD keeps its settings in.
 pub const CONFIG_MAP: &str = "argocd-cm";
@@ -38,12 +39,22 @@ pub const CONFIG_MAP: &str = "argocd-cm";
 pub type Data = BTreeMap<String, String>;
 
 /// The settings in force.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Settings {
     customizations: Customizations,
+    /// The server-wide `ignoreDifferences` rules of the customizations, or
+    /// the first one that cannot be used.
+    ignore_differences: Result<Vec<ResourceIgnoreDifferences>, RuleError>,
     /// Changes with every change of the settings (0: the built-in ones).
     generation: u64,
     limits: lua::Limits,
+}
+
+impl Default for Settings {
+    /// The built-in settings: nothing customized.
+    fn default() -> Settings {
+        Settings::new(Customizations::default(), 0)
+    }
 }
 
 /// A live object's health under the settings.
@@ -61,6 +72,7 @@ impl Settings {
     /// from the ones before.
     pub fn new(customizations: Customizations, generation: u64) -> Settings {
         Settings {
+            ignore_differences: server_ignore_rules(&customizations),
             customizations,
             generation,
             limits: lua::Limits::default(),
@@ -81,6 +93,17 @@ impl Settings {
     /// The customizations.
     pub fn customizations(&self) -> &Customizations {
         &self.customizations
+    }
+
+    /// The server-wide `ignoreDifferences` rules
+    /// (`resource.customizations.ignoreDifferences.<group_kind>`, or the
+    /// `ignoreDifferences` of a `resource.customizations` entry), which
+    /// every application's comparison uses beside its own.
+    ///
+    /// # Errors
+    /// The first rule that cannot be used, naming its data key.
+    pub fn ignore_differences(&self) -> Result<&[ResourceIgnoreDifferences], RuleError> {
+        self.ignore_differences.as_deref().map_err(Clone::clone)
     }
 
     /// The custom health rule of a group kind, if any: what a change of the
@@ -125,6 +148,38 @@ impl Settings {
             },
         }
     }
+}
+
+/// The `ignoreDifferences` rules of the customizations, in key order, each
+/// checked by compiling it; the first that cannot be used is the error,
+/// naming its data key.
+fn server_ignore_rules(
+    customizations: &Customizations,
+) -> Result<Vec<ResourceIgnoreDifferences>, RuleError> {
+    let mut rules = Vec::new();
+    for (group_kind, entry) in customizations.entries() {
+        let sourced = match &entry.ignore_differences {
+            None => continue,
+            Some(Ok(sourced)) => sourced,
+            Some(Err(problem)) => {
+                return Err(RuleError::Setting {
+                    key: problem.key.clone(),
+                    reason: problem.message.clone(),
+                });
+            }
+        };
+        let setting = |reason: String| RuleError::Setting {
+            key: sourced.key.clone(),
+            reason,
+        };
+        let rule = ignore::server_rule(group_kind, &sourced.text).map_err(|e| match e {
+            RuleError::ServerRule { reason, .. } => setting(reason),
+            other => setting(other.to_string()),
+        })?;
+        IgnoreRules::compile([&rule]).map_err(|e| setting(e.to_string()))?;
+        rules.push(rule);
+    }
+    Ok(rules)
 }
 
 /// The error of [`read_file`].
@@ -239,6 +294,9 @@ fn report(customizations: &Customizations) {
         if let Some(Err(problem)) = &entry.use_open_libs {
             tracing::error!(%problem, "objects of {group_kind} are Unknown");
         }
+    }
+    if let Err(e) = server_ignore_rules(customizations) {
+        tracing::error!(error = %e, "no application is compared until this ignoreDifferences rule is fixed");
     }
 }
 
@@ -366,6 +424,64 @@ mod tests {
     }
 
     const WIDGET: &str = "if obj.status.ready then return {status = 'Healthy'} end return {status = 'Degraded', message = 'not ready'}";
+
+    #[test]
+    fn ignore_differences_entries_are_server_wide_rules() {
+        let s = settings(&[
+            (
+                "resource.customizations.ignoreDifferences.apps_Deployment",
+                "jsonPointers:\n- /spec/replicas\n",
+            ),
+            (
+                "resource.customizations.ignoreDifferences.all",
+                "managedFieldsManagers:\n- kube-controller-manager\n",
+            ),
+            (
+                "resource.customizations",
+                "example.com/Widget:\n  ignoreDifferences: |\n    jqPathExpressions:\n    - .spec.size\n",
+            ),
+        ]);
+        let rules = s.ignore_differences().expect("usable");
+        let by_kind = |group: &str, kind: &str| {
+            rules
+                .iter()
+                .find(|r| r.group == group && r.kind == kind)
+                .unwrap_or_else(|| panic!("a rule for {group}/{kind} in {rules:?}"))
+        };
+        assert_eq!(
+            by_kind("apps", "Deployment").json_pointers,
+            ["/spec/replicas"]
+        );
+        assert_eq!(
+            by_kind("*", "*").managed_fields_managers,
+            ["kube-controller-manager"]
+        );
+        assert_eq!(
+            by_kind("example.com", "Widget").jq_path_expressions,
+            [".spec.size"]
+        );
+        assert_eq!(settings(&[]).ignore_differences(), Ok(&[][..]));
+    }
+
+    #[test]
+    fn an_ignore_differences_entry_that_cannot_be_used_names_its_key() {
+        for (text, says) in [
+            (
+                "jqPathExpressions:\n- .spec |||\n",
+                "jqPathExpressions entry",
+            ),
+            ("jsonPointers:\n- spec/replicas\n", "is not a JSON Pointer"),
+            ("jsonPointer: /spec\n", "unknown field"),
+        ] {
+            let key = "resource.customizations.ignoreDifferences.apps_Deployment";
+            let error = settings(&[(key, text)])
+                .ignore_differences()
+                .expect_err(text)
+                .to_string();
+            assert!(error.starts_with(&format!("{key}: ")), "{error}");
+            assert!(error.contains(says), "{error}");
+        }
+    }
 
     #[test]
     fn a_custom_script_decides_for_its_kind() {

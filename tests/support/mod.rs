@@ -404,6 +404,18 @@ impl Plumb {
         Plumb::start_in(work, apps_yaml, options).await
     }
 
+    /// Like [`Plumb::start_watching`] with a repository poll interval of
+    /// `seconds` (long: nothing but a change compares an application again).
+    pub async fn start_watching_polling_every(
+        work: &Path,
+        apps_yaml: &str,
+        namespace: &str,
+        seconds: u64,
+    ) -> Result<Plumb> {
+        let options = ServeOptions::polling(Some(namespace.to_string()), seconds);
+        Plumb::start_in(work, apps_yaml, options).await
+    }
+
     /// Like [`Plumb::start_watching`] with more `plumb serve` arguments.
     pub async fn start_watching_with_args(
         work: &Path,

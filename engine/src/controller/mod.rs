@@ -225,14 +225,6 @@ impl Controller {
         )
         .await;
         live.set_settings(settings.current());
-        {
-            let live = Arc::clone(&live);
-            tokio::spawn(async move {
-                while let Some(current) = settings.changed().await {
-                    live.set_settings(current);
-                }
-            });
-        }
         let (queue_tx, queue_rx) = mpsc::unbounded_channel();
         let (urgent_tx, urgent_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(1024);
@@ -309,6 +301,24 @@ impl Controller {
                         async move { inner.write_cr_status(&name).await }
                     })
                     .await;
+            }
+        });
+
+        // Settings as they change: the kinds whose health rule changed are
+        // assessed again (the live state requeues their applications); a
+        // change of the server-wide ignoreDifferences rules compares every
+        // application again.
+        let weak = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            while let Some(current) = settings.changed().await {
+                let Some(inner) = weak.upgrade() else { return };
+                let before = inner.live.settings();
+                inner.live.set_settings(Arc::clone(&current));
+                if before.ignore_differences() != current.ignore_differences() {
+                    for name in inner.names() {
+                        inner.enqueue(&name);
+                    }
+                }
             }
         });
 

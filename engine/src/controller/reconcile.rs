@@ -370,7 +370,7 @@ impl Inner {
                     work.last_key = None;
                     self.enqueue(name);
                 } else {
-                    work.last_key = Some((sha.clone(), spec_hash, live_generation));
+                    work.last_key = Some((sha.clone(), spec_hash, live_generation, rules.hash()));
                 }
                 break;
             }
@@ -443,7 +443,8 @@ impl Inner {
             };
             let Some(mut run) = run else {
                 // A held application compares again when its step opens.
-                work.last_key = (!held).then(|| (sha.clone(), spec_hash, live_generation));
+                work.last_key =
+                    (!held).then(|| (sha.clone(), spec_hash, live_generation, rules.hash()));
                 break;
             };
             if resume.is_none()
@@ -583,16 +584,16 @@ impl Inner {
         let sha = manifests::joined(&resolved);
 
         let spec_hash = hash_json(spec);
-        let live_generation = self.live.generation(name);
-        let key = (sha.clone(), spec_hash, live_generation);
-        if op.is_none() && !trigger.force && work.last_key.as_ref() == Some(&key) {
-            return Ok(None);
-        }
         // Rules that cannot be used stop the comparison: without them the
         // application would look OutOfSync and be synced over what they keep.
         let rules = self
             .ignore_rules(work, spec, spec_hash)
             .map_err(|e| (e, Some(sha.clone())))?;
+        let live_generation = self.live.generation(name);
+        let key = (sha.clone(), spec_hash, live_generation, rules.hash());
+        if op.is_none() && !trigger.force && work.last_key.as_ref() == Some(&key) {
+            return Ok(None);
+        }
         // The comparison cache is keyed by the desired object and the live
         // resourceVersion, so a normal refresh may reuse it (and costs no
         // dry-run requests); a hard refresh asks the API server again.
@@ -799,28 +800,33 @@ impl Inner {
     }
 
     /// The application's `ignoreDifferences` rules with the server-wide
-    /// ones, compiled once per spec.
+    /// ones (`--ignore-differences`, then the settings'), compiled once per
+    /// spec and settings.
     ///
     /// # Errors
     /// [`ReconcileError::IgnoreDifferences`] for a rule that cannot be
-    /// used (a malformed pointer, a jq expression that does not parse).
+    /// used (a malformed pointer, a jq expression that does not parse), the
+    /// application's or a server-wide one.
     pub(super) fn ignore_rules(
         &self,
         work: &mut AppWork,
         spec: &ApplicationSpec,
         spec_hash: u64,
     ) -> Result<Arc<IgnoreRules>, ReconcileError> {
-        if let Some((hash, rules)) = &work.ignore
-            && *hash == spec_hash
+        let settings = self.live.settings();
+        let at = (spec_hash, settings.generation());
+        if let Some((compiled_at, rules)) = &work.ignore
+            && *compiled_at == at
         {
             return Ok(Arc::clone(rules));
         }
         let rules = Arc::new(IgnoreRules::compile(
             spec.ignore_differences
                 .iter()
-                .chain(&self.options.ignore_differences),
+                .chain(&self.options.ignore_differences)
+                .chain(settings.ignore_differences()?),
         )?);
-        work.ignore = Some((spec_hash, Arc::clone(&rules)));
+        work.ignore = Some((at, Arc::clone(&rules)));
         Ok(rules)
     }
 

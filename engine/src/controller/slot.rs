@@ -136,8 +136,9 @@ impl RenderCache {
 /// Per-application memory between reconciles.
 #[derive(Default)]
 pub(super) struct AppWork {
-    /// (revision, spec hash, live generation) of the last full comparison.
-    pub(super) last_key: Option<(String, u64, u64)>,
+    /// (revision, spec hash, live generation, ignore rules' hash) of the
+    /// last full comparison.
+    pub(super) last_key: Option<(String, u64, u64, u64)>,
     /// Render of (revision, spec hash).
     pub(super) render: Option<RenderCache>,
     /// Per resource: (desired hash, live resourceVersion, live fingerprint)
@@ -151,9 +152,9 @@ pub(super) struct AppWork {
     pub(super) failures: u32,
     /// The sync operation waiting for a wave, if any.
     pub(super) waiting: Option<WaitingOp>,
-    /// The compiled `ignoreDifferences` rules, and the spec hash they were
-    /// compiled for (the server-wide rules do not change while running).
-    pub(super) ignore: Option<(u64, Arc<IgnoreRules>)>,
+    /// The compiled `ignoreDifferences` rules, with the spec hash and the
+    /// settings' generation they were compiled for.
+    pub(super) ignore: Option<((u64, u64), Arc<IgnoreRules>)>,
 }
 
 pub(super) struct AppSlot {
