@@ -304,3 +304,70 @@ async fn terminate_stops_a_sync_waiting_for_a_wave() -> Result<()> {
     assert_eq!(code, 200, "{body}");
     Ok(())
 }
+
+/// A wave that is not a number is a condition naming the object, and
+/// nothing of the render is synced or pruned while it stays.
+#[tokio::test]
+async fn a_wave_that_is_not_a_number_is_a_condition_and_nothing_is_pruned() -> Result<()> {
+    let ns = TestNamespace::new("waves-bad").await;
+    ns.create().await?;
+    let name = unique_names(&ns)("badwave");
+    let repo = GitRepo::new(None)?;
+    repo.write("app/keep.yaml", &configmap("keep", None))?;
+    repo.write("app/leaving.yaml", &configmap("leaving", None))?;
+    repo.commit("two objects")?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start(
+        work.path(),
+        &application(
+            &name,
+            &repo.url(),
+            "app",
+            &ns.name,
+            "  syncPolicy:\n    automated: {prune: true}\n",
+        ),
+    )
+    .await?;
+    plumb.wait_status(&name, "Synced", Some("Healthy")).await?;
+
+    // One object's wave becomes a word, another leaves Git.
+    repo.write(
+        "app/keep.yaml",
+        &configmap("keep", None).replace(
+            "metadata:\n",
+            &format!("metadata:\n  annotations:\n    {WAVE}: \"first\"\n"),
+        ),
+    )?;
+    repo.remove("app/leaving.yaml")?;
+    let sha = repo.commit("a wave that is a word")?;
+    let doc = eventually("the wave condition", WAIT, || async {
+        let doc = plumb.app(&name).await?;
+        let said = doc["status"]["sync"]["revision"] == sha.as_str()
+            && str_at(&doc, "/status/conditions/0/message").contains("\"first\"");
+        Ok(said.then_some(doc))
+    })
+    .await
+    .with_context(|| format!("plumb log:\n{}", plumb.log_text()))?;
+    assert_eq!(str_at(&doc, "/status/conditions/0/type"), "ComparisonError");
+    assert!(
+        str_at(&doc, "/status/conditions/0/message").contains(&format!(
+            "ConfigMap {}/keep: annotation {WAVE} is \"first\", not an integer",
+            ns.name
+        )),
+        "{doc}"
+    );
+    assert_eq!(str_at(&doc, "/status/sync/status"), "Unknown", "{doc}");
+    assert_eq!(plumb.history_len(&name).await?, 1, "{doc}");
+    assert!(object(&configmaps(), &ns.name, "leaving").await?.is_some());
+    let keep = object(&configmaps(), &ns.name, "keep")
+        .await?
+        .context("kept")?;
+    assert!(
+        keep.pointer(&format!(
+            "/metadata/annotations/{}",
+            WAVE.replace('/', "~1")
+        ))
+        .is_none()
+    );
+    Ok(())
+}

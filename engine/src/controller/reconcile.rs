@@ -641,6 +641,18 @@ impl Inner {
         // Resolve kinds, default namespaces, track.
         let namespace = dest.namespace.as_deref().unwrap_or("");
         let prepared = self.prepare(name, manifests, namespace).await.map_err(at)?;
+        // A wave that is not a number would fail every sync: it stops the
+        // comparison, as an unreadable hook does, so nothing is pruned.
+        if let Some(e) = prepared.iter().find_map(|p| {
+            plumb_core::waves::wave_of(&p.object).err().map(|text| {
+                plumb_core::plan::PlanError::InvalidWave {
+                    key: p.key.clone(),
+                    text,
+                }
+            })
+        }) {
+            return Err(at(ReconcileError::Invalid(e.to_string())));
+        }
         let hooks: Vec<PreparedHook> = self
             .prepare(name, hook_objects, namespace)
             .await
