@@ -741,6 +741,59 @@ async fn a_live_object_plumb_may_not_read_is_an_error_in_its_diff_not_missing() 
     Ok(())
 }
 
+/// `plumb app sync` shows a hook when it starts and again when it ends
+/// (a PreSync Job the node simulator runs for about two seconds), and the
+/// operation's message while it waits for it.
+#[tokio::test]
+async fn plumb_app_sync_shows_a_hook_running_then_succeeded() -> Result<()> {
+    let ns = TestNamespace::new("follow-hook").await;
+    let repo = GitRepo::new(None)?;
+    repo.write(
+        "app/migrate.yaml",
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    argocd.argoproj.io/hook: PreSync\nspec:\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n        - name: main\n          image: busybox:1.36\n",
+    )?;
+    repo.write(
+        "app/settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata: {k: v}\n",
+    )?;
+    repo.commit("a migration before the settings")?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start(
+        work.path(),
+        &application(&ns.name, &repo.url(), "app", &ns.name, MANUAL),
+    )
+    .await?;
+    plumb.wait_status(&ns.name, "OutOfSync", None).await?;
+    let server = plumb.url.clone();
+    let name = ns.name.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_plumb"))
+            .args(["app", "--server", &server, "sync", &name])
+            .output()
+    })
+    .await??;
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    let line = |start: &str, rest: &str| {
+        out.lines()
+            .position(|l| l.starts_with(start) && l.contains(rest))
+            .with_context(|| format!("a line {start:?} with {rest:?} in:\n{out}"))
+    };
+    let job = format!("Job {}/migrate (PreSync hook)", ns.name);
+    let running = line("Running ", &job)?;
+    let waiting = line(
+        " ",
+        "to be healthy before Sync wave 0: Job migrate is Progressing",
+    )?;
+    let succeeded = line("Succeeded ", &job)?;
+    let settings = line("Synced ", &format!("ConfigMap {}/settings", ns.name))?;
+    assert!(
+        running < waiting && waiting < succeeded && succeeded < settings,
+        "{out}"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn plumb_app_sync_follows_the_operation_resource_by_resource() -> Result<()> {
     let ns = TestNamespace::new("follow").await;

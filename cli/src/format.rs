@@ -4,10 +4,10 @@
 //! Server data is printed with control characters replaced, so a manifest
 //! cannot send escape sequences to the user's terminal.
 
+use crate::Progress;
 use plumb_engine::appset::ApplicationSet;
 use plumb_engine::model::{
-    Application, ApplicationStatus, Health, InitiatedBy, OperationState, ResourceResult,
-    SyncStatusCode,
+    Application, ApplicationStatus, Health, InitiatedBy, OperationState, SyncStatusCode,
 };
 use plumb_engine::service::{AppSetPreview, ManagedResource};
 
@@ -232,15 +232,24 @@ pub(crate) fn operation_result(app: &Application) -> String {
 }
 
 /// One line of a followed operation's progress: a resource as it is done.
-pub(crate) fn progress_line(r: &ResourceResult) -> String {
+pub(crate) fn progress_line(p: &Progress<'_>) -> String {
+    let r = match p {
+        Progress::Resource(r) => r,
+        Progress::Message(message) => return format!("{:<12} {}\n", "", clean_text(message)),
+    };
     let namespace = if r.namespace.is_empty() {
         String::new()
     } else {
         format!("{}/", r.namespace)
     };
+    // A hook shows its phase (Running, Succeeded, Failed) and type.
+    let (status, hook) = if r.hook_type.is_empty() {
+        (r.status.as_str(), String::new())
+    } else {
+        (r.hook_phase.as_str(), format!(" ({} hook)", r.hook_type))
+    };
     format!(
-        "{:<12} {} {namespace}{}: {}\n",
-        r.status,
+        "{status:<12} {} {namespace}{}{hook}: {}\n",
         r.kind,
         r.name,
         clean_text(&r.message)

@@ -13,6 +13,7 @@
 
 mod format;
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;
 
@@ -254,21 +255,24 @@ impl Client {
     }
 
     /// Polls the application until the operation that `started` shows has
-    /// ended, handing every resource result to `progress` once, in order.
-    /// Returns the application as it was when the operation ended.
+    /// ended, handing `progress` each resource result when it appears and
+    /// again when its status, hook phase or message changes (a hook that
+    /// was Running and Succeeded), and the operation's message when it
+    /// changes while it runs (waiting for a wave, retrying). Returns the
+    /// application as it was when the operation ended.
     ///
     /// # Errors
     /// As [`Client::get`].
     pub fn follow(
         &self,
         started: &Application,
-        mut progress: impl FnMut(&ResourceResult),
+        mut progress: impl FnMut(Progress<'_>),
     ) -> Result<Application, ClientError> {
         let name = started.metadata.name.clone().unwrap_or_default();
         let Some(ours) = operation_of(started).map(|o| o.started_at.clone()) else {
             return Ok(started.clone());
         };
-        let mut reported = 0;
+        let mut shown = Shown::default();
         loop {
             let app = self.get(&name)?;
             let Some(op) = operation_of(&app) else {
@@ -281,15 +285,7 @@ impl Client {
                 continue;
             }
             if op.started_at == ours {
-                let results = op
-                    .sync_result
-                    .as_ref()
-                    .map(|r| r.resources.as_slice())
-                    .unwrap_or_default();
-                for r in results.iter().skip(reported) {
-                    progress(r);
-                }
-                reported = reported.max(results.len());
+                shown.news(op).into_iter().for_each(&mut progress);
             }
             if op.phase != OperationPhase::Running || op.started_at > ours {
                 return Ok(app);
@@ -412,6 +408,52 @@ impl Client {
 const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 
 /// The application's current (or last) operation.
+/// Something a followed operation did.
+#[derive(Debug, PartialEq)]
+pub enum Progress<'a> {
+    /// A resource result, new or changed.
+    Resource(&'a ResourceResult),
+    /// The operation's message, changed while it runs.
+    Message(&'a str),
+}
+
+/// What has been shown of one operation: each result's (status, hook
+/// phase, message) by its phase and object, and the last message.
+#[derive(Default)]
+struct Shown {
+    resources: HashMap<[String; 5], [String; 3]>,
+    message: String,
+}
+
+impl Shown {
+    /// What `op` shows that was not shown yet, resources first, in order.
+    fn news<'a>(&mut self, op: &'a OperationState) -> Vec<Progress<'a>> {
+        let results = op
+            .sync_result
+            .as_ref()
+            .map(|r| r.resources.as_slice())
+            .unwrap_or_default();
+        let mut news: Vec<Progress<'a>> = results
+            .iter()
+            .filter(|r| {
+                let key =
+                    [&r.sync_phase, &r.group, &r.kind, &r.namespace, &r.name].map(|s| s.clone());
+                let now = [&r.status, &r.hook_phase, &r.message].map(|s| s.clone());
+                self.resources.insert(key, now.clone()) != Some(now)
+            })
+            .map(Progress::Resource)
+            .collect();
+        if op.phase == OperationPhase::Running
+            && !op.message.is_empty()
+            && op.message != self.message
+        {
+            self.message.clone_from(&op.message);
+            news.push(Progress::Message(&op.message));
+        }
+        news
+    }
+}
+
 fn operation_of(app: &Application) -> Option<&OperationState> {
     app.status.as_ref()?.operation_state.as_ref()
 }
@@ -719,9 +761,9 @@ fn finish_operation(
         return Ok(CommandOutcome::Success);
     }
     let mut failed_write = None;
-    let app = client.follow(started, |r| {
+    let app = client.follow(started, |p| {
         if output == Output::Table && failed_write.is_none() {
-            let line = format::progress_line(r);
+            let line = format::progress_line(&p);
             if let Err(e) = out.write_all(line.as_bytes()).and_then(|()| out.flush()) {
                 failed_write = Some(e);
             }
@@ -1096,5 +1138,82 @@ mod tests {
         assert_eq!(CommandOutcome::Success.exit_code(), 0);
         assert!(CommandOutcome::DiffFound.differences_found());
         assert!(!CommandOutcome::OperationFailed.differences_found());
+    }
+
+    fn result(kind: &str, name: &str, status: &str, hook: Option<(&str, &str)>) -> ResourceResult {
+        ResourceResult {
+            kind: kind.into(),
+            namespace: "ns".into(),
+            name: name.into(),
+            status: status.into(),
+            sync_phase: hook.map_or("Sync", |(t, _)| t).into(),
+            hook_type: hook.map_or("", |(t, _)| t).into(),
+            hook_phase: hook.map_or("", |(_, p)| p).into(),
+            ..ResourceResult::default()
+        }
+    }
+
+    fn running(message: &str, resources: Vec<ResourceResult>) -> OperationState {
+        OperationState {
+            phase: OperationPhase::Running,
+            message: message.into(),
+            sync_result: Some(plumb_engine::model::SyncResult {
+                resources,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn following_shows_new_results_changed_hooks_and_new_messages_once() {
+        let mut shown = Shown::default();
+        let migrate = result("Job", "migrate", "Synced", Some(("PreSync", "Running")));
+        let first = running("waiting for hooks to complete", vec![migrate.clone()]);
+        assert_eq!(
+            shown.news(&first),
+            [
+                Progress::Resource(&migrate),
+                Progress::Message("waiting for hooks to complete")
+            ]
+        );
+        assert_eq!(shown.news(&first), []);
+
+        let done = result("Job", "migrate", "Synced", Some(("PreSync", "Succeeded")));
+        let web = result("Deployment", "web", "Synced", None);
+        let second = running(
+            "waiting for hooks to complete",
+            vec![done.clone(), web.clone()],
+        );
+        assert_eq!(
+            shown.news(&second),
+            [Progress::Resource(&done), Progress::Resource(&web)]
+        );
+
+        // An ended operation's message is the outcome, printed after.
+        let ended = OperationState {
+            phase: OperationPhase::Succeeded,
+            message: "successfully synced".into(),
+            ..second.clone()
+        };
+        assert_eq!(shown.news(&ended), []);
+    }
+
+    #[test]
+    fn a_hook_shows_its_phase_and_type() {
+        let hook = result("Job", "migrate", "Synced", Some(("PreSync", "Succeeded")));
+        assert_eq!(
+            format::progress_line(&Progress::Resource(&hook)),
+            "Succeeded    Job ns/migrate (PreSync hook): \n"
+        );
+        let plain = result("ConfigMap", "settings", "Synced", None);
+        assert_eq!(
+            format::progress_line(&Progress::Resource(&plain)),
+            "Synced       ConfigMap ns/settings: \n"
+        );
+        assert_eq!(
+            format::progress_line(&Progress::Message("waiting for wave 0")),
+            "             waiting for wave 0\n"
+        );
     }
 }
