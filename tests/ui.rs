@@ -1,7 +1,7 @@
 //! The web UI end to end, in a real headless Chromium driven over
 //! WebDriver: the ApplicationSets view (a set, its applications, a held
-//! deletion confirmed from the page) and a parent application's children,
-//! against a real `plumb serve` on the real local control plane.
+//! deletion confirmed from the page), a parent application's children, and
+//! an operation's hooks as they run, against a real `plumb serve` on the real local control plane.
 //!
 //! Needs Chromium and chromedriver (`scripts/browser` installs them); fails
 //! when they are missing.
@@ -381,5 +381,109 @@ async fn the_ui_shows_applicationsets_with_their_applications_and_a_parents_chil
     if let Err(e) = gone {
         return Err(e.context(api_view(&plumb, &set_name).await));
     }
+    Ok(())
+}
+
+/// The application's page shows the operation step by step: a PreSync hook
+/// Running while it waits, then Succeeded, then the objects the sync
+/// applied after it. The hook is a Deployment whose image cannot be pulled
+/// (the node simulator never pulls from `.invalid`) until the test changes
+/// it: Progressing for as long as the test needs. (This API server, 1.20,
+/// has no `suspend` for Jobs.)
+#[tokio::test]
+async fn the_operation_card_shows_a_hook_running_then_succeeded() -> Result<()> {
+    let ns = TestNamespace::new("ui-hook").await;
+    ns.create().await?;
+    let name = format!("uihook-{}", &ns.name[ns.name.len() - 8..]);
+    let repo = GitRepo::new(None)?;
+    repo.write(
+        "app/migrate.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: warmup\n  annotations:\n    argocd.argoproj.io/hook: PreSync\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: warmup}\n  template:\n    metadata:\n      labels: {app: warmup}\n    spec:\n      containers:\n        - name: main\n          image: registry.invalid/warmup:1\n",
+    )?;
+    repo.write("app/settings.yaml", &configmap("settings"))?;
+    repo.commit("a warm-up before the settings")?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start(
+        work.path(),
+        &support::application(&name, &repo.url(), "app", &ns.name, ""),
+    )
+    .await?;
+    plumb.wait_status(&name, "OutOfSync", None).await?;
+
+    let browser = Browser::start().await?;
+    browser
+        .goto(&format!("{}/#/apps/{name}", plumb.url))
+        .await?;
+    browser
+        .wait_for("the application's page", "#detail-view h1", |t| {
+            t[0] == name
+        })
+        .await?;
+    browser.click("#detail-view button.primary").await?;
+    let rows = browser
+        .wait_for(
+            "the hook is shown running",
+            "#detail-view tr.op-result",
+            |rows| {
+                rows.iter().any(|r| {
+                    r.contains("warmup") && r.contains("Running") && r.contains("PreSync hook")
+                })
+            },
+        )
+        .await
+        .with_context(|| log_excerpt(&plumb))?;
+    ensure!(
+        !rows.iter().any(|r| r.contains("settings")),
+        "nothing after the hook is applied yet: {rows:?}"
+    );
+    browser
+        .wait_for(
+            "the operation says what it waits for",
+            "#detail-view .card p",
+            |t| {
+                t.iter()
+                    .any(|p| p.contains("Running") && p.contains("Deployment warmup"))
+            },
+        )
+        .await?;
+
+    // Its image can now be pulled: the hook becomes Healthy and succeeds,
+    // then the settings are applied.
+    let deployments: Api<DynamicObject> = Api::namespaced_with(
+        support::client().await,
+        &ns.name,
+        &support::resource("apps", "v1", "Deployment", "deployments"),
+    );
+    deployments
+        .patch(
+            "warmup",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [
+                {"name": "main", "image": "busybox:1.36"}
+            ]}}}})),
+        )
+        .await?;
+    let rows = browser
+        .wait_for(
+            "the hook succeeded and the settings are applied",
+            "#detail-view tr.op-result",
+            |rows| {
+                rows.iter()
+                    .any(|r| r.contains("warmup") && r.contains("Succeeded"))
+                    && rows
+                        .iter()
+                        .any(|r| r.contains("settings") && r.contains("Synced"))
+            },
+        )
+        .await
+        .with_context(|| log_excerpt(&plumb))?;
+    let hook = rows.iter().position(|r| r.contains("warmup"));
+    let settings = rows.iter().position(|r| r.contains("settings"));
+    ensure!(hook < settings, "the hook comes first: {rows:?}");
+    browser
+        .wait_for("the operation succeeded", "#detail-view .card p", |t| {
+            t.iter().any(|p| p.contains("Succeeded"))
+        })
+        .await?;
     Ok(())
 }

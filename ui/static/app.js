@@ -525,7 +525,8 @@
       const dry = op.operation && op.operation.sync && op.operation.sync.dryRun;
       parts.push(card('Last operation',
         el('p', {}, badge('phase', op.phase, PHASES), dry ? ' (dry run) ' : ' ', op.message || ''),
-        el('p', { className: 'muted' }, `Started ${time(op.startedAt)}`, op.finishedAt ? `, finished ${time(op.finishedAt)}` : '')));
+        el('p', { className: 'muted' }, `Started ${time(op.startedAt)}`, op.finishedAt ? `, finished ${time(op.finishedAt)}` : ''),
+        renderOperationResults(op)));
     }
 
     const children = (status.resources || []).filter((r) => r.kind === 'Application' && r.group === 'argoproj.io');
@@ -544,6 +545,21 @@
     parts.push(card('Diff', renderDiff(name, app)));
     parts.push(card('History', renderHistory(name, status.history || [])));
     view.replaceChildren(...parts);
+  }
+
+  // What the operation did to each resource, in order; a hook shows its
+  // type and its phase (Running, Succeeded, Failed) as it moves.
+  function renderOperationResults(op) {
+    const results = (op.syncResult && op.syncResult.resources) || [];
+    if (results.length === 0) return null;
+    return table(['Phase', 'Kind', 'Namespace', 'Name', 'Status', 'Message'],
+      results.map((r) => el('tr', { className: r.hookType ? 'op-result hook' : 'op-result' },
+        el('td', { className: 'muted' }, r.syncPhase || ''),
+        el('td', {}, r.kind),
+        el('td', {}, r.namespace || ''),
+        el('td', { className: 'name' }, r.name),
+        el('td', {}, r.hookType ? [badge('phase', r.hookPhase, PHASES), ` ${r.hookType} hook`] : r.status || ''),
+        el('td', {}, r.message || ''))), '');
   }
 
   // The Application Plumb manages for a resource entry, if any.
