@@ -2,7 +2,8 @@
 //! resource (its CRD installed by the same application) judged by a
 //! `health.lua` given through the `argocd-cm` ConfigMap in Plumb's
 //! namespace (watched: added while Plumb runs) or through the
-//! `--resource-customizations` file. Real git repositories, a real `plumb
+//! `--resource-customizations` file; a script that fails or never ends is
+//! Unknown saying why. Real git repositories, a real `plumb
 //! serve`, the real local control plane.
 
 mod support;
@@ -216,6 +217,55 @@ async fn a_lua_rule_in_the_customizations_file_reports_a_failing_script_and_reco
             .to_string()
             .contains("error setting app health"),
         "{app}"
+    );
+    Ok(())
+}
+
+/// A script that never ends is stopped at its limit: the Widget is Unknown
+/// saying so, the sync still went through, and the application's other
+/// objects are unaffected.
+#[tokio::test]
+async fn a_lua_rule_that_loops_forever_is_stopped_and_reported() -> Result<()> {
+    let ns = TestNamespace::new("lualoop").await;
+    let group = group_of(&ns);
+    let _crd = CrdGuard(group.clone());
+    let work = tempfile::tempdir()?;
+    let file = work.path().join("customizations.yaml");
+    std::fs::write(
+        &file,
+        format!("resource.customizations.health.{group}_Widget: |\n  while true do end\n"),
+    )?;
+    let repo = widget_repo(&group, "{ready: true}")?;
+    repo.write(
+        "app/settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata: {k: v}\n",
+    )?;
+    repo.commit("settings beside the widget")?;
+    let file_arg = file.display().to_string();
+    let plumb = Plumb::start_with_args(
+        work.path(),
+        &application(&ns.name, &repo.url(), "app", &ns.name, AUTO),
+        &["--resource-customizations", &file_arg],
+    )
+    .await?;
+    let app = wait_widget(&plumb, &ns.name, "Unknown", "does the script loop forever").await?;
+    let said = widget_entry(&app)
+        .and_then(|w| w["health"]["message"].as_str())
+        .unwrap_or_default();
+    assert!(
+        said.starts_with(&format!("resource.customizations.health.{group}_Widget: ")),
+        "{said}"
+    );
+    let settings = app["status"]["resources"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["kind"] == "ConfigMap"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(settings["status"], "Synced", "{app}");
+    assert!(
+        support::configmap_value(&ns.name, "settings", "k")
+            .await?
+            .is_some()
     );
     Ok(())
 }
