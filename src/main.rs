@@ -344,7 +344,13 @@ async fn version(kubeconfig: Option<PathBuf>) -> Result<()> {
 
 async fn serve(args: ServeArgs) -> Result<()> {
     init_logs();
-    let client = cluster::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+    let metrics = Arc::new(plumb_engine::metrics::Metrics::default());
+    let client = cluster::connect_counted(
+        args.kubeconfig.as_deref(),
+        args.context.as_deref(),
+        Some(&metrics),
+    )
+    .await?;
     let cancel = CancellationToken::new();
     if !args.no_cluster_apps {
         let crd_timeout = Duration::from_secs(args.crd_timeout.max(1));
@@ -382,6 +388,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         ignore_differences: server_ignore_rules(&args.ignore_differences)?,
         tools: args.tools.options(args.data_dir.join("tools")),
         data_dir: args.data_dir,
+        metrics,
         ..Default::default()
     };
     let controller = Controller::start(client, options, cancel.clone()).await?;

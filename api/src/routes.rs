@@ -75,6 +75,7 @@ pub(crate) fn router<S: AppService>(service: Arc<S>, shutdown: CancellationToken
         )
         .route("/api/v1/settings", get(settings::<S>))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::<S>))
         .route("/", get(ui::index))
         .route("/ui/{file}", get(ui::file))
         .fallback(|method: Method, uri: Uri| async move { ApiError::no_route(method, &uri) })
@@ -106,6 +107,22 @@ pub(crate) struct Items<T> {
 /// `GET /healthz`: the process answers.
 async fn healthz() -> &'static str {
     "ok"
+}
+
+/// `GET /metrics`: Prometheus' text format, 404 where the service keeps
+/// none.
+async fn metrics<S: AppService>(State(state): State<AppState<S>>) -> Response {
+    match state.service.metrics().await {
+        Some(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        None => ApiError::no_route(Method::GET, &Uri::from_static("/metrics")).into_response(),
+    }
 }
 
 /// Applications serialized per piece of the list body.

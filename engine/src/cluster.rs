@@ -551,6 +551,20 @@ pub async fn connect(
     kubeconfig: Option<&std::path::Path>,
     context: Option<&str>,
 ) -> Result<kube::Client, ConnectError> {
+    connect_counted(kubeconfig, context, None).await
+}
+
+/// Like [`connect`], counting every request in `metrics`
+/// (`argocd_app_k8s_request_total`, the server named as applications name
+/// the cluster Plumb runs against) when given.
+///
+/// # Errors
+/// As [`connect`].
+pub async fn connect_counted(
+    kubeconfig: Option<&std::path::Path>,
+    context: Option<&str>,
+    metrics: Option<&Arc<crate::metrics::Metrics>>,
+) -> Result<kube::Client, ConnectError> {
     let options = kube::config::KubeConfigOptions {
         context: context.map(str::to_string),
         ..Default::default()
@@ -571,8 +585,14 @@ pub async fn connect(
             .map_err(|e| unusable(&e))?,
         (None, None) => kube::Config::infer().await.map_err(|e| unusable(&e))?,
     };
-    kube::Client::try_from(config)
-        .map_err(|e| ConnectError(format!("cannot build a Kubernetes client: {e}")))
+    let builder = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| ConnectError(format!("cannot build a Kubernetes client: {e}")))?;
+    Ok(match metrics {
+        Some(metrics) => builder
+            .with_layer(&metrics.k8s_layer(crate::model::IN_CLUSTER_SERVER))
+            .build(),
+        None => builder.build(),
+    })
 }
 
 /// The error of [`connect`].

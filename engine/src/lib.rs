@@ -21,6 +21,7 @@ pub mod controller;
 pub mod generators;
 pub mod live;
 pub mod lua;
+pub mod metrics;
 pub mod registry;
 pub mod repocreds;
 pub mod service;

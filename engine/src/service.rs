@@ -310,4 +310,9 @@ pub trait AppService: Send + Sync + 'static {
             ))
         }
     }
+
+    /// The metrics in Prometheus' text format, `None` where there are none.
+    fn metrics(&self) -> impl Future<Output = Option<String>> + Send {
+        async { None }
+    }
 }

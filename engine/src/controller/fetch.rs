@@ -41,8 +41,13 @@ impl Inner {
         let url_owned = url.to_string();
         let interrupt = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&interrupt);
-        let task =
-            tokio::task::spawn_blocking(move || repos.fetch_interruptible(&url_owned, &flag));
+        let metrics = Arc::clone(&self.options.metrics);
+        let task = tokio::task::spawn_blocking(move || {
+            let began = std::time::Instant::now();
+            let fetched = repos.fetch_interruptible(&url_owned, &flag);
+            metrics.fetched(&url_owned, began.elapsed().as_secs_f64());
+            fetched
+        });
         let timeout = self.options.fetch_timeout;
         let result = tokio::select! {
             joined = tokio::time::timeout(timeout, task) => joined,

@@ -217,7 +217,14 @@ impl Inner {
         let namespace = spec.destination.namespace.clone().unwrap_or_default();
         let max_file_size = self.options.max_manifest_size;
         let at = commits;
+        let metrics = Arc::clone(&self.options.metrics);
         let (manifests, inputs) = tokio::task::spawn_blocking(move || {
+            let tool = jobs
+                .iter()
+                .map(|(_, kind)| kind.name())
+                .collect::<Vec<_>>()
+                .join("+");
+            let began = std::time::Instant::now();
             let rendered = app::render_app(
                 &repos,
                 &tools,
@@ -228,7 +235,9 @@ impl Inner {
                     capabilities: &capabilities,
                     max_file_size,
                 },
-            )?;
+            );
+            metrics.rendered(&tool, began.elapsed().as_secs_f64());
+            let rendered = rendered?;
             // Each input with the object id it has at the rendered commit.
             let inputs = rendered
                 .inputs

@@ -276,7 +276,10 @@ impl Controller {
                         .lock()
                         .expect("queue lock is never poisoned")
                         .remove(&name);
-                    if let Err(e) = inner.reconcile(&name, Trigger::default()).await {
+                    let began = std::time::Instant::now();
+                    let result = inner.reconcile(&name, Trigger::default()).await;
+                    inner.reconciled(&name, began.elapsed());
+                    if let Err(e) = result {
                         tracing::debug!(app = %name, error = %e, "reconcile skipped");
                     }
                 }
@@ -433,6 +436,88 @@ impl Controller {
 }
 
 impl Inner {
+    /// Records one reconcile of a managed application in
+    /// `argocd_app_reconcile`.
+    fn reconciled(&self, name: &str, took: Duration) {
+        let Some(slot) = self.slot(name) else { return };
+        let declared = slot.declared();
+        let (namespace, _) = self.namespaces.split(name);
+        self.options.metrics.reconciled(
+            crate::metrics::ReconcileLabels {
+                namespace: namespace.to_string(),
+                dest_server: declared
+                    .app
+                    .spec
+                    .destination
+                    .server
+                    .clone()
+                    .unwrap_or_default(),
+            },
+            took.as_secs_f64(),
+        );
+    }
+
+    /// The present as the metrics' gauges show it: each application, the
+    /// objects held, whether the API server answers (asked now, bounded by
+    /// `--request-timeout`), the queue.
+    async fn metrics_snapshot(&self) -> crate::metrics::Snapshot {
+        let slots: Vec<(String, Arc<AppSlot>)> = self
+            .apps
+            .read()
+            .expect("app map lock is never poisoned")
+            .iter()
+            .map(|(n, s)| (n.clone(), Arc::clone(s)))
+            .collect();
+        let apps = slots
+            .iter()
+            .map(|(name, slot)| {
+                let declared = slot.declared();
+                let spec = &declared.app.spec;
+                let (namespace, short) = self.namespaces.split(name);
+                let status = slot.status.read().expect("status lock is never poisoned");
+                crate::metrics::AppInfo {
+                    name: short.to_string(),
+                    namespace: namespace.to_string(),
+                    project: spec.project.clone(),
+                    repo: spec
+                        .all_sources()
+                        .first()
+                        .map(|s| s.repo_url.clone())
+                        .unwrap_or_default(),
+                    dest_server: spec.destination.server.clone().unwrap_or_default(),
+                    dest_namespace: spec.destination.namespace.clone().unwrap_or_default(),
+                    sync_status: format!("{:?}", status.sync.status),
+                    health_status: format!("{:?}", status.health.status),
+                    operation: if slot.running().is_some() {
+                        "sync".into()
+                    } else {
+                        String::new()
+                    },
+                    autosync_enabled: spec.automated().is_some().to_string(),
+                }
+            })
+            .collect();
+        let version = tokio::time::timeout(
+            self.options.request_timeout,
+            self.cluster.client().apiserver_version(),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map(|info| info.git_version);
+        crate::metrics::Snapshot {
+            apps,
+            server: crate::model::IN_CLUSTER_SERVER.to_string(),
+            k8s_version: version,
+            objects: self.live.len() as u64,
+            queue_depth: self
+                .queued
+                .lock()
+                .expect("queue lock is never poisoned")
+                .len() as u64,
+        }
+    }
+
     fn names(&self) -> Vec<String> {
         self.apps
             .read()
@@ -597,5 +682,10 @@ impl AppService for Controller {
         set: Value,
     ) -> Result<crate::service::AppSetPreview, ServiceError> {
         self.inner.preview_appset(set).await
+    }
+
+    async fn metrics(&self) -> Option<String> {
+        let snapshot = self.inner.metrics_snapshot().await;
+        Some(self.inner.options.metrics.text(&snapshot))
     }
 }

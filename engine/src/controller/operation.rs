@@ -622,6 +622,28 @@ impl Inner {
             }
         }
         self.end_operation(name, slot, run.id, &op);
+        if !run.dry_run {
+            let (namespace, short) = self.namespaces.split(name);
+            let took = time::OffsetDateTime::parse(
+                &op.started_at,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .map_or(0.0, |at| {
+                (time::OffsetDateTime::now_utc() - at)
+                    .as_seconds_f64()
+                    .max(0.0)
+            });
+            self.options.metrics.synced(
+                crate::metrics::SyncLabels {
+                    name: short.to_string(),
+                    namespace: namespace.to_string(),
+                    project: spec.project.clone(),
+                    dest_server: spec.destination.server.clone().unwrap_or_default(),
+                    phase: format!("{:?}", op.phase),
+                },
+                took,
+            );
+        }
         tracing::info!(app = %name, revision = %sha, phase = ?op.phase, message = %op.message, "sync finished");
         status.operation_state = Some(op);
         SyncEnd::Ended { succeeded }

@@ -51,6 +51,9 @@ pub struct ControllerOptions {
     /// Helm, Kustomize and Jsonnet: binaries and limits (`root` is set
     /// from `data_dir`).
     pub tools: crate::tools::ToolOptions,
+    /// Where the controller records its metrics (the Kubernetes client
+    /// given to [`super::Controller::start`] may count into the same).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Default for ControllerOptions {
@@ -75,6 +78,7 @@ impl Default for ControllerOptions {
             resource_customizations: None,
             ignore_differences: Vec::new(),
             tools: crate::tools::ToolOptions::default(),
+            metrics: Arc::default(),
         }
     }
 }
