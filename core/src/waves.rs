@@ -13,7 +13,9 @@
 //! complete (be Healthy: a Job Complete, a Pod Succeeded) before the sync
 //! goes on or ends, and a failed one (Degraded) fails the sync; the other
 //! objects of the last wave are not waited for (a sync ends when its last
-//! wave is applied, as a sync without waves does).
+//! wave is applied, as a sync without waves does). A failed sync runs its
+//! SyncFail hooks as a last phase, and ends once each has completed or
+//! failed.
 
 use std::collections::BTreeMap;
 
@@ -21,7 +23,7 @@ use serde_json::Value;
 
 use crate::hooks::SyncPhase;
 use crate::model::{HealthStatusCode, ResourceKey, annotation};
-use crate::plan::{SyncPlan, Wave};
+use crate::plan::{Step, SyncPlan, Wave};
 
 /// An object's sync wave; absent means 0.
 pub const SYNC_WAVE_ANNOTATION: &str = "argocd.argoproj.io/sync-wave";
@@ -89,6 +91,9 @@ pub enum Progress {
     /// Every wave of the PreSync and Sync phases was applied, and the
     /// prunes ran.
     Pruned,
+    /// The sync failed and its SyncFail hooks were created: it ends,
+    /// Failed, once each of them has completed or failed.
+    Failing,
 }
 
 /// What a sync operation does next.
@@ -113,6 +118,9 @@ pub enum Next<'p> {
         /// Which hook, and what it says.
         message: String,
     },
+    /// The SyncFail hooks of a failed sync have all completed or failed:
+    /// the sync ends, Failed.
+    Failed,
 }
 
 /// How many objects a waiting message names.
@@ -132,11 +140,12 @@ pub fn next<'p>(
         Progress::Start => None,
         Progress::Applied { phase, wave } => Some((phase, wave)),
         Progress::Pruned => Some((SyncPhase::Sync, i64::MAX)),
+        Progress::Failing => return after_failure(plan, live),
     };
     let pruned = match progress {
         Progress::Pruned => true,
         Progress::Applied { phase, .. } => phase > SyncPhase::Sync,
-        Progress::Start => false,
+        Progress::Start | Progress::Failing => false,
     };
     let applied: Vec<&Wave> = plan
         .waves
@@ -197,6 +206,35 @@ pub fn next<'p>(
             "waiting for {before} to be healthy before {after}: {}",
             named(held)
         ),
+    }
+}
+
+/// The step of a failed sync whose SyncFail hooks were created: wait
+/// while one of them runs (Argo CD keeps the operation running until its
+/// SyncFail hooks have completed), end once each has completed or failed
+/// (a failed SyncFail hook does not fail the sync twice).
+fn after_failure<'p>(plan: &SyncPlan, live: &BTreeMap<ResourceKey, Readiness>) -> Next<'p> {
+    use HealthStatusCode::{Degraded, Healthy};
+    let running: Vec<String> = plan
+        .fail
+        .iter()
+        .flat_map(|stage| stage.steps.iter())
+        .filter_map(|step| match step {
+            Step::Hook { key, .. } => Some(key),
+            _ => None,
+        })
+        .filter_map(|key| match live.get(key) {
+            Some(r) if matches!(r.health, Healthy | Degraded) => None,
+            Some(r) => Some(format!("{} {} is {:?}", key.kind, key.name, r.health)),
+            None => Some(format!("{} {} is Missing", key.kind, key.name)),
+        })
+        .collect();
+    if running.is_empty() {
+        return Next::Failed;
+    }
+    Next::Wait {
+        next: 0,
+        message: format!("waiting for SyncFail hooks to complete: {}", named(running)),
     }
 }
 
@@ -433,6 +471,7 @@ mod tests {
             Next::Prune => "prune".into(),
             Next::Done => "done".into(),
             Next::Fail { message } => format!("fail: {message}"),
+            Next::Failed => "failed".into(),
         }
     }
 
@@ -549,5 +588,58 @@ mod tests {
                 "{progress:?}"
             );
         }
+    }
+
+    /// A failed sync whose SyncFail hooks were created ends once each has
+    /// completed or failed, whatever the hook that failed it says; a hook
+    /// not created by this sync (absent here) is waited for.
+    #[test]
+    fn a_failed_sync_ends_once_its_syncfail_hooks_have_ended() {
+        let d = [desired("Deployment", "web", None)];
+        let hooks = [
+            hook("Job", "migrate", SyncPhase::PreSync, 0),
+            hook("Job", "notify", SyncPhase::SyncFail, 0),
+            hook("ConfigMap", "page", SyncPhase::SyncFail, 1),
+        ];
+        let p = plan_with_hooks(&d, &hooks, &[], &PlanOptions::default()).expect("plan");
+        let with = |notify: Option<Readiness>| {
+            let mut live: BTreeMap<ResourceKey, Readiness> = [
+                (key("Job", "migrate"), ready(Degraded, None)),
+                (key("ConfigMap", "page"), ready(Healthy, None)),
+            ]
+            .into();
+            if let Some(r) = notify {
+                live.insert(key("Job", "notify"), r);
+            }
+            live
+        };
+        let cases = [
+            (
+                with(None),
+                "wait 0: waiting for SyncFail hooks to complete: Job notify is Missing",
+            ),
+            (
+                with(Some(ready(Progressing, None))),
+                "wait 0: waiting for SyncFail hooks to complete: Job notify is Progressing",
+            ),
+            (with(Some(ready(Healthy, None))), "failed"),
+            (with(Some(ready(Degraded, None))), "failed"),
+        ];
+        for (live, expected) in cases {
+            assert_eq!(
+                describe(next(&p, Progress::Failing, &live)),
+                expected,
+                "{live:?}"
+            );
+        }
+        // The failure that started it was seen before.
+        let applied = Progress::Applied {
+            phase: SyncPhase::PreSync,
+            wave: 0,
+        };
+        assert_eq!(
+            describe(next(&p, applied, &with(None))),
+            "fail: hook Job migrate failed"
+        );
     }
 }

@@ -384,15 +384,21 @@ impl Inner {
             operation: Some(run.operation(sha)),
             retry_count: i64::from(retried),
         };
-        let (mut stand, mut results, recorded, mut hook_uids) = match resume {
-            Some(w) => (w.progress, w.resources, w.message, w.hook_uids),
+        let (mut stand, mut results, recorded, mut hook_uids, mut failure) = match resume {
+            Some(w) => (w.progress, w.resources, w.message, w.hook_uids, w.failure),
             None => {
                 if !run.dry_run {
                     self.record_operation(name, &op);
                 }
                 status.operation_state = Some(op.clone());
                 self.publish(name, slot, status.clone());
-                (Progress::Start, Vec::new(), String::new(), BTreeMap::new())
+                (
+                    Progress::Start,
+                    Vec::new(),
+                    String::new(),
+                    BTreeMap::new(),
+                    None,
+                )
             }
         };
         let done_before = results.len();
@@ -450,9 +456,37 @@ impl Inner {
                 )
             }
             Ok(plan) => {
+                // A failure whose SyncFail hooks are not created yet.
+                let mut failed: Option<String> = None;
                 let outcome = loop {
                     if run.cancel.is_cancelled() {
                         break (OperationPhase::Failed, "Operation terminated".into());
+                    }
+                    // A failed sync runs its SyncFail hooks, as a phase of
+                    // its own: it ends once they have (`Next::Failed`).
+                    if let Some(message) = failed.take() {
+                        let Some(fail) = &plan.fail else {
+                            break (OperationPhase::Failed, message);
+                        };
+                        let ran = self.execute(run, &[fail], &progress).await;
+                        hook_uids.extend(ran.hooks);
+                        results.extend(ran.resources);
+                        match ran.failure {
+                            Some(_) if ran.terminated => {
+                                break (OperationPhase::Failed, "Operation terminated".into());
+                            }
+                            // One that could not be created is not waited for.
+                            Some(f) => {
+                                break (
+                                    OperationPhase::Failed,
+                                    format!("{message}; a SyncFail hook failed to apply: {f}"),
+                                );
+                            }
+                            None => {}
+                        }
+                        stand = Progress::Failing;
+                        failure = Some(message);
+                        continue;
                     }
                     // The live state is read only when a wave or a hook is
                     // waited for: a sync of one wave without hooks costs
@@ -482,9 +516,22 @@ impl Inner {
                                 "successfully synced (all tasks run)".into(),
                             );
                         }
-                        Next::Fail { message } => break (OperationPhase::Failed, message),
+                        Next::Fail { message } => {
+                            failed = Some(message);
+                            continue;
+                        }
+                        Next::Failed => {
+                            let message = failure.take();
+                            break (
+                                OperationPhase::Failed,
+                                message.unwrap_or_else(|| "sync failed".into()),
+                            );
+                        }
                         Next::Wait { message, .. } => {
-                            op.message = message;
+                            op.message = match &failure {
+                                Some(why) => format!("{why}; {message}"),
+                                None => message,
+                            };
                             hook_results(&mut results, &live, &hook_uids);
                             op.sync_result = Some(SyncResult {
                                 revision: sha.to_string(),
@@ -502,6 +549,7 @@ impl Inner {
                                 resources: results,
                                 message: op.message,
                                 hook_uids,
+                                failure,
                                 retried,
                                 not_before: None,
                             });
@@ -527,24 +575,12 @@ impl Inner {
                             break (OperationPhase::Failed, "Operation terminated".into());
                         }
                         Some(f) => {
-                            break (
-                                OperationPhase::Failed,
-                                format!("one or more objects failed to apply: {f}"),
-                            );
+                            failed = Some(format!("one or more objects failed to apply: {f}"))
                         }
                         None => {}
                     }
                 };
-                // A failed sync runs its SyncFail hooks (not waited for);
-                // then hooks go as their delete policies say.
-                if outcome.0 == OperationPhase::Failed
-                    && !run.cancel.is_cancelled()
-                    && let Some(fail) = &plan.fail
-                {
-                    let ran = self.execute(run, &[fail], &progress).await;
-                    hook_uids.extend(ran.hooks);
-                    results.extend(ran.resources);
-                }
+                // Then hooks go as their delete policies say.
                 let live = if hook_uids.is_empty() {
                     BTreeMap::new()
                 } else {
@@ -585,6 +621,7 @@ impl Inner {
                         resources: Vec::new(),
                         message: op.message,
                         hook_uids: BTreeMap::new(),
+                        failure: None,
                         retried: attempt,
                         not_before: Some(self.clock.now() + wait),
                     });

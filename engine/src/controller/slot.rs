@@ -69,6 +69,9 @@ pub(super) struct WaitingOp {
     /// this sync's hook only when the uids match (an earlier sync's
     /// completed Job of the same name is not).
     pub(super) hook_uids: BTreeMap<ResourceKey, String>,
+    /// Why the sync failed, while it waits for its SyncFail hooks
+    /// (`Progress::Failing`): the operation ends with this message.
+    pub(super) failure: Option<String>,
     /// Failed attempts retried so far (`syncPolicy.retry`).
     pub(super) retried: u32,
     /// A retry waits until then before it starts again from the first wave.
