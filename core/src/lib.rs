@@ -30,5 +30,6 @@ pub mod model;
 pub mod plan;
 pub mod render;
 pub mod repo_path;
+pub mod syncopts;
 pub mod template;
 pub mod waves;
