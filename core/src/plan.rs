@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::hooks::SyncPhase;
 use crate::model::{ResourceKey, has_option};
+use crate::syncopts::{self, BadOption, Origin};
 use crate::waves::wave_of;
 
 /// Argo CD's apply order by kind (gitops-engine's `kindOrder`); kinds not
@@ -123,6 +124,25 @@ pub struct PlanOptions {
     /// `PrunePropagationPolicy=foreground|background|orphan`: how a prune
     /// deletes an object's dependents (background by default).
     pub prune_propagation: PrunePropagation,
+    /// The application's `syncOptions`, under each object's own
+    /// `argocd.argoproj.io/sync-options` ([`crate::syncopts`]: `Replace`,
+    /// `Force`, `Validate`, `Prune`).
+    pub sync_options: Vec<String>,
+}
+
+/// How an object is written ([`crate::syncopts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Write {
+    /// `Replace=true`: a PUT of the whole object (a POST when missing)
+    /// instead of a server-side apply.
+    pub replace: bool,
+    /// `Force=true`: with `replace`, delete and create; with an apply,
+    /// delete and create when the API server refuses the change of an
+    /// immutable field.
+    pub force: bool,
+    /// `Validate=false`: fields the API server does not know are dropped
+    /// rather than refusing the object.
+    pub skip_validation: bool,
 }
 
 /// How a prune deletes an object's dependents (Kubernetes' propagation
@@ -157,12 +177,14 @@ impl PrunePropagation {
 pub enum Step {
     /// Create the destination namespace (untracked: never pruned).
     CreateNamespace(String),
-    /// Server-side apply an object.
+    /// Write an object (a server-side apply unless `write` says otherwise).
     Apply {
         /// Its identity.
         key: ResourceKey,
         /// The object.
         object: Value,
+        /// How.
+        write: Write,
     },
     /// Delete an object that is tracked but no longer desired.
     Prune {
@@ -284,6 +306,14 @@ pub enum PlanError {
         /// How many tracked objects would go.
         tracked: usize,
     },
+    /// A sync option's value cannot be read (`Replace=maybe`).
+    #[error("{where_}: {error}: nothing is synced until it is fixed")]
+    InvalidOption {
+        /// Where it is written.
+        where_: String,
+        /// What is wrong.
+        error: BadOption,
+    },
     /// An object's sync wave is not an integer.
     #[error(
         "{key}: annotation argocd.argoproj.io/sync-wave is {text:?}, not an integer: nothing is synced until it is fixed"
@@ -328,13 +358,21 @@ pub fn plan(
 ///
 /// # Errors
 /// [`PlanError::EmptyRender`] when nothing is desired, objects are tracked and
-/// `allow_empty` is off.
+/// `allow_empty` is off; [`PlanError::InvalidWave`] and
+/// [`PlanError::InvalidOption`] for annotations or options that cannot be
+/// read.
 pub fn plan_with_hooks(
     desired: &[Desired],
     hooks: &[Hook],
     tracked: &[Tracked],
     options: &PlanOptions,
 ) -> Result<SyncPlan, PlanError> {
+    syncopts::object_options(app_options(options), None).map_err(|(_, error)| {
+        PlanError::InvalidOption {
+            where_: "spec.syncPolicy.syncOptions".into(),
+            error,
+        }
+    })?;
     if desired.is_empty() && !tracked.is_empty() && !options.allow_empty {
         return Err(PlanError::EmptyRender {
             tracked: tracked.len(),
@@ -346,6 +384,10 @@ pub fn plan_with_hooks(
             key: d.key.clone(),
             text,
         })?;
+        // Read up front, so an option nobody can read refuses the sync
+        // also when its object would not be applied.
+        syncopts::of_object(app_options(options), &d.object)
+            .map_err(|e| invalid_option(&d.key, e))?;
         by_wave.entry((SyncPhase::Sync, wave)).or_default().push(d);
     }
     let mut hooks_by_wave: BTreeMap<(SyncPhase, i64), Vec<&Hook>> = BTreeMap::new();
@@ -383,9 +425,16 @@ pub fn plan_with_hooks(
             .iter()
             .filter(|d| d.modified || !options.apply_out_of_sync_only)
         {
+            let own = syncopts::of_object(app_options(options), &d.object)
+                .map_err(|e| invalid_option(&d.key, e))?;
             let step = Step::Apply {
                 key: d.key.clone(),
                 object: d.object.clone(),
+                write: Write {
+                    replace: own.replace,
+                    force: own.force,
+                    skip_validation: !own.validate,
+                },
             };
             if is_foundation(&d.key) {
                 foundation.push(step)
@@ -422,8 +471,8 @@ pub fn plan_with_hooks(
     gone.sort_by(|a, b| order_key(&b.key).cmp(&order_key(&a.key)));
     let prune: Vec<Step> = gone
         .into_iter()
-        .map(|t| prune_step(t, options.prune, options.prune_propagation))
-        .collect();
+        .map(|t| prune_step(t, options))
+        .collect::<Result<_, _>>()?;
     Ok(SyncPlan {
         waves,
         prune: (!prune.is_empty()).then_some(Stage {
@@ -446,20 +495,35 @@ fn hook_step(h: &Hook) -> Step {
     }
 }
 
+fn app_options(options: &PlanOptions) -> impl Iterator<Item = &str> {
+    options.sync_options.iter().map(String::as_str)
+}
+
+fn invalid_option(key: &ResourceKey, (origin, error): (Origin, BadOption)) -> PlanError {
+    let where_ = match origin {
+        Origin::Application => "spec.syncPolicy.syncOptions".to_string(),
+        Origin::Object => format!(
+            "{key}: annotation {}",
+            crate::model::SYNC_OPTIONS_ANNOTATION
+        ),
+    };
+    PlanError::InvalidOption { where_, error }
+}
+
 /// Prune or keep one tracked object that is no longer desired.
-fn prune_step(t: &Tracked, prune_allowed: bool, propagation: PrunePropagation) -> Step {
+fn prune_step(t: &Tracked, plan: &PlanOptions) -> Result<Step, PlanError> {
     let annotation = t.sync_options.as_deref().unwrap_or("");
     let options = || annotation.split(',').map(str::trim);
     let reason = if has_option(options(), "Prune", "false") {
         Some("Prune=false is set on the object")
     } else if has_option(options(), "Delete", "false") {
         Some("Delete=false is set on the object")
-    } else if !prune_allowed {
+    } else if !plan.prune {
         Some("pruning is disabled: enable automated.prune or sync with prune")
     } else {
         None
     };
-    match reason {
+    Ok(match reason {
         Some(reason) => Step::PruneSkipped {
             key: t.key.clone(),
             api_version: t.api_version.clone(),
@@ -469,9 +533,9 @@ fn prune_step(t: &Tracked, prune_allowed: bool, propagation: PrunePropagation) -
             key: t.key.clone(),
             api_version: t.api_version.clone(),
             uid: t.uid.clone(),
-            propagation,
+            propagation: plan.prune_propagation,
         },
-    }
+    })
 }
 
 #[cfg(test)]
@@ -739,6 +803,88 @@ mod tests {
                 key: key("", "ConfigMap", "c"),
                 text: "one".into()
             })
+        );
+    }
+
+    fn annotated(kind: &str, name: &str, options: &str) -> Desired {
+        Desired {
+            key: key("", kind, name),
+            object: json!({"kind": kind, "metadata": {"annotations": {crate::model::SYNC_OPTIONS_ANNOTATION: options}}}),
+            modified: true,
+        }
+    }
+
+    fn write_of(plan: &SyncPlan, name: &str) -> Write {
+        plan.steps()
+            .find_map(|s| match s {
+                Step::Apply { key, write, .. } if key.name == name => Some(*write),
+                _ => None,
+            })
+            .expect("the object is applied")
+    }
+
+    #[test]
+    fn replace_force_and_validate_reach_each_apply_the_objects_own_winning() {
+        let d = [
+            annotated("ConfigMap", "replaced", "Replace=true,Force=true"),
+            annotated("ConfigMap", "loose", "Validate=false, Replace=false"),
+            desired("", "ConfigMap", "plain", true),
+        ];
+        let options = PlanOptions {
+            sync_options: vec!["Replace=true".into()],
+            ..Default::default()
+        };
+        let p = plan(&d, &[], &options).expect("plan");
+        let all = Write {
+            replace: true,
+            force: true,
+            skip_validation: false,
+        };
+        assert_eq!(write_of(&p, "replaced"), all);
+        assert_eq!(
+            write_of(&p, "loose"),
+            Write {
+                skip_validation: true,
+                ..Write::default()
+            }
+        );
+        assert_eq!(
+            write_of(&p, "plain"),
+            Write {
+                replace: true,
+                ..Write::default()
+            }
+        );
+        let p = plan(&d[2..], &[], &PlanOptions::default()).expect("plan");
+        assert_eq!(write_of(&p, "plain"), Write::default());
+    }
+
+    #[test]
+    fn an_option_value_plumb_cannot_read_refuses_the_whole_sync() {
+        let ok = desired("", "ConfigMap", "ok", true);
+        let bad = annotated("ConfigMap", "bad", "Replace=maybe");
+        let err = plan(&[ok.clone(), bad], &[], &PlanOptions::default()).expect_err("refused");
+        assert!(
+            err.to_string()
+                .starts_with("ConfigMap ns/bad: annotation argocd.argoproj.io/sync-options: sync option \"Replace=maybe\""),
+            "{err}"
+        );
+        // Also when the object is in sync and would not be applied.
+        let mut quiet = annotated("ConfigMap", "bad", "Force=yes");
+        quiet.modified = false;
+        let only_changed = PlanOptions {
+            apply_out_of_sync_only: true,
+            ..Default::default()
+        };
+        assert!(plan(&[ok.clone(), quiet], &[], &only_changed).is_err());
+        let app = PlanOptions {
+            sync_options: vec!["FailOnSharedResource=perhaps".into()],
+            ..Default::default()
+        };
+        let err = plan(std::slice::from_ref(&ok), &[], &app).expect_err("refused");
+        assert!(
+            err.to_string().starts_with("spec.syncPolicy.syncOptions:"),
+            "{err}"
         );
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use kube::api::{
     Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, Preconditions,
-    PropagationPolicy,
+    PropagationPolicy, ValidationDirective,
 };
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::Scope;
@@ -222,8 +222,9 @@ impl Cluster {
     }
 
     /// Server-side applies `object` with field manager `plumb`, forcing
-    /// conflicts; with `dry_run`, only asks what the result would be.
-    /// Returns the object as the server has (or would have) it.
+    /// conflicts, with the server's default field validation; with
+    /// `dry_run`, only asks what the result would be. Returns the object as
+    /// the server has (or would have) it.
     ///
     /// # Errors
     /// When the server refuses the apply (invalid object, admission, ...).
@@ -233,13 +234,80 @@ impl Cluster {
         object: &Value,
         dry_run: bool,
     ) -> Result<Value, ClusterError> {
-        let key = ResourceKey::of(object).unwrap_or_else(|| ResourceKey {
-            group: group_of(kind.resource.api_version.as_str()).into(),
-            kind: kind.resource.kind.clone(),
-            namespace: String::new(),
-            name: String::new(),
-        });
+        self.apply_as(kind, object, dry_run, None).await
+    }
+
+    /// [`Cluster::apply`] of an application's object: strict field
+    /// validation (an unknown or duplicate field refuses the object, as
+    /// `kubectl apply` validates by default).
+    ///
+    /// # Errors
+    /// As [`Cluster::apply`].
+    pub async fn apply_strict(
+        &self,
+        kind: &Kind,
+        object: &Value,
+        dry_run: bool,
+    ) -> Result<Value, ClusterError> {
+        self.apply_as(kind, object, dry_run, Some(ValidationDirective::Strict))
+            .await
+    }
+
+    /// [`Cluster::apply_strict`] for `Validate=false`: field validation `Ignore`,
+    /// and the fields a server-side apply refuses as "not declared in
+    /// schema" (it does so whatever the validation asked, and servers
+    /// before 1.25 know no other) are dropped from the object and the
+    /// apply asked again, as a create or update without validation would
+    /// drop them. Returns the object and the paths dropped.
+    ///
+    /// # Errors
+    /// As [`Cluster::apply`], and when the refusal names a field this
+    /// cannot find in the object.
+    pub async fn apply_unvalidated(
+        &self,
+        kind: &Kind,
+        object: &Value,
+        dry_run: bool,
+    ) -> Result<(Value, Vec<String>), ClusterError> {
+        let mut object = object.clone();
+        let mut dropped = Vec::new();
+        // Each refusal lists every unknown field it met; a few rounds cover
+        // a server that reports them one level at a time.
+        let mut rounds = 0;
+        loop {
+            let result = self
+                .apply_as(kind, &object, dry_run, Some(ValidationDirective::Ignore))
+                .await;
+            rounds += 1;
+            let undeclared = match &result {
+                Err(ClusterError::Api { message, .. }) if rounds < 4 => {
+                    crate::syncopts::undeclared_fields(message)
+                }
+                _ => None,
+            };
+            match undeclared {
+                Some(paths)
+                    if paths
+                        .iter()
+                        .all(|p| crate::syncopts::remove_field(&mut object, p)) =>
+                {
+                    dropped.extend(paths);
+                }
+                _ => return result.map(|applied| (applied, dropped)),
+            }
+        }
+    }
+
+    async fn apply_as(
+        &self,
+        kind: &Kind,
+        object: &Value,
+        dry_run: bool,
+        validation: Option<ValidationDirective>,
+    ) -> Result<Value, ClusterError> {
+        let key = key_of(kind, object);
         let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        params.field_validation = validation;
         if dry_run {
             params = params.dry_run();
         }
@@ -257,6 +325,114 @@ impl Cluster {
         }
         let result = result.map_err(|e| ClusterError::api(action, key.to_string(), e))?;
         Ok(serde_json::to_value(result).expect("a DynamicObject always serializes"))
+    }
+
+    /// Writes `object` whole (`Replace=true`, as `kubectl replace`): a PUT
+    /// over the object of that name at its current `resourceVersion`, or a
+    /// POST when there is none; field validation `Strict`, or `Ignore`
+    /// when `validate` is false. Returns the object as the server has it,
+    /// and whether it was created.
+    ///
+    /// # Errors
+    /// When the server refuses the write (an immutable field changed, a
+    /// conflicting write in between, ...).
+    pub async fn replace(
+        &self,
+        kind: &Kind,
+        object: &Value,
+        validate: bool,
+    ) -> Result<(Value, bool), ClusterError> {
+        let key = key_of(kind, object);
+        let live = self.get(kind, &key).await?;
+        let mut object = object.clone();
+        let created = live.is_none();
+        if let Some(live) = live
+            && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            meta.insert(
+                "resourceVersion".into(),
+                live.pointer("/metadata/resourceVersion")
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+        }
+        let validation = if validate {
+            ValidationDirective::Strict
+        } else {
+            ValidationDirective::Ignore
+        };
+        let action = if created { "create" } else { "replace" };
+        let url = {
+            use kube::Resource;
+            DynamicObject::url_path(
+                &kind.resource,
+                Some(key.namespace.as_str()).filter(|n| kind.namespaced && !n.is_empty()),
+            )
+        };
+        let request = kube::core::Request::new(url);
+        let params = PostParams {
+            dry_run: false,
+            field_manager: Some(FIELD_MANAGER.to_string()),
+        };
+        let body = serde_json::to_vec(&object).expect("a JSON value always serializes");
+        let mut request = if created {
+            request.create(&params, body)
+        } else {
+            request.replace(&key.name, &params, body)
+        }
+        .map_err(|e| ClusterError::api(action, key.to_string(), kube::Error::BuildRequest(e)))?;
+        // kube's `PostParams` has no `fieldValidation`; its URL always has
+        // a query already.
+        let uri = format!("{}&fieldValidation={}", request.uri(), validation.as_str());
+        if let Ok(uri) = uri.parse() {
+            *request.uri_mut() = uri;
+        }
+        let result = self
+            .within(action, &key, self.client.request::<DynamicObject>(request))
+            .await?
+            .map_err(|e| ClusterError::api(action, key.to_string(), e))?;
+        Ok((
+            serde_json::to_value(result).expect("a DynamicObject always serializes"),
+            created,
+        ))
+    }
+
+    /// Deletes the object with `uid` (background propagation) and waits
+    /// until its name is free, at most `timeout` (`Force=true`: a delete
+    /// before a create, as `kubectl replace --force`).
+    ///
+    /// # Errors
+    /// [`ClusterError::Replaced`] when the name holds another object;
+    /// [`ClusterError::Timeout`] when it is still there after `timeout`;
+    /// otherwise when a request fails.
+    pub async fn delete_and_wait(
+        &self,
+        kind: &Kind,
+        key: &ResourceKey,
+        uid: &str,
+        timeout: Duration,
+    ) -> Result<(), ClusterError> {
+        self.delete(kind, key, Some(uid)).await?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let still = self
+                .get(kind, key)
+                .await?
+                .is_some_and(|o| o.pointer("/metadata/uid").and_then(Value::as_str) == Some(uid));
+            if !still {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ClusterError::Timeout {
+                    action: "wait for the deletion of",
+                    target: key.to_string(),
+                    after: timeout,
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
     }
 
     /// Deletes an object in the background (its dependents are collected by
@@ -536,6 +712,17 @@ fn kube_version(info: &k8s_openapi::apimachinery::pkg::version::Info) -> String 
     }
     let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
     format!("v{}.{}.0", digits(&info.major), digits(&info.minor))
+}
+
+/// The identity of an object to write, from the object, or from its kind
+/// when it has none (the server then says what is missing).
+fn key_of(kind: &Kind, object: &Value) -> ResourceKey {
+    ResourceKey::of(object).unwrap_or_else(|| ResourceKey {
+        group: group_of(kind.resource.api_version.as_str()).into(),
+        kind: kind.resource.kind.clone(),
+        namespace: String::new(),
+        name: String::new(),
+    })
 }
 
 fn namespace_resource() -> ApiResource {

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::{Cluster, ClusterError, Kind};
 use crate::live::LiveState;
 use crate::model::{ResourceKey, ResourceResult, version_of};
-use crate::plan::{PrunePropagation, Stage, StageKind, Step};
+use crate::plan::{PrunePropagation, Stage, StageKind, Step, Write};
 
 /// How many requests one application's sync has in flight at once.
 const CONCURRENCY: usize = 8;
@@ -37,9 +37,9 @@ pub struct SyncOutcome {
     pub hooks: Vec<(ResourceKey, String)>,
 }
 
-/// How long deleting the earlier object of a hook's name may take
-/// (`BeforeHookCreation`) before the hook's creation fails.
-const HOOK_DELETE_WAIT: Duration = Duration::from_secs(60);
+/// How long deleting the earlier object of a name may take (a hook's
+/// `BeforeHookCreation`, `Force=true`) before its creation fails.
+const DELETE_WAIT: Duration = Duration::from_secs(60);
 
 fn result(
     key: &ResourceKey,
@@ -71,28 +71,154 @@ async fn clear_hook_name(cluster: &Cluster, kind: &Kind, key: &ResourceKey) -> R
         .pointer("/metadata/uid")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    match cluster.delete(kind, key, Some(uid)).await {
-        Ok(()) | Err(ClusterError::Replaced(_)) => {}
-        Err(e) => return Err(e.to_string()),
+    match cluster.delete_and_wait(kind, key, uid, DELETE_WAIT).await {
+        Ok(()) | Err(ClusterError::Replaced(_)) => Ok(()),
+        Err(ClusterError::Timeout { .. }) => Err(format!(
+            "the earlier {} {} is still being deleted after {}s (BeforeHookCreation)",
+            key.kind,
+            key.name,
+            DELETE_WAIT.as_secs()
+        )),
+        Err(e) => Err(e.to_string()),
     }
-    let deadline = tokio::time::Instant::now() + HOOK_DELETE_WAIT;
-    let mut pause = Duration::from_millis(50);
-    loop {
-        match cluster.get(kind, key).await {
-            Ok(None) => return Ok(()),
-            Ok(Some(_)) if tokio::time::Instant::now() >= deadline => {
-                return Err(format!(
-                    "the earlier {} {} is still being deleted after {}s (BeforeHookCreation)",
-                    key.kind,
-                    key.name,
-                    HOOK_DELETE_WAIT.as_secs()
-                ));
-            }
-            Ok(Some(_)) => {}
-            Err(e) => return Err(e.to_string()),
+}
+
+/// The uid of the object a name holds now, if any.
+async fn live_uid(
+    cluster: &Cluster,
+    kind: &Kind,
+    key: &ResourceKey,
+) -> Result<Option<String>, ClusterError> {
+    Ok(cluster.get(kind, key).await?.and_then(|o| {
+        o.pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }))
+}
+
+/// Whether the API server refused a write because it changes a field that
+/// cannot change (422 Invalid, "field is immutable").
+pub fn refused_as_immutable(error: &ClusterError) -> bool {
+    matches!(error, ClusterError::Api { code: Some(422), message, .. } if message.contains("immutable"))
+}
+
+/// The first field an "is invalid" refusal names (`Job.batch "x" is
+/// invalid: spec.template: Invalid value: ...`), without the value it
+/// quotes (a whole pod template).
+fn immutable_field(message: &str) -> Option<&str> {
+    let (_, fields) = message.split_once("is invalid: ")?;
+    let field = fields.split(": ").next()?.trim();
+    (!field.is_empty() && !field.contains(' ')).then_some(field)
+}
+
+/// Kinds a replace never deletes, whatever `Force` says: deleting a CRD
+/// deletes every object of its kind, deleting a namespace everything in it
+/// (Argo CD updates them instead too).
+fn never_recreated(key: &ResourceKey) -> bool {
+    (key.group.is_empty() && key.kind == "Namespace")
+        || (key.group == "apiextensions.k8s.io" && key.kind == "CustomResourceDefinition")
+}
+
+/// Deletes the object of `key` (the one that is there now) and waits
+/// until its name is free: the first half of a `Force=true` write.
+/// Returns the deleted object's uid, if there was one.
+async fn delete_for_force(
+    cluster: &Cluster,
+    kind: &Kind,
+    key: &ResourceKey,
+) -> Result<Option<String>, String> {
+    let Some(uid) = live_uid(cluster, kind, key)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    match cluster.delete_and_wait(kind, key, &uid, DELETE_WAIT).await {
+        Ok(()) | Err(ClusterError::Replaced(_)) => Ok(Some(uid)),
+        Err(e) => Err(format!(
+            "Force=true: cannot delete it before creating it again: {e}"
+        )),
+    }
+}
+
+/// Writes one object as its options say: a server-side apply (with
+/// `Force`, deleted and created again when a field it changes is
+/// immutable), or a replace (with `Force`, deleted and created again).
+/// Returns the object as the server has it and what was done.
+async fn write(
+    cluster: &Cluster,
+    kind: &Kind,
+    key: &ResourceKey,
+    object: &Value,
+    how: Write,
+) -> Result<(Value, String), String> {
+    let validate = !how.skip_validation;
+    let apply = move || async move {
+        if validate {
+            cluster
+                .apply_strict(kind, object, false)
+                .await
+                .map(|o| (o, Vec::new()))
+        } else {
+            cluster.apply_unvalidated(kind, object, false).await
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(1));
+    };
+    let dropped = |paths: &[String]| {
+        if paths.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; fields the API server does not know were left out (Validate=false): {}",
+                paths.join(", ")
+            )
+        }
+    };
+    if how.replace {
+        if how.force && !never_recreated(key) {
+            let deleted = delete_for_force(cluster, kind, key).await?;
+            let (created, _) = cluster
+                .replace(kind, object, validate)
+                .await
+                .map_err(|e| e.to_string())?;
+            let message = match deleted {
+                Some(uid) => {
+                    format!("deleted (uid {uid}) and created again (Replace=true, Force=true)")
+                }
+                None => "created (Replace=true)".to_string(),
+            };
+            return Ok((created, message));
+        }
+        let (written, created) = cluster
+            .replace(kind, object, validate)
+            .await
+            .map_err(|e| e.to_string())?;
+        let message = if created {
+            "created (Replace=true)"
+        } else {
+            "replaced (Replace=true)"
+        };
+        return Ok((written, message.to_string()));
+    }
+    match apply().await {
+        Ok((applied, paths)) => Ok((applied, format!("applied (server-side){}", dropped(&paths)))),
+        Err(e) if how.force && refused_as_immutable(&e) && !never_recreated(key) => {
+            let deleted = delete_for_force(cluster, kind, key).await?;
+            let (applied, paths) = apply().await.map_err(|e| e.to_string())?;
+            let uid = deleted.map(|u| format!(" (uid {u})")).unwrap_or_default();
+            let field = match &e {
+                ClusterError::Api { message, .. } => immutable_field(message),
+                _ => None,
+            }
+            .unwrap_or("a field");
+            Ok((
+                applied,
+                format!(
+                    "the API server refused to change {field} (immutable): deleted{uid} and created again (Force=true){}",
+                    dropped(&paths)
+                ),
+            ))
+        }
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -142,7 +268,11 @@ async fn run_step(
                 Err(e) => result(&key, "v1", "SyncFailed", e.to_string()),
             }
         }
-        Step::Apply { key, object } => {
+        Step::Apply {
+            key,
+            object,
+            write: how,
+        } => {
             let api_version = object
                 .get("apiVersion")
                 .and_then(Value::as_str)
@@ -151,8 +281,8 @@ async fn run_step(
                 Ok(kind) => kind,
                 Err(message) => return (result(key, api_version, "SyncFailed", message), None),
             };
-            match cluster.apply(&kind, object, false).await {
-                Ok(applied) => {
+            match write(cluster, &kind, key, object, *how).await {
+                Ok((applied, message)) => {
                     applied_version = applied
                         .pointer("/metadata/resourceVersion")
                         .and_then(Value::as_str)
@@ -164,9 +294,9 @@ async fn run_step(
                     {
                         return (result(key, api_version, "SyncFailed", e.to_string()), None);
                     }
-                    result(key, api_version, "Synced", "applied (server-side)")
+                    result(key, api_version, "Synced", message)
                 }
-                Err(e) => result(key, api_version, "SyncFailed", e.to_string()),
+                Err(message) => result(key, api_version, "SyncFailed", message),
             }
         }
         Step::Prune {
@@ -174,6 +304,7 @@ async fn run_step(
             api_version,
             uid,
             propagation,
+            ..
         } => {
             let kind = match resolve(cluster, api_version, key).await {
                 Ok(kind) => kind,
@@ -226,7 +357,7 @@ async fn run_step(
             if *recreate && let Err(message) = clear_hook_name(cluster, &kind, key).await {
                 return (hook_result("SyncFailed", message, "Failed"), None);
             }
-            match cluster.apply(&kind, object, false).await {
+            match cluster.apply_strict(&kind, object, false).await {
                 Ok(applied) => {
                     live.observe_applied(api_version, &key.kind, &applied);
                     let uid = applied
@@ -337,4 +468,20 @@ pub async fn execute(
         }
     }
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::immutable_field;
+
+    #[test]
+    fn the_immutable_field_is_named_without_its_value() {
+        assert_eq!(
+            immutable_field(
+                "Job.batch \"migrate\" is invalid: spec.template: Invalid value: core.PodTemplateSpec{ObjectMeta:v1.ObjectMeta{Name:\"\"}}: field is immutable"
+            ),
+            Some("spec.template")
+        );
+        assert_eq!(immutable_field("field is immutable"), None);
+    }
 }

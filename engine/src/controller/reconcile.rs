@@ -3,6 +3,7 @@
 
 use plumb_core::decide::{self, Decision};
 use plumb_core::model::{ApplicationSpec, SYNC_OPTIONS_ANNOTATION, annotation, has_option};
+use plumb_core::syncopts::{self, ObjectOptions};
 
 use super::error::{self, ReconcileError};
 use super::operation::SyncEnd;
@@ -156,6 +157,47 @@ fn health_error(
     Some(condition("ComparisonError", message))
 }
 
+/// The application's `spec.syncPolicy.syncOptions`.
+fn app_options(spec: &ApplicationSpec) -> impl Iterator<Item = &str> + Clone {
+    spec.sync_policy
+        .iter()
+        .flat_map(|p| p.sync_options.iter().map(String::as_str))
+}
+
+/// One object's options under the application's; an option that cannot be
+/// read counts as unset here (the plan refuses the sync, and
+/// [`option_errors`] says why).
+pub(super) fn object_options(spec: &ApplicationSpec, object: &Value) -> ObjectOptions {
+    syncopts::of_object(app_options(spec), object).unwrap_or_default()
+}
+
+/// An `InvalidSpecError` condition for each sync option Plumb cannot read,
+/// in the application's `syncOptions` or an object's annotation: nothing
+/// is synced until they are fixed (the plan refuses), and this says so
+/// before anyone asks for a sync.
+fn option_errors(spec: &ApplicationSpec, prepared: &[Prepared]) -> Vec<Condition> {
+    let nothing = "nothing is synced until it is fixed";
+    if let Err((_, e)) = syncopts::object_options(app_options(spec), None) {
+        return vec![condition(
+            "InvalidSpecError",
+            format!("spec.syncPolicy.syncOptions: {e}: {nothing}"),
+        )];
+    }
+    prepared
+        .iter()
+        .filter_map(|p| {
+            let (_, e) = syncopts::of_object(app_options(spec), &p.object).err()?;
+            Some(condition(
+                "InvalidSpecError",
+                format!(
+                    "{}: annotation {SYNC_OPTIONS_ANNOTATION}: {e}: {nothing}",
+                    p.key
+                ),
+            ))
+        })
+        .collect()
+}
+
 impl Inner {
     /// Compares an application and syncs it when asked or when its policy
     /// says so; publishes the result.
@@ -263,6 +305,7 @@ impl Inner {
             }
         }
         warnings.extend(unmanaged);
+        warnings.extend(option_errors(spec, &prepared));
 
         // Compare, then sync when asked or when policy says so, then compare
         // again so the status shows the outcome.
@@ -272,7 +315,7 @@ impl Inner {
         loop {
             let live_generation = self.live.generation(name);
             let tracked = self.live.tracked(name);
-            let (modified, errors) = self.compare(work, &prepared, &tracked, &rules).await;
+            let (modified, errors) = self.compare(work, spec, &prepared, &tracked, &rules).await;
             // Hooks are created by syncs and deleted by their policies:
             // never compared, listed nor pruned.
             let extras: Vec<Tracked> = tracked
@@ -466,11 +509,8 @@ impl Inner {
                     .then(|| dest.namespace.clone())
                     .flatten()
                     .filter(|n| !n.is_empty()),
-                prune_propagation: plan::PrunePropagation::from_options(
-                    spec.sync_policy
-                        .iter()
-                        .flat_map(|p| p.sync_options.iter().map(String::as_str)),
-                ),
+                prune_propagation: plan::PrunePropagation::from_options(app_options(spec)),
+                sync_options: app_options(spec).map(str::to_string).collect(),
             };
             let mut desired: Vec<Desired> = prepared
                 .iter()
@@ -858,6 +898,25 @@ impl Inner {
         read.map_err(|e| e.to_string())
     }
 
+    /// What a server-side apply of `object` would make of the live object:
+    /// a dry run, without validation for `Validate=false` (then the fields
+    /// the server does not know are left out, as the sync will).
+    pub(super) async fn dry_run(
+        &self,
+        kind: &Kind,
+        object: &Value,
+        own: ObjectOptions,
+    ) -> Result<Value, crate::cluster::ClusterError> {
+        if own.validate {
+            self.cluster.apply_strict(kind, object, true).await
+        } else {
+            self.cluster
+                .apply_unvalidated(kind, object, true)
+                .await
+                .map(|(predicted, _)| predicted)
+        }
+    }
+
     /// `RespectIgnoreDifferences` (on the application, or in an object's
     /// `argocd.argoproj.io/sync-options`): each desired object that a rule
     /// matches takes the live values of its ignored fields, read from the
@@ -936,11 +995,13 @@ impl Inner {
     pub(super) async fn compare(
         &self,
         work: &mut AppWork,
+        spec: &ApplicationSpec,
         prepared: &[Prepared],
         tracked: &BTreeMap<ResourceKey, LiveObject>,
         rules: &IgnoreRules,
     ) -> (Vec<bool>, Vec<String>) {
         let jobs = prepared.iter().map(|p| {
+            let own = object_options(spec, &p.object);
             let live = tracked.get(&p.key).cloned();
             let matched = rules.matching(&p.key);
             let desired_hash = match matched {
@@ -975,16 +1036,22 @@ impl Inner {
                     (Some(m), _, _) => Ok((m, true)),
                     (None, None, _) | (None, _, None) => Ok((true, false)),
                     (None, Some(l), Some(kind)) => match &matched {
-                        None => match self.cluster.apply(kind, &p.object, true).await {
+                        None => match self.dry_run(kind, &p.object, own).await {
                             Ok(predicted) => {
                                 Ok((diff::fingerprint(&predicted) != l.fingerprint(), true))
+                            }
+                            // Force=true re-creates an object whose change
+                            // is refused as immutable: it differs, and a
+                            // sync will do that.
+                            Err(e) if own.force && sync::refused_as_immutable(&e) => {
+                                Ok((true, false))
                             }
                             Err(e) => Err(e.to_string()),
                         },
                         Some(m) => {
                             let (live, predicted) = futures::join!(
                                 self.read_live(kind, &p.key, m.needs_managed_fields()),
-                                self.cluster.apply(kind, &p.object, true)
+                                self.dry_run(kind, &p.object, own)
                             );
                             match (live, predicted) {
                                 (Ok(Some(mut live)), Ok(mut predicted)) => m

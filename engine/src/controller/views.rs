@@ -50,6 +50,8 @@ impl Inner {
             (work.render.as_ref().map(RenderCache::manifests), ns, rules)
         };
         let manifests = manifests.unwrap_or_default();
+        let declared = slot.declared();
+        let spec = &declared.app.spec;
         let prepared = self
             .prepare(name, manifests, &namespace)
             .await
@@ -71,7 +73,8 @@ impl Inner {
                 };
                 let mut comparison: Comparison = match (&live, &p.kind) {
                     (Some(l), Some(kind)) => {
-                        match self.cluster.apply(kind, &p.object, true).await {
+                        let own = super::reconcile::object_options(spec, &p.object);
+                        match self.dry_run(kind, &p.object, own).await {
                             Ok(predicted) => match &matched {
                                 None => diff::compare(Some(l), &predicted),
                                 // Ignored fields are left out of both sides,
