@@ -673,6 +673,19 @@ impl LiveState {
             .unwrap_or_default()
     }
 
+    /// The application the index holds an object for, whatever its
+    /// version (`SharedResourceWarning`); `None` when no watched kind holds
+    /// it.
+    pub fn holder(&self, key: &ResourceKey) -> Option<String> {
+        self.lock()
+            .by_kind
+            .iter()
+            .filter(|((api_version, kind), _)| {
+                kind == &key.kind && crate::model::group_of(api_version) == key.group
+            })
+            .find_map(|(_, objects)| objects.get(key).map(|(app, _)| app.clone()))
+    }
+
     /// A value that changes whenever an object of the application changes
     /// (never repeating), and 0 while it has none.
     pub fn generation(&self, app: &str) -> u64 {

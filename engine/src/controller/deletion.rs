@@ -192,7 +192,7 @@ impl Inner {
             .unwrap_or_default();
         let prepared = match work.render.as_ref().map(RenderCache::manifests) {
             Some(manifests) => self
-                .prepare(name, manifests, &namespace)
+                .prepare(name, manifests, &namespace, &declared.app.spec)
                 .await
                 .unwrap_or_default(),
             None => Vec::new(),

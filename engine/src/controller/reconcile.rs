@@ -399,6 +399,7 @@ impl Inner {
                 .collect();
             conditions.append(&mut warnings.clone());
             conditions.extend(health_error(&prepared, &tracked));
+            conditions.extend(self.shared_warnings(name, &prepared, &tracked));
             status.conditions = conditions;
             status.reconciled_at = Some(now());
 
@@ -527,12 +528,20 @@ impl Inner {
                 .await;
             // Applying would overwrite fields the rules keep: the sync
             // fails rather than doing that.
-            let refused = (!unrespected.is_empty()).then(|| {
+            let mut refused = (!unrespected.is_empty()).then(|| {
                 format!(
                     "RespectIgnoreDifferences: {}; nothing was applied",
                     unrespected.join("; ")
                 )
             });
+            // FailOnSharedResource: checked when the operation starts,
+            // before anything is applied (not again between its waves).
+            if refused.is_none()
+                && resume.is_none()
+                && syncopts::fail_on_shared_resource(app_options(spec)).unwrap_or(false)
+            {
+                refused = self.shared_refusal(name, &prepared, &tracked).await;
+            }
             let seed = format!("{}/{}", run.started_at, run.id);
             let run_hooks = PreparedHook::for_operation(&hooks, name, &seed);
             let end = self
@@ -680,7 +689,10 @@ impl Inner {
 
         // Resolve kinds, default namespaces, track.
         let namespace = dest.namespace.as_deref().unwrap_or("");
-        let prepared = self.prepare(name, manifests, namespace).await.map_err(at)?;
+        let prepared = self
+            .prepare(name, manifests, namespace, spec)
+            .await
+            .map_err(at)?;
         // A wave that is not a number would fail every sync: it stops the
         // comparison, as an unreadable hook does, so nothing is pruned.
         if let Some(e) = prepared.iter().find_map(|p| {
@@ -694,7 +706,7 @@ impl Inner {
             return Err(at(ReconcileError::Invalid(e.to_string())));
         }
         let hooks: Vec<PreparedHook> = self
-            .prepare(name, hook_objects, namespace)
+            .prepare(name, hook_objects, namespace, spec)
             .await
             .map_err(at)?
             .into_iter()
@@ -737,12 +749,15 @@ impl Inner {
 
     /// Resolves kinds and scopes, defaults namespaces and adds the tracking
     /// annotation. A kind the cluster does not serve is an error unless a CRD
-    /// of the same render defines it.
+    /// of the same render defines it, or the object (or the application)
+    /// says `SkipDryRunOnMissingResource=true`: then its CRD is expected
+    /// from elsewhere, and the object is Missing, not dry-run, until it is.
     pub(super) async fn prepare(
         &self,
         app: &str,
         manifests: Vec<Manifest>,
         namespace: &str,
+        spec: &ApplicationSpec,
     ) -> Result<Vec<Prepared>, ReconcileError> {
         let crd_kinds: HashSet<(String, String)> = manifests
             .iter()
@@ -764,13 +779,15 @@ impl Inner {
             let namespaced = match &kind {
                 Some(k) => k.namespaced,
                 None if crd_kinds
-                    .contains(&(group_of(m.api_version()).to_string(), m.kind().to_string())) =>
+                    .contains(&(group_of(m.api_version()).to_string(), m.kind().to_string()))
+                    || object_options(spec, &m.object).skip_dry_run_on_missing =>
                 {
                     m.namespace().is_some() || !namespace.is_empty()
                 }
                 None => {
                     return Err(ReconcileError::Invalid(format!(
-                        "{}: the cluster does not know {} {} (and no CustomResourceDefinition in this application defines it)",
+                        "{}: the cluster does not know {} {} (and no CustomResourceDefinition in this application defines it; \
+                         set SkipDryRunOnMissingResource=true if its CRD comes from elsewhere)",
                         m.origin,
                         m.api_version(),
                         m.kind()
@@ -915,6 +932,82 @@ impl Inner {
                 .await
                 .map(|(predicted, _)| predicted)
         }
+    }
+
+    /// `SharedResourceWarning` (as Argo CD's): a desired object that the
+    /// live index holds for another application (its tracking annotation
+    /// names that one). Costs no request.
+    fn shared_warnings(
+        &self,
+        app: &str,
+        prepared: &[Prepared],
+        tracked: &BTreeMap<ResourceKey, LiveObject>,
+    ) -> Vec<Condition> {
+        prepared
+            .iter()
+            .filter(|p| !tracked.contains_key(&p.key))
+            .filter_map(|p| {
+                let other = self.live.holder(&p.key)?;
+                (other != app).then(|| {
+                    condition(
+                        "SharedResourceWarning",
+                        format!(
+                            "{}/{} is part of applications {app} and {other}",
+                            p.key.kind, p.key.name
+                        ),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// `FailOnSharedResource=true`: the operation's message when a desired
+    /// object is tracked by another application (read from the API server,
+    /// so an object another tool tracks counts too), else `None`. Objects
+    /// this application tracks are its own and are not read.
+    async fn shared_refusal(
+        &self,
+        app: &str,
+        prepared: &[Prepared],
+        tracked: &BTreeMap<ResourceKey, LiveObject>,
+    ) -> Option<String> {
+        let jobs: Vec<_> = prepared
+            .iter()
+            .filter(|p| !tracked.contains_key(&p.key))
+            .filter_map(|p| Some((p, p.kind.as_ref()?)))
+            .map(|(p, kind)| async move {
+                let live = self.read_live(kind, &p.key, false).await;
+                (p, live)
+            })
+            .collect();
+        let read: Vec<_> = futures::stream::iter(jobs)
+            .buffered(COMPARE_CONCURRENCY)
+            .collect()
+            .await;
+        let mut shared = Vec::new();
+        for (p, live) in read {
+            match live {
+                Ok(Some(live)) => {
+                    let other = annotation(&live, TRACKING_ANNOTATION)
+                        .and_then(crate::model::tracking_app)
+                        .filter(|other| other != app);
+                    if let Some(other) = other {
+                        shared.push(format!(
+                            "{}/{} is part of applications {app} and {other}",
+                            p.key.kind, p.key.name
+                        ));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => shared.push(format!("{}: cannot read the live object: {e}", p.key)),
+            }
+        }
+        (!shared.is_empty()).then(|| {
+            format!(
+                "Shared resource found: {} (FailOnSharedResource=true); nothing was applied",
+                shared.join("; ")
+            )
+        })
     }
 
     /// `RespectIgnoreDifferences` (on the application, or in an object's

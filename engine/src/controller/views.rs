@@ -53,7 +53,7 @@ impl Inner {
         let declared = slot.declared();
         let spec = &declared.app.spec;
         let prepared = self
-            .prepare(name, manifests, &namespace)
+            .prepare(name, manifests, &namespace, spec)
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
         let tracked = self.live.tracked(name);
