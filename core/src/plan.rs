@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::hooks::SyncPhase;
 use crate::model::{ResourceKey, has_option};
-use crate::syncopts::{self, BadOption, Origin};
+use crate::syncopts::{self, BadOption, Origin, Prune};
 use crate::waves::wave_of;
 
 /// Argo CD's apply order by kind (gitops-engine's `kindOrder`); kinds not
@@ -197,6 +197,8 @@ pub enum Step {
         uid: String,
         /// How its dependents go.
         propagation: PrunePropagation,
+        /// `Prune=confirm`: the prune waits until a person confirms it.
+        confirm: bool,
     },
     /// Create a hook (deleting the object of the same name first when
     /// `recreate`).
@@ -292,6 +294,44 @@ impl SyncPlan {
     pub fn steps(&self) -> impl Iterator<Item = &Step> {
         self.stages().flat_map(|s| s.steps.iter())
     }
+
+    /// The prunes that wait for a person's confirmation (`Prune=confirm`).
+    pub fn prunes_to_confirm(&self) -> Vec<&ResourceKey> {
+        self.prune
+            .iter()
+            .flat_map(|s| s.steps.iter())
+            .filter_map(|s| match s {
+                Step::Prune {
+                    key, confirm: true, ..
+                } => Some(key),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// The operation's message while prunes wait for confirmation: the first
+/// objects by name, and how to confirm.
+pub fn confirmation_message(keys: &[&ResourceKey]) -> String {
+    let mut named: Vec<String> = keys
+        .iter()
+        .take(3)
+        .map(|k| {
+            if k.namespace.is_empty() {
+                format!("{} {}", k.kind, k.name)
+            } else {
+                format!("{} {}/{}", k.kind, k.namespace, k.name)
+            }
+        })
+        .collect();
+    if keys.len() > 3 {
+        named.push(format!("{} more", keys.len() - 3));
+    }
+    format!(
+        "waiting for pruning confirmation of {} (Prune=confirm): \
+         annotate the application with argocd.argoproj.io/deletion-approved set to the time now (RFC 3339)",
+        named.join(", ")
+    )
 }
 
 /// Why a sync is refused.
@@ -514,8 +554,10 @@ fn invalid_option(key: &ResourceKey, (origin, error): (Origin, BadOption)) -> Pl
 fn prune_step(t: &Tracked, plan: &PlanOptions) -> Result<Step, PlanError> {
     let annotation = t.sync_options.as_deref().unwrap_or("");
     let options = || annotation.split(',').map(str::trim);
-    let reason = if has_option(options(), "Prune", "false") {
-        Some("Prune=false is set on the object")
+    let own = syncopts::object_options(app_options(plan), t.sync_options.as_deref())
+        .map_err(|e| invalid_option(&t.key, e))?;
+    let reason = if own.prune == Prune::Disabled {
+        Some("Prune=false is set on the object or the application")
     } else if has_option(options(), "Delete", "false") {
         Some("Delete=false is set on the object")
     } else if !plan.prune {
@@ -534,6 +576,7 @@ fn prune_step(t: &Tracked, plan: &PlanOptions) -> Result<Step, PlanError> {
             api_version: t.api_version.clone(),
             uid: t.uid.clone(),
             propagation: plan.prune_propagation,
+            confirm: own.prune == Prune::Confirm,
         },
     })
 }
@@ -683,7 +726,7 @@ mod tests {
             [
                 "apply ConfigMap/c",
                 "keep ConfigMap/b (Delete=false is set on the object)",
-                "keep ConfigMap/a (Prune=false is set on the object)",
+                "keep ConfigMap/a (Prune=false is set on the object or the application)",
             ]
         );
     }
@@ -886,6 +929,101 @@ mod tests {
             err.to_string().starts_with("spec.syncPolicy.syncOptions:"),
             "{err}"
         );
+        let prune = PlanOptions {
+            prune: true,
+            ..Default::default()
+        };
+        let gone = tracked("ConfigMap", "gone", Some("Prune=soon"));
+        assert!(matches!(
+            plan(&[ok], &[gone], &prune),
+            Err(PlanError::InvalidOption { .. })
+        ));
+    }
+
+    #[test]
+    fn prune_confirm_marks_the_prune_and_the_plan_names_it() {
+        let d = [desired("", "ConfigMap", "kept", true)];
+        let t = [
+            tracked("ConfigMap", "asks", Some("Prune=confirm")),
+            tracked("ConfigMap", "free", None),
+            tracked("ConfigMap", "overrides", Some("Prune=true")),
+        ];
+        let on = PlanOptions {
+            prune: true,
+            ..Default::default()
+        };
+        let p = plan(&d, &t, &on).expect("plan");
+        let to_confirm: Vec<&str> = p
+            .prunes_to_confirm()
+            .iter()
+            .map(|k| k.name.as_str())
+            .collect();
+        assert_eq!(to_confirm, ["asks"]);
+        let message = confirmation_message(&p.prunes_to_confirm());
+        assert!(
+            message.starts_with("waiting for pruning confirmation of ConfigMap ns/asks"),
+            "{message}"
+        );
+
+        // The application's Prune=confirm holds every prune but the one
+        // whose object says otherwise.
+        let all = PlanOptions {
+            sync_options: vec!["Prune=confirm".into()],
+            ..on.clone()
+        };
+        let p = plan(&d, &t, &all).expect("plan");
+        let to_confirm: Vec<&str> = p
+            .prunes_to_confirm()
+            .iter()
+            .map(|k| k.name.as_str())
+            .collect();
+        assert_eq!(to_confirm.len(), 2);
+        assert!(to_confirm.contains(&"asks") && to_confirm.contains(&"free"));
+
+        // The application's Prune=false keeps every object but those that
+        // say otherwise themselves.
+        let none = PlanOptions {
+            sync_options: vec!["Prune=false".into()],
+            ..on
+        };
+        let p = plan(&d, &t, &none).expect("plan");
+        assert_eq!(
+            names(&p)[1..],
+            [
+                "prune ConfigMap/overrides".to_string(),
+                "keep ConfigMap/free (Prune=false is set on the object or the application)"
+                    .to_string(),
+                "prune ConfigMap/asks".to_string(),
+            ]
+        );
+        let to_confirm: Vec<&str> = p
+            .prunes_to_confirm()
+            .iter()
+            .map(|k| k.name.as_str())
+            .collect();
+        assert_eq!(to_confirm, ["asks"]);
+        // Without prune nothing waits for a confirmation.
+        let off = PlanOptions::default();
+        assert!(
+            plan(&d, &t, &off)
+                .expect("plan")
+                .prunes_to_confirm()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn many_objects_to_confirm_are_named_three_and_counted() {
+        let keys: Vec<ResourceKey> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|n| key("", "ConfigMap", n))
+            .collect();
+        let refs: Vec<&ResourceKey> = keys.iter().collect();
+        let message = confirmation_message(&refs);
+        assert!(
+            message.starts_with("waiting for pruning confirmation of ConfigMap ns/a, ConfigMap ns/b, ConfigMap ns/c, 2 more (Prune=confirm)"),
+            "{message}"
+        );
     }
 
     mod properties {
@@ -914,6 +1052,7 @@ mod tests {
                             "Prune=false",
                             "Delete=false",
                             "ServerSideApply=true",
+                            "Prune=confirm",
                         ])),
                     ),
                     0..8,

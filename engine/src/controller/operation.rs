@@ -498,7 +498,21 @@ impl Inner {
                     } else {
                         BTreeMap::new()
                     };
-                    let stages: Vec<&plan::Stage> = match waves::next(&plan, stand, &live) {
+                    let next = match waves::next(&plan, stand, &live) {
+                        // Prune=confirm: the prunes (all of them, and what
+                        // comes after) wait until a person confirms them.
+                        Next::Prune
+                            if !plan.prunes_to_confirm().is_empty()
+                                && !slot.prunes_confirmed(&run.started_at) =>
+                        {
+                            Next::Wait {
+                                next: 0,
+                                message: plan::confirmation_message(&plan.prunes_to_confirm()),
+                            }
+                        }
+                        next => next,
+                    };
+                    let stages: Vec<&plan::Stage> = match next {
                         Next::Apply(wave) => {
                             stand = Progress::Applied {
                                 phase: wave.phase,

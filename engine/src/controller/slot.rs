@@ -215,6 +215,21 @@ impl AppSlot {
             .expect("operation lock is never poisoned")
     }
 
+    /// Whether the prunes of an operation started at `started_at` are
+    /// confirmed: the application's `argocd.argoproj.io/deletion-approved`
+    /// annotation at or after the start (to the second, as Argo CD
+    /// compares them).
+    pub(super) fn prunes_confirmed(&self, started_at: &str) -> bool {
+        let declared = self.declared();
+        declared
+            .app
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(DELETION_APPROVED_ANNOTATION))
+            .is_some_and(|at| confirmed_since(at, started_at))
+    }
+
     /// Whether its Application object is being deleted.
     pub(super) fn deleting(&self) -> bool {
         let declared = self.declared();
@@ -226,5 +241,42 @@ impl AppSlot {
             .read()
             .expect("status lock is never poisoned")
             .clone()
+    }
+}
+
+/// The application annotation that confirms prunes (`Prune=confirm`), with
+/// an RFC 3339 time at or after the operation's start (Argo CD's).
+pub(super) const DELETION_APPROVED_ANNOTATION: &str = "argocd.argoproj.io/deletion-approved";
+
+/// Whether the confirmation time `at` is at or after `started_at`, both RFC
+/// 3339, compared to the second (an operation's start has milliseconds, a
+/// confirmation's annotation usually not). A time that does not parse
+/// confirms nothing.
+fn confirmed_since(at: &str, started_at: &str) -> bool {
+    use time::format_description::well_known::Rfc3339;
+    let seconds = |text: &str| {
+        time::OffsetDateTime::parse(text.trim(), &Rfc3339)
+            .ok()
+            .map(time::OffsetDateTime::unix_timestamp)
+    };
+    match (seconds(at), seconds(started_at)) {
+        (Some(at), Some(started)) => at >= started,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::confirmed_since;
+
+    #[test]
+    fn a_confirmation_counts_from_the_second_the_operation_started() {
+        let started = "2026-05-01T10:00:00.750Z";
+        assert!(confirmed_since("2026-05-01T10:00:00Z", started));
+        assert!(confirmed_since("2026-05-01T12:00:01+02:00", started));
+        assert!(!confirmed_since("2026-05-01T09:59:59Z", started));
+        assert!(!confirmed_since("2026-05-01T11:00:00+02:00", started));
+        assert!(!confirmed_since("yesterday", started));
+        assert!(!confirmed_since("", started));
     }
 }
