@@ -145,6 +145,7 @@ struct Calls {
     syncs: Vec<(String, SyncRequest)>,
     rollbacks: Vec<(String, i64)>,
     terminated: Vec<String>,
+    prunes_confirmed: Vec<String>,
     repositories: Vec<String>,
 }
 
@@ -224,6 +225,11 @@ impl FakeService {
     /// Every `sync` call.
     pub fn syncs(&self) -> Vec<(String, SyncRequest)> {
         lock(&self.calls).syncs.clone()
+    }
+
+    /// Every `confirm_prune` call that found its application.
+    pub fn prunes_confirmed(&self) -> Vec<String> {
+        lock(&self.calls).prunes_confirmed.clone()
     }
 
     /// Every `terminate_operation` call that found an operation.
@@ -391,6 +397,15 @@ impl AppService for FakeService {
             )));
         }
         lock(&self.calls).terminated.push(name.to_owned());
+        Ok(app)
+    }
+
+    fn confirm_prune(&self, name: &str) -> Result<Application, ServiceError> {
+        let app = lock(&self.apps)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ServiceError::NotFound(name.to_owned()))?;
+        lock(&self.calls).prunes_confirmed.push(name.to_owned());
         Ok(app)
     }
 

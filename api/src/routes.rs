@@ -62,6 +62,10 @@ pub(crate) fn router<S: AppService>(service: Arc<S>, shutdown: CancellationToken
             delete(terminate_operation::<S>),
         )
         .route(
+            "/api/v1/applications/{name}/confirm-prune",
+            post(confirm_prune::<S>),
+        )
+        .route(
             "/api/v1/applications/{name}/managed-resources",
             get(managed_resources::<S>),
         )
@@ -260,6 +264,15 @@ async fn terminate_operation<S: AppService>(
     AppName(name): AppName,
 ) -> Result<Json<Application>, ApiError> {
     Ok(Json(state.service.terminate_operation(&name).await?))
+}
+
+/// `POST /api/v1/applications/{name}/confirm-prune`: confirm the prunes
+/// `Prune=confirm` holds (Argo CD's "Confirm Pruning").
+async fn confirm_prune<S: AppService>(
+    State(state): State<AppState<S>>,
+    AppName(name): AppName,
+) -> Result<Json<Application>, ApiError> {
+    Ok(Json(state.service.confirm_prune(&name)?))
 }
 
 /// `GET /api/v1/applications/{name}/managed-resources`.
@@ -528,6 +541,18 @@ mod tests {
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["message"], "revision nope not found");
+    }
+
+    #[tokio::test]
+    async fn confirm_prune_confirms_and_is_404_for_an_unknown_application() {
+        let service = Arc::new(FakeService::with_fixtures());
+        let app = crate::app(Arc::clone(&service));
+        let (status, body) = call(&app, post("/api/v1/applications/shop/confirm-prune", "")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["metadata"]["name"], "shop");
+        assert_eq!(service.prunes_confirmed(), vec!["shop".to_owned()]);
+        let (status, _) = call(&app, post("/api/v1/applications/nope/confirm-prune", "")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
     }
 
     #[tokio::test]

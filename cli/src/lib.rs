@@ -254,6 +254,18 @@ impl Client {
         )
     }
 
+    /// Confirms the prunes that `Prune=confirm` holds in an application's
+    /// sync.
+    ///
+    /// # Errors
+    /// As [`Client::get`].
+    pub fn confirm_prune(&self, name: &str) -> Result<Application, ClientError> {
+        self.call(
+            self.http
+                .post(self.url(&["applications", name, "confirm-prune"])),
+        )
+    }
+
     /// Polls the application until the operation that `started` shows has
     /// ended, handing `progress` each resource result when it appears and
     /// again when its status, hook phase or message changes (a hook that
@@ -551,6 +563,12 @@ pub enum AppCommand {
         /// Application name (NAMESPACE/NAME outside the application namespace).
         name: String,
     },
+    /// Confirm the prunes a sync waits for (objects marked Prune=confirm),
+    /// as annotating the application with argocd.argoproj.io/deletion-approved.
+    ConfirmPrune {
+        /// Application name (NAMESPACE/NAME outside the application namespace).
+        name: String,
+    },
     /// Compare again now (with --hard, fetch the repository first).
     Refresh {
         /// Application name (NAMESPACE/NAME outside the application namespace).
@@ -733,6 +751,20 @@ pub fn run_app_command(
                 print(out, output, &app, String::new)?;
                 Ok(CommandOutcome::Success)
             }
+        }
+        AppCommand::ConfirmPrune { name } => {
+            let app = client.confirm_prune(&name)?;
+            let message = app
+                .status
+                .as_ref()
+                .and_then(|s| s.operation_state.as_ref())
+                .filter(|op| op.phase == OperationPhase::Running)
+                .map(|op| format!(" (its sync: {})", op.message))
+                .unwrap_or_default();
+            print(out, output, &app, || {
+                format!("prunes of {name} confirmed{message}\n")
+            })?;
+            Ok(CommandOutcome::Success)
         }
         AppCommand::History { name } => {
             let app = client.get(&name)?;
@@ -1112,6 +1144,10 @@ mod tests {
         assert_eq!(
             parse(&["app", "terminate-op", "web"]).expect("parses"),
             AppCommand::TerminateOp { name: "web".into() }
+        );
+        assert_eq!(
+            parse(&["app", "confirm-prune", "web"]).expect("parses"),
+            AppCommand::ConfirmPrune { name: "web".into() }
         );
         assert_eq!(
             parse(&["app", "refresh", "web", "--hard"]).expect("parses"),

@@ -328,8 +328,8 @@ pub fn confirmation_message(keys: &[&ResourceKey]) -> String {
         named.push(format!("{} more", keys.len() - 3));
     }
     format!(
-        "waiting for pruning confirmation of {} (Prune=confirm): \
-         annotate the application with argocd.argoproj.io/deletion-approved set to the time now (RFC 3339)",
+        "waiting for pruning confirmation of {} (Prune=confirm): confirm with `plumb app confirm-prune NAME` \
+         or annotate the application with argocd.argoproj.io/deletion-approved set to the time now (RFC 3339)",
         named.join(", ")
     )
 }

@@ -242,6 +242,16 @@ pub trait AppService: Send + Sync + 'static {
         name: &str,
     ) -> impl Future<Output = Result<Application, ServiceError>> + Send;
 
+    /// Confirms the prunes that `Prune=confirm` holds in the application's
+    /// sync (as the `argocd.argoproj.io/deletion-approved` annotation set
+    /// to the time now would): a sync waiting for it goes on.
+    ///
+    /// # Errors
+    /// NotFound.
+    fn confirm_prune(&self, name: &str) -> Result<Application, ServiceError> {
+        Err(ServiceError::NotFound(name.to_string()))
+    }
+
     /// Target, live and predicted state of every resource, with diffs.
     ///
     /// # Errors

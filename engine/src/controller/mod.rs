@@ -639,6 +639,11 @@ impl AppService for Controller {
         self.inner.terminate_operation(name)
     }
 
+    fn confirm_prune(&self, name: &str) -> Result<Application, ServiceError> {
+        let name = self.inner.namespaces.canonical(name);
+        self.inner.confirm_prune(name)
+    }
+
     async fn managed_resources(&self, name: &str) -> Result<Vec<ManagedResource>, ServiceError> {
         let name = self.inner.namespaces.canonical(name);
         self.inner.managed(name).await

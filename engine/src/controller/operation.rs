@@ -833,6 +833,24 @@ impl Inner {
         self.publish(&name, &slot, status);
     }
 
+    /// Confirms the prunes that wait for it (`Prune=confirm`) in the
+    /// application's operation, and in any started until now: as the
+    /// `argocd.argoproj.io/deletion-approved` annotation set to the time
+    /// now. The application is compared at once, so a waiting operation
+    /// goes on.
+    pub(super) fn confirm_prune(&self, name: &str) -> Result<Application, ServiceError> {
+        let slot = self
+            .slot(name)
+            .ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
+        *slot
+            .prunes_confirmed
+            .lock()
+            .expect("confirmation lock is never poisoned") = Some(now());
+        tracing::info!(app = %name, "prunes confirmed on request");
+        self.enqueue(name);
+        Ok(self.document(name, &slot))
+    }
+
     /// Terminates the running operation of an application (Argo CD's
     /// terminate-op): no further step starts, and the operation ends Failed.
     /// One waiting for a wave ends at the reconcile this queues.

@@ -178,6 +178,11 @@ pub(super) struct AppSlot {
     /// until the object no longer has one: the same request is started
     /// once, even before Plumb's clearing of the field is seen.
     pub(super) cr_operation: Mutex<Option<u64>>,
+    /// When prunes were last confirmed through the API (RFC 3339), for
+    /// `Prune=confirm`: it counts for operations started then or before,
+    /// as the application's `argocd.argoproj.io/deletion-approved`
+    /// annotation does. Not kept over a restart (nor is the operation).
+    pub(super) prunes_confirmed: Mutex<Option<String>>,
 }
 
 impl AppSlot {
@@ -191,6 +196,7 @@ impl AppSlot {
             deletion_seen: AtomicBool::new(false),
             cascaded: AtomicBool::new(false),
             cr_operation: Mutex::default(),
+            prunes_confirmed: Mutex::default(),
         })
     }
 
@@ -217,17 +223,26 @@ impl AppSlot {
 
     /// Whether the prunes of an operation started at `started_at` are
     /// confirmed: the application's `argocd.argoproj.io/deletion-approved`
-    /// annotation at or after the start (to the second, as Argo CD
-    /// compares them).
+    /// annotation, or a confirmation through the API, at or after the
+    /// start (to the second, as Argo CD compares them).
     pub(super) fn prunes_confirmed(&self, started_at: &str) -> bool {
         let declared = self.declared();
-        declared
+        let annotation = declared
             .app
             .metadata
             .annotations
             .as_ref()
             .and_then(|a| a.get(DELETION_APPROVED_ANNOTATION))
-            .is_some_and(|at| confirmed_since(at, started_at))
+            .cloned();
+        let api = self
+            .prunes_confirmed
+            .lock()
+            .expect("confirmation lock is never poisoned")
+            .clone();
+        annotation
+            .into_iter()
+            .chain(api)
+            .any(|at| confirmed_since(&at, started_at))
     }
 
     /// Whether its Application object is being deleted.
