@@ -1,8 +1,9 @@
 //! Argo CD's sync options that change how objects are written and pruned,
 //! end to end: `Replace`, `Force`, `Validate=false`, `FailOnSharedResource`,
 //! `SkipDryRunOnMissingResource` and `Prune=confirm` (confirmed through the
-//! API and through the CLI). Real git repositories, a real `plumb serve`,
-//! the real local control plane.
+//! application's `argocd.argoproj.io/deletion-approved` annotation, the API
+//! and the CLI). Real git repositories, a real `plumb serve`, the real
+//! local control plane.
 
 mod support;
 
@@ -668,5 +669,24 @@ async fn prune_confirm_waits_until_confirmed_through_the_cli() -> Result<()> {
         said.starts_with(&format!("prunes of {name} confirmed")),
         "{said}"
     );
+    pruned_after_confirmation(&plumb, &started, &ns.name).await
+}
+
+#[tokio::test]
+async fn prune_confirm_waits_until_the_application_is_annotated() -> Result<()> {
+    let ns = TestNamespace::new("so-confirm-ann").await;
+    let name = unique(&ns, "confirm");
+    let (repo, first) = prune_repo()?;
+    let work = tempfile::tempdir()?;
+    let apps = app(&name, &ns.name, &repo, "app", &[]);
+    let plumb = Plumb::start(work.path(), &apps).await?;
+    let started = sync_until_confirmation_is_asked(&plumb, &name, &ns.name, &repo, &first).await?;
+    // Argo CD's way: argocd.argoproj.io/deletion-approved on the
+    // application, a time at or after the operation's start (its start
+    // itself will do).
+    let at = str_at(&started, "/status/operationState/startedAt").to_string();
+    let mut annotated: Value = serde_yaml::from_str(&apps)?;
+    annotated["metadata"]["annotations"] = json!({"argocd.argoproj.io/deletion-approved": at});
+    plumb.set_apps(&serde_yaml::to_string(&annotated)?)?;
     pruned_after_confirmation(&plumb, &started, &ns.name).await
 }
