@@ -135,7 +135,12 @@ const LIST_CHUNK: usize = 64;
 /// `GET /api/v1/applications`: `{"items": [...]}`, written a few
 /// applications at a time, so that the whole list (tens of megabytes at
 /// 10,000 applications) is never held in memory, as documents or as text.
-async fn list<S: AppService>(State(state): State<AppState<S>>) -> Response {
+async fn list<S: AppService>(
+    State(state): State<AppState<S>>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(pairs) = query?;
+    let filter = ListFilter::parse(&pairs)?;
     let names = state.service.names();
     let service = Arc::clone(&state.service);
     let mut first = true;
@@ -147,6 +152,9 @@ async fn list<S: AppService>(State(state): State<AppState<S>>) -> Response {
             let Some(app) = service.document(name) else {
                 continue;
             };
+            if !filter.keeps(&app) {
+                continue;
+            }
             if !std::mem::take(&mut first) {
                 text.push(b',');
             }
@@ -159,11 +167,71 @@ async fn list<S: AppService>(State(state): State<AppState<S>>) -> Response {
             .chain(pieces)
             .chain(std::iter::once(Ok(Bytes::from_static(b"]}")))),
     );
-    (
+    Ok((
         [(header::CONTENT_TYPE, "application/json")],
         Body::from_stream(body),
     )
-        .into_response()
+        .into_response())
+}
+
+/// Argo CD's filters of the application list, as Backstage's plugins send
+/// them: `name`, `selector` (labels, `kubectl -l`'s text form),
+/// `projects` or `project` (repeated or comma separated), `appNamespace`,
+/// `repo`. Absent ones keep everything.
+#[derive(Debug, Default)]
+struct ListFilter {
+    name: Option<String>,
+    selector: plumb_engine::selector::Selector,
+    projects: Vec<String>,
+    app_namespace: Option<String>,
+    repo: Option<String>,
+}
+
+impl ListFilter {
+    fn parse(pairs: &[(String, String)]) -> Result<ListFilter, ApiError> {
+        let mut filter = ListFilter::default();
+        for (key, value) in pairs {
+            let value = value.trim();
+            if value.is_empty() {
+                continue;
+            }
+            match key.as_str() {
+                "name" => filter.name = Some(value.to_string()),
+                "selector" => {
+                    filter.selector = plumb_engine::selector::Selector::parse(value)
+                        .map_err(|e| ApiError::BadRequest(format!("selector: {e}")))?;
+                }
+                "projects" | "project" => filter
+                    .projects
+                    .extend(value.split(',').map(|p| p.trim().to_string())),
+                "appNamespace" => filter.app_namespace = Some(value.to_string()),
+                "repo" => filter.repo = Some(value.to_string()),
+                _ => {}
+            }
+        }
+        Ok(filter)
+    }
+
+    fn keeps(&self, app: &Application) -> bool {
+        let meta = &app.metadata;
+        let empty = std::collections::BTreeMap::new();
+        let labels = meta.labels.as_ref().unwrap_or(&empty);
+        self.name
+            .as_ref()
+            .is_none_or(|n| meta.name.as_ref() == Some(n))
+            && self
+                .app_namespace
+                .as_ref()
+                .is_none_or(|ns| meta.namespace.as_ref() == Some(ns))
+            && (self.projects.is_empty() || self.projects.contains(&app.spec.project))
+            && self.repo.as_ref().is_none_or(|r| {
+                app.spec
+                    .all_sources()
+                    .iter()
+                    .any(|s| s.repo_url.trim_end_matches('/') == r.trim_end_matches('/'))
+            })
+            && self.selector.matches(labels)
+    }
 }
 
 /// `GET /api/v1/settings`: what clients need to know of the server (in
@@ -341,6 +409,48 @@ mod tests {
         let (status, body) = call(&app, get("/api/v1/applications")).await;
         assert_eq!(status, StatusCode::OK);
         insta::assert_json_snapshot!("list_response", body);
+    }
+
+    #[tokio::test]
+    async fn the_list_takes_argo_cd_s_filters() {
+        let (_, app) = fixture_app();
+        let names = |body: &serde_json::Value| -> Vec<String> {
+            body["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|a| a["metadata"]["name"].as_str().expect("a name").to_string())
+                .collect()
+        };
+        for (query, expected) in [
+            ("", vec!["guestbook", "shop"]),
+            ("?name=shop", vec!["shop"]),
+            ("?projects=default", vec!["guestbook"]),
+            ("?project=other&project=default", vec!["guestbook"]),
+            (
+                "?appNamespace=plumb&selector=%21team",
+                vec!["guestbook", "shop"],
+            ),
+            ("?selector=team%3Da", vec![]),
+            ("?appNamespace=elsewhere", vec![]),
+            (
+                "?repo=https://git.example.com/org/deploy.git",
+                vec!["guestbook"],
+            ),
+        ] {
+            let (status, body) = call(&app, get(&format!("/api/v1/applications{query}"))).await;
+            assert_eq!(status, StatusCode::OK, "{query}");
+            assert_eq!(names(&body), expected, "{query}");
+        }
+        let (status, body) = call(&app, get("/api/v1/applications?selector=env%20in%20prod")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("selector: "),
+            "{body}"
+        );
     }
 
     #[tokio::test]

@@ -30,6 +30,7 @@ pub mod model;
 pub mod plan;
 pub mod render;
 pub mod repo_path;
+pub mod selector;
 pub mod syncopts;
 pub mod template;
 pub mod waves;
