@@ -74,6 +74,10 @@ pub(crate) fn router<S: AppService>(service: Arc<S>, shutdown: CancellationToken
             get(resource_tree::<S>),
         )
         .route(
+            "/api/v1/applications/{name}/revisions/{revision}/metadata",
+            get(revision_metadata::<S>),
+        )
+        .route(
             "/api/v1/stream/applications",
             get(stream::applications::<S>),
         )
@@ -259,7 +263,10 @@ impl<St: Send + Sync> FromRequestParts<St> for AppName {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
-        let Path(name) = Path::<String>::from_request_parts(parts, state).await?;
+        let Path(mut params) =
+            Path::<std::collections::HashMap<String, String>>::from_request_parts(parts, state)
+                .await?;
+        let name = params.remove("name").unwrap_or_default();
         let Query(query) = Query::<AppNamespaceQuery>::from_request_parts(parts, state).await?;
         Ok(AppName(match query.app_namespace {
             Some(namespace) if !namespace.is_empty() && !name.contains('/') => {
@@ -359,6 +366,19 @@ async fn resource_tree<S: AppService>(
     AppName(name): AppName,
 ) -> Result<Json<ResourceTree>, ApiError> {
     Ok(Json(state.service.resource_tree(&name).await?))
+}
+
+/// `GET /api/v1/applications/{name}/revisions/{revision}/metadata`: the
+/// commit's author, date, message and tags (Argo CD's revision metadata).
+async fn revision_metadata<S: AppService>(
+    State(state): State<AppState<S>>,
+    AppName(name): AppName,
+    Path(params): Path<std::collections::HashMap<String, String>>,
+) -> Result<Json<plumb_engine::source::CommitMetadata>, ApiError> {
+    let revision = params.get("revision").map_or("", String::as_str);
+    Ok(Json(
+        state.service.revision_metadata(&name, revision).await?,
+    ))
 }
 
 #[cfg(test)]

@@ -321,6 +321,22 @@ pub trait AppService: Send + Sync + 'static {
         }
     }
 
+    /// The commit `revision` of the application's (first) repository:
+    /// author, date, message, tags.
+    ///
+    /// # Errors
+    /// NotFound for an unknown application; BadRequest when the revision is
+    /// not in the repository (or the application has no git source).
+    fn revision_metadata(
+        &self,
+        name: &str,
+        revision: &str,
+    ) -> impl Future<Output = Result<crate::source::CommitMetadata, ServiceError>> + Send {
+        let _ = revision;
+        let missing = ServiceError::NotFound(name.to_string());
+        async { Err(missing) }
+    }
+
     /// The metrics in Prometheus' text format, `None` where there are none.
     fn metrics(&self) -> impl Future<Output = Option<String>> + Send {
         async { None }

@@ -310,6 +310,19 @@ pub struct ReadFilter<'a> {
     pub max_file_size: u64,
 }
 
+/// A commit as Argo CD's revision metadata shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CommitMetadata {
+    /// `Name <email>`.
+    pub author: String,
+    /// The author's date, RFC 3339 with its offset.
+    pub date: String,
+    /// The whole message.
+    pub message: String,
+    /// The tags that point at it.
+    pub tags: Vec<String>,
+}
+
 /// Cheap to share in an `Arc`; every method blocks.
 pub struct RepoCache {
     root: PathBuf,
@@ -445,6 +458,69 @@ impl RepoCache {
         let url = normalize_url(url)?;
         let repo = self.open(&url)?;
         resolve_commit(&repo, &url, revision).map(|id| id.to_string())
+    }
+
+    /// Who made the commit `revision` resolves to, when, what it says, and
+    /// the tags that point at it (Argo CD's revision metadata). No network
+    /// access: the commit must have been fetched.
+    ///
+    /// # Errors
+    /// The errors of [`resolve`](Self::resolve), and
+    /// [`SourceError::Corrupt`] when the commit cannot be read.
+    pub fn commit_metadata(
+        &self,
+        url: &str,
+        revision: &str,
+    ) -> Result<CommitMetadata, SourceError> {
+        let url = normalize_url(url)?;
+        let repo = self.open(&url)?;
+        let id = resolve_commit(&repo, &url, revision)?;
+        let corrupt = |action: &str, source: gix::Error| SourceError::Corrupt {
+            url: display_url(&url),
+            action: format!("{action} of commit {id}"),
+            source,
+        };
+        let commit = repo.find_commit(id).map_err(|e| corrupt("reading", e))?;
+        let author = commit
+            .author()
+            .map_err(|e| corrupt("reading the author", e))?;
+        let seconds = author.time().map_err(|e| corrupt("reading the date", e))?;
+        let date = time::OffsetDateTime::from_unix_timestamp(seconds.seconds)
+            .ok()
+            .and_then(|at| {
+                let offset = time::UtcOffset::from_whole_seconds(seconds.offset).ok()?;
+                at.to_offset(offset)
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default();
+        let message = commit
+            .message_raw()
+            .map_err(|e| corrupt("reading the message", e))?
+            .to_str_lossy()
+            .trim_end()
+            .to_string();
+        let mut tags = Vec::new();
+        let platform = repo.references().map_err(|e| corrupt("listing tags", e))?;
+        for reference in platform.tags().map_err(|e| corrupt("listing tags", e))? {
+            let Ok(mut reference) = reference else {
+                continue;
+            };
+            let name = reference.name().shorten().to_str_lossy().into_owned();
+            let Ok(target) = reference.peel_to_id() else {
+                continue;
+            };
+            if peel_to_commit(&repo, target.detach()).ok().flatten() == Some(id) {
+                tags.push(name);
+            }
+        }
+        tags.sort();
+        Ok(CommitMetadata {
+            author: format!("{} <{}>", author.name, author.email),
+            date,
+            message,
+            tags,
+        })
     }
 
     /// The files below `path` in the tree of `commit`, read from the object

@@ -649,6 +649,36 @@ impl AppService for Controller {
         self.inner.managed(name).await
     }
 
+    async fn revision_metadata(
+        &self,
+        name: &str,
+        revision: &str,
+    ) -> Result<crate::source::CommitMetadata, ServiceError> {
+        let name = self.inner.namespaces.canonical(name);
+        let slot = self
+            .inner
+            .slot(name)
+            .ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
+        let url = slot
+            .declared()
+            .app
+            .spec
+            .all_sources()
+            .iter()
+            .find(|s| s.chart_name().is_none())
+            .map(|s| s.repo_url.clone())
+            .ok_or_else(|| ServiceError::BadRequest(format!("{name} has no git source")))?;
+        let repos = Arc::clone(&self.inner.repos);
+        let revision = revision.to_string();
+        tokio::task::spawn_blocking(move || repos.commit_metadata(&url, &revision))
+            .await
+            .map_err(|_| ServiceError::Internal("reading the commit failed".into()))?
+            .map_err(|e| match e {
+                crate::source::SourceError::Corrupt { .. } => ServiceError::Internal(e.to_string()),
+                other => ServiceError::BadRequest(other.to_string()),
+            })
+    }
+
     async fn resource_tree(&self, name: &str) -> Result<ResourceTree, ServiceError> {
         let name = self.inner.namespaces.canonical(name);
         self.inner.tree(name).await
