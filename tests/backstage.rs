@@ -15,17 +15,25 @@ async fn the_read_sequence_of_backstage_s_plugins() -> Result<()> {
     let ns = TestNamespace::new("backstage").await;
     let repo = GitRepo::new(None)?;
     repo.write(
+        "api/settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: api-settings\ndata: {k: v}\n",
+    )?;
+    repo.write(
         "app/settings.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata: {k: v}\n",
     )?;
+    repo.write(
+        "app/web.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      initContainers:\n        - name: init\n          image: busybox:1.36\n      containers:\n        - name: web\n          image: nginx:1.27\n",
+    )?;
     let sha = repo.commit("Deploy settings\n\nWith a body.")?;
     repo.git(&["tag", "v1.0.0"])?;
-    let labeled = |name: &str, component: &str| -> Result<String> {
+    let labeled = |name: &str, component: &str, path: &str| -> Result<String> {
         let mut doc: Value = serde_yaml::from_str(&application_with(
             name,
             &ns.name,
             json!({
-                "source": {"repoURL": repo.url(), "targetRevision": "main", "path": "app"},
+                "source": {"repoURL": repo.url(), "targetRevision": "main", "path": path},
                 "syncPolicy": {"automated": {"prune": true}, "syncOptions": ["CreateNamespace=true"]},
             }),
         ))?;
@@ -33,7 +41,7 @@ async fn the_read_sequence_of_backstage_s_plugins() -> Result<()> {
         Ok(serde_yaml::to_string(&doc)?)
     };
     let (web, api) = (format!("{}-web", ns.name), format!("{}-api", ns.name));
-    let apps = [labeled(&web, "web")?, labeled(&api, "api")?].join("---\n");
+    let apps = [labeled(&web, "web", "app")?, labeled(&api, "api", "api")?].join("---\n");
     let work = tempfile::tempdir()?;
     let plumb = Plumb::start(work.path(), &apps).await?;
     plumb.wait_status(&web, "Synced", Some("Healthy")).await?;
@@ -61,6 +69,11 @@ async fn the_read_sequence_of_backstage_s_plugins() -> Result<()> {
     assert!(history[0]["id"].is_number(), "{app:#}");
     assert!(
         app["status"]["operationState"]["startedAt"].is_string(),
+        "{app:#}"
+    );
+    assert_eq!(
+        app["status"]["summary"]["images"],
+        json!(["busybox:1.36", "nginx:1.27"]),
         "{app:#}"
     );
 

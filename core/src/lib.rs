@@ -31,6 +31,7 @@ pub mod plan;
 pub mod render;
 pub mod repo_path;
 pub mod selector;
+pub mod summary;
 pub mod syncopts;
 pub mod template;
 pub mod waves;

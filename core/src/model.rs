@@ -926,6 +926,26 @@ pub struct ApplicationStatus {
     /// Set while automated sync is suspended by a rollback (Plumb's own field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackPin>,
+    /// What it deploys, at a glance.
+    #[serde(default, skip_serializing_if = "ApplicationSummary::is_empty")]
+    pub summary: ApplicationSummary,
+}
+
+/// `status.summary`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationSummary {
+    /// The container images of its objects' pod templates, as Git renders
+    /// them, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
+}
+
+impl ApplicationSummary {
+    /// Whether it says nothing.
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty()
+    }
 }
 
 /// `status.sync`.

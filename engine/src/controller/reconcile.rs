@@ -393,6 +393,7 @@ impl Inner {
             let worst = health::aggregate(healths);
             status.health = Health::new(worst, "");
             status.resources = resources;
+            status.summary.images = plumb_core::summary::images(prepared.iter().map(|p| &p.object));
             let mut conditions: Vec<Condition> = errors
                 .into_iter()
                 .map(|e| condition("ComparisonError", e))
