@@ -337,6 +337,28 @@ async fn a_server_wide_rule_applies_to_every_application() -> Result<()> {
     Ok(())
 }
 
+/// Waits until the application has a `ComparisonError` whose message
+/// names `text`; returns the application.
+async fn wait_comparison_error(plumb: &Plumb, app: &str, text: &str) -> Result<Value> {
+    eventually(
+        &format!("{app} says what is wrong ({text})"),
+        WAIT,
+        || async {
+            let doc = plumb.app(app).await?;
+            let said = doc["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| {
+                    c["type"] == "ComparisonError"
+                        && c["message"].as_str().unwrap_or_default().contains(text)
+                });
+            Ok(said.then_some(doc))
+        },
+    )
+    .await
+}
+
 /// Creates or replaces `argocd-cm` in `ns` with `data`, and waits until
 /// Plumb has taken the settings of `generation` (2 for the first change:
 /// its log says so once per change).
@@ -411,19 +433,7 @@ async fn a_rule_in_argocd_cm_takes_effect_while_plumb_runs() -> Result<()> {
         3,
     )
     .await?;
-    let app = eventually("the application names the broken rule", WAIT, || async {
-        let app = plumb.app(&ns.name).await?;
-        let said = app["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|c| {
-                c["type"] == "ComparisonError"
-                    && c["message"].as_str().unwrap_or_default().contains(key)
-            });
-        Ok(said.then_some(app))
-    })
-    .await?;
+    let app = wait_comparison_error(&plumb, &ns.name, key).await?;
     assert_eq!(app["status"]["sync"]["status"], "Unknown", "{app:#}");
     assert_eq!(replicas(&ns.name).await?, 2);
 
@@ -474,19 +484,7 @@ async fn a_rule_that_cannot_be_used_stops_the_application_without_applying_or_pr
     .join("---\n");
     plumb.set_apps(&bad)?;
     for (ns, named) in [(&pointer, "data/color"), (&jq, ".data.color |||")] {
-        let app = eventually(&format!("{} says what is wrong", ns.name), WAIT, || async {
-            let app = plumb.app(&ns.name).await?;
-            let said = app["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| {
-                    c["type"] == "ComparisonError"
-                        && c["message"].as_str().unwrap_or_default().contains(named)
-                });
-            Ok(said.then_some(app))
-        })
-        .await?;
+        let app = wait_comparison_error(&plumb, &ns.name, named).await?;
         assert_eq!(app["status"]["sync"]["status"], "Unknown", "{app:#}");
     }
     // Git now drops the ConfigMap and changes the Deployment: nothing of it
