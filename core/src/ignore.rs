@@ -147,7 +147,7 @@ impl Rule {
 /// Argo CD's glob match of a rule's group or kind: `*` any run of
 /// characters, `?` one; the whole text must match. An empty pattern matches
 /// only the empty text (the core group).
-fn glob(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     fn go(p: &[char], t: &[char]) -> bool {
         match p.split_first() {
             None => t.is_empty(),
