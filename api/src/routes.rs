@@ -185,7 +185,7 @@ async fn list<S: AppService>(
 #[derive(Debug, Default)]
 struct ListFilter {
     name: Option<String>,
-    selector: plumb_engine::selector::Selector,
+    selector: Option<plumb_engine::appset::selector::Selector>,
     projects: Vec<String>,
     app_namespace: Option<String>,
     repo: Option<String>,
@@ -202,8 +202,10 @@ impl ListFilter {
             match key.as_str() {
                 "name" => filter.name = Some(value.to_string()),
                 "selector" => {
-                    filter.selector = plumb_engine::selector::Selector::parse(value)
-                        .map_err(|e| ApiError::BadRequest(format!("selector: {e}")))?;
+                    filter.selector = Some(
+                        plumb_engine::selector::parse(value)
+                            .map_err(|e| ApiError::BadRequest(format!("selector: {e}")))?,
+                    );
                 }
                 "projects" | "project" => filter
                     .projects
@@ -234,7 +236,7 @@ impl ListFilter {
                     .iter()
                     .any(|s| s.repo_url.trim_end_matches('/') == r.trim_end_matches('/'))
             })
-            && self.selector.matches(labels)
+            && self.selector.as_ref().is_none_or(|s| s.matches(labels))
     }
 }
 

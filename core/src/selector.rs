@@ -2,32 +2,12 @@
 //! env in (prod,staging),!legacy`), as `kubectl -l` and Argo CD's
 //! `?selector=` take them: parsed once, then matched against labels.
 //!
-//! Not here: the structured `matchLabels`/`matchExpressions` form
-//! (ApplicationSet generators read that one).
+//! The text becomes the structured `matchLabels`/`matchExpressions` form,
+//! and [`crate::appset::selector::Selector`] (the one ApplicationSet
+//! generators use) matches it.
 
-use std::collections::BTreeMap;
-
-/// One requirement of a selector.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Requirement {
-    /// `key=value` or `key==value`.
-    Equals(String, String),
-    /// `key!=value` (also true when the key is absent).
-    NotEquals(String, String),
-    /// `key in (a,b)`.
-    In(String, Vec<String>),
-    /// `key notin (a,b)` (also true when the key is absent).
-    NotIn(String, Vec<String>),
-    /// `key`.
-    Exists(String),
-    /// `!key`.
-    NotExists(String),
-}
-
-/// A parsed label selector: every requirement must hold. The empty
-/// selector matches everything.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Selector(Vec<Requirement>);
+use crate::appset::model::{LabelSelector, LabelSelectorRequirement};
+use crate::appset::selector::Selector;
 
 /// Splits at commas outside parentheses.
 fn split_top(text: &str) -> Result<Vec<&str>, String> {
@@ -87,54 +67,44 @@ fn set(text: &str) -> Result<Vec<String>, String> {
     inner.split(',').map(value).collect()
 }
 
-impl Selector {
-    /// Parses the text form.
-    ///
-    /// # Errors
-    /// What is wrong with it, naming the part.
-    pub fn parse(text: &str) -> Result<Selector, String> {
-        let mut requirements = Vec::new();
-        if text.trim().is_empty() {
-            return Ok(Selector(requirements));
-        }
+/// Parses the text form into a selector.
+///
+/// # Errors
+/// What is wrong with it, naming the part.
+pub fn parse(text: &str) -> Result<Selector, String> {
+    let mut selector = LabelSelector::default();
+    let mut expression = |key: String, operator: &str, values: Vec<String>| {
+        selector.match_expressions.push(LabelSelectorRequirement {
+            key,
+            operator: operator.to_string(),
+            values,
+        });
+    };
+    if !text.trim().is_empty() {
         for part in split_top(text)? {
             let part = part.trim();
-            let requirement = if let Some((k, v)) = part.split_once("!=") {
-                Requirement::NotEquals(key(k)?, value(v)?)
-            } else if let Some((k, v)) = part.split_once("==") {
-                Requirement::Equals(key(k)?, value(v)?)
-            } else if let Some((k, v)) = part.split_once('=') {
-                Requirement::Equals(key(k)?, value(v)?)
+            if let Some((k, v)) = part.split_once("!=") {
+                expression(key(k)?, "NotIn", vec![value(v)?]);
+            } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
+                expression(key(k)?, "In", vec![value(v)?]);
             } else if let Some((k, rest)) = part.split_once(" notin ") {
-                Requirement::NotIn(key(k)?, set(rest)?)
+                expression(key(k)?, "NotIn", set(rest)?);
             } else if let Some((k, rest)) = part.split_once(" in ") {
-                Requirement::In(key(k)?, set(rest)?)
+                expression(key(k)?, "In", set(rest)?);
             } else if let Some(k) = part.strip_prefix('!') {
-                Requirement::NotExists(key(k)?)
+                expression(key(k)?, "DoesNotExist", Vec::new());
             } else {
-                Requirement::Exists(key(part)?)
-            };
-            requirements.push(requirement);
+                expression(key(part)?, "Exists", Vec::new());
+            }
         }
-        Ok(Selector(requirements))
     }
-
-    /// Whether `labels` satisfy every requirement.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.0.iter().all(|r| match r {
-            Requirement::Equals(k, v) => labels.get(k) == Some(v),
-            Requirement::NotEquals(k, v) => labels.get(k) != Some(v),
-            Requirement::In(k, vs) => labels.get(k).is_some_and(|l| vs.contains(l)),
-            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|l| !vs.contains(l)),
-            Requirement::Exists(k) => labels.contains_key(k),
-            Requirement::NotExists(k) => !labels.contains_key(k),
-        })
-    }
+    Selector::new(&selector).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -169,7 +139,7 @@ mod tests {
             ("app.kubernetes.io/part-of=shop", true),
             ("app=web,env=dev", false),
         ] {
-            let parsed = Selector::parse(selector).expect(selector);
+            let parsed = parse(selector).expect(selector);
             assert_eq!(parsed.matches(&web), expected, "{selector}");
         }
     }
@@ -183,7 +153,7 @@ mod tests {
             "=web",
             "env in (a b)",
         ] {
-            assert!(Selector::parse(bad).is_err(), "{bad}");
+            assert!(parse(bad).is_err(), "{bad}");
         }
     }
 }
