@@ -28,6 +28,7 @@ pub mod ignore;
 pub mod kustomize;
 pub mod model;
 pub mod plan;
+pub mod project;
 pub mod rbac;
 pub mod render;
 pub mod repo_path;
