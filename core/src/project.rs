@@ -205,15 +205,20 @@ pub fn check_app(
 ) -> Result<(), Refusal> {
     let name = project_of(app);
     let assumed;
-    let project = match project {
-        Some(p) => p,
+    let (project, is_assumed) = match project {
+        Some(p) => (p, false),
         None if name == DEFAULT_PROJECT => {
             assumed = AppProject::default_in(home);
-            &assumed
+            (&assumed, true)
         }
         None => return Err(Refusal::NoProject(name.to_string())),
     };
-    if let Some(ns) = app_namespace.filter(|ns| !ns.is_empty() && *ns != home)
+    // The assumed default project admits every namespace of
+    // `--app-namespaces` (the operator named them, and Plumb managed them
+    // so before it had projects); a `default` object is held to its
+    // `sourceNamespaces` as Argo CD holds it.
+    if !is_assumed
+        && let Some(ns) = app_namespace.filter(|ns| !ns.is_empty() && *ns != home)
         && !project
             .spec
             .source_namespaces
@@ -698,9 +703,12 @@ mod tests {
             check_app(&a, Some("dev"), "plumb", Some(&p)),
             Err(Refusal::Namespace { namespace, .. }) if namespace == "dev"
         ));
-        // The assumed default project lists no source namespaces either.
+        // The assumed default project admits every namespace Plumb
+        // manages; a `default` object is held to its list.
         let a = app("", "https://r", IN, "x");
-        assert!(check_app(&a, Some("dev"), "plumb", None).is_err());
+        assert_eq!(check_app(&a, Some("dev"), "plumb", None), Ok(()));
+        let default = AppProject::default_in("plumb");
+        assert!(check_app(&a, Some("dev"), "plumb", Some(&default)).is_err());
     }
 
     #[test]
