@@ -107,6 +107,8 @@ enum CrdKind {
     Application,
     /// `applicationsets.argoproj.io`.
     Applicationset,
+    /// `appprojects.argoproj.io`.
+    Appproject,
 }
 
 #[derive(clap::Args)]
@@ -295,6 +297,7 @@ fn run() -> Result<()> {
         Command::Crd { which } => emit(&match which {
             CrdKind::Application => plumb_engine::model::application_crd_yaml(),
             CrdKind::Applicationset => plumb_engine::appset::applicationset_crd_yaml(),
+            CrdKind::Appproject => plumb_engine::project::appproject_crd_yaml(),
         }),
         Command::Version { kubeconfig } => runtime()?.block_on(version(kubeconfig)),
         Command::Serve(args) => runtime()?.block_on(serve(*args)),
@@ -357,12 +360,13 @@ async fn serve(args: ServeArgs) -> Result<()> {
         let crds = [
             plumb_engine::model::application_crd(),
             plumb_engine::appset::applicationset_crd(),
+            plumb_engine::project::appproject_crd(),
         ];
         for crd in crds {
             cluster::ensure_crd(&cluster::Cluster::new(client.clone()), crd, crd_timeout)
                 .await
                 .context(
-                    "cannot install the Application and ApplicationSet CRDs (use --no-cluster-apps to manage --apps only)",
+                    "cannot install the Application, ApplicationSet and AppProject CRDs (use --no-cluster-apps to manage --apps only)",
                 )?;
         }
     }

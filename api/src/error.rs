@@ -63,9 +63,11 @@ impl ApiError {
     /// The HTTP status and the gRPC code Argo CD would answer with.
     fn codes(&self) -> (StatusCode, u16) {
         match self {
-            ApiError::Service(ServiceError::NotFound(_) | ServiceError::AppSetNotFound(_)) => {
-                (StatusCode::NOT_FOUND, 5)
-            }
+            ApiError::Service(
+                ServiceError::NotFound(_)
+                | ServiceError::AppSetNotFound(_)
+                | ServiceError::ProjectNotFound(_),
+            ) => (StatusCode::NOT_FOUND, 5),
             ApiError::Service(ServiceError::BadRequest(_)) | ApiError::BadRequest(_) => {
                 (StatusCode::BAD_REQUEST, 3)
             }

@@ -16,6 +16,7 @@
 mod appsets;
 mod error;
 mod origin;
+mod projects;
 mod routes;
 mod stream;
 mod ui;

@@ -53,6 +53,7 @@ pub(crate) fn router<S: AppService>(service: Arc<S>, shutdown: CancellationToken
     Router::new()
         .merge(webhook)
         .merge(crate::appsets::routes::<S>())
+        .merge(crate::projects::routes::<S>())
         .route("/api/v1/applications", get(list::<S>))
         .route("/api/v1/applications/{name}", get(get_application::<S>))
         .route("/api/v1/applications/{name}/sync", post(sync::<S>))
@@ -519,6 +520,22 @@ mod tests {
         let (status, body) = call(&app, get("/api/v1/settings")).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body, json!({"controllerNamespace": "plumb"}));
+    }
+
+    #[tokio::test]
+    async fn projects_list_the_assumed_default_and_an_unknown_one_is_a_404() {
+        let (_, app) = fixture_app();
+        let (status, body) = call(&app, get("/api/v1/projects")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["items"][0]["metadata"]["name"], "default");
+        assert_eq!(body["items"][0]["spec"]["sourceRepos"], json!(["*"]));
+        let (status, body) = call(&app, get("/api/v1/projects/default")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["metadata"]["namespace"], "plumb");
+        let (status, body) = call(&app, get("/api/v1/projects/nope")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["code"], 5);
+        assert_eq!(body["message"], "appproject nope not found");
     }
 
     #[tokio::test]

@@ -13,7 +13,7 @@
 
 pub use plumb_core::{
     appns, appset, cascade, customizations, decide, diff, health, helm, hooks, ignore, kustomize,
-    model, plan, render, repo_path, selector, summary, syncopts, template, waves,
+    model, plan, project, render, repo_path, selector, summary, syncopts, template, waves,
 };
 
 pub mod cluster;

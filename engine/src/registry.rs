@@ -5,7 +5,8 @@
 //! then one application per change of its spec, labels, annotations,
 //! finalizers or deletion timestamp, so
 //! that a status write (Plumb's own, among others) costs nothing. Updates
-//! wait in [`Updates`], which is bounded and coalescing.
+//! wait in [`Updates`], which is bounded and coalescing. ApplicationSets
+//! and AppProjects come the same two ways.
 //!
 //! It parses and watches; it does not reconcile.
 
@@ -27,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::appset::ApplicationSet;
 use crate::model::{Application, ApplicationStatus, unsupported_fields};
+use crate::project::AppProject;
 
 /// Where an application was declared.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,6 +126,12 @@ pub enum SourceUpdate {
     AppSetClusterAll(Vec<DeclaredSet>),
     /// One ApplicationSet object was added or changed (`Some`), or deleted.
     AppSetCluster(String, Option<Box<DeclaredSet>>),
+    /// Every AppProject of `--apps`, or the error reading them.
+    ProjectFiles(Result<Vec<AppProject>, String>),
+    /// Every AppProject object of the namespace, after a (re)list.
+    ProjectClusterAll(Vec<AppProject>),
+    /// One AppProject object was added or changed (`Some`), or deleted.
+    ProjectCluster(String, Option<Box<AppProject>>),
 }
 
 /// Source updates waiting for the controller. Bounded by the number of
@@ -142,6 +150,9 @@ struct Pending {
     appset_files: Option<Result<Vec<DeclaredSet>, String>>,
     appset_cluster_all: Option<Vec<DeclaredSet>>,
     appset_cluster: BTreeMap<String, Option<Box<DeclaredSet>>>,
+    project_files: Option<Result<Vec<AppProject>, String>>,
+    project_cluster_all: Option<Vec<AppProject>>,
+    project_cluster: BTreeMap<String, Option<Box<AppProject>>>,
     cluster_all: BTreeMap<Watched, Vec<Declared>>,
     /// Per Application object (namespace, name): the watch that saw it and
     /// its new declaration, or `None` when deleted.
@@ -215,6 +226,35 @@ impl Updates {
         self.wake.notify_one();
     }
 
+    /// The `--apps` files now hold `projects` (or could not be read); as
+    /// [`Updates::files`], a failed read does not replace a good one.
+    pub fn project_files(&self, projects: Result<Vec<AppProject>, String>) {
+        let mut pending = self.pending();
+        if let (Err(_), Some(Ok(_))) = (&projects, &pending.project_files) {
+            return;
+        }
+        pending.project_files = Some(projects);
+        drop(pending);
+        self.wake.notify_one();
+    }
+
+    /// The namespace now holds exactly these AppProject objects.
+    pub fn project_cluster_all(&self, projects: Vec<AppProject>) {
+        let mut pending = self.pending();
+        pending.project_cluster.clear();
+        pending.project_cluster_all = Some(projects);
+        drop(pending);
+        self.wake.notify_one();
+    }
+
+    /// One AppProject object was added or changed (`Some`), or deleted.
+    pub fn project_cluster(&self, name: &str, project: Option<AppProject>) {
+        self.pending()
+            .project_cluster
+            .insert(name.to_string(), project.map(Box::new));
+        self.wake.notify_one();
+    }
+
     /// What `watched` sees now holds exactly `apps`; the single changes it
     /// reported before are superseded.
     pub fn cluster_all(&self, watched: Watched, apps: Vec<Declared>) {
@@ -253,6 +293,17 @@ impl Updates {
             let batch = {
                 let mut pending = self.pending();
                 let mut batch = Vec::new();
+                // Projects first: the applications of this batch are
+                // checked against them.
+                if let Some(projects) = pending.project_files.take() {
+                    batch.push(SourceUpdate::ProjectFiles(projects));
+                }
+                if let Some(projects) = pending.project_cluster_all.take() {
+                    batch.push(SourceUpdate::ProjectClusterAll(projects));
+                }
+                for (name, change) in std::mem::take(&mut pending.project_cluster) {
+                    batch.push(SourceUpdate::ProjectCluster(name, change));
+                }
                 if let Some(files) = pending.files.take() {
                     batch.push(SourceUpdate::Files(files));
                 }
@@ -458,6 +509,29 @@ pub fn load_appset_files(paths: &[PathBuf]) -> Result<Vec<DeclaredSet>, Registry
     })
 }
 
+/// Reads every AppProject in the given files and folders, as
+/// [`load_files`] reads Applications.
+///
+/// # Errors
+/// As [`load_files`]; an AppProject without a name is malformed.
+pub fn load_project_files(paths: &[PathBuf]) -> Result<Vec<AppProject>, RegistryError> {
+    load_kind(paths, "AppProject", |value, _| project_from_value(value))
+}
+
+/// Parses one `AppProject` from its JSON form (its status and managed
+/// fields dropped: Plumb reads the spec only).
+///
+/// # Errors
+/// When the object does not decode as an AppProject or has no name.
+pub fn project_from_value(value: Value) -> Result<AppProject, String> {
+    let mut project: AppProject = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    if project.name().is_empty() {
+        return Err("an AppProject needs metadata.name".into());
+    }
+    project.metadata.managed_fields = None;
+    Ok(project)
+}
+
 /// Parses one `ApplicationSet` from its JSON form.
 ///
 /// # Errors
@@ -538,6 +612,7 @@ pub fn watch_files(paths: Vec<PathBuf>, updates: Arc<Updates>, cancel: Cancellat
         move || {
             updates.files(load_files(&paths).map_err(|e| e.to_string()));
             updates.appset_files(load_appset_files(&paths).map_err(|e| e.to_string()));
+            updates.project_files(load_project_files(&paths).map_err(|e| e.to_string()));
         }
     };
     send();
@@ -757,6 +832,17 @@ impl Sink<DeclaredSet> for SetSink {
     }
 }
 
+struct ProjectSink(Arc<Updates>);
+
+impl Sink<AppProject> for ProjectSink {
+    fn all(&self, all: Vec<AppProject>) {
+        self.0.project_cluster_all(all);
+    }
+    fn one(&self, _namespace: &str, name: &str, object: Option<AppProject>) {
+        self.0.project_cluster(name, object);
+    }
+}
+
 /// Where a watch looks: one namespace, or every namespace whose name
 /// passes a filter.
 enum Scope {
@@ -931,6 +1017,42 @@ pub fn watch_appsets(
     );
 }
 
+/// The `appprojects.argoproj.io` resource.
+pub fn appproject_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "AppProject"),
+        "appprojects",
+    )
+}
+
+/// Decodes an AppProject object; a broken one is logged and skipped (its
+/// applications then find no project and are refused).
+fn project_from_object(object: DynamicObject) -> Option<AppProject> {
+    let value = serde_json::to_value(object).expect("a DynamicObject always serializes");
+    project_from_value(value)
+        .inspect_err(|e| {
+            tracing::warn!(error = %e, "ignoring an AppProject object that does not decode");
+        })
+        .ok()
+}
+
+/// Watches `AppProject` objects in `namespace` (see [`watch_objects`]).
+pub fn watch_projects(
+    client: kube::Client,
+    namespace: String,
+    updates: Arc<Updates>,
+    cancel: CancellationToken,
+) {
+    watch_objects(
+        client,
+        Scope::Namespace(namespace),
+        appproject_resource(),
+        project_from_object,
+        ProjectSink(updates),
+        cancel,
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -978,12 +1100,17 @@ mod tests {
         let mut batch = tokio::time::timeout(Duration::from_secs(20), updates.next())
             .await
             .expect("a snapshot within 20 s");
-        // The files' Applications, then their ApplicationSets.
-        assert_eq!(batch.len(), 2, "{batch:?}");
+        // The files' AppProjects, Applications, then ApplicationSets.
+        assert_eq!(batch.len(), 3, "{batch:?}");
         assert!(
-            matches!(batch[1], SourceUpdate::AppSetFiles(Ok(_))),
+            matches!(batch[0], SourceUpdate::ProjectFiles(Ok(_))),
             "{batch:?}"
         );
+        assert!(
+            matches!(batch[2], SourceUpdate::AppSetFiles(Ok(_))),
+            "{batch:?}"
+        );
+        batch.remove(0);
         match batch.remove(0) {
             SourceUpdate::Files(Ok(apps)) => apps
                 .iter()
@@ -1099,6 +1226,9 @@ mod tests {
                 SourceUpdate::AppSetClusterAll(_) | SourceUpdate::AppSetCluster(..) => {
                     "appset objects".to_string()
                 }
+                SourceUpdate::ProjectFiles(_)
+                | SourceUpdate::ProjectClusterAll(_)
+                | SourceUpdate::ProjectCluster(..) => "projects".to_string(),
             })
             .collect()
     }

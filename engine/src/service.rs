@@ -141,6 +141,9 @@ pub enum ServiceError {
     /// No ApplicationSet of that name (404).
     #[error("applicationset {0} not found")]
     AppSetNotFound(String),
+    /// No AppProject of that name (404).
+    #[error("appproject {0} not found")]
+    ProjectNotFound(String),
     /// The request cannot be carried out as given (400).
     #[error("{0}")]
     BadRequest(String),
@@ -335,6 +338,26 @@ pub trait AppService: Send + Sync + 'static {
         let _ = revision;
         let missing = ServiceError::NotFound(name.to_string());
         async { Err(missing) }
+    }
+
+    /// Every AppProject, sorted by name; `default` as Plumb assumes it
+    /// when no object of that name exists.
+    fn projects(&self) -> Vec<crate::project::AppProject> {
+        vec![crate::project::AppProject::default_in(
+            &self.app_namespace(),
+        )]
+    }
+
+    /// One AppProject (`default` as assumed when no object of that name
+    /// exists).
+    ///
+    /// # Errors
+    /// [`ServiceError::ProjectNotFound`].
+    fn project(&self, name: &str) -> Result<crate::project::AppProject, ServiceError> {
+        self.projects()
+            .into_iter()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| ServiceError::ProjectNotFound(name.to_string()))
     }
 
     /// The metrics in Prometheus' text format, `None` where there are none.

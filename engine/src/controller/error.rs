@@ -28,6 +28,14 @@ pub enum ReconcileError {
         "destination {0} is not supported yet: only https://kubernetes.default.svc (name in-cluster) is"
     )]
     Destination(String),
+    /// The application's project refuses it (missing project, repository,
+    /// destination or namespace not permitted).
+    #[error("{0}; nothing is synced or pruned")]
+    Project(#[from] plumb_core::project::Refusal),
+    /// The project refuses an object of the render (its kind or its
+    /// namespace): nothing of the render is applied or pruned.
+    #[error("{0}; nothing of the application is applied or pruned")]
+    ProjectResource(#[from] plumb_core::project::ResourceRefusal),
     /// The repository URL, a fetch, the revision or the files failed.
     #[error(transparent)]
     Source(#[from] SourceError),
@@ -102,6 +110,8 @@ impl ReconcileError {
             | ReconcileError::Cancelled
             | ReconcileError::Invalid(_)
             | ReconcileError::Hooks(_)
+            | ReconcileError::Project(_)
+            | ReconcileError::ProjectResource(_)
             | ReconcileError::IgnoreDifferences(_) => false,
         }
     }
@@ -111,7 +121,8 @@ impl ReconcileError {
         match self {
             ReconcileError::NoSource
             | ReconcileError::Destination(_)
-            | ReconcileError::UnsupportedSource(_) => "InvalidSpecError",
+            | ReconcileError::UnsupportedSource(_)
+            | ReconcileError::Project(_) => "InvalidSpecError",
             _ => "ComparisonError",
         }
     }

@@ -53,6 +53,7 @@ mod fetch;
 mod manifests;
 mod operation;
 mod options;
+mod projects;
 mod queue;
 mod reconcile;
 mod slot;
@@ -99,6 +100,8 @@ struct Inner {
     operation_ids: AtomicU64,
     /// ApplicationSets and their passes.
     appsets: appsets::AppSets,
+    /// The AppProjects applications are checked against.
+    projects: RwLock<projects::Projects>,
     cancel: CancellationToken,
 }
 
@@ -249,6 +252,7 @@ impl Controller {
             clock: Arc::new(SystemClock),
             operation_ids: AtomicU64::new(0),
             appsets: appsets::AppSets::default(),
+            projects: RwLock::default(),
             cancel: cancel.clone(),
         });
 
@@ -367,6 +371,12 @@ impl Controller {
             registry::watch_cluster(
                 client.clone(),
                 namespaces,
+                Arc::clone(&updates),
+                cancel.clone(),
+            );
+            registry::watch_projects(
+                client.clone(),
+                options.namespace.clone(),
                 Arc::clone(&updates),
                 cancel.clone(),
             );
@@ -694,6 +704,14 @@ impl AppService for Controller {
 
     fn appsets(&self) -> Vec<crate::appset::ApplicationSet> {
         self.inner.appsets.views()
+    }
+
+    fn projects(&self) -> Vec<crate::project::AppProject> {
+        self.inner
+            .projects
+            .read()
+            .expect("projects lock is never poisoned")
+            .list(self.inner.namespaces.home())
     }
 
     fn appset(&self, name: &str) -> Result<crate::appset::ApplicationSet, ServiceError> {

@@ -17,6 +17,9 @@ pub(super) const COMPARE_CONCURRENCY: usize = 16;
 struct Ready {
     sha: String,
     spec_hash: u64,
+    /// The hash of the ignoreDifferences rules and the project the
+    /// comparison ran under.
+    checks: u64,
     prepared: Vec<Prepared>,
     rules: Arc<IgnoreRules>,
     hooks: Vec<PreparedHook>,
@@ -268,6 +271,7 @@ impl Inner {
         let Ready {
             sha,
             spec_hash,
+            checks,
             prepared,
             hooks,
             rules,
@@ -415,7 +419,7 @@ impl Inner {
                     work.last_key = None;
                     self.enqueue(name);
                 } else {
-                    work.last_key = Some((sha.clone(), spec_hash, live_generation, rules.hash()));
+                    work.last_key = Some((sha.clone(), spec_hash, live_generation, checks));
                 }
                 break;
             }
@@ -488,8 +492,7 @@ impl Inner {
             };
             let Some(mut run) = run else {
                 // A held application compares again when its step opens.
-                work.last_key =
-                    (!held).then(|| (sha.clone(), spec_hash, live_generation, rules.hash()));
+                work.last_key = (!held).then(|| (sha.clone(), spec_hash, live_generation, checks));
                 break;
             };
             if resume.is_none()
@@ -603,6 +606,21 @@ impl Inner {
             let error = ReconcileError::UnsupportedSource(source_fields.join(", "));
             return Err((error, None));
         }
+        // The project's rules, from the watch (no request): an application
+        // its project refuses is neither rendered nor compared, synced or
+        // pruned.
+        let project = self.project(&declared.app);
+        let app_namespace = match declared.origin {
+            Origin::Cluster => declared.app.metadata.namespace.as_deref(),
+            Origin::File(_) => None,
+        };
+        plumb_core::project::check_app(
+            &declared.app,
+            app_namespace,
+            self.namespaces.home(),
+            project.as_ref().map(|k| &*k.project),
+        )
+        .map_err(|e| (ReconcileError::Project(e), None))?;
         let dest = &spec.destination;
         let in_cluster = dest
             .server
@@ -640,7 +658,9 @@ impl Inner {
             .ignore_rules(work, spec, spec_hash)
             .map_err(|e| (e, Some(sha.clone())))?;
         let live_generation = self.live.generation(name);
-        let key = (sha.clone(), spec_hash, live_generation, rules.hash());
+        // A change of the project compares again: it may refuse a kind.
+        let checks = hash_of(&(rules.hash(), project.as_ref().map(|k| k.hash)));
+        let key = (sha.clone(), spec_hash, live_generation, checks);
         if op.is_none() && !trigger.force && work.last_key.as_ref() == Some(&key) {
             return Ok(None);
         }
@@ -719,6 +739,19 @@ impl Inner {
             })
             .collect();
 
+        // A kind (or a namespace) the project refuses stops everything of
+        // the render before it is compared: nothing applied, nothing
+        // pruned.
+        let known = project.as_ref().map(|k| &*k.project);
+        for p in prepared.iter().chain(hooks.iter().map(|h| &h.prepared)) {
+            let namespaced = p
+                .kind
+                .as_ref()
+                .map_or(!p.key.namespace.is_empty(), |k| k.namespaced);
+            plumb_core::project::check_resource(&declared.app, known, &p.key, namespaced)
+                .map_err(|e| at(ReconcileError::ProjectResource(e)))?;
+        }
+
         // Without every kind's live objects the comparison would take
         // missing for absent and the prune set would be wrong: a kind that
         // cannot be listed stops this application (and only this one).
@@ -742,6 +775,7 @@ impl Inner {
         Ok(Some(Ready {
             sha,
             spec_hash,
+            checks,
             prepared,
             hooks,
             rules,

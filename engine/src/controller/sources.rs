@@ -55,6 +55,17 @@ fn watched_of(namespace: &str, namespaces: &AppNamespaces) -> Watched {
 impl Inner {
     /// Applies a batch of source updates.
     pub(super) fn apply_source_updates(self: &Arc<Self>, updates: Vec<SourceUpdate>) {
+        // Projects first (the batch lists them first): applications of
+        // this batch are compared under them.
+        let (projects, updates): (Vec<_>, Vec<_>) = updates.into_iter().partition(|u| {
+            matches!(
+                u,
+                SourceUpdate::ProjectFiles(_)
+                    | SourceUpdate::ProjectClusterAll(_)
+                    | SourceUpdate::ProjectCluster(..)
+            )
+        });
+        self.apply_project_updates(projects);
         // Names whose declaration may have changed, and their declaration
         // now: a file's wins over an Application object's of the same name.
         let mut listed = false;
@@ -103,6 +114,9 @@ impl Inner {
                     update @ (SourceUpdate::AppSetFiles(_)
                     | SourceUpdate::AppSetClusterAll(_)
                     | SourceUpdate::AppSetCluster(..)) => self.apply_appset_update(update),
+                    SourceUpdate::ProjectFiles(_)
+                    | SourceUpdate::ProjectClusterAll(_)
+                    | SourceUpdate::ProjectCluster(..) => {}
                 }
             }
             touched
