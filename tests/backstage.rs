@@ -1,14 +1,16 @@
 //! The calls Backstage's Argo CD plugins make to read deployments, against
 //! a real `plumb serve` on the real local control plane: the list filtered
 //! by label selector, project and application namespace, an application by
-//! name, and the metadata of the revision it runs. (Their login and
-//! project calls come with authentication and projects.)
+//! name, and the metadata of the revision it runs; and the calls they
+//! make to create, sync and delete an application.
 
 mod support;
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
-use support::{GitRepo, Plumb, TestNamespace, application_with};
+use std::time::Duration;
+
+use support::{GitRepo, Plumb, TestNamespace, application_with, client, configmaps, eventually};
 
 #[tokio::test]
 async fn the_read_sequence_of_backstage_s_plugins() -> Result<()> {
@@ -123,5 +125,221 @@ async fn the_read_sequence_of_backstage_s_plugins() -> Result<()> {
     ))
     .await?;
     assert_eq!(unknown.status(), 404);
+    Ok(())
+}
+
+/// A request Backstage's plugins send, with its status and JSON answer.
+async fn call(method: reqwest::Method, url: &str, body: Option<Value>) -> Result<(u16, Value)> {
+    let mut request = reqwest::Client::new()
+        .request(method, url)
+        .header("Content-Type", "application/json");
+    if let Some(body) = body {
+        request = request.body(body.to_string());
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    Ok((status, response.json().await.unwrap_or(Value::Null)))
+}
+
+/// Whether the ConfigMap `name` exists in `namespace`.
+async fn configmap_exists(namespace: &str, name: &str) -> Result<bool> {
+    let api: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(client().await, namespace, &configmaps());
+    Ok(api.get_opt(name).await?.is_some())
+}
+
+#[tokio::test]
+async fn the_write_sequence_of_backstage_s_plugins() -> Result<()> {
+    use reqwest::Method;
+    let (apps, target) = (
+        TestNamespace::new("bsw-apps").await,
+        TestNamespace::new("bsw-target").await,
+    );
+    apps.create().await?;
+    target.create().await?;
+    let repo = GitRepo::new(None)?;
+    for name in ["one", "two"] {
+        repo.write(
+            &format!("svc/{name}.yaml"),
+            &format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata: {{v: \"1\"}}\n"
+            ),
+        )?;
+    }
+    repo.commit("two settings")?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start_watching(work.path(), "", &apps.name).await?;
+    let base = format!("{}/api/v1/applications", plumb.url);
+    let name = format!("{}-svc", apps.name);
+
+    // Roadie's create: the scaffolder's payload, automated with prune and
+    // self-heal, the resources finalizer, a label the catalog selects on.
+    let payload = json!({
+        "metadata": {
+            "name": name,
+            "labels": {"backstage-name": "svc"},
+            "finalizers": ["resources-finalizer.argocd.argoproj.io"],
+        },
+        "spec": {
+            "destination": {"namespace": target.name, "server": "https://kubernetes.default.svc"},
+            "project": "default",
+            "revisionHistoryLimit": 10,
+            "source": {"path": "svc", "repoURL": repo.url()},
+            "syncPolicy": {
+                "automated": {"allowEmpty": true, "prune": true, "selfHeal": true},
+                "retry": {"backoff": {"duration": "5s", "factor": 2, "maxDuration": "5m"}, "limit": 10},
+                "syncOptions": ["CreateNamespace=false", "FailOnSharedResource=true"],
+            },
+        },
+    });
+    let (status, created) = call(Method::POST, &base, Some(payload.clone())).await?;
+    assert_eq!(status, 200, "{created:#}");
+    assert_eq!(created["metadata"]["name"], name.as_str());
+    assert_eq!(created["metadata"]["namespace"], apps.name.as_str());
+    plumb.wait_status(&name, "Synced", Some("Healthy")).await?;
+    assert!(configmap_exists(&target.name, "one").await?);
+    // The same payload again is no change; another spec needs upsert.
+    let (status, _) = call(Method::POST, &base, Some(payload.clone())).await?;
+    assert_eq!(status, 200);
+    let mut changed = payload.clone();
+    changed["spec"]["revisionHistoryLimit"] = json!(5);
+    let (status, refused) = call(Method::POST, &base, Some(changed.clone())).await?;
+    assert_eq!(status, 400, "{refused:#}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("upsert"),
+        "{refused:#}"
+    );
+    let (status, _) = call(Method::POST, &format!("{base}?upsert=true"), Some(changed)).await?;
+    assert_eq!(status, 200);
+    // A project that does not exist: refused before anything is written.
+    let mut stray = payload.clone();
+    stray["metadata"]["name"] = json!(format!("{name}-stray"));
+    stray["spec"]["project"] = json!("no-such-project");
+    let (status, refused) = call(Method::POST, &base, Some(stray)).await?;
+    assert_eq!(status, 400, "{refused:#}");
+    assert_eq!(refused["code"], 3);
+
+    // Roadie's resync: terminate whatever runs (nothing: 400), then sync
+    // with the hook strategy forced and `resources: null`.
+    let (status, _) = call(Method::DELETE, &format!("{base}/{name}/operation"), None).await?;
+    assert_eq!(status, 400);
+    let synced = plumb
+        .operate(
+            &format!("/api/v1/applications/{name}/sync"),
+            json!({"prune": false, "dryRun": false, "strategy": {"hook": {"force": true}}, "resources": null}),
+        )
+        .await?;
+    assert_eq!(
+        synced["status"]["operationState"]["phase"], "Succeeded",
+        "{synced:#}"
+    );
+    assert_eq!(
+        synced["status"]["operationState"]["operation"]["sync"]["syncStrategy"],
+        json!({"hook": {"force": true}})
+    );
+
+    // A selective sync writes the object it names and nothing else: both
+    // ConfigMaps changed by hand, only `one` is synced back.
+    let api: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(client().await, &target.name, &configmaps());
+    // Automated sync would heal both: turn it off first (upsert).
+    let mut manual = payload.clone();
+    manual["spec"]["syncPolicy"] = json!({});
+    let (status, _) = call(Method::POST, &format!("{base}?upsert=true"), Some(manual)).await?;
+    assert_eq!(status, 200);
+    eventually("automated sync is off", Duration::from_secs(30), || async {
+        let app = plumb.app(&name).await?;
+        Ok(app["spec"]["syncPolicy"]
+            .get("automated")
+            .is_none()
+            .then_some(()))
+    })
+    .await?;
+    for cm in ["one", "two"] {
+        api.patch(
+            cm,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"data": {"v": "by hand"}})),
+        )
+        .await?;
+    }
+    plumb.wait_status(&name, "OutOfSync", None).await?;
+    let selective = plumb
+        .operate(
+            &format!("/api/v1/applications/{name}/sync"),
+            json!({"resources": [{"group": "", "kind": "ConfigMap", "name": "one"}], "strategy": {"apply": {}}}),
+        )
+        .await?;
+    let op = &selective["status"]["operationState"];
+    assert_eq!(op["phase"], "Succeeded", "{op:#}");
+    let results = op["syncResult"]["resources"]
+        .as_array()
+        .context("results")?;
+    assert_eq!(results.len(), 1, "{op:#}");
+    assert_eq!(results[0]["name"], "one");
+    let data = |cm: &str| {
+        let api = api.clone();
+        let cm = cm.to_string();
+        async move { Ok::<_, anyhow::Error>(api.get(&cm).await?.data["data"]["v"].clone()) }
+    };
+    assert_eq!(data("one").await?, "1");
+    assert_eq!(data("two").await?, "by hand");
+    // Names that are not part of the application: nothing is applied.
+    let none = plumb
+        .operate(
+            &format!("/api/v1/applications/{name}/sync"),
+            json!({"resources": [{"kind": "Secret", "name": "one"}]}),
+        )
+        .await?;
+    assert_eq!(none["status"]["operationState"]["phase"], "Failed");
+    assert_eq!(data("two").await?, "by hand");
+
+    // Delete with cascade: the resources go, then the application.
+    let (status, answer) =
+        call(Method::DELETE, &format!("{base}/{name}?cascade=true"), None).await?;
+    assert_eq!((status, answer), (200, json!({})));
+    eventually(
+        "the application is gone",
+        Duration::from_secs(90),
+        || async {
+            let (status, _) = call(Method::GET, &format!("{base}/{name}"), None).await?;
+            Ok((status == 404).then_some(()))
+        },
+    )
+    .await?;
+    assert!(!configmap_exists(&target.name, "one").await?);
+    assert!(!configmap_exists(&target.name, "two").await?);
+    let (status, _) = call(Method::DELETE, &format!("{base}/{name}"), None).await?;
+    assert_eq!(status, 404);
+
+    // Without cascade the resources stay.
+    let mut kept = payload.clone();
+    kept["metadata"]["name"] = json!(format!("{name}-kept"));
+    let kept_name = format!("{name}-kept");
+    let (status, _) = call(Method::POST, &base, Some(kept)).await?;
+    assert_eq!(status, 200);
+    plumb
+        .wait_status(&kept_name, "Synced", Some("Healthy"))
+        .await?;
+    let (status, _) = call(
+        Method::DELETE,
+        &format!("{base}/{kept_name}?cascade=false"),
+        None,
+    )
+    .await?;
+    assert_eq!(status, 200);
+    eventually(
+        "the kept application is gone",
+        Duration::from_secs(60),
+        || async {
+            let (status, _) = call(Method::GET, &format!("{base}/{kept_name}"), None).await?;
+            Ok((status == 404).then_some(()))
+        },
+    )
+    .await?;
+    assert!(configmap_exists(&target.name, "one").await?);
     Ok(())
 }

@@ -290,6 +290,7 @@ fn finished_sync(revision: &str, request: &SyncRequest) -> OperationState {
                 revision: revision.into(),
                 prune: request.prune,
                 dry_run: request.dry_run,
+                ..SyncOperation::default()
             }),
             initiated_by: InitiatedBy {
                 username: "admin".into(),

@@ -17,7 +17,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router, middleware};
 use plumb_engine::model::Application;
-use plumb_engine::service::{AppService, ManagedResource, Refresh, ResourceTree, SyncRequest};
+use plumb_engine::service::{
+    AppService, Cascade, ManagedResource, Refresh, ResourceTree, SyncRequest,
+};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::{
@@ -54,8 +56,14 @@ pub(crate) fn router<S: AppService>(service: Arc<S>, shutdown: CancellationToken
         .merge(webhook)
         .merge(crate::appsets::routes::<S>())
         .merge(crate::projects::routes::<S>())
-        .route("/api/v1/applications", get(list::<S>))
-        .route("/api/v1/applications/{name}", get(get_application::<S>))
+        .route(
+            "/api/v1/applications",
+            get(list::<S>).post(create_application::<S>),
+        )
+        .route(
+            "/api/v1/applications/{name}",
+            get(get_application::<S>).delete(delete_application::<S>),
+        )
         .route("/api/v1/applications/{name}/sync", post(sync::<S>))
         .route("/api/v1/applications/{name}/rollback", post(rollback::<S>))
         .route(
@@ -308,6 +316,74 @@ async fn get_application<S: AppService>(
     let Query(query) = query?;
     let refresh = parse_refresh(query.refresh.as_deref())?;
     Ok(Json(state.service.get(&name, refresh).await?))
+}
+
+/// The query of `POST /api/v1/applications`.
+#[derive(Deserialize)]
+struct CreateQuery {
+    /// Replace the spec of an existing application that differs.
+    #[serde(default)]
+    upsert: Option<String>,
+}
+
+/// A boolean query value as Argo CD's gateway reads it.
+fn query_flag(name: &str, value: Option<&str>, default: bool) -> Result<bool, ApiError> {
+    match value {
+        None | Some("") => Ok(default),
+        Some("true" | "1") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "invalid {name} {other:?}: expected true or false"
+        ))),
+    }
+}
+
+/// `POST /api/v1/applications[?upsert=true]` with an Application: creates
+/// the Application object.
+async fn create_application<S: AppService>(
+    State(state): State<AppState<S>>,
+    query: Result<Query<CreateQuery>, QueryRejection>,
+    JsonBody(app): JsonBody<serde_json::Value>,
+) -> Result<Json<Application>, ApiError> {
+    let Query(query) = query?;
+    let upsert = query_flag("upsert", query.upsert.as_deref(), false)?;
+    Ok(Json(state.service.create(app, upsert).await?))
+}
+
+/// The query of `DELETE /api/v1/applications/{name}`.
+#[derive(Deserialize)]
+struct DeleteQuery {
+    /// `false` deletes the Application object only.
+    cascade: Option<String>,
+    /// `foreground` (the default) or `background`.
+    #[serde(rename = "propagationPolicy")]
+    propagation_policy: Option<String>,
+}
+
+/// `DELETE /api/v1/applications/{name}[?cascade=false][&propagationPolicy=background]`:
+/// `{}` once the Application object's deletion has begun.
+async fn delete_application<S: AppService>(
+    State(state): State<AppState<S>>,
+    AppName(name): AppName,
+    query: Result<Query<DeleteQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(query) = query?;
+    let cascade = if query_flag("cascade", query.cascade.as_deref(), true)? {
+        let background = match query.propagation_policy.as_deref() {
+            None | Some("" | "foreground") => false,
+            Some("background") => true,
+            Some(other) => {
+                return Err(ApiError::BadRequest(format!(
+                    "invalid propagationPolicy {other:?}: expected foreground or background"
+                )));
+            }
+        };
+        Cascade::Resources { background }
+    } else {
+        Cascade::ObjectOnly
+    };
+    state.service.delete(&name, cascade).await?;
+    Ok(Json(serde_json::json!({})))
 }
 
 /// `POST /api/v1/applications/{name}/sync` with `{revision?, prune?, dryRun?}`.
@@ -626,7 +702,7 @@ mod tests {
                     revision: Some("v2".into()),
                     prune: true,
                     dry_run: true,
-                    retry_strategy: None,
+                    ..SyncRequest::default()
                 }
             )]
         );

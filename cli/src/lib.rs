@@ -88,6 +88,9 @@ pub enum ClientError {
     /// Encoding the output as YAML failed.
     #[error("cannot encode the output as YAML")]
     Yaml(#[source] serde_yaml::Error),
+    /// The input file cannot be read or is not what the command takes.
+    #[error("{0}")]
+    Input(String),
     /// Writing the output failed (closed pipe, full disk).
     #[error("cannot write the output")]
     Output(#[source] std::io::Error),
@@ -241,6 +244,41 @@ impl Client {
                 .post(self.url(&["applications", name, "rollback"]))
                 .json(&serde_json::json!({ "id": id })),
         )
+    }
+
+    /// Creates the Application `app` (YAML or JSON, as a value); with
+    /// `upsert`, replaces the spec of one that exists and differs.
+    ///
+    /// # Errors
+    /// As [`Client::get`]; `Server` with 400 for an invalid application or
+    /// a different existing spec without `upsert`.
+    pub fn create(
+        &self,
+        app: &serde_json::Value,
+        upsert: bool,
+    ) -> Result<Application, ClientError> {
+        let mut url = self.url(&["applications"]);
+        if upsert {
+            url.query_pairs_mut().append_pair("upsert", "true");
+        }
+        self.call(self.http.post(url).json(app))
+    }
+
+    /// Deletes an application: its resources first (`cascade`, foreground
+    /// unless `background`), else only the Application object.
+    ///
+    /// # Errors
+    /// As [`Client::get`]; `Server` with 400 for an application of a file.
+    pub fn delete(&self, name: &str, cascade: bool, background: bool) -> Result<(), ClientError> {
+        let mut url = self.url(&["applications", name]);
+        url.query_pairs_mut()
+            .append_pair("cascade", if cascade { "true" } else { "false" });
+        if background {
+            url.query_pairs_mut()
+                .append_pair("propagationPolicy", "background");
+        }
+        self.call::<serde_json::Value>(self.http.delete(url))
+            .map(|_| ())
     }
 
     /// Terminates the running operation of an application.
@@ -541,6 +579,21 @@ pub enum AppCommand {
         /// The first wait between attempts, a duration like 5s or 1m.
         #[arg(long, requires = "retry_limit")]
         retry_backoff_duration: Option<String>,
+        /// Sync only this object, `GROUP:KIND:NAME` or
+        /// `GROUP:KIND:NAMESPACE/NAME` (empty group for the core API);
+        /// repeatable. Hooks do not run in a selective sync.
+        #[arg(long = "resource", value_parser = parse_resource)]
+        resources: Vec<plumb_engine::model::SyncOperationResource>,
+        /// `hook` (the default: hooks run) or `apply` (no hooks).
+        #[arg(long, value_parser = ["apply", "hook"])]
+        strategy: Option<String>,
+        /// Delete and create again an object an apply cannot change.
+        #[arg(long)]
+        force: bool,
+        /// A sync option for this sync only (e.g. `Replace=true`);
+        /// repeatable.
+        #[arg(long = "sync-option")]
+        sync_options: Vec<String>,
     },
     /// Show the deployment history (the IDs `rollback` takes).
     History {
@@ -562,6 +615,28 @@ pub enum AppCommand {
     TerminateOp {
         /// Application name (NAMESPACE/NAME outside the application namespace).
         name: String,
+    },
+    /// Create an Application object from a YAML or JSON file (`-` for
+    /// standard input).
+    Create {
+        /// The file holding one Application.
+        #[arg(short = 'f', long = "file")]
+        file: String,
+        /// Replace the spec of an application that exists and differs.
+        #[arg(long)]
+        upsert: bool,
+    },
+    /// Delete an application: its resources first, then the Application
+    /// object (as Argo CD's resources finalizer does).
+    Delete {
+        /// Application name (NAMESPACE/NAME outside the application namespace).
+        name: String,
+        /// `false` deletes only the Application object; its resources stay.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        cascade: bool,
+        /// `foreground` (the default) or `background`.
+        #[arg(long, value_parser = ["foreground", "background"])]
+        propagation_policy: Option<String>,
     },
     /// Confirm the prunes a sync waits for (objects marked Prune=confirm),
     /// as annotating the application with argocd.argoproj.io/deletion-approved.
@@ -666,6 +741,48 @@ impl CommandOutcome {
     }
 }
 
+/// `GROUP:KIND:NAME` or `GROUP:KIND:NAMESPACE/NAME`, as Argo CD's
+/// `--resource`.
+fn parse_resource(text: &str) -> Result<plumb_engine::model::SyncOperationResource, String> {
+    let mut parts = text.splitn(3, ':');
+    let (Some(group), Some(kind), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(format!(
+            "{text:?}: expected GROUP:KIND:NAME or GROUP:KIND:NAMESPACE/NAME"
+        ));
+    };
+    let (namespace, name) = rest.split_once('/').unwrap_or(("", rest));
+    if kind.is_empty() || name.is_empty() {
+        return Err(format!("{text:?}: the kind and the name are required"));
+    }
+    Ok(plumb_engine::model::SyncOperationResource {
+        group: group.to_string(),
+        kind: kind.to_string(),
+        name: name.to_string(),
+        namespace: namespace.to_string(),
+    })
+}
+
+/// The request's `strategy` from `--strategy` and `--force`.
+fn sync_strategy(strategy: Option<&str>, force: bool) -> Option<plumb_engine::model::SyncStrategy> {
+    use plumb_engine::model::{SyncStrategy, SyncStrategyForce};
+    let chosen = Some(SyncStrategyForce { force });
+    match strategy {
+        Some("apply") => Some(SyncStrategy {
+            apply: chosen,
+            hook: None,
+        }),
+        Some(_) => Some(SyncStrategy {
+            apply: None,
+            hook: chosen,
+        }),
+        None if force => Some(SyncStrategy {
+            apply: None,
+            hook: chosen,
+        }),
+        None => None,
+    }
+}
+
 /// Runs one `plumb app` command against `client` and prints its answer to `out`.
 ///
 /// # Errors
@@ -718,6 +835,10 @@ pub fn run_app_command(
             no_wait,
             retry_limit,
             retry_backoff_duration,
+            resources,
+            strategy,
+            force,
+            sync_options,
         } => {
             let retry_strategy = retry_limit.map(|limit| plumb_engine::model::RetryStrategy {
                 limit,
@@ -733,6 +854,13 @@ pub fn run_app_command(
                     prune,
                     dry_run,
                     retry_strategy,
+                    strategy: sync_strategy(strategy.as_deref(), force),
+                    resources: (!resources.is_empty()).then_some(resources),
+                    sync_options: (!sync_options.is_empty()).then_some(
+                        plumb_engine::service::SyncOptionItems {
+                            items: sync_options,
+                        },
+                    ),
                 },
             )?;
             finish_operation(client, &started, no_wait, output, out)
@@ -740,6 +868,42 @@ pub fn run_app_command(
         AppCommand::Rollback { name, id, no_wait } => {
             let started = client.rollback(&name, id)?;
             finish_operation(client, &started, no_wait, output, out)
+        }
+        AppCommand::Create { file, upsert } => {
+            let text = if file == "-" {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                    .map_err(|e| ClientError::Input(format!("standard input: {e}")))?;
+                text
+            } else {
+                std::fs::read_to_string(&file)
+                    .map_err(|e| ClientError::Input(format!("{file}: {e}")))?
+            };
+            let app: serde_json::Value = serde_yaml::from_str(&text)
+                .map_err(|e| ClientError::Input(format!("{file}: not an Application: {e}")))?;
+            let created = client.create(&app, upsert)?;
+            let name = created.metadata.name.clone().unwrap_or_default();
+            print(out, output, &created, || {
+                format!("application '{name}' created\n")
+            })?;
+            Ok(CommandOutcome::Success)
+        }
+        AppCommand::Delete {
+            name,
+            cascade,
+            propagation_policy,
+        } => {
+            let background = propagation_policy.as_deref() == Some("background");
+            client.delete(&name, cascade, background)?;
+            let how = if cascade {
+                "its resources are deleted first"
+            } else {
+                "its resources stay"
+            };
+            print(out, output, &serde_json::json!({}), || {
+                format!("application '{name}' is being deleted; {how}\n")
+            })?;
+            Ok(CommandOutcome::Success)
         }
         AppCommand::TerminateOp { name } => {
             let app = client.terminate_operation(&name)?;
@@ -982,6 +1146,10 @@ mod tests {
             no_wait: false,
             retry_limit: None,
             retry_backoff_duration: None,
+            resources: Vec::new(),
+            strategy: None,
+            force: false,
+            sync_options: Vec::new(),
         };
         let (outcome, text) = run(&client, sync, Output::Table);
         assert_eq!(outcome, CommandOutcome::Success);
@@ -1110,6 +1278,10 @@ mod tests {
                 no_wait: false,
                 retry_limit: None,
                 retry_backoff_duration: None,
+                resources: Vec::new(),
+                strategy: None,
+                force: false,
+                sync_options: Vec::new(),
             }
         );
         assert_eq!(
@@ -1131,8 +1303,72 @@ mod tests {
                 no_wait: false,
                 retry_limit: Some(3),
                 retry_backoff_duration: Some("2s".into()),
+                resources: Vec::new(),
+                strategy: None,
+                force: false,
+                sync_options: Vec::new(),
             }
         );
+        assert_eq!(
+            parse(&[
+                "app",
+                "sync",
+                "web",
+                "--resource",
+                "apps:Deployment:team/web",
+                "--resource",
+                ":ConfigMap:settings",
+                "--strategy",
+                "apply",
+                "--force",
+                "--sync-option",
+                "Replace=true"
+            ])
+            .expect("parses"),
+            AppCommand::Sync {
+                name: "web".into(),
+                revision: None,
+                prune: false,
+                dry_run: false,
+                no_wait: false,
+                retry_limit: None,
+                retry_backoff_duration: None,
+                resources: vec![
+                    plumb_engine::model::SyncOperationResource {
+                        group: "apps".into(),
+                        kind: "Deployment".into(),
+                        name: "web".into(),
+                        namespace: "team".into(),
+                    },
+                    plumb_engine::model::SyncOperationResource {
+                        group: String::new(),
+                        kind: "ConfigMap".into(),
+                        name: "settings".into(),
+                        namespace: String::new(),
+                    },
+                ],
+                strategy: Some("apply".into()),
+                force: true,
+                sync_options: vec!["Replace=true".into()],
+            }
+        );
+        assert!(parse(&["app", "sync", "web", "--resource", "Deployment/web"]).is_err());
+        assert_eq!(
+            parse(&["app", "delete", "web", "--cascade=false"]).expect("parses"),
+            AppCommand::Delete {
+                name: "web".into(),
+                cascade: false,
+                propagation_policy: None,
+            }
+        );
+        assert_eq!(
+            sync_strategy(Some("apply"), true),
+            Some(plumb_engine::model::SyncStrategy {
+                apply: Some(plumb_engine::model::SyncStrategyForce { force: true }),
+                hook: None,
+            })
+        );
+        assert_eq!(sync_strategy(None, false), None);
         assert_eq!(
             parse(&["app", "rollback", "web", "3", "--async"]).expect("parses"),
             AppCommand::Rollback {

@@ -1029,6 +1029,81 @@ pub struct SyncOperation {
     /// Whether this was a dry run.
     #[serde(default)]
     pub dry_run: bool,
+    /// Only these objects, when not empty (a selective sync: no hooks run,
+    /// nothing else is applied or pruned).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<SyncOperationResource>,
+    /// `apply` (no hooks) or `hook` (the default), each with `force`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_strategy: Option<SyncStrategy>,
+    /// Sync options for this operation, after the application's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sync_options: Vec<String>,
+}
+
+/// One object of a selective sync (`operation.sync.resources[]`).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncOperationResource {
+    /// API group; empty for the core group.
+    #[serde(default)]
+    pub group: String,
+    /// Kind.
+    pub kind: String,
+    /// Name.
+    pub name: String,
+    /// Namespace; empty matches an object in any namespace.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+}
+
+impl SyncOperationResource {
+    /// Whether `key` is this object (Argo CD's rule: an empty namespace
+    /// matches any).
+    pub fn matches(&self, key: &ResourceKey) -> bool {
+        self.group == key.group
+            && self.kind == key.kind
+            && self.name == key.name
+            && (self.namespace.is_empty() || self.namespace == key.namespace)
+    }
+}
+
+/// `operation.sync.syncStrategy`: Argo CD's `apply` (kubectl apply, no
+/// hooks) or `hook` (hooks run; the default).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncStrategy {
+    /// Apply only: hooks do not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply: Option<SyncStrategyForce>,
+    /// Hooks run (the default strategy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook: Option<SyncStrategyForce>,
+}
+
+impl SyncStrategy {
+    /// Whether hooks are skipped (`apply`).
+    pub fn apply_only(&self) -> bool {
+        self.apply.is_some() && self.hook.is_none()
+    }
+
+    /// Whether the strategy asks for force (delete and create again what
+    /// an apply cannot change).
+    pub fn force(&self) -> bool {
+        [&self.apply, &self.hook]
+            .into_iter()
+            .flatten()
+            .any(|s| s.force)
+    }
+}
+
+/// `syncStrategy.apply` / `syncStrategy.hook`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncStrategyForce {
+    /// Force the write.
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// `initiatedBy`.

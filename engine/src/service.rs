@@ -39,6 +39,23 @@ pub struct SyncRequest {
     /// application's `syncPolicy.retry` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_strategy: Option<crate::model::RetryStrategy>,
+    /// `{"apply": {"force": bool}}` (no hooks) or `{"hook": {...}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<crate::model::SyncStrategy>,
+    /// Sync only these objects (null or empty: all of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Vec<crate::model::SyncOperationResource>>,
+    /// Sync options for this operation: `{"items": ["Replace=true"]}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_options: Option<SyncOptionItems>,
+}
+
+/// Argo CD's `SyncOptions` message: `{"items": [...]}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct SyncOptionItems {
+    /// `Name=value` options.
+    #[serde(default)]
+    pub items: Vec<String>,
 }
 
 /// One item of `GET .../managed-resources`, Argo CD's `ResourceDiff`: states
@@ -130,6 +147,21 @@ pub struct AppEvent {
     pub type_: &'static str,
     /// The application after the change.
     pub application: Application,
+}
+
+/// How `DELETE /api/v1/applications/NAME` deletes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cascade {
+    /// The application's resources go first, then the application
+    /// (`cascade=true`, the default): the resources finalizer, foreground
+    /// (Argo CD's default) or background.
+    Resources {
+        /// Delete with background propagation.
+        background: bool,
+    },
+    /// Only the Application object goes; its resources stay
+    /// (`cascade=false`).
+    ObjectOnly,
 }
 
 /// The error of a service call; the API maps each to a status code.
@@ -234,6 +266,40 @@ pub trait AppService: Send + Sync + 'static {
         name: &str,
         id: i64,
     ) -> impl Future<Output = Result<Application, ServiceError>> + Send;
+
+    /// Creates the Application object `app` (Argo CD's create: one with
+    /// the same spec is returned as it is; another spec needs `upsert`).
+    ///
+    /// # Errors
+    /// BadRequest for an invalid application, one its project refuses, one
+    /// of a file, or a different existing spec without `upsert`.
+    fn create(
+        &self,
+        app: serde_json::Value,
+        upsert: bool,
+    ) -> impl Future<Output = Result<Application, ServiceError>> + Send {
+        let _ = (app, upsert);
+        async {
+            Err(ServiceError::BadRequest(
+                "creating applications is not served here".into(),
+            ))
+        }
+    }
+
+    /// Deletes the Application object `name`, with its resources first
+    /// unless `cascade` says otherwise.
+    ///
+    /// # Errors
+    /// NotFound; BadRequest for an application of a file.
+    fn delete(
+        &self,
+        name: &str,
+        cascade: Cascade,
+    ) -> impl Future<Output = Result<(), ServiceError>> + Send {
+        let _ = cascade;
+        let missing = ServiceError::NotFound(name.to_string());
+        async { Err(missing) }
+    }
 
     /// Terminates the running operation: no further step starts and it ends
     /// Failed ("Operation terminated").

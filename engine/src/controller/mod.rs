@@ -31,13 +31,13 @@ use crate::model::{
     Application, ApplicationStatus, Condition, Health, HealthStatusCode, IN_CLUSTER_NAME,
     IN_CLUSTER_SERVER, InitiatedBy, MANAGED_LABEL, MANAGED_LABEL_VALUE, Manifest, Operation,
     OperationPhase, OperationState, ResourceKey, ResourceResult, ResourceStatus, RevisionHistory,
-    RollbackPin, SyncOperation, SyncResult, SyncStatus, SyncStatusCode, TRACKING_ANNOTATION,
-    group_of, version_of,
+    RollbackPin, SyncOperation, SyncOperationResource, SyncResult, SyncStatus, SyncStatusCode,
+    SyncStrategy, TRACKING_ANNOTATION, group_of, version_of,
 };
 use crate::plan::{self, Desired, PlanOptions, Tracked};
 use crate::registry::{self, Declared, Origin, SourceUpdate, Watched};
 use crate::service::{
-    AppEvent, AppService, ManagedResource, ParentRef, Refresh, ResourceNode, ResourceTree,
+    AppEvent, AppService, Cascade, ManagedResource, ParentRef, Refresh, ResourceNode, ResourceTree,
     ServiceError, SyncRequest,
 };
 use crate::source::{RepoCache, normalize_url};
@@ -46,6 +46,7 @@ use crate::sync;
 
 mod appsets;
 mod clock;
+mod crud;
 mod delay;
 mod deletion;
 mod error;
@@ -604,9 +605,21 @@ impl AppService for Controller {
                 username: "api".into(),
                 automated: false,
             },
+            resources: request.resources.unwrap_or_default(),
+            strategy: request.strategy,
+            sync_options: request.sync_options.map(|o| o.items).unwrap_or_default(),
             ..ManualOp::default()
         };
         self.inner.start_operation(name, op, None)
+    }
+
+    async fn create(&self, app: Value, upsert: bool) -> Result<Application, ServiceError> {
+        self.inner.create_application(app, upsert).await
+    }
+
+    async fn delete(&self, name: &str, cascade: Cascade) -> Result<(), ServiceError> {
+        let name = self.inner.namespaces.canonical(name);
+        self.inner.delete_application(name, cascade).await
     }
 
     async fn rollback(&self, name: &str, id: i64) -> Result<Application, ServiceError> {

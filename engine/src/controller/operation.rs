@@ -88,9 +88,23 @@ fn hook_results(
     }
 }
 
+/// The field `name` of an operation's `sync`, `None` when absent or null.
+fn sync_field<T: serde::de::DeserializeOwned>(
+    sync: &Value,
+    name: &str,
+) -> Result<Option<T>, String> {
+    match sync.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => serde_json::from_value(v.clone())
+            .map(Some)
+            .map_err(|e| format!("sync.{name}: {e}")),
+    }
+}
+
 /// The sync an Application object's `operation` field asks for, as Argo
 /// CD writes it: `sync` with `revision`, `prune`, `dryRun`, and
-/// `initiatedBy.username`, `retry`.
+/// `initiatedBy.username`, `retry`, and `resources`, `syncStrategy`,
+/// `syncOptions`.
 fn cr_operation(requested: &Value) -> Result<ManualOp, String> {
     let sync = requested
         .get("sync")
@@ -104,6 +118,9 @@ fn cr_operation(requested: &Value) -> Result<ManualOp, String> {
                 .map_err(|e| format!("retry: {e}"))?,
         ),
     };
+    let resources: Option<Vec<SyncOperationResource>> = sync_field(sync, "resources")?;
+    let strategy: Option<SyncStrategy> = sync_field(sync, "syncStrategy")?;
+    let sync_options: Option<Vec<String>> = sync_field(sync, "syncOptions")?;
     let username = requested
         .pointer("/initiatedBy/username")
         .and_then(Value::as_str)
@@ -122,6 +139,9 @@ fn cr_operation(requested: &Value) -> Result<ManualOp, String> {
             automated: false,
         },
         retry,
+        resources: resources.unwrap_or_default(),
+        strategy,
+        sync_options: sync_options.unwrap_or_default(),
         ..ManualOp::default()
     })
 }

@@ -504,6 +504,10 @@ impl Inner {
                 work.last_key = None;
                 break;
             }
+            // The operation's own sync options (and a forced strategy)
+            // count after the application's.
+            let op_spec = run.spec_for(spec);
+            let spec = &*op_spec;
             let plan_options = PlanOptions {
                 prune: run.prune,
                 prune_last: spec.sync_option("PruneLast"),
@@ -546,8 +550,29 @@ impl Inner {
             {
                 refused = self.shared_refusal(name, &prepared, &tracked).await;
             }
+            // A selective sync applies and prunes only the objects it names.
+            desired.retain(|d| run.includes(&d.key));
+            let prunable: Vec<Tracked> = prunable
+                .iter()
+                .filter(|t| run.includes(&t.key))
+                .cloned()
+                .collect();
+            if !run.resources.is_empty()
+                && desired.is_empty()
+                && prunable.is_empty()
+                && refused.is_none()
+            {
+                refused = Some(
+                    "none of the resources to sync is part of the application; nothing was applied"
+                        .into(),
+                );
+            }
             let seed = format!("{}/{}", run.started_at, run.id);
-            let run_hooks = PreparedHook::for_operation(&hooks, name, &seed);
+            let run_hooks = if run.runs_hooks() {
+                PreparedHook::for_operation(&hooks, name, &seed)
+            } else {
+                Vec::new()
+            };
             let end = self
                 .run_sync(
                     name,

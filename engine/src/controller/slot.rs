@@ -19,9 +19,49 @@ pub(super) struct ManualOp {
     pub(super) cancel: CancellationToken,
     /// Retry a failed attempt (`syncPolicy.retry`, or the request's).
     pub(super) retry: Option<crate::model::RetryStrategy>,
+    /// A selective sync's objects (empty: every object).
+    pub(super) resources: Vec<SyncOperationResource>,
+    /// `apply` (no hooks) or `hook`, with `force`.
+    pub(super) strategy: Option<SyncStrategy>,
+    /// Sync options of this operation, read after the application's.
+    pub(super) sync_options: Vec<String>,
 }
 
 impl ManualOp {
+    /// Whether hooks run: not in a selective sync (as in Argo CD) nor with
+    /// the `apply` strategy.
+    pub(super) fn runs_hooks(&self) -> bool {
+        self.resources.is_empty() && !self.strategy.as_ref().is_some_and(SyncStrategy::apply_only)
+    }
+
+    /// Whether the operation includes the object `key` (every object unless
+    /// it is a selective sync).
+    pub(super) fn includes(&self, key: &ResourceKey) -> bool {
+        self.resources.is_empty() || self.resources.iter().any(|r| r.matches(key))
+    }
+
+    /// The application's spec as this operation sees it: its own sync
+    /// options (and `Force=true` for a forced strategy) after the
+    /// application's, so that they win where both set one.
+    pub(super) fn spec_for<'a>(
+        &self,
+        spec: &'a crate::model::ApplicationSpec,
+    ) -> std::borrow::Cow<'a, crate::model::ApplicationSpec> {
+        let force = self.strategy.as_ref().is_some_and(SyncStrategy::force);
+        if self.sync_options.is_empty() && !force {
+            return std::borrow::Cow::Borrowed(spec);
+        }
+        let mut spec = spec.clone();
+        let policy = spec.sync_policy.get_or_insert_with(Default::default);
+        policy
+            .sync_options
+            .extend(self.sync_options.iter().cloned());
+        if force {
+            policy.sync_options.push("Force=true".into());
+        }
+        std::borrow::Cow::Owned(spec)
+    }
+
     /// The operation as `status.operationState.operation` shows it, syncing
     /// to `revision`.
     pub(super) fn operation(&self, revision: &str) -> Operation {
@@ -30,6 +70,9 @@ impl ManualOp {
                 revision: revision.to_string(),
                 prune: self.prune,
                 dry_run: self.dry_run,
+                resources: self.resources.clone(),
+                sync_strategy: self.strategy.clone(),
+                sync_options: self.sync_options.clone(),
             }),
             initiated_by: self.initiated_by.clone(),
         }
