@@ -170,7 +170,36 @@ async fn the_write_sequence_of_backstage_s_plugins() -> Result<()> {
     let work = tempfile::tempdir()?;
     let plumb = Plumb::start_watching(work.path(), "", &apps.name).await?;
     let base = format!("{}/api/v1/applications", plumb.url);
+    let projects = format!("{}/api/v1/projects", plumb.url);
     let name = format!("{}-svc", apps.name);
+    let project = format!("{}-proj", apps.name);
+
+    // Roadie's scaffolder creates a project of the component's own first,
+    // with Argo CD's resources finalizer, then the application in it.
+    let project_body = json!({"project": {
+        "metadata": {"name": project, "finalizers": ["resources-finalizer.argocd.argoproj.io"]},
+        "spec": {
+            "destinations": [{"name": "local", "namespace": target.name, "server": "https://kubernetes.default.svc"}],
+            "sourceRepos": [repo.url()],
+        },
+    }});
+    let (status, answer) = call(Method::POST, &projects, Some(project_body.clone())).await?;
+    assert_eq!(status, 200, "{answer:#}");
+    assert_eq!(answer["metadata"]["name"], project.as_str());
+    let (status, _) = call(Method::POST, &projects, Some(project_body.clone())).await?;
+    assert_eq!(status, 200, "the same project again is no change");
+    let mut other = project_body.clone();
+    other["project"]["spec"]["sourceRepos"] = json!(["https://example.com/other.git"]);
+    let (status, refused) = call(Method::POST, &projects, Some(other)).await?;
+    assert_eq!(status, 400);
+    // Roadie looks for these words.
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("existing project spec is different"),
+        "{refused:#}"
+    );
 
     // Roadie's create: the scaffolder's payload, automated with prune and
     // self-heal, the resources finalizer, a label the catalog selects on.
@@ -182,7 +211,7 @@ async fn the_write_sequence_of_backstage_s_plugins() -> Result<()> {
         },
         "spec": {
             "destination": {"namespace": target.name, "server": "https://kubernetes.default.svc"},
-            "project": "default",
+            "project": project,
             "revisionHistoryLimit": 10,
             "source": {"path": "svc", "repoURL": repo.url()},
             "syncPolicy": {
@@ -221,6 +250,15 @@ async fn the_write_sequence_of_backstage_s_plugins() -> Result<()> {
     let (status, refused) = call(Method::POST, &base, Some(stray)).await?;
     assert_eq!(status, 400, "{refused:#}");
     assert_eq!(refused["code"], 3);
+    // A destination its project does not list: refused the same way.
+    let mut elsewhere = payload.clone();
+    elsewhere["metadata"]["name"] = json!(format!("{name}-elsewhere"));
+    elsewhere["spec"]["destination"]["namespace"] = json!("kube-system");
+    let (status, refused) = call(Method::POST, &base, Some(elsewhere)).await?;
+    assert_eq!(status, 400, "{refused:#}");
+    // A project in use stays.
+    let (status, refused) = call(Method::DELETE, &format!("{projects}/{project}"), None).await?;
+    assert_eq!(status, 400, "{refused:#}");
 
     // Roadie's resync: terminate whatever runs (nothing: 400), then sync
     // with the hook strategy forced and `resources: null`.
@@ -341,5 +379,15 @@ async fn the_write_sequence_of_backstage_s_plugins() -> Result<()> {
     )
     .await?;
     assert!(configmap_exists(&target.name, "one").await?);
+
+    // With no application left in it, the project goes too (its
+    // finalizer removed: nothing else would).
+    let (status, answer) = call(Method::DELETE, &format!("{projects}/{project}"), None).await?;
+    assert_eq!((status, answer), (200, json!({})));
+    eventually("the project is gone", Duration::from_secs(60), || async {
+        let (status, _) = call(Method::GET, &format!("{projects}/{project}"), None).await?;
+        Ok((status == 404).then_some(()))
+    })
+    .await?;
     Ok(())
 }

@@ -62,7 +62,9 @@ pub(crate) fn router<S: AppService>(service: Arc<S>, shutdown: CancellationToken
         )
         .route(
             "/api/v1/applications/{name}",
-            get(get_application::<S>).delete(delete_application::<S>),
+            get(get_application::<S>)
+                .put(update_application::<S>)
+                .delete(delete_application::<S>),
         )
         .route("/api/v1/applications/{name}/sync", post(sync::<S>))
         .route("/api/v1/applications/{name}/rollback", post(rollback::<S>))
@@ -348,6 +350,16 @@ async fn create_application<S: AppService>(
     let Query(query) = query?;
     let upsert = query_flag("upsert", query.upsert.as_deref(), false)?;
     Ok(Json(state.service.create(app, upsert).await?))
+}
+
+/// `PUT /api/v1/applications/{name}` with an Application: replaces the
+/// spec of its object.
+async fn update_application<S: AppService>(
+    State(state): State<AppState<S>>,
+    AppName(name): AppName,
+    JsonBody(app): JsonBody<serde_json::Value>,
+) -> Result<Json<Application>, ApiError> {
+    Ok(Json(state.service.update(&name, app).await?))
 }
 
 /// The query of `DELETE /api/v1/applications/{name}`.
@@ -888,12 +900,9 @@ mod tests {
         let (status, body) = call(&app, get("/api/v1/nothing")).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(body["message"], "no route for GET /api/v1/nothing");
-        let (status, body) = call(&app, post("/api/v1/applications", "{}")).await;
+        let (status, body) = call(&app, post("/api/v1/settings", "{}")).await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
-        assert_eq!(
-            body["message"],
-            "POST is not allowed on /api/v1/applications"
-        );
+        assert_eq!(body["message"], "POST is not allowed on /api/v1/settings");
         let (status, _) = call(&app, get("/api/v1/applications/shop/sync")).await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     }

@@ -286,6 +286,63 @@ pub trait AppService: Send + Sync + 'static {
         }
     }
 
+    /// Replaces the spec of the Application object `name` with `app`'s
+    /// (and adds its labels and annotations).
+    ///
+    /// # Errors
+    /// NotFound; BadRequest as [`AppService::create`], or for a stale
+    /// `metadata.resourceVersion`.
+    fn update(
+        &self,
+        name: &str,
+        app: serde_json::Value,
+    ) -> impl Future<Output = Result<Application, ServiceError>> + Send {
+        let _ = app;
+        let missing = ServiceError::NotFound(name.to_string());
+        async { Err(missing) }
+    }
+
+    /// Creates an AppProject from Argo CD's body `{"project": {...},
+    /// "upsert": bool}`.
+    ///
+    /// # Errors
+    /// BadRequest for an invalid project, one of a file, or a different
+    /// existing spec without `upsert`.
+    fn create_project(
+        &self,
+        body: serde_json::Value,
+    ) -> impl Future<Output = Result<crate::project::AppProject, ServiceError>> + Send {
+        let _ = body;
+        async {
+            Err(ServiceError::BadRequest(
+                "creating projects is not served here".into(),
+            ))
+        }
+    }
+
+    /// Replaces the spec of the AppProject `name` (`{"project": {...}}`).
+    ///
+    /// # Errors
+    /// ProjectNotFound; BadRequest as [`AppService::create_project`].
+    fn update_project(
+        &self,
+        name: &str,
+        body: serde_json::Value,
+    ) -> impl Future<Output = Result<crate::project::AppProject, ServiceError>> + Send {
+        let _ = body;
+        let missing = ServiceError::ProjectNotFound(name.to_string());
+        async { Err(missing) }
+    }
+
+    /// Deletes the AppProject `name`; one that applications use stays.
+    ///
+    /// # Errors
+    /// ProjectNotFound; BadRequest while applications use it.
+    fn delete_project(&self, name: &str) -> impl Future<Output = Result<(), ServiceError>> + Send {
+        let missing = ServiceError::ProjectNotFound(name.to_string());
+        async { Err(missing) }
+    }
+
     /// Deletes the Application object `name`, with its resources first
     /// unless `cascade` says otherwise.
     ///

@@ -617,6 +617,30 @@ impl AppService for Controller {
         self.inner.create_application(app, upsert).await
     }
 
+    async fn update(&self, name: &str, app: Value) -> Result<Application, ServiceError> {
+        let name = self.inner.namespaces.canonical(name);
+        self.inner.update_application(name, app).await
+    }
+
+    async fn create_project(
+        &self,
+        body: Value,
+    ) -> Result<crate::project::AppProject, ServiceError> {
+        self.inner.create_project(body).await
+    }
+
+    async fn update_project(
+        &self,
+        name: &str,
+        body: Value,
+    ) -> Result<crate::project::AppProject, ServiceError> {
+        self.inner.update_project(name, body).await
+    }
+
+    async fn delete_project(&self, name: &str) -> Result<(), ServiceError> {
+        self.inner.delete_project(name).await
+    }
+
     async fn delete(&self, name: &str, cascade: Cascade) -> Result<(), ServiceError> {
         let name = self.inner.namespaces.canonical(name);
         self.inner.delete_application(name, cascade).await

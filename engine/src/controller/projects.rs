@@ -48,6 +48,11 @@ impl Projects {
             .cloned()
     }
 
+    /// Whether an `--apps` file defines the project `name`.
+    pub(super) fn in_files(&self, name: &str) -> bool {
+        self.files.contains_key(name)
+    }
+
     /// Every project by name, `default` as assumed when none of that name
     /// exists.
     pub(super) fn list(&self, home: &str) -> Vec<AppProject> {
