@@ -21,6 +21,7 @@ pub mod cascade;
 pub mod customizations;
 pub mod decide;
 pub mod diff;
+pub mod dora;
 pub mod health;
 pub mod helm;
 pub mod hooks;
