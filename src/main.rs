@@ -71,6 +71,22 @@ enum Command {
         #[command(subcommand)]
         command: AppSetCli,
     },
+    /// The clusters applications deploy to, on a running server.
+    Cluster {
+        /// The server's URL.
+        #[arg(
+            long,
+            env = "PLUMB_SERVER",
+            default_value = "http://127.0.0.1:8080",
+            global = true
+        )]
+        server: String,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value = "table", global = true)]
+        output: Output,
+        #[command(subcommand)]
+        command: plumb_cli::ClusterCommand,
+    },
     /// Render an application's sources offline: plain files, Kustomize,
     /// Helm or Jsonnet, from an Application file or from flags.
     Render(Box<render::RenderArgs>),
@@ -293,6 +309,19 @@ fn run() -> Result<()> {
                 appset::generate(&args, server.as_deref(), output, &mut std::io::stdout())
             }
         },
+        Command::Cluster {
+            server,
+            output,
+            command,
+        } => {
+            let client = Client::new(&server)?;
+            Ok(plumb_cli::run_cluster_command(
+                &client,
+                command,
+                output,
+                &mut std::io::stdout(),
+            )?)
+        }
         Command::Render(args) => emit(&render::render(*args)?),
         Command::Crd { which } => emit(&match which {
             CrdKind::Application => plumb_engine::model::application_crd_yaml(),

@@ -66,7 +66,8 @@ impl ApiError {
             ApiError::Service(
                 ServiceError::NotFound(_)
                 | ServiceError::AppSetNotFound(_)
-                | ServiceError::ProjectNotFound(_),
+                | ServiceError::ProjectNotFound(_)
+                | ServiceError::ClusterNotFound(_),
             ) => (StatusCode::NOT_FOUND, 5),
             ApiError::Service(ServiceError::BadRequest(_)) | ApiError::BadRequest(_) => {
                 (StatusCode::BAD_REQUEST, 3)

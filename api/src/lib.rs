@@ -14,6 +14,7 @@
 //! [`AppService`] trait, which the controller implements and tests fake.
 
 mod appsets;
+mod clusters;
 mod error;
 mod origin;
 mod projects;

@@ -56,6 +56,7 @@ pub(crate) fn router<S: AppService>(service: Arc<S>, shutdown: CancellationToken
         .merge(webhook)
         .merge(crate::appsets::routes::<S>())
         .merge(crate::projects::routes::<S>())
+        .merge(crate::clusters::routes::<S>())
         .route(
             "/api/v1/applications",
             get(list::<S>).post(create_application::<S>),

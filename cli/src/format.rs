@@ -53,6 +53,28 @@ pub(crate) fn app_list(apps: &[Application], home: Option<&str>) -> String {
     table.render()
 }
 
+/// `plumb cluster list`: SERVER, NAME, VERSION, STATUS, MESSAGE (as
+/// `argocd cluster list`).
+pub(crate) fn cluster_list(clusters: &[serde_json::Value]) -> String {
+    let mut table = Table::new(&["SERVER", "NAME", "VERSION", "STATUS", "MESSAGE"]);
+    for c in clusters {
+        let text = |pointer: &str| {
+            c.pointer(pointer)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        table.row([
+            text("/server"),
+            text("/name"),
+            text("/info/serverVersion"),
+            text("/connectionState/status"),
+            text("/connectionState/message"),
+        ]);
+    }
+    table.render()
+}
+
 /// The condition of an ApplicationSet that says most about it: an error,
 /// held deletions, else whether it is up to date.
 fn appset_state(set: &ApplicationSet) -> String {

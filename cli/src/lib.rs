@@ -378,6 +378,16 @@ impl Client {
         Ok(items.items.unwrap_or_default())
     }
 
+    /// Every cluster applications may deploy to, with its connection
+    /// state (`GET /api/v1/clusters`; no credentials).
+    ///
+    /// # Errors
+    /// As [`Client::list`].
+    pub fn clusters(&self) -> Result<Vec<serde_json::Value>, ClientError> {
+        let items: Items<serde_json::Value> = self.call(self.http.get(self.url(&["clusters"])))?;
+        Ok(items.items.unwrap_or_default())
+    }
+
     /// One ApplicationSet with its status.
     ///
     /// # Errors
@@ -697,6 +707,32 @@ pub fn run_appset_command(
         AppSetCommand::ConfirmDeletion { name, token } => {
             let set = client.confirm_appset_deletion(&name, &token)?;
             print(out, output, &set, || format::appset_details(&set))
+        }
+    }
+}
+
+/// `plumb cluster ...` commands against a running server.
+#[derive(Clone, Debug, PartialEq, Eq, clap::Subcommand)]
+pub enum ClusterCommand {
+    /// List the clusters applications may deploy to, with their
+    /// connection state.
+    List,
+}
+
+/// Runs one `plumb cluster` command against `client` and prints its answer.
+///
+/// # Errors
+/// Any [`ClientError`] of the calls it makes; `Output` when `out` fails.
+pub fn run_cluster_command(
+    client: &Client,
+    command: ClusterCommand,
+    output: Output,
+    out: &mut impl Write,
+) -> Result<(), ClientError> {
+    match command {
+        ClusterCommand::List => {
+            let clusters = client.clusters()?;
+            print(out, output, &clusters, || format::cluster_list(&clusters))
         }
     }
 }

@@ -18,6 +18,7 @@
 pub mod appns;
 pub mod appset;
 pub mod cascade;
+pub mod clusters;
 pub mod customizations;
 pub mod decide;
 pub mod diff;

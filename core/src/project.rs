@@ -203,6 +203,23 @@ pub fn check_app(
     home: &str,
     project: Option<&AppProject>,
 ) -> Result<(), Refusal> {
+    check_app_at(app, &app.spec.destination, app_namespace, home, project)
+}
+
+/// [`check_app`] with the destination as the cluster catalogue resolved
+/// it (server and name both filled in: `clusters::resolved_destination`),
+/// so a project entry by server admits an application that names the
+/// cluster, and the other way round.
+///
+/// # Errors
+/// As [`check_app`].
+pub fn check_app_at(
+    app: &Application,
+    dest: &ApplicationDestination,
+    app_namespace: Option<&str>,
+    home: &str,
+    project: Option<&AppProject>,
+) -> Result<(), Refusal> {
     let name = project_of(app);
     let assumed;
     let (project, is_assumed) = match project {
@@ -238,7 +255,6 @@ pub fn check_app(
             });
         }
     }
-    let dest = &app.spec.destination;
     if !destination_permitted(project, dest) {
         return Err(Refusal::Destination {
             server: dest
@@ -309,9 +325,10 @@ fn entry_match(pattern: &str, text: &str) -> bool {
 }
 
 /// Argo CD's `isDestinationMatched`: some entry matches the server or the
-/// name, and the namespace; no `!` entry's part fails. Plumb knows one
-/// cluster, so an application naming it by server or by name is checked
-/// under both (Argo CD infers the one from the other the same way).
+/// name, and the namespace; no `!` entry's part fails. The controller
+/// passes the destination resolved through the cluster catalogue (server
+/// and name both set, as Argo CD infers the one from the other); a bare
+/// in-cluster server or name is filled in here as well.
 pub fn destination_permitted(project: &AppProject, dest: &ApplicationDestination) -> bool {
     let server = dest.server.as_deref().filter(|s| !s.is_empty());
     let name = dest.name.as_deref().filter(|s| !s.is_empty());

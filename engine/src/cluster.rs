@@ -191,7 +191,17 @@ impl Cluster {
             None => ("", api_version),
         };
         let gvk = GroupVersionKind::gvk(group, version, kind);
-        match kube::discovery::pinned_kind(&self.client, &gvk).await {
+        let discovered = tokio::time::timeout(
+            self.request_timeout,
+            kube::discovery::pinned_kind(&self.client, &gvk),
+        )
+        .await
+        .map_err(|_| ClusterError::Timeout {
+            action: "discover",
+            target: format!("{api_version} {kind}"),
+            after: self.request_timeout,
+        })?;
+        match discovered {
             Ok((resource, caps)) => {
                 let k = Kind {
                     resource,
@@ -684,11 +694,17 @@ impl Cluster {
     /// # Errors
     /// When the list fails.
     pub async fn list(&self, kind: &Kind, namespace: &str) -> Result<Vec<Value>, ClusterError> {
-        let list = self
-            .api(kind, namespace)
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| ClusterError::api("list", kind.resource.kind.clone(), e))?;
+        let list = tokio::time::timeout(
+            self.request_timeout,
+            self.api(kind, namespace).list(&ListParams::default()),
+        )
+        .await
+        .map_err(|_| ClusterError::Timeout {
+            action: "list",
+            target: kind.resource.kind.clone(),
+            after: self.request_timeout,
+        })?
+        .map_err(|e| ClusterError::api("list", kind.resource.kind.clone(), e))?;
         Ok(list
             .items
             .into_iter()

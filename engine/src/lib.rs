@@ -12,12 +12,14 @@
 //! around them: git, Kubernetes, disk and the clock.
 
 pub use plumb_core::{
-    appns, appset, cascade, customizations, decide, diff, health, helm, hooks, ignore, kustomize,
-    model, plan, project, render, repo_path, selector, summary, syncopts, template, waves,
+    appns, appset, cascade, clusters, customizations, decide, diff, health, helm, hooks, ignore,
+    kustomize, model, plan, project, render, repo_path, selector, summary, syncopts, template,
+    waves,
 };
 
 pub mod cluster;
 pub mod controller;
+pub mod destinations;
 pub mod generators;
 pub mod live;
 pub mod lua;

@@ -329,6 +329,17 @@ fn slim(object: DynamicObject, kind: &Kind) -> Value {
     value
 }
 
+/// Whether a watch's error says the API server could not be reached (as
+/// opposed to an answer refusing the request).
+fn unreachable(error: &watcher::Error) -> bool {
+    match error {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => !matches!(e, kube::Error::Api(_)),
+        watcher::Error::WatchError(_) | watcher::Error::NoResourceVersion => false,
+    }
+}
+
 /// The error of [`LiveState::watch`].
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
@@ -402,6 +413,9 @@ pub struct LiveState {
     watches: Mutex<HashMap<KindId, WatchEntry>>,
     changes: Arc<ChangedApps>,
     cancel: CancellationToken,
+    /// Told when a watch cannot reach the API server (not when the server
+    /// refuses): the destination's prober asks whether it answers.
+    unreachable: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl std::fmt::Debug for LiveState {
@@ -418,6 +432,18 @@ impl LiveState {
         changes: Arc<ChangedApps>,
         cancel: CancellationToken,
     ) -> Arc<LiveState> {
+        LiveState::with_alarm(client, changes, cancel, None)
+    }
+
+    /// [`LiveState::new`] that tells `unreachable` when a watch cannot
+    /// reach the API server (a connection refused, a timeout; not an
+    /// answer such as 403).
+    pub fn with_alarm(
+        client: kube::Client,
+        changes: Arc<ChangedApps>,
+        cancel: CancellationToken,
+        unreachable: Option<Arc<tokio::sync::Notify>>,
+    ) -> Arc<LiveState> {
         Arc::new(LiveState {
             client,
             settings: std::sync::RwLock::new(Arc::new(Settings::default())),
@@ -425,6 +451,7 @@ impl LiveState {
             watches: Mutex::default(),
             changes,
             cancel,
+            unreachable,
         })
     }
 
@@ -585,6 +612,11 @@ impl LiveState {
                 }
                 Err(e) => {
                     tracing::warn!(kind = %kind.resource.kind, error = %e, "watch failed; retrying");
+                    if let Some(alarm) = &self.unreachable
+                        && unreachable(&e)
+                    {
+                        alarm.notify_one();
+                    }
                     *last_error
                         .lock()
                         .expect("watch error lock is never poisoned") = Some(e.to_string());

@@ -127,14 +127,21 @@ pub struct AppInfo {
 pub struct Snapshot {
     /// Each application.
     pub apps: Vec<AppInfo>,
-    /// The API server.
-    pub server: String,
-    /// Its version when it answered, `None` when it did not.
-    pub k8s_version: Option<String>,
-    /// The tracked objects held in the live state.
-    pub objects: u64,
+    /// Each connected cluster.
+    pub clusters: Vec<ClusterGauge>,
     /// Applications waiting in the work queue.
     pub queue_depth: u64,
+}
+
+/// One cluster in a [`Snapshot`].
+#[derive(Clone, Debug, Default)]
+pub struct ClusterGauge {
+    /// Its API server, as applications name it.
+    pub server: String,
+    /// Its version when it answered its last probe, `None` when it did not.
+    pub k8s_version: Option<String>,
+    /// The tracked objects held in its live state.
+    pub objects: u64,
 }
 
 /// The metrics of one Plumb.
@@ -276,24 +283,28 @@ impl Metrics {
         }
         now.register("argocd_app_info", "Information about application", info);
         let objects: Family<Vec<(String, String)>, Gauge> = Family::default();
-        objects
-            .get_or_create(&vec![("server".into(), snapshot.server.clone())])
-            .set(i64::try_from(snapshot.objects).unwrap_or(i64::MAX));
+        for c in &snapshot.clusters {
+            objects
+                .get_or_create(&vec![("server".into(), c.server.clone())])
+                .set(i64::try_from(c.objects).unwrap_or(i64::MAX));
+        }
         now.register(
             "argocd_cluster_api_resource_objects",
             "Number of k8s resource objects in the cache",
             objects,
         );
         let connection: Family<Vec<(String, String)>, Gauge> = Family::default();
-        connection
-            .get_or_create(&vec![
-                ("server".into(), snapshot.server.clone()),
-                (
-                    "k8s_version".into(),
-                    snapshot.k8s_version.clone().unwrap_or_default(),
-                ),
-            ])
-            .set(i64::from(snapshot.k8s_version.is_some()));
+        for c in &snapshot.clusters {
+            connection
+                .get_or_create(&vec![
+                    ("server".into(), c.server.clone()),
+                    (
+                        "k8s_version".into(),
+                        c.k8s_version.clone().unwrap_or_default(),
+                    ),
+                ])
+                .set(i64::from(c.k8s_version.is_some()));
+        }
         now.register(
             "argocd_cluster_connection_status",
             "The k8s cluster current connection status",
@@ -501,9 +512,18 @@ mod tests {
                 operation: String::new(),
                 autosync_enabled: "true".into(),
             }],
-            server: "https://127.0.0.1:6443".into(),
-            k8s_version: Some("v1.20.2".into()),
-            objects: 3,
+            clusters: vec![
+                ClusterGauge {
+                    server: "https://127.0.0.1:6443".into(),
+                    k8s_version: Some("v1.20.2".into()),
+                    objects: 3,
+                },
+                ClusterGauge {
+                    server: "https://second:6443".into(),
+                    k8s_version: None,
+                    objects: 0,
+                },
+            ],
             queue_depth: 0,
         };
         let text = metrics.text(&snapshot);
@@ -512,6 +532,8 @@ mod tests {
             "argocd_git_request_total{repo=\"https://git.example/repo.git\",request_type=\"fetch\"} 1",
             "argocd_cluster_api_resource_objects{server=\"https://127.0.0.1:6443\"} 3",
             "argocd_cluster_connection_status{server=\"https://127.0.0.1:6443\",k8s_version=\"v1.20.2\"} 1",
+            "argocd_cluster_connection_status{server=\"https://second:6443\",k8s_version=\"\"} 0",
+            "argocd_cluster_api_resource_objects{server=\"https://second:6443\"} 0",
             "plumb_queue_depth 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line}\n{text}");

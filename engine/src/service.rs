@@ -176,6 +176,9 @@ pub enum ServiceError {
     /// No AppProject of that name (404).
     #[error("appproject {0} not found")]
     ProjectNotFound(String),
+    /// No cluster with that server (404).
+    #[error("cluster {0} not found")]
+    ClusterNotFound(String),
     /// The request cannot be carried out as given (400).
     #[error("{0}")]
     BadRequest(String),
@@ -481,6 +484,12 @@ pub trait AppService: Send + Sync + 'static {
             .into_iter()
             .find(|p| p.name() == name)
             .ok_or_else(|| ServiceError::ProjectNotFound(name.to_string()))
+    }
+
+    /// Every cluster applications may deploy to (cluster Secrets and
+    /// in-cluster), with its connection state; no credentials.
+    fn clusters(&self) -> Vec<crate::destinations::ClusterView> {
+        Vec::new()
     }
 
     /// The metrics in Prometheus' text format, `None` where there are none.

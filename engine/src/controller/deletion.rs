@@ -70,10 +70,44 @@ impl Inner {
             tracing::info!(app = %name, cascade = ?cascade, "the Application object is being deleted with the resources finalizer: deleting its resources first");
         }
 
+        // The cascade deletes on the application's cluster; while that
+        // cannot be reached (or named), the finalizer stays and nothing is
+        // deleted.
+        let project = plumb_core::project::project_of(&declared.app);
+        let dest = match self
+            .dests
+            .resolve(&declared.app.spec.destination, project)
+            .await
+        {
+            Ok((_, d)) if d.state().status == crate::destinations::Status::Successful => d,
+            other => {
+                let why = match other {
+                    Ok((cluster, d)) => ReconcileError::Unreachable {
+                        cluster,
+                        server: d.server.clone(),
+                        message: d.state().message,
+                    }
+                    .to_string(),
+                    Err(e) => e.to_string(),
+                };
+                status.health = Health::new(
+                    HealthStatusCode::Progressing,
+                    "the application's resources cannot be deleted yet",
+                );
+                status.conditions.push(condition(DELETION_ERROR, why));
+                self.enqueue_after_jittered(name, error::retry_after(work.failures));
+                work.failures = work.failures.saturating_add(1);
+                status.reconciled_at = Some(now());
+                self.publish(name, slot, status);
+                return true;
+            }
+        };
         // Every kind the application may have objects of must be watched,
         // or the cascade would miss them and remove the finalizer early.
-        let unwatched = self.watch_kinds_for_deletion(name, work, declared).await;
-        let tracked = self.live.tracked(name);
+        let unwatched = self
+            .watch_kinds_for_deletion(&dest, name, work, declared)
+            .await;
+        let tracked = dest.live.tracked(name);
         let owned: Vec<Owned> = tracked
             .iter()
             .map(|(key, live)| Owned {
@@ -96,13 +130,14 @@ impl Inner {
             .iter()
             .map(|o| {
                 let propagation = propagation.clone();
+                let dest = &dest;
                 async move {
-                    let kind = match self.cluster.resolve(&o.api_version, &o.key.kind).await {
+                    let kind = match dest.cluster.resolve(&o.api_version, &o.key.kind).await {
                         Ok(Some(kind)) => kind,
                         Ok(None) => return Ok(()),
                         Err(e) => return Err(format!("{}: {e}", o.key)),
                     };
-                    match self
+                    match dest
                         .cluster
                         .delete_with(&kind, &o.key, Some(&o.uid), propagation)
                         .await
@@ -179,6 +214,7 @@ impl Inner {
     /// watched, as failures.
     async fn watch_kinds_for_deletion(
         self: &Arc<Self>,
+        dest: &crate::destinations::Dest,
         name: &str,
         work: &mut AppWork,
         declared: &Declared,
@@ -192,14 +228,14 @@ impl Inner {
             .unwrap_or_default();
         let prepared = match work.render.as_ref().map(RenderCache::manifests) {
             Some(manifests) => self
-                .prepare(name, manifests, &namespace, &declared.app.spec)
+                .prepare(dest, name, manifests, &namespace, &declared.app.spec)
                 .await
                 .unwrap_or_default(),
             None => Vec::new(),
         };
         let mut failures = Vec::new();
-        for kind in self.kinds_to_watch(name, &prepared).await {
-            if let Err(e) = self.live.watch(&kind, self.options.watch_timeout).await {
+        for kind in self.kinds_to_watch(dest, name, &prepared).await {
+            if let Err(e) = dest.live.watch(&kind, self.options.watch_timeout).await {
                 failures.push(e.to_string());
             }
         }

@@ -23,11 +23,26 @@ pub enum ReconcileError {
         "{0}: not supported by Plumb; nothing is rendered or synced until the field is removed"
     )]
     UnsupportedSource(String),
-    /// The destination is another cluster.
+    /// The destination names no cluster of the catalogue (cluster
+    /// Secrets and in-cluster), or one scoped to another project.
+    #[error("{0}")]
+    Destination(#[from] plumb_core::clusters::DestinationError),
+    /// The destination cluster's Secret does not make a client.
+    #[error("{0}")]
+    DestinationConfig(String),
+    /// The destination cluster does not answer (or refuses Plumb): its
+    /// prober queues the application again when it answers.
     #[error(
-        "destination {0} is not supported yet: only https://kubernetes.default.svc (name in-cluster) is"
+        "cluster '{cluster}' ({server}) is unreachable: {message}; nothing is compared, synced or pruned there until it answers"
     )]
-    Destination(String),
+    Unreachable {
+        /// The cluster's name.
+        cluster: String,
+        /// Its server.
+        server: String,
+        /// What the last probe met (never a credential).
+        message: String,
+    },
     /// The application's project refuses it (missing project, repository,
     /// destination or namespace not permitted).
     #[error("{0}; nothing is synced or pruned")]
@@ -82,6 +97,17 @@ pub enum ReconcileError {
     Task(&'static str),
 }
 
+impl From<crate::destinations::DestError> for ReconcileError {
+    fn from(e: crate::destinations::DestError) -> ReconcileError {
+        match e {
+            crate::destinations::DestError::Unknown(e) => ReconcileError::Destination(e),
+            e @ crate::destinations::DestError::Config { .. } => {
+                ReconcileError::DestinationConfig(e.to_string())
+            }
+        }
+    }
+}
+
 fn list(errors: &[WatchError]) -> String {
     errors
         .iter()
@@ -106,6 +132,8 @@ impl ReconcileError {
             ReconcileError::NotFound(_)
             | ReconcileError::NoSource
             | ReconcileError::Destination(_)
+            | ReconcileError::DestinationConfig(_)
+            | ReconcileError::Unreachable { .. }
             | ReconcileError::UnsupportedSource(_)
             | ReconcileError::Cancelled
             | ReconcileError::Invalid(_)
@@ -164,5 +192,19 @@ mod tests {
             ReconcileError::Invalid("x".into()).condition_type(),
             "ComparisonError"
         );
+        let unknown = ReconcileError::Destination(
+            plumb_core::clusters::DestinationError::UnknownName("prod".into()),
+        );
+        assert_eq!(unknown.condition_type(), "InvalidSpecError");
+        assert!(!unknown.is_spurious());
+        // An unreachable cluster is retried by its prober, not by backoff.
+        let down = ReconcileError::Unreachable {
+            cluster: "prod".into(),
+            server: "https://prod".into(),
+            message: "connection refused".into(),
+        };
+        assert_eq!(down.condition_type(), "ComparisonError");
+        assert!(!down.is_spurious());
+        assert!(down.to_string().contains("cluster 'prod'"), "{down}");
     }
 }

@@ -118,8 +118,10 @@ impl Inner {
     /// render, and either the revisions are too or (Kustomize and Helm
     /// sources only) no repository path the last render read changed
     /// content since.
+    #[allow(clippy::too_many_arguments)] // one call site; the cluster is for Helm's capabilities
     pub(super) async fn render_sources(
         self: &Arc<Self>,
+        dest: &crate::destinations::Dest,
         name: &str,
         work: &mut AppWork,
         spec: &crate::model::ApplicationSpec,
@@ -144,7 +146,7 @@ impl Inner {
             .zip(&kinds)
             .any(|(r, k)| r.renders() && *k == SourceKind::Helm);
         let capabilities = if helm {
-            self.cluster
+            dest.cluster
                 .capabilities()
                 .await
                 .map_err(|e| ReconcileError::Discovery(e.to_string()))?

@@ -28,11 +28,11 @@ use crate::health;
 use crate::ignore::IgnoreRules;
 use crate::live::{ChangedApps, Live, LiveObject, LiveState};
 use crate::model::{
-    Application, ApplicationStatus, Condition, Health, HealthStatusCode, IN_CLUSTER_NAME,
-    IN_CLUSTER_SERVER, InitiatedBy, MANAGED_LABEL, MANAGED_LABEL_VALUE, Manifest, Operation,
-    OperationPhase, OperationState, ResourceKey, ResourceResult, ResourceStatus, RevisionHistory,
-    RollbackPin, SyncOperation, SyncOperationResource, SyncResult, SyncStatus, SyncStatusCode,
-    SyncStrategy, TRACKING_ANNOTATION, group_of, version_of,
+    Application, ApplicationStatus, Condition, Health, HealthStatusCode, InitiatedBy,
+    MANAGED_LABEL, MANAGED_LABEL_VALUE, Manifest, Operation, OperationPhase, OperationState,
+    ResourceKey, ResourceResult, ResourceStatus, RevisionHistory, RollbackPin, SyncOperation,
+    SyncOperationResource, SyncResult, SyncStatus, SyncStatusCode, SyncStrategy,
+    TRACKING_ANNOTATION, group_of, version_of,
 };
 use crate::plan::{self, Desired, PlanOptions, Tracked};
 use crate::registry::{self, Declared, Origin, SourceUpdate, Watched};
@@ -74,8 +74,12 @@ pub use options::{ControllerOptions, StartError};
 use slot::{AppSlot, AppWork, ManualOp, RenderCache, RunningOp, Trigger, WaitingOp};
 
 struct Inner {
+    /// Plumb's own cluster: Application, ApplicationSet and AppProject
+    /// objects, settings, Secrets. Applications reach their destination
+    /// through `dests`.
     cluster: Cluster,
-    live: Arc<LiveState>,
+    /// The clusters applications deploy to, each with its live state.
+    dests: Arc<crate::destinations::Destinations>,
     repos: Arc<RepoCache>,
     tools: Arc<crate::tools::Tools>,
     store: Store,
@@ -217,7 +221,13 @@ impl Controller {
             None => crate::settings::Data::new(),
         };
         let changes = Arc::new(ChangedApps::default());
-        let live = LiveState::new(client.clone(), Arc::clone(&changes), cancel.clone());
+        let own_alarm = Arc::new(tokio::sync::Notify::new());
+        let live = LiveState::with_alarm(
+            client.clone(),
+            Arc::clone(&changes),
+            cancel.clone(),
+            Some(Arc::clone(&own_alarm)),
+        );
         // Settings first, so the first reconciles see the customizations;
         // each change re-assesses the kinds whose health rule it changes.
         let mut settings = crate::settings::SettingsSource::watch(
@@ -228,13 +238,26 @@ impl Controller {
             cancel.clone(),
         )
         .await;
-        live.set_settings(settings.current());
+        let dests = crate::destinations::Destinations::new(
+            client.clone(),
+            live,
+            own_alarm,
+            Arc::clone(&changes),
+            crate::destinations::DestOptions {
+                namespace: options.namespace.clone(),
+                request_timeout: options.request_timeout,
+                metrics: Some(Arc::clone(&options.metrics)),
+            },
+            cancel.clone(),
+        )
+        .await;
+        dests.set_settings(settings.current());
         let (queue_tx, queue_rx) = mpsc::unbounded_channel();
         let (urgent_tx, urgent_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(1024);
         let inner = Arc::new(Inner {
-            cluster: Cluster::new(client.clone()).with_request_timeout(options.request_timeout),
-            live,
+            cluster: dests.own().cluster.clone(),
+            dests: Arc::clone(&dests),
             repos: Arc::new(RepoCache::new(options.data_dir.join("repos"))),
             tools: Arc::new(tools),
             store,
@@ -320,8 +343,8 @@ impl Controller {
         tokio::spawn(async move {
             while let Some(current) = settings.changed().await {
                 let Some(inner) = weak.upgrade() else { return };
-                let before = inner.live.settings();
-                inner.live.set_settings(Arc::clone(&current));
+                let before = inner.dests.own().live.settings();
+                inner.dests.set_settings(Arc::clone(&current));
                 if before.ignore_differences() != current.ignore_differences() {
                     for name in inner.names() {
                         inner.enqueue(&name);
@@ -354,6 +377,25 @@ impl Controller {
                 }
             }
         });
+
+        // A cluster whose connection state changed (or whose Secret did):
+        // its applications are compared again ("*": every application, the
+        // catalogue changed).
+        let weak = Arc::downgrade(&inner);
+        let touched = dests.touched();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            loop {
+                let servers = tokio::select! {
+                    () = stop.cancelled() => return,
+                    servers = touched.next() => servers,
+                };
+                let Some(inner) = weak.upgrade() else { return };
+                inner.requeue_clusters(&servers);
+            }
+        });
+        // The cluster catalogue, from Argo CD's cluster Secrets.
+        crate::destinations::watch_secrets(client.clone(), Arc::clone(&dests), cancel.clone());
 
         // Credentials for https repositories, from Argo CD's repository Secrets.
         crate::repocreds::watch(
@@ -447,6 +489,48 @@ impl Controller {
 }
 
 impl Inner {
+    /// Queues again the applications whose destination is one of
+    /// `servers` (all of them for `*`, a change of the catalogue).
+    fn requeue_clusters(&self, servers: &[String]) {
+        let all = servers.iter().any(|s| s == crate::destinations::ALL);
+        let slots: Vec<(String, Arc<AppSlot>)> = self
+            .apps
+            .read()
+            .expect("app map lock is never poisoned")
+            .iter()
+            .map(|(n, s)| (n.clone(), Arc::clone(s)))
+            .collect();
+        let catalog = self.dests.catalog();
+        for (name, slot) in slots {
+            let declared = slot.declared();
+            let project = plumb_core::project::project_of(&declared.app);
+            let hit = all
+                || catalog
+                    .resolve(&declared.app.spec.destination, project)
+                    .is_ok_and(|e| servers.contains(&e.server));
+            if hit {
+                self.enqueue(&name);
+            }
+        }
+    }
+
+    /// How many applications deploy to `server`.
+    fn applications_on(&self, server: &str) -> usize {
+        let catalog = self.dests.catalog();
+        self.apps
+            .read()
+            .expect("app map lock is never poisoned")
+            .values()
+            .filter(|slot| {
+                let declared = slot.declared();
+                let project = plumb_core::project::project_of(&declared.app);
+                catalog
+                    .resolve(&declared.app.spec.destination, project)
+                    .is_ok_and(|e| e.server == server)
+            })
+            .count()
+    }
+
     /// Records one reconcile of a managed application in
     /// `argocd_app_reconcile`.
     fn reconciled(&self, name: &str, took: Duration) {
@@ -508,19 +592,24 @@ impl Inner {
                 }
             })
             .collect();
-        let version = tokio::time::timeout(
-            self.options.request_timeout,
-            self.cluster.client().apiserver_version(),
-        )
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .map(|info| info.git_version);
+        // Versions from each cluster's prober: a scrape makes no request.
+        let clusters = self
+            .dests
+            .connected()
+            .iter()
+            .map(|d| {
+                let state = d.state();
+                crate::metrics::ClusterGauge {
+                    server: d.server.clone(),
+                    k8s_version: (state.status == crate::destinations::Status::Successful)
+                        .then(|| state.version.unwrap_or_default()),
+                    objects: d.live.len() as u64,
+                }
+            })
+            .collect();
         crate::metrics::Snapshot {
             apps,
-            server: crate::model::IN_CLUSTER_SERVER.to_string(),
-            k8s_version: version,
-            objects: self.live.len() as u64,
+            clusters,
             queue_depth: self
                 .queued
                 .lock()
@@ -772,6 +861,12 @@ impl AppService for Controller {
         set: Value,
     ) -> Result<crate::service::AppSetPreview, ServiceError> {
         self.inner.preview_appset(set).await
+    }
+
+    fn clusters(&self) -> Vec<crate::destinations::ClusterView> {
+        self.inner
+            .dests
+            .views(&|server| self.inner.applications_on(server))
     }
 
     async fn metrics(&self) -> Option<String> {

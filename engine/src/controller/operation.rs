@@ -5,6 +5,7 @@ use plumb_core::decide;
 use plumb_core::waves::{self, Next, Progress, Readiness};
 
 use super::*;
+use crate::destinations::Dest;
 
 /// How often a running sync publishes its progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
@@ -158,16 +159,18 @@ impl Inner {
     /// The readiness of an application's live objects for the gate.
     fn readiness(
         &self,
+        dest: &Dest,
         name: &str,
         hook_uids: &BTreeMap<ResourceKey, String>,
     ) -> BTreeMap<ResourceKey, Readiness> {
-        readiness(&self.live.tracked(name), hook_uids)
+        readiness(&dest.live.tracked(name), hook_uids)
     }
 
     /// Deletes the hooks whose policy says so: `HookSucceeded` ones that
     /// succeeded, `HookFailed` ones that failed (as the results say).
     async fn delete_hooks(
         &self,
+        dest: &Dest,
         name: &str,
         hooks: &[plan::Hook],
         results: &[ResourceResult],
@@ -200,8 +203,8 @@ impl Inner {
                 .get("apiVersion")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            match self.cluster.resolve(api_version, &h.key.kind).await {
-                Ok(Some(kind)) => match self.cluster.delete(&kind, &h.key, Some(uid)).await {
+            match dest.cluster.resolve(api_version, &h.key.kind).await {
+                Ok(Some(kind)) => match dest.cluster.delete(&kind, &h.key, Some(uid)).await {
                     Ok(()) | Err(crate::cluster::ClusterError::Replaced(_)) => {
                         tracing::info!(app = %name, hook = %h.key, "hook deleted by its delete policy");
                     }
@@ -220,6 +223,7 @@ impl Inner {
     /// Runs stages of the plan for an operation.
     async fn execute(
         &self,
+        dest: &Dest,
         run: &ManualOp,
         stages: &[&plan::Stage],
         progress: &(dyn Fn(&ResourceResult) + Send + Sync),
@@ -229,7 +233,7 @@ impl Inner {
             progress,
             crd_timeout: self.options.crd_timeout,
         };
-        sync::execute(&self.cluster, &self.live, stages, &execution).await
+        sync::execute(&dest.cluster, &dest.live, stages, &execution).await
     }
 
     /// Registers an automated sync as the application's operation, unless
@@ -379,6 +383,7 @@ impl Inner {
     #[allow(clippy::too_many_arguments)] // one call site; the pieces are all distinct state
     pub(super) async fn run_sync(
         self: &Arc<Self>,
+        dest: &Dest,
         name: &str,
         slot: &AppSlot,
         work: &mut AppWork,
@@ -488,7 +493,7 @@ impl Inner {
                         let Some(fail) = &plan.fail else {
                             break (OperationPhase::Failed, message);
                         };
-                        let ran = self.execute(run, &[fail], &progress).await;
+                        let ran = self.execute(dest, run, &[fail], &progress).await;
                         hook_uids.extend(ran.hooks);
                         results.extend(ran.resources);
                         match ran.failure {
@@ -514,7 +519,7 @@ impl Inner {
                     let waits =
                         stand != Progress::Start && (plan.waves.len() > 1 || !hook_uids.is_empty());
                     let live = if waits {
-                        self.readiness(name, &hook_uids)
+                        self.readiness(dest, name, &hook_uids)
                     } else {
                         BTreeMap::new()
                     };
@@ -591,7 +596,7 @@ impl Inner {
                             return SyncEnd::Waiting;
                         }
                     };
-                    let outcome = self.execute(run, &stages, &progress).await;
+                    let outcome = self.execute(dest, run, &stages, &progress).await;
                     // An apply response is what a dry run would now predict:
                     // the comparison after the sync needs no request for these.
                     let by_key: BTreeMap<&ResourceKey, &Value> =
@@ -618,10 +623,11 @@ impl Inner {
                 let live = if hook_uids.is_empty() {
                     BTreeMap::new()
                 } else {
-                    self.readiness(name, &hook_uids)
+                    self.readiness(dest, name, &hook_uids)
                 };
                 hook_results(&mut results, &live, &hook_uids);
-                self.delete_hooks(name, hooks, &results, &hook_uids).await;
+                self.delete_hooks(dest, name, hooks, &results, &hook_uids)
+                    .await;
                 outcome
             }
         };

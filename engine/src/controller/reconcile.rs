@@ -9,6 +9,7 @@ use super::error::{self, ReconcileError};
 use super::operation::SyncEnd;
 use super::status::resource_status;
 use super::*;
+use crate::destinations::{Dest, Status};
 
 /// Dry runs one application has in flight at once.
 pub(super) const COMPARE_CONCURRENCY: usize = 16;
@@ -23,6 +24,8 @@ struct Ready {
     prepared: Vec<Prepared>,
     rules: Arc<IgnoreRules>,
     hooks: Vec<PreparedHook>,
+    /// The cluster the application deploys to.
+    dest: Arc<Dest>,
 }
 
 /// A hook of the render, prepared like the other objects but never
@@ -248,7 +251,7 @@ impl Inner {
             self.end_waiting(name, slot, work, "Operation terminated");
         }
         let spec = &declared.app.spec;
-        let dest = &spec.destination;
+        let destination = &spec.destination;
         let mut status = slot.status();
         status
             .conditions
@@ -275,6 +278,7 @@ impl Inner {
             prepared,
             hooks,
             rules,
+            dest,
         } = match self.ready(name, work, &declared, &status, &trigger).await {
             Ok(Some(ready)) => ready,
             Ok(None) => return Ok(()),
@@ -317,9 +321,11 @@ impl Inner {
         let mut held = false;
         let mut waiting = false;
         loop {
-            let live_generation = self.live.generation(name);
-            let tracked = self.live.tracked(name);
-            let (modified, errors) = self.compare(work, spec, &prepared, &tracked, &rules).await;
+            let live_generation = dest.live.generation(name);
+            let tracked = dest.live.tracked(name);
+            let (modified, errors) = self
+                .compare(&dest, work, spec, &prepared, &tracked, &rules)
+                .await;
             // Hooks are created by syncs and deleted by their policies:
             // never compared, listed nor pruned.
             let extras: Vec<Tracked> = tracked
@@ -404,7 +410,7 @@ impl Inner {
                 .collect();
             conditions.append(&mut warnings.clone());
             conditions.extend(health_error(&prepared, &tracked));
-            conditions.extend(self.shared_warnings(name, &prepared, &tracked));
+            conditions.extend(self.shared_warnings(&dest, name, &prepared, &tracked));
             status.conditions = conditions;
             status.reconciled_at = Some(now());
 
@@ -515,7 +521,7 @@ impl Inner {
                 allow_empty: automated.as_ref().is_some_and(|a| a.allow_empty),
                 create_namespace: spec
                     .sync_option("CreateNamespace")
-                    .then(|| dest.namespace.clone())
+                    .then(|| destination.namespace.clone())
                     .flatten()
                     .filter(|n| !n.is_empty()),
                 prune_propagation: plan::PrunePropagation::from_options(app_options(spec)),
@@ -532,7 +538,7 @@ impl Inner {
                 .collect();
             let respect_all = spec.sync_option("RespectIgnoreDifferences");
             let unrespected = self
-                .respect_ignored(&mut desired, &prepared, &rules, respect_all)
+                .respect_ignored(&dest, &mut desired, &prepared, &rules, respect_all)
                 .await;
             // Applying would overwrite fields the rules keep: the sync
             // fails rather than doing that.
@@ -548,7 +554,7 @@ impl Inner {
                 && resume.is_none()
                 && syncopts::fail_on_shared_resource(app_options(spec)).unwrap_or(false)
             {
-                refused = self.shared_refusal(name, &prepared, &tracked).await;
+                refused = self.shared_refusal(&dest, name, &prepared, &tracked).await;
             }
             // A selective sync applies and prunes only the objects it names.
             desired.retain(|d| run.includes(&d.key));
@@ -575,6 +581,7 @@ impl Inner {
             };
             let end = self
                 .run_sync(
+                    &dest,
                     name,
                     slot,
                     work,
@@ -639,26 +646,52 @@ impl Inner {
             Origin::Cluster => declared.app.metadata.namespace.as_deref(),
             Origin::File(_) => None,
         };
-        plumb_core::project::check_app(
+        // The destination through the catalogue of clusters (by server or
+        // by name); the project's rules see both, as Argo CD's do.
+        let project_name = plumb_core::project::project_of(&declared.app);
+        let (cluster_name, dest) = self
+            .dests
+            .resolve(&spec.destination, project_name)
+            .await
+            .map_err(|e| (ReconcileError::from(e), None))?;
+        plumb_core::project::check_app_at(
             &declared.app,
+            &plumb_core::clusters::resolved_destination(
+                &spec.destination,
+                &cluster_name,
+                &dest.server,
+            ),
             app_namespace,
             self.namespaces.home(),
             project.as_ref().map(|k| &*k.project),
         )
         .map_err(|e| (ReconcileError::Project(e), None))?;
-        let dest = &spec.destination;
-        let in_cluster = dest
-            .server
-            .as_deref()
-            .is_none_or(|s| s == IN_CLUSTER_SERVER || s.is_empty())
-            && dest
-                .name
-                .as_deref()
-                .is_none_or(|n| n == IN_CLUSTER_NAME || n.is_empty());
-        if !in_cluster {
-            let named = dest.server.as_deref().or(dest.name.as_deref());
-            let error = ReconcileError::Destination(named.unwrap_or_default().to_string());
-            return Err((error, None));
+        // A cluster that does not answer (its prober says so) fails its
+        // applications at once: no worker waits on it, nothing is synced
+        // or pruned there. Its prober queues them again when it answers.
+        let state = dest.state();
+        match state.status {
+            Status::Successful => {}
+            Status::Unknown if trigger.op.is_none() && work.waiting.is_none() => {
+                return Ok(None);
+            }
+            Status::Unknown | Status::Failed => {
+                let error = ReconcileError::Unreachable {
+                    cluster: cluster_name,
+                    server: dest.server.clone(),
+                    message: if state.message.is_empty() {
+                        "not connected yet".into()
+                    } else {
+                        state.message
+                    },
+                };
+                return Err((error, None));
+            }
+        }
+        if work.dest != dest.id {
+            // Verdicts of another cluster say nothing about this one.
+            work.compared.clear();
+            work.dest = dest.id;
         }
         // Revision: a user's, a rollback pin's, or each source's target.
         // A sync waiting for a wave goes on at the revision it started
@@ -682,9 +715,10 @@ impl Inner {
         let rules = self
             .ignore_rules(work, spec, spec_hash)
             .map_err(|e| (e, Some(sha.clone())))?;
-        let live_generation = self.live.generation(name);
-        // A change of the project compares again: it may refuse a kind.
-        let checks = hash_of(&(rules.hash(), project.as_ref().map(|k| k.hash)));
+        let live_generation = dest.live.generation(name);
+        // A change of the project, or of the cluster's connection,
+        // compares again: it may refuse a kind.
+        let checks = hash_of(&(rules.hash(), project.as_ref().map(|k| k.hash), dest.id));
         let key = (sha.clone(), spec_hash, live_generation, checks);
         if op.is_none() && !trigger.force && work.last_key.as_ref() == Some(&key) {
             return Ok(None);
@@ -697,7 +731,7 @@ impl Inner {
         }
         let at = |error: ReconcileError| (error, Some(sha.clone()));
         let manifests = self
-            .render_sources(name, work, spec, spec_hash, &resolved, trigger.hard)
+            .render_sources(&dest, name, work, spec, spec_hash, &resolved, trigger.hard)
             .await
             .map_err(at)?;
         let (manifests, hook_manifests) =
@@ -734,9 +768,9 @@ impl Inner {
         }
 
         // Resolve kinds, default namespaces, track.
-        let namespace = dest.namespace.as_deref().unwrap_or("");
+        let namespace = spec.destination.namespace.as_deref().unwrap_or("");
         let prepared = self
-            .prepare(name, manifests, namespace, spec)
+            .prepare(&dest, name, manifests, namespace, spec)
             .await
             .map_err(at)?;
         // A wave that is not a number would fail every sync: it stops the
@@ -752,7 +786,7 @@ impl Inner {
             return Err(at(ReconcileError::Invalid(e.to_string())));
         }
         let hooks: Vec<PreparedHook> = self
-            .prepare(name, hook_objects, namespace, spec)
+            .prepare(&dest, name, hook_objects, namespace, spec)
             .await
             .map_err(at)?
             .into_iter()
@@ -781,7 +815,7 @@ impl Inner {
         // missing for absent and the prune set would be wrong: a kind that
         // cannot be listed stops this application (and only this one).
         let mut unwatched = Vec::new();
-        let mut kinds = self.kinds_to_watch(name, &prepared).await;
+        let mut kinds = self.kinds_to_watch(&dest, name, &prepared).await;
         for h in &hooks {
             if let Some(kind) = &h.prepared.kind
                 && !kinds.iter().any(|k| k.resource == kind.resource)
@@ -790,7 +824,7 @@ impl Inner {
             }
         }
         for kind in kinds {
-            if let Err(e) = self.live.watch(&kind, self.options.watch_timeout).await {
+            if let Err(e) = dest.live.watch(&kind, self.options.watch_timeout).await {
                 unwatched.push(e);
             }
         }
@@ -804,6 +838,7 @@ impl Inner {
             prepared,
             hooks,
             rules,
+            dest,
         }))
     }
 
@@ -814,6 +849,7 @@ impl Inner {
     /// from elsewhere, and the object is Missing, not dry-run, until it is.
     pub(super) async fn prepare(
         &self,
+        dest: &Dest,
         app: &str,
         manifests: Vec<Manifest>,
         namespace: &str,
@@ -831,7 +867,7 @@ impl Inner {
         let mut out = Vec::with_capacity(manifests.len());
         let mut seen = HashSet::new();
         for m in manifests {
-            let kind = self
+            let kind = dest
                 .cluster
                 .resolve(m.api_version(), m.kind())
                 .await
@@ -898,7 +934,12 @@ impl Inner {
     /// kinds of its last sync as recorded in the store, so that objects of a
     /// kind that left the desired state are still seen (and pruned), also
     /// after a restart.
-    pub(super) async fn kinds_to_watch(&self, app: &str, prepared: &[Prepared]) -> Vec<Kind> {
+    pub(super) async fn kinds_to_watch(
+        &self,
+        dest: &Dest,
+        app: &str,
+        prepared: &[Prepared],
+    ) -> Vec<Kind> {
         let mut seen = BTreeSet::new();
         let mut out: Vec<Kind> = prepared
             .iter()
@@ -921,7 +962,7 @@ impl Inner {
             if r.version.is_empty() || !seen.insert((api_version.clone(), r.kind.clone())) {
                 continue;
             }
-            if let Ok(Some(kind)) = self.cluster.resolve(&api_version, &r.kind).await {
+            if let Ok(Some(kind)) = dest.cluster.resolve(&api_version, &r.kind).await {
                 out.push(kind);
             }
         }
@@ -942,7 +983,7 @@ impl Inner {
         spec: &ApplicationSpec,
         spec_hash: u64,
     ) -> Result<Arc<IgnoreRules>, ReconcileError> {
-        let settings = self.live.settings();
+        let settings = self.dests.own().live.settings();
         let at = (spec_hash, settings.generation());
         if let Some((compiled_at, rules)) = &work.ignore
             && *compiled_at == at
@@ -963,14 +1004,15 @@ impl Inner {
     /// `managedFields` when `managed_fields`; `None` when it is gone.
     async fn read_live(
         &self,
+        dest: &Dest,
         kind: &Kind,
         key: &ResourceKey,
         managed_fields: bool,
     ) -> Result<Option<Value>, String> {
         let read = if managed_fields {
-            self.cluster.get_with_managed_fields(kind, key).await
+            dest.cluster.get_with_managed_fields(kind, key).await
         } else {
-            self.cluster.get(kind, key).await
+            dest.cluster.get(kind, key).await
         };
         read.map_err(|e| e.to_string())
     }
@@ -980,14 +1022,15 @@ impl Inner {
     /// the server does not know are left out, as the sync will).
     pub(super) async fn dry_run(
         &self,
+        dest: &Dest,
         kind: &Kind,
         object: &Value,
         own: ObjectOptions,
     ) -> Result<Value, crate::cluster::ClusterError> {
         if own.validate {
-            self.cluster.apply_strict(kind, object, true).await
+            dest.cluster.apply_strict(kind, object, true).await
         } else {
-            self.cluster
+            dest.cluster
                 .apply_unvalidated(kind, object, true)
                 .await
                 .map(|(predicted, _)| predicted)
@@ -999,6 +1042,7 @@ impl Inner {
     /// names that one). Costs no request.
     fn shared_warnings(
         &self,
+        dest: &Dest,
         app: &str,
         prepared: &[Prepared],
         tracked: &BTreeMap<ResourceKey, LiveObject>,
@@ -1007,7 +1051,7 @@ impl Inner {
             .iter()
             .filter(|p| !tracked.contains_key(&p.key))
             .filter_map(|p| {
-                let other = self.live.holder(&p.key)?;
+                let other = dest.live.holder(&p.key)?;
                 (other != app).then(|| {
                     condition(
                         "SharedResourceWarning",
@@ -1027,6 +1071,7 @@ impl Inner {
     /// this application tracks are its own and are not read.
     async fn shared_refusal(
         &self,
+        dest: &Dest,
         app: &str,
         prepared: &[Prepared],
         tracked: &BTreeMap<ResourceKey, LiveObject>,
@@ -1036,7 +1081,7 @@ impl Inner {
             .filter(|p| !tracked.contains_key(&p.key))
             .filter_map(|p| Some((p, p.kind.as_ref()?)))
             .map(|(p, kind)| async move {
-                let live = self.read_live(kind, &p.key, false).await;
+                let live = self.read_live(dest, kind, &p.key, false).await;
                 (p, live)
             })
             .collect();
@@ -1077,6 +1122,7 @@ impl Inner {
     /// and label stay Plumb's. Returns the objects that could not be read.
     async fn respect_ignored(
         &self,
+        dest: &Dest,
         desired: &mut [Desired],
         prepared: &[Prepared],
         rules: &IgnoreRules,
@@ -1100,7 +1146,7 @@ impl Inner {
         let jobs: Vec<_> = jobs
             .map(|(d, p, matched, kind)| async move {
                 let live = self
-                    .read_live(kind, &p.key, matched.needs_managed_fields())
+                    .read_live(dest, kind, &p.key, matched.needs_managed_fields())
                     .await
                     .map_err(|e| format!("{}: cannot read the live object: {e}", p.key))?;
                 let Some(live) = live else { return Ok(()) };
@@ -1147,6 +1193,7 @@ impl Inner {
     /// same live resourceVersion.
     pub(super) async fn compare(
         &self,
+        dest: &Dest,
         work: &mut AppWork,
         spec: &ApplicationSpec,
         prepared: &[Prepared],
@@ -1189,7 +1236,7 @@ impl Inner {
                     (Some(m), _, _) => Ok((m, true)),
                     (None, None, _) | (None, _, None) => Ok((true, false)),
                     (None, Some(l), Some(kind)) => match &matched {
-                        None => match self.dry_run(kind, &p.object, own).await {
+                        None => match self.dry_run(dest, kind, &p.object, own).await {
                             Ok(predicted) => {
                                 Ok((diff::fingerprint(&predicted) != l.fingerprint(), true))
                             }
@@ -1203,8 +1250,8 @@ impl Inner {
                         },
                         Some(m) => {
                             let (live, predicted) = futures::join!(
-                                self.read_live(kind, &p.key, m.needs_managed_fields()),
-                                self.dry_run(kind, &p.object, own)
+                                self.read_live(dest, kind, &p.key, m.needs_managed_fields()),
+                                self.dry_run(dest, kind, &p.object, own)
                             );
                             match (live, predicted) {
                                 (Ok(Some(mut live)), Ok(mut predicted)) => m

@@ -201,6 +201,9 @@ pub(super) struct AppWork {
     /// The compiled `ignoreDifferences` rules, with the spec hash and the
     /// settings' generation they were compiled for.
     pub(super) ignore: Option<((u64, u64), Arc<IgnoreRules>)>,
+    /// The id of the cluster connection `compared` was made against
+    /// (`destinations::Dest::id`; 0 is Plumb's own cluster).
+    pub(super) dest: u64,
 }
 
 pub(super) struct AppSlot {

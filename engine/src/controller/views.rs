@@ -3,26 +3,47 @@
 
 use super::reconcile::COMPARE_CONCURRENCY;
 use super::*;
+use crate::destinations::Dest;
 
 impl Inner {
+    /// The cluster an application deploys to, for a view: an unknown or
+    /// unreachable one is the request's error.
+    async fn dest_for(&self, declared: &Declared) -> Result<Arc<Dest>, ServiceError> {
+        let project = plumb_core::project::project_of(&declared.app);
+        let (cluster, dest) = self
+            .dests
+            .resolve(&declared.app.spec.destination, project)
+            .await
+            .map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+        if dest.state().status == crate::destinations::Status::Failed {
+            return Err(ServiceError::BadRequest(format!(
+                "cluster '{cluster}' ({}) is unreachable: {}",
+                dest.server,
+                dest.state().message
+            )));
+        }
+        Ok(dest)
+    }
+
     /// A live object's JSON, read from the API server (`None` when it is
     /// gone).
     pub(super) async fn live_value(
         &self,
+        dest: &Dest,
         key: &ResourceKey,
         live: &Live,
         managed_fields: bool,
     ) -> Result<Option<Value>, String> {
-        let kind = self
+        let kind = dest
             .cluster
             .resolve(live.api_version(), &key.kind)
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("the cluster no longer serves {}", live.api_version()))?;
         let read = if managed_fields {
-            self.cluster.get_with_managed_fields(&kind, key).await
+            dest.cluster.get_with_managed_fields(&kind, key).await
         } else {
-            self.cluster.get(&kind, key).await
+            dest.cluster.get(&kind, key).await
         };
         read.map_err(|e| e.to_string())
     }
@@ -52,11 +73,13 @@ impl Inner {
         let manifests = manifests.unwrap_or_default();
         let declared = slot.declared();
         let spec = &declared.app.spec;
+        let dest = self.dest_for(&declared).await?;
         let prepared = self
-            .prepare(name, manifests, &namespace, spec)
+            .prepare(&dest, name, manifests, &namespace, spec)
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let tracked = self.live.tracked(name);
+        let tracked = dest.live.tracked(name);
+        let dest = &dest;
         let jobs = prepared.iter().map(|p| {
             let live = tracked.get(&p.key).cloned();
             let matched = rules.matching(&p.key);
@@ -65,7 +88,7 @@ impl Inner {
                 // A live object that cannot be read is said so in the diff,
                 // not shown as missing.
                 let (live, unread) = match &live {
-                    Some(l) => match self.live_value(&p.key, l, managed_fields).await {
+                    Some(l) => match self.live_value(dest, &p.key, l, managed_fields).await {
                         Ok(value) => (value, None),
                         Err(e) => (None, Some(e)),
                     },
@@ -74,7 +97,7 @@ impl Inner {
                 let mut comparison: Comparison = match (&live, &p.kind) {
                     (Some(l), Some(kind)) => {
                         let own = super::reconcile::object_options(spec, &p.object);
-                        match self.dry_run(kind, &p.object, own).await {
+                        match self.dry_run(dest, kind, &p.object, own).await {
                             Ok(predicted) => match &matched {
                                 None => diff::compare(Some(l), &predicted),
                                 // Ignored fields are left out of both sides,
@@ -131,7 +154,7 @@ impl Inner {
                 continue;
             }
             let (live_state, normalized_live_state, unified) =
-                match self.live_value(key, live, false).await {
+                match self.live_value(dest, key, live, false).await {
                     Ok(Some(live)) => {
                         let c = diff::compare(Some(&live), &Value::Null);
                         (
@@ -165,9 +188,11 @@ impl Inner {
     }
 
     pub(super) async fn tree(&self, name: &str) -> Result<ResourceTree, ServiceError> {
-        self.slot(name)
+        let slot = self
+            .slot(name)
             .ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
-        let tracked = self.live.tracked(name);
+        let dest = self.dest_for(&slot.declared()).await?;
+        let tracked = dest.live.tracked(name);
         let mut nodes: Vec<ResourceNode> = tracked
             .iter()
             .map(|(key, live)| tracked_node(key, live))
@@ -197,17 +222,17 @@ impl Inner {
                 (parent.uid.clone(), parent)
             })
             .collect();
-        let settings = self.live.settings();
+        let settings = self.dests.own().live.settings();
         for (api_version, kind) in [
             ("batch/v1", "Job"),
             ("apps/v1", "ReplicaSet"),
             ("v1", "Pod"),
         ] {
-            let Ok(Some(k)) = self.cluster.resolve(api_version, kind).await else {
+            let Ok(Some(k)) = dest.cluster.resolve(api_version, kind).await else {
                 continue;
             };
             for ns in &namespaces {
-                let Ok(objects) = self.cluster.list(&k, ns).await else {
+                let Ok(objects) = dest.cluster.list(&k, ns).await else {
                     continue;
                 };
                 for mut o in objects {
