@@ -617,6 +617,43 @@ mod tests {
     }
 
     #[test]
+    fn a_destination_resolved_through_the_catalogue_is_checked_by_server_and_name() {
+        // The project lists the cluster by server; the application names
+        // it: the resolved destination carries both, and they agree.
+        let by_server = project(json!({"sourceRepos": ["*"],
+            "destinations": [{"server": "https://prod:6443", "namespace": "*"}]}));
+        let mut a = app("team", "https://git/r", IN, "ns");
+        a.spec.destination.server = None;
+        a.spec.destination.name = Some("prod".into());
+        assert!(matches!(
+            check_app(&a, None, "plumb", Some(&by_server)),
+            Err(Refusal::Destination { .. })
+        ));
+        let resolved =
+            crate::clusters::resolved_destination(&a.spec.destination, "prod", "https://prod:6443");
+        assert_eq!(
+            check_app_at(&a, &resolved, None, "plumb", Some(&by_server)),
+            Ok(())
+        );
+        // And the other way round: listed by name, named by server.
+        let by_name = project(json!({"sourceRepos": ["*"],
+            "destinations": [{"name": "prod", "namespace": "*"}]}));
+        let b = app("team", "https://git/r", "https://prod:6443", "ns");
+        let resolved =
+            crate::clusters::resolved_destination(&b.spec.destination, "prod", "https://prod:6443");
+        assert_eq!(
+            check_app_at(&b, &resolved, None, "plumb", Some(&by_name)),
+            Ok(())
+        );
+        let other = crate::clusters::resolved_destination(
+            &b.spec.destination,
+            "staging",
+            "https://staging:6443",
+        );
+        assert!(check_app_at(&b, &other, None, "plumb", Some(&by_name)).is_err());
+    }
+
+    #[test]
     fn source_repos_allow_by_glob_and_deny_with_a_bang() {
         let p = project(
             json!({"sourceRepos": ["https://git.example/team/*", "!https://git.example/team/secret"]}),

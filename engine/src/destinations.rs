@@ -681,3 +681,55 @@ fn now_rfc3339() -> String {
         })
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_is_shown_in_argo_cd_s_shape_without_credentials() {
+        let state = ConnectionState {
+            status: Status::Failed,
+            message: "cannot reach the API server: connection refused".into(),
+            attempted_at: Some("2026-01-01T00:00:00Z".into()),
+            version: Some("v1.20.2".into()),
+        };
+        let config: ClusterConfig = serde_json::from_value(json!({
+            "bearerToken": "tok-secret",
+            "tlsClientConfig": {"insecure": true, "keyData": "a2V5", "certData": "Y2VydA=="}
+        }))
+        .expect("a config");
+        let view = ClusterView {
+            server: "https://prod:6443".into(),
+            name: "prod".into(),
+            config: config.masked(),
+            namespaces: Vec::new(),
+            project: String::new(),
+            connection_state: state.clone(),
+            info: ClusterInfo {
+                server_version: "v1.20.2".into(),
+                applications_count: 2,
+                connection_state: state,
+                cache_info: json!({"resourcesCount": 3}),
+            },
+        };
+        let shown = serde_json::to_value(&view).expect("serializes");
+        assert_eq!(shown["connectionState"]["status"], "Failed");
+        assert_eq!(
+            shown["connectionState"]["attemptedAt"],
+            "2026-01-01T00:00:00Z"
+        );
+        assert_eq!(shown["info"]["serverVersion"], "v1.20.2");
+        assert_eq!(shown["info"]["applicationsCount"], 2);
+        assert_eq!(shown["info"]["connectionState"]["status"], "Failed");
+        assert_eq!(
+            shown["config"],
+            json!({"tlsClientConfig": {"insecure": true}})
+        );
+        let text = shown.to_string();
+        for secret in ["tok-secret", "a2V5", "Y2VydA=="] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert!(shown.get("namespaces").is_none(), "{text}");
+    }
+}
