@@ -111,6 +111,9 @@ pub struct Cluster {
     namespaces: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// How long one apply or dry run may take.
     request_timeout: Duration,
+    /// Told when a request gets no answer in time: the cluster's prober
+    /// (`destinations`) asks whether the server still answers.
+    alarm: Option<Arc<tokio::sync::Notify>>,
     /// The version and API versions last discovered, and when.
     capabilities: Arc<tokio::sync::Mutex<Option<Discovered>>>,
 }
@@ -149,6 +152,7 @@ impl Cluster {
             kinds: Arc::default(),
             namespaces: Arc::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            alarm: None,
             capabilities: Arc::default(),
         }
     }
@@ -159,6 +163,20 @@ impl Cluster {
     pub fn with_request_timeout(mut self, timeout: Duration) -> Cluster {
         self.request_timeout = timeout;
         self
+    }
+
+    /// The same cluster telling `alarm` whenever a request times out.
+    #[must_use]
+    pub fn with_alarm(mut self, alarm: Arc<tokio::sync::Notify>) -> Cluster {
+        self.alarm = Some(alarm);
+        self
+    }
+
+    /// A request got no answer in time.
+    fn timed_out(&self) {
+        if let Some(alarm) = &self.alarm {
+            alarm.notify_one();
+        }
     }
 
     /// The client.
@@ -196,10 +214,13 @@ impl Cluster {
             kube::discovery::pinned_kind(&self.client, &gvk),
         )
         .await
-        .map_err(|_| ClusterError::Timeout {
-            action: "discover",
-            target: format!("{api_version} {kind}"),
-            after: self.request_timeout,
+        .map_err(|_| {
+            self.timed_out();
+            ClusterError::Timeout {
+                action: "discover",
+                target: format!("{api_version} {kind}"),
+                after: self.request_timeout,
+            }
         })?;
         match discovered {
             Ok((resource, caps)) => {
@@ -589,10 +610,13 @@ impl Cluster {
     ) -> Result<T, ClusterError> {
         tokio::time::timeout(self.request_timeout, call)
             .await
-            .map_err(|_| ClusterError::Timeout {
-                action,
-                target: target.to_string(),
-                after: self.request_timeout,
+            .map_err(|_| {
+                self.timed_out();
+                ClusterError::Timeout {
+                    action,
+                    target: target.to_string(),
+                    after: self.request_timeout,
+                }
             })
     }
 
@@ -699,10 +723,13 @@ impl Cluster {
             self.api(kind, namespace).list(&ListParams::default()),
         )
         .await
-        .map_err(|_| ClusterError::Timeout {
-            action: "list",
-            target: kind.resource.kind.clone(),
-            after: self.request_timeout,
+        .map_err(|_| {
+            self.timed_out();
+            ClusterError::Timeout {
+                action: "list",
+                target: kind.resource.kind.clone(),
+                after: self.request_timeout,
+            }
         })?
         .map_err(|e| ClusterError::api("list", kind.resource.kind.clone(), e))?;
         Ok(list

@@ -5,8 +5,8 @@
 //!
 //! A cluster's connection state comes from its prober: one task per
 //! cluster that asks the API server its version, at once when a watch of
-//! that cluster cannot reach it, every minute otherwise, and with a short
-//! backoff while it does not answer. Reconciles only read that state, so
+//! that cluster cannot reach it or a request to it times out, every minute
+//! otherwise, and with a short backoff while it does not answer. Reconciles only read that state, so
 //! an application on an unreachable cluster fails at once with a condition
 //! naming the cluster, and no worker waits on it. A change of the state
 //! queues that cluster's applications again (through [`Destinations::touched`]).
@@ -236,7 +236,9 @@ impl Destinations {
         let touched = Arc::new(ChangedApps::default());
         let own = Arc::new(Dest {
             server: IN_CLUSTER_SERVER.into(),
-            cluster: Cluster::new(client).with_request_timeout(options.request_timeout),
+            cluster: Cluster::new(client)
+                .with_request_timeout(options.request_timeout)
+                .with_alarm(Arc::clone(&own_alarm)),
             live: own_live,
             id: 0,
             connection: Connection::Own,
@@ -342,7 +344,9 @@ impl Destinations {
         ));
         let d = Arc::new(Dest {
             server: entry.server.clone(),
-            cluster: Cluster::new(client).with_request_timeout(self.options.request_timeout),
+            cluster: Cluster::new(client)
+                .with_request_timeout(self.options.request_timeout)
+                .with_alarm(Arc::clone(&alarm)),
             live,
             id: self.ids.fetch_add(1, Ordering::Relaxed),
             connection: entry.connection.clone(),
