@@ -586,6 +586,37 @@ mod tests {
     }
 
     #[test]
+    fn cluster_list_is_argo_cd_s_table() {
+        let clusters = [
+            serde_json::json!({"server": "https://kubernetes.default.svc", "name": "in-cluster",
+                "connectionState": {"status": "Successful", "message": ""},
+                "info": {"serverVersion": "v1.20.2"}}),
+            serde_json::json!({"server": "https://127.0.0.1:36453", "name": "second",
+                "connectionState": {"status": "Failed", "message": "cannot reach\nthe API server"},
+                "info": {"serverVersion": ""}}),
+        ];
+        let table = cluster_list(&clusters);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].starts_with("SERVER"), "{table}");
+        for column in ["NAME", "VERSION", "STATUS", "MESSAGE"] {
+            assert!(lines[0].contains(column), "{table}");
+        }
+        assert!(
+            lines[1].contains("in-cluster") && lines[1].contains("v1.20.2"),
+            "{table}"
+        );
+        assert!(
+            lines[2].contains("Failed") && lines[2].contains("cannot reach"),
+            "{table}"
+        );
+        assert_eq!(
+            lines.len(),
+            3,
+            "a message's line break stays in its row: {table}"
+        );
+    }
+
+    #[test]
     fn empty_list_is_the_header_only() {
         assert_eq!(
             app_list(&[], None),
