@@ -628,6 +628,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn clusters_are_listed_and_an_unknown_server_is_a_404() {
+        let (_, app) = fixture_app();
+        let (status, body) = call(&app, get("/api/v1/clusters")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, json!({"items": []}));
+        let (status, body) = call(
+            &app,
+            get("/api/v1/clusters/https%3A%2F%2Fprod.example%3A6443"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["code"], 5);
+        assert_eq!(
+            body["message"],
+            "cluster https://prod.example:6443 not found"
+        );
+    }
+
+    #[tokio::test]
     async fn get_returns_the_full_kubernetes_object() {
         let (service, app) = fixture_app();
         let (status, body) = call(&app, get("/api/v1/applications/guestbook")).await;
