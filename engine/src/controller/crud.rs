@@ -276,8 +276,24 @@ impl Inner {
             // the application): the watch may not have brought it yet.
             None => self.read_project(project_of(&app)).await?,
         };
-        plumb_core::project::check_app(
+        // The destination through the catalogue of clusters, as a
+        // reconcile resolves it: an unknown cluster is refused here too.
+        let (cluster_name, dest) = self
+            .dests
+            .resolve(&app.spec.destination, project_of(&app))
+            .await
+            .map_err(|e| {
+                ServiceError::BadRequest(format!(
+                    "application spec for {name} is invalid: InvalidSpecError: {e}"
+                ))
+            })?;
+        plumb_core::project::check_app_at(
             &app,
+            &plumb_core::clusters::resolved_destination(
+                &app.spec.destination,
+                &cluster_name,
+                &dest.server,
+            ),
             Some(&namespace),
             self.namespaces.home(),
             project.as_ref(),
