@@ -53,6 +53,8 @@ enum Command {
             global = true
         )]
         server: String,
+        #[command(flatten)]
+        token: TokenArgs,
         /// Output format.
         #[arg(short, long, value_enum, default_value = "table", global = true)]
         output: Output,
@@ -65,6 +67,8 @@ enum Command {
         /// The server's URL (`generate` works offline without one).
         #[arg(long, env = "PLUMB_SERVER", global = true)]
         server: Option<String>,
+        #[command(flatten)]
+        token: TokenArgs,
         /// Output format.
         #[arg(short, long, value_enum, default_value = "table", global = true)]
         output: Output,
@@ -81,11 +85,31 @@ enum Command {
             global = true
         )]
         server: String,
+        #[command(flatten)]
+        token: TokenArgs,
         /// Output format.
         #[arg(short, long, value_enum, default_value = "table", global = true)]
         output: Output,
         #[command(subcommand)]
         command: plumb_cli::ClusterCommand,
+    },
+    /// Log in to a server: keeps a session token in ~/.config/plumb/config.
+    Login(LoginArgs),
+    /// Forget the session token of a server.
+    Logout {
+        /// The server's URL.
+        #[arg(env = "PLUMB_SERVER", default_value = plumb_cli::DEFAULT_SERVER)]
+        server: String,
+    },
+    /// Local accounts: API tokens and passwords.
+    Account {
+        /// The server's URL.
+        #[arg(long, env = "PLUMB_SERVER", default_value = plumb_cli::DEFAULT_SERVER, global = true)]
+        server: String,
+        #[command(flatten)]
+        token: TokenArgs,
+        #[command(subcommand)]
+        command: AccountCommand,
     },
     /// Render an application's sources offline: plain files, Kustomize,
     /// Helm or Jsonnet, from an Application file or from flags.
@@ -101,6 +125,89 @@ enum Command {
         /// Path to a kubeconfig.
         #[arg(long, env = "KUBECONFIG")]
         kubeconfig: Option<PathBuf>,
+    },
+}
+
+/// Where a client command's token comes from: this flag, else
+/// `PLUMB_AUTH_TOKEN`, else `ARGOCD_AUTH_TOKEN`, else the config file's
+/// token for the server.
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// The token to authenticate with.
+    #[arg(long, env = "PLUMB_AUTH_TOKEN", global = true, hide_env_values = true)]
+    auth_token: Option<String>,
+}
+
+impl TokenArgs {
+    /// A client of `server` with the token found.
+    fn client(&self, server: &str) -> Result<Client> {
+        let client = Client::new(server)?;
+        let token = match self
+            .auth_token
+            .clone()
+            .or_else(|| std::env::var("ARGOCD_AUTH_TOKEN").ok())
+            .filter(|t| !t.trim().is_empty())
+        {
+            Some(token) => Some(token),
+            None => {
+                let path = plumb_cli::config::Config::path()?;
+                plumb_cli::config::Config::load(&path)?
+                    .token(client.base_url())
+                    .map(str::to_string)
+            }
+        };
+        Ok(client.with_token(token.as_deref())?)
+    }
+}
+
+/// `plumb login`.
+#[derive(clap::Args)]
+struct LoginArgs {
+    /// The server's URL.
+    #[arg(env = "PLUMB_SERVER", default_value = plumb_cli::DEFAULT_SERVER)]
+    server: String,
+    /// The account.
+    #[arg(long, default_value = "admin")]
+    username: String,
+    /// The password (default: asked for, or read from stdin's first line).
+    #[arg(long)]
+    password: Option<String>,
+}
+
+/// `plumb account ...`.
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Print a new API token of an account (for CI): needs `accounts,
+    /// update` on it, and the account the `apiKey` capability.
+    GenerateToken {
+        /// The account (default: the one logged in).
+        #[arg(long)]
+        account: Option<String>,
+        /// How long it is valid: `30m`, `24h`, `90d`, seconds; 0 for ever.
+        #[arg(long, default_value = "0", value_parser = plumb_cli::parse_duration)]
+        expires_in: u64,
+        /// The token's id (default: a random one); revoke it by this id.
+        #[arg(long, default_value = "")]
+        id: String,
+    },
+    /// Revoke an API token of an account by its id.
+    RevokeToken {
+        /// The account (default: the one logged in).
+        #[arg(long)]
+        account: Option<String>,
+        /// The token's id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Change the logged-in account's password (both read from stdin's
+    /// first two lines when not given).
+    UpdatePassword {
+        /// The current password.
+        #[arg(long)]
+        current_password: Option<String>,
+        /// The new password.
+        #[arg(long)]
+        new_password: Option<String>,
     },
 }
 
@@ -200,6 +307,13 @@ struct ServeArgs {
     /// `argocd-cm` ConfigMap's in --namespace.
     #[arg(long)]
     resource_customizations: Option<PathBuf>,
+    /// Turn authentication and RBAC off: every request acts as the admin.
+    /// Only for a server nobody else can reach.
+    #[arg(long)]
+    insecure_disable_auth: bool,
+    /// Ask for a token on /metrics too (open by default, for Prometheus).
+    #[arg(long)]
+    metrics_require_auth: bool,
     /// A server-wide ignoreDifferences rule, as Argo CD's `argocd-cm` key
     /// `resource.customizations.ignoreDifferences.GROUP_KIND` (`apps_Deployment`,
     /// `Service`, `all`) with FILE holding its YAML value (repeatable).
@@ -282,10 +396,11 @@ fn run() -> Result<()> {
     match cli.command {
         Command::App {
             server,
+            token,
             output,
             command,
         } => {
-            let client = Client::new(&server)?;
+            let client = token.client(&server)?;
             let outcome =
                 plumb_cli::run_app_command(&client, command, output, &mut std::io::stdout())?;
             // `app diff` exits 1 on differences, `app sync` on a failed sync.
@@ -293,11 +408,13 @@ fn run() -> Result<()> {
         }
         Command::Appset {
             server,
+            token,
             output,
             command,
         } => match command {
             AppSetCli::Server(command) => {
-                let client = Client::new(server.as_deref().unwrap_or(plumb_cli::DEFAULT_SERVER))?;
+                let client =
+                    token.client(server.as_deref().unwrap_or(plumb_cli::DEFAULT_SERVER))?;
                 Ok(plumb_cli::run_appset_command(
                     &client,
                     command,
@@ -311,10 +428,11 @@ fn run() -> Result<()> {
         },
         Command::Cluster {
             server,
+            token,
             output,
             command,
         } => {
-            let client = Client::new(&server)?;
+            let client = token.client(&server)?;
             Ok(plumb_cli::run_cluster_command(
                 &client,
                 command,
@@ -322,6 +440,24 @@ fn run() -> Result<()> {
                 &mut std::io::stdout(),
             )?)
         }
+        Command::Login(args) => login(args),
+        Command::Logout { server } => {
+            let client = Client::new(&server)?;
+            let path = plumb_cli::config::Config::path()?;
+            let mut config = plumb_cli::config::Config::load(&path)?;
+            if config.remove(client.base_url()) {
+                config.save(&path)?;
+                println!("Logged out from {}", client.base_url());
+            } else {
+                println!("Not logged in to {}", client.base_url());
+            }
+            Ok(())
+        }
+        Command::Account {
+            server,
+            token,
+            command,
+        } => account(&token.client(&server)?, command),
         Command::Render(args) => emit(&render::render(*args)?),
         Command::Crd { which } => emit(&match which {
             CrdKind::Application => plumb_engine::model::application_crd_yaml(),
@@ -331,6 +467,109 @@ fn run() -> Result<()> {
         Command::Version { kubeconfig } => runtime()?.block_on(version(kubeconfig)),
         Command::Serve(args) => runtime()?.block_on(serve(*args)),
     }
+}
+
+/// `plumb login`: asks the server for a session and keeps its token.
+fn login(args: LoginArgs) -> Result<()> {
+    let client = Client::new(&args.server)?;
+    let password = match args.password {
+        Some(password) => password,
+        None => read_secret_line("Password: ")?,
+    };
+    let token = client.login(&args.username, &password)?;
+    let path = plumb_cli::config::Config::path()?;
+    let mut config = plumb_cli::config::Config::load(&path)?;
+    config.set(client.base_url(), &args.username, &token);
+    config.save(&path)?;
+    println!(
+        "Logged in to {} as {} (token kept in {})",
+        client.base_url(),
+        args.username,
+        path.display()
+    );
+    Ok(())
+}
+
+/// `plumb account ...`.
+fn account(client: &Client, command: AccountCommand) -> Result<()> {
+    let me = |account: Option<String>| -> Result<String> {
+        match account {
+            Some(a) => Ok(a),
+            None => {
+                let info = client.userinfo()?;
+                info["username"]
+                    .as_str()
+                    .map(str::to_string)
+                    .context("the server did not say who is logged in: pass --account")
+            }
+        }
+    };
+    match command {
+        AccountCommand::GenerateToken {
+            account,
+            expires_in,
+            id,
+        } => {
+            let account = me(account)?;
+            println!("{}", client.generate_token(&account, expires_in, &id)?);
+        }
+        AccountCommand::RevokeToken { account, id } => {
+            let account = me(account)?;
+            client.revoke_token(&account, &id)?;
+            println!("Revoked token {id} of {account}");
+        }
+        AccountCommand::UpdatePassword {
+            current_password,
+            new_password,
+        } => {
+            let current = match current_password {
+                Some(p) => p,
+                None => read_secret_line("Current password: ")?,
+            };
+            let new = match new_password {
+                Some(p) => p,
+                None => read_secret_line("New password: ")?,
+            };
+            client.update_password(&current, &new)?;
+            println!("Password updated; log in again with the new one");
+        }
+    }
+    Ok(())
+}
+
+/// A line of stdin without its newline; on a terminal, asked for with
+/// `prompt` on stderr and not echoed.
+fn read_secret_line(prompt: &str) -> Result<String> {
+    use std::io::{BufRead, Write};
+    let stdin = std::io::stdin();
+    let tty = rustix::termios::isatty(&stdin);
+    let saved = if tty {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+        let saved = rustix::termios::tcgetattr(&stdin).ok();
+        if let Some(attrs) = &saved {
+            let mut quiet = attrs.clone();
+            quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
+            let _ =
+                rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &quiet);
+        }
+        saved
+    } else {
+        None
+    };
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if let Some(attrs) = saved {
+        let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &attrs);
+        eprintln!();
+    }
+    read.context("cannot read the password from stdin")?;
+    let line = line.trim_end_matches(['\n', '\r']).to_string();
+    anyhow::ensure!(
+        !line.is_empty(),
+        "no password given (--password, or a line on stdin)"
+    );
+    Ok(line)
 }
 
 /// Writes to stdout; a reader that went away (`plumb render | head`) is a
@@ -399,6 +638,23 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 )?;
         }
     }
+    let auth = if args.insecure_disable_auth {
+        tracing::warn!(
+            "AUTHENTICATION IS DISABLED (--insecure-disable-auth): anyone who can reach {} can do anything, as the admin",
+            args.listen
+        );
+        plumb_api::Auth::disabled()
+    } else {
+        let accounts = plumb_engine::accounts::Accounts::start(
+            client.clone(),
+            &args.namespace,
+            Duration::from_secs(args.watch_timeout.max(1)),
+            cancel.clone(),
+        )
+        .await
+        .context("cannot set up accounts (argocd-secret, argocd-cm, argocd-rbac-cm)")?;
+        plumb_api::Auth::enabled(accounts, args.metrics_require_auth)
+    };
     if args.no_cluster_apps && !args.app_namespaces.is_empty() {
         anyhow::bail!("--app-namespaces needs Application objects: drop --no-cluster-apps");
     }
@@ -433,7 +689,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             cancel.cancel();
         }
     };
-    plumb_api::serve(Arc::new(controller), args.listen, shutdown).await?;
+    plumb_api::serve(Arc::new(controller), auth, args.listen, shutdown).await?;
     cancel.cancel();
     Ok(())
 }

@@ -10,6 +10,7 @@ use plumb_engine::appset::ApplicationSet;
 use plumb_engine::service::{AppService, AppSetPreview};
 use serde::Deserialize;
 
+use crate::auth::Caller;
 use crate::error::{ApiError, JsonBody};
 use crate::routes::{AppState, Items};
 
@@ -26,19 +27,41 @@ pub(crate) fn routes<S: AppService>() -> Router<AppState<S>> {
 }
 
 /// `GET /api/v1/applicationsets`: `{"items": [...]}`.
-async fn list<S: AppService>(State(state): State<AppState<S>>) -> Json<Items<ApplicationSet>> {
-    Json(Items {
-        items: state.service.appsets(),
-    })
+async fn list<S: AppService>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+) -> Json<Items<ApplicationSet>> {
+    let mut items = state.service.appsets();
+    items.retain(|set| caller.can("applicationsets", "get", &appset_object(set)));
+    Json(Items { items })
+}
+
+/// The RBAC object of an ApplicationSet, as Argo CD's: `PROJECT/NAME`,
+/// the project its template names (`default` when none or templated).
+fn appset_object(set: &ApplicationSet) -> String {
+    let project = set
+        .spec
+        .template
+        .pointer("/spec/project")
+        .and_then(serde_json::Value::as_str)
+        .filter(|p| !p.is_empty())
+        .unwrap_or(plumb_engine::project::DEFAULT_PROJECT);
+    format!(
+        "{project}/{}",
+        set.metadata.name.as_deref().unwrap_or_default()
+    )
 }
 
 /// `GET /api/v1/applicationsets/{name}`.
 async fn get_one<S: AppService>(
     State(state): State<AppState<S>>,
+    caller: Caller,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Json<ApplicationSet>, ApiError> {
     let Path(name) = name?;
-    Ok(Json(state.service.appset(&name)?))
+    let set = state.service.appset(&name)?;
+    caller.enforce("applicationsets", "get", &appset_object(&set))?;
+    Ok(Json(set))
 }
 
 /// The body of `POST .../confirm-deletion`.
@@ -52,10 +75,13 @@ struct Confirm {
 /// `{"token": "..."}`: lets the held deletions go ahead.
 async fn confirm_deletion<S: AppService>(
     State(state): State<AppState<S>>,
+    caller: Caller,
     name: Result<Path<String>, PathRejection>,
     JsonBody(body): JsonBody<Confirm>,
 ) -> Result<Json<ApplicationSet>, ApiError> {
     let Path(name) = name?;
+    let set = state.service.appset(&name)?;
+    caller.enforce("applicationsets", "delete", &appset_object(&set))?;
     Ok(Json(
         state.service.confirm_appset_deletion(&name, &body.token)?,
     ))
@@ -65,8 +91,20 @@ async fn confirm_deletion<S: AppService>(
 /// manifest (JSON): what it would create, update and delete now.
 async fn generate<S: AppService>(
     State(state): State<AppState<S>>,
+    caller: Caller,
     JsonBody(set): JsonBody<serde_json::Value>,
 ) -> Result<Json<AppSetPreview>, ApiError> {
+    // Argo CD asks `create` of a preview: it reads repositories and clusters.
+    let project = set
+        .pointer("/spec/template/spec/project")
+        .and_then(serde_json::Value::as_str)
+        .filter(|p| !p.is_empty())
+        .unwrap_or(plumb_engine::project::DEFAULT_PROJECT);
+    let name = set
+        .pointer("/metadata/name")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    caller.enforce("applicationsets", "create", &format!("{project}/{name}"))?;
     Ok(Json(state.service.preview_appset(set).await?))
 }
 

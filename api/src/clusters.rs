@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use plumb_engine::destinations::ClusterView;
 use plumb_engine::service::{AppService, ServiceError};
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::routes::{AppState, Items};
 
@@ -20,16 +21,21 @@ pub(crate) fn routes<S: AppService>() -> Router<AppState<S>> {
 }
 
 /// `GET /api/v1/clusters`: `{"items": [...]}`.
-async fn list<S: AppService>(State(state): State<AppState<S>>) -> Json<Items<ClusterView>> {
-    Json(Items {
-        items: state.service.clusters(),
-    })
+async fn list<S: AppService>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+) -> Json<Items<ClusterView>> {
+    let mut items = state.service.clusters();
+    // Argo CD's RBAC object of a cluster is its server URL.
+    items.retain(|c| caller.can("clusters", "get", &c.server));
+    Json(Items { items })
 }
 
 /// `GET /api/v1/clusters/{server}`: the server URL percent-encoded (as
 /// Argo CD's), or the cluster's name.
 async fn get_one<S: AppService>(
     State(state): State<AppState<S>>,
+    caller: Caller,
     server: Result<Path<String>, PathRejection>,
 ) -> Result<Json<ClusterView>, ApiError> {
     let Path(server) = server?;
@@ -40,7 +46,10 @@ async fn get_one<S: AppService>(
         .position(|c| c.server == wanted)
         .or_else(|| clusters.iter().position(|c| c.name == wanted));
     match found {
-        Some(i) => Ok(Json(clusters[i].clone())),
+        Some(i) => {
+            caller.enforce("clusters", "get", &clusters[i].server)?;
+            Ok(Json(clusters[i].clone()))
+        }
         None => Err(ApiError::Service(ServiceError::ClusterNotFound(server))),
     }
 }

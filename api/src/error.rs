@@ -33,6 +33,18 @@ pub enum ApiError {
     /// A state-changing request sent by a page of another site (403).
     #[error("{0}")]
     CrossSite(String),
+    /// The request carries no valid token (401, Argo CD's Unauthenticated).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller may not do this (403, Argo CD's PermissionDenied).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many failed logins (429, ResourceExhausted).
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// The server cannot do what was asked (500).
+    #[error("{0}")]
+    Internal(String),
     /// No route has this path (404).
     #[error("no route for {method} {path}")]
     NoRoute {
@@ -77,7 +89,10 @@ impl ApiError {
             ApiError::Service(ServiceError::Conflict(_)) => (StatusCode::CONFLICT, 9),
             ApiError::Service(ServiceError::Internal(_)) => (StatusCode::INTERNAL_SERVER_ERROR, 13),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, 8),
-            ApiError::CrossSite(_) => (StatusCode::FORBIDDEN, 7),
+            ApiError::CrossSite(_) | ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, 7),
+            ApiError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, 16),
+            ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, 8),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, 13),
             ApiError::NoRoute { .. } => (StatusCode::NOT_FOUND, 5),
             ApiError::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, 12),
         }

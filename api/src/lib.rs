@@ -14,11 +14,13 @@
 //! [`AppService`] trait, which the controller implements and tests fake.
 
 mod appsets;
+mod auth;
 mod clusters;
 mod error;
 mod origin;
 mod projects;
 mod routes;
+mod session;
 mod stream;
 mod ui;
 mod webhook;
@@ -37,6 +39,7 @@ use plumb_engine::service::AppService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use auth::{Auth, COOKIE};
 pub use error::ApiError;
 
 /// The error of [`serve`] and [`serve_on`].
@@ -57,12 +60,18 @@ pub enum ServeError {
     Serve(#[source] std::io::Error),
 }
 
-/// Every route of the API and the web UI, calling `service`.
+/// Every route of the API and the web UI, calling `service`, without
+/// authentication (every caller acts as the admin).
 ///
 /// Server-sent event streams of a router built here end only when the client
 /// goes away; [`serve`] also ends them at shutdown.
 pub fn app<S: AppService>(service: Arc<S>) -> Router {
-    routes::router(service, CancellationToken::new())
+    app_with_auth(service, Auth::disabled())
+}
+
+/// [`app`] with callers authenticated by `auth`.
+pub fn app_with_auth<S: AppService>(service: Arc<S>, auth: Auth) -> Router {
+    routes::router(service, CancellationToken::new(), auth)
 }
 
 /// Binds `listen` and serves [`app`] until `shutdown` completes, then stops
@@ -73,6 +82,7 @@ pub fn app<S: AppService>(service: Arc<S>) -> Router {
 /// [`ServeError::Serve`] when serving fails.
 pub async fn serve<S: AppService>(
     service: Arc<S>,
+    auth: Auth,
     listen: SocketAddr,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
@@ -82,7 +92,7 @@ pub async fn serve<S: AppService>(
             addr: listen,
             source,
         })?;
-    serve_on(service, listener, shutdown).await
+    serve_on(service, auth, listener, shutdown).await
 }
 
 /// Like [`serve`], on a listener the caller bound (tests bind `127.0.0.1:0`
@@ -92,11 +102,12 @@ pub async fn serve<S: AppService>(
 /// [`ServeError::Serve`] when serving fails.
 pub async fn serve_on<S: AppService>(
     service: Arc<S>,
+    auth: Auth,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let streams_done = CancellationToken::new();
-    let router = routes::router(service, streams_done.clone());
+    let router = routes::router(service, streams_done.clone(), auth);
     match listener.local_addr() {
         Ok(addr) => tracing::info!(%addr, "serving the API and the web UI"),
         Err(error) => tracing::warn!(%error, "serving on a listener without a local address"),
@@ -151,9 +162,14 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve_on(service.clone(), listener, async {
-            let _ = stopped.await;
-        }));
+        let server = tokio::spawn(serve_on(
+            service.clone(),
+            Auth::disabled(),
+            listener,
+            async {
+                let _ = stopped.await;
+            },
+        ));
         let base = format!("http://{addr}");
         let http = reqwest::Client::new();
 
@@ -225,9 +241,14 @@ mod tests {
     async fn bind_error_names_the_address() {
         let taken = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = taken.local_addr().expect("addr");
-        let error = serve(Arc::new(FakeService::with_fixtures()), addr, async {})
-            .await
-            .expect_err("the address is taken");
+        let error = serve(
+            Arc::new(FakeService::with_fixtures()),
+            Auth::disabled(),
+            addr,
+            async {},
+        )
+        .await
+        .expect_err("the address is taken");
         assert!(matches!(error, ServeError::Bind { .. }), "{error:?}");
         assert_eq!(error.to_string(), format!("cannot listen on {addr}"));
         assert!(std::error::Error::source(&error).is_some());

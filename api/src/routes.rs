@@ -27,6 +27,7 @@ use tower_http::trace::{
 };
 use tracing::Level;
 
+use crate::auth::{self, Auth, Caller, enforce_app};
 use crate::error::{ApiError, JsonBody};
 use crate::{origin, stream, ui, webhook};
 
@@ -36,6 +37,8 @@ pub(crate) struct AppState<S> {
     pub service: Arc<S>,
     /// Cancelled when the server shuts down; ends the event streams.
     pub shutdown: CancellationToken,
+    /// How callers are authenticated.
+    pub auth: Auth,
 }
 
 // A derive would require `S: Clone`; only the `Arc` is cloned.
@@ -44,16 +47,26 @@ impl<S> Clone for AppState<S> {
         AppState {
             service: Arc::clone(&self.service),
             shutdown: self.shutdown.clone(),
+            auth: self.auth.clone(),
         }
     }
 }
 
 /// Every route, with request tracing at debug level.
-pub(crate) fn router<S: AppService>(service: Arc<S>, shutdown: CancellationToken) -> Router {
+pub(crate) fn router<S: AppService>(
+    service: Arc<S>,
+    shutdown: CancellationToken,
+    auth: Auth,
+) -> Router {
     let webhook = webhook::routes(Arc::clone(&service));
-    let state = AppState { service, shutdown };
+    let state = AppState {
+        service,
+        shutdown,
+        auth,
+    };
     Router::new()
         .merge(webhook)
+        .merge(crate::session::routes::<S>())
         .merge(crate::appsets::routes::<S>())
         .merge(crate::projects::routes::<S>())
         .merge(crate::clusters::routes::<S>())
@@ -105,6 +118,10 @@ pub(crate) fn router<S: AppService>(service: Arc<S>, shutdown: CancellationToken
                 path: uri.path().to_owned(),
             }
         })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate::<S>,
+        ))
         .layer(middleware::from_fn(origin::reject_cross_site))
         .layer(
             TraceLayer::new_for_http()
@@ -153,12 +170,14 @@ const LIST_CHUNK: usize = 64;
 /// 10,000 applications) is never held in memory, as documents or as text.
 async fn list<S: AppService>(
     State(state): State<AppState<S>>,
+    caller: Caller,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(pairs) = query?;
     let filter = ListFilter::parse(&pairs)?;
     let names = state.service.names();
     let service = Arc::clone(&state.service);
+    let app_namespace = service.app_namespace();
     let mut first = true;
     let pieces = (0..names.len()).step_by(LIST_CHUNK).map(move |start| {
         let end = (start + LIST_CHUNK).min(names.len());
@@ -168,7 +187,13 @@ async fn list<S: AppService>(
             let Some(app) = service.document(name) else {
                 continue;
             };
-            if !filter.keeps(&app) {
+            if !filter.keeps(&app)
+                || !caller.can(
+                    "applications",
+                    "get",
+                    &auth::app_object(&app, &app_namespace),
+                )
+            {
                 continue;
             }
             if !std::mem::take(&mut first) {
@@ -313,9 +338,11 @@ fn parse_refresh(value: Option<&str>) -> Result<Option<Refresh>, ApiError> {
 /// `GET /api/v1/applications/{name}[?refresh=normal|hard]`.
 async fn get_application<S: AppService>(
     State(state): State<AppState<S>>,
+    caller: Caller,
     AppName(name): AppName,
     query: Result<Query<GetQuery>, QueryRejection>,
 ) -> Result<Json<Application>, ApiError> {
+    enforce_app(&caller, &*state.service, &name, "get")?;
     let Query(query) = query?;
     let refresh = parse_refresh(query.refresh.as_deref())?;
     Ok(Json(state.service.get(&name, refresh).await?))
@@ -345,21 +372,39 @@ fn query_flag(name: &str, value: Option<&str>, default: bool) -> Result<bool, Ap
 /// the Application object.
 async fn create_application<S: AppService>(
     State(state): State<AppState<S>>,
+    caller: Caller,
     query: Result<Query<CreateQuery>, QueryRejection>,
     JsonBody(app): JsonBody<serde_json::Value>,
 ) -> Result<Json<Application>, ApiError> {
     let Query(query) = query?;
     let upsert = query_flag("upsert", query.upsert.as_deref(), false)?;
+    let object = body_object(&app, &state.service.app_namespace())?;
+    caller.enforce("applications", "create", &object)?;
+    if upsert {
+        caller.enforce("applications", "update", &object)?;
+    }
     Ok(Json(state.service.create(app, upsert).await?))
+}
+
+/// The RBAC object (`PROJECT/NAME`) of an Application in a request body.
+fn body_object(app: &serde_json::Value, app_namespace: &str) -> Result<String, ApiError> {
+    let decoded: Application = serde_json::from_value(app.clone())
+        .map_err(|e| ApiError::BadRequest(format!("the body is not an Application: {e}")))?;
+    Ok(auth::app_object(&decoded, app_namespace))
 }
 
 /// `PUT /api/v1/applications/{name}` with an Application: replaces the
 /// spec of its object.
 async fn update_application<S: AppService>(
     State(state): State<AppState<S>>,
+    caller: Caller,
     AppName(name): AppName,
     JsonBody(app): JsonBody<serde_json::Value>,
 ) -> Result<Json<Application>, ApiError> {
+    // As it is, and as it would be (its project may change).
+    enforce_app(&caller, &*state.service, &name, "update")?;
+    let object = body_object(&app, &state.service.app_namespace())?;
+    caller.enforce("applications", "update", &object)?;
     Ok(Json(state.service.update(&name, app).await?))
 }
 
@@ -377,9 +422,11 @@ struct DeleteQuery {
 /// `{}` once the Application object's deletion has begun.
 async fn delete_application<S: AppService>(
     State(state): State<AppState<S>>,
+    caller: Caller,
     AppName(name): AppName,
     query: Result<Query<DeleteQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    enforce_app(&caller, &*state.service, &name, "delete")?;
     let Query(query) = query?;
     let cascade = if query_flag("cascade", query.cascade.as_deref(), true)? {
         let background = match query.propagation_policy.as_deref() {
@@ -402,9 +449,11 @@ async fn delete_application<S: AppService>(
 /// `POST /api/v1/applications/{name}/sync` with `{revision?, prune?, dryRun?}`.
 async fn sync<S: AppService>(
     State(state): State<AppState<S>>,
+    caller: Caller,
     AppName(name): AppName,
     JsonBody(request): JsonBody<SyncRequest>,
 ) -> Result<Json<Application>, ApiError> {
+    enforce_app(&caller, &*state.service, &name, "sync")?;
     Ok(Json(state.service.sync(&name, request).await?))
 }
 
@@ -418,9 +467,11 @@ struct RollbackRequest {
 /// `POST /api/v1/applications/{name}/rollback` with `{"id": N}`.
 async fn rollback<S: AppService>(
     State(state): State<AppState<S>>,
+    caller: Caller,
     AppName(name): AppName,
     JsonBody(request): JsonBody<RollbackRequest>,
 ) -> Result<Json<Application>, ApiError> {
+    enforce_app(&caller, &*state.service, &name, "sync")?;
     Ok(Json(state.service.rollback(&name, request.id).await?))
 }
 
@@ -428,8 +479,10 @@ async fn rollback<S: AppService>(
 /// operation (Argo CD's terminate-op).
 async fn terminate_operation<S: AppService>(
     State(state): State<AppState<S>>,
+    caller: Caller,
     AppName(name): AppName,
 ) -> Result<Json<Application>, ApiError> {
+    enforce_app(&caller, &*state.service, &name, "sync")?;
     Ok(Json(state.service.terminate_operation(&name).await?))
 }
 
@@ -437,16 +490,20 @@ async fn terminate_operation<S: AppService>(
 /// `Prune=confirm` holds (Argo CD's "Confirm Pruning").
 async fn confirm_prune<S: AppService>(
     State(state): State<AppState<S>>,
+    caller: Caller,
     AppName(name): AppName,
 ) -> Result<Json<Application>, ApiError> {
+    enforce_app(&caller, &*state.service, &name, "delete")?;
     Ok(Json(state.service.confirm_prune(&name)?))
 }
 
 /// `GET /api/v1/applications/{name}/managed-resources`.
 async fn managed_resources<S: AppService>(
     State(state): State<AppState<S>>,
+    caller: Caller,
     AppName(name): AppName,
 ) -> Result<Json<Items<ManagedResource>>, ApiError> {
+    enforce_app(&caller, &*state.service, &name, "get")?;
     Ok(Json(Items {
         items: state.service.managed_resources(&name).await?,
     }))
@@ -455,8 +512,10 @@ async fn managed_resources<S: AppService>(
 /// `GET /api/v1/applications/{name}/resource-tree`.
 async fn resource_tree<S: AppService>(
     State(state): State<AppState<S>>,
+    caller: Caller,
     AppName(name): AppName,
 ) -> Result<Json<ResourceTree>, ApiError> {
+    enforce_app(&caller, &*state.service, &name, "get")?;
     Ok(Json(state.service.resource_tree(&name).await?))
 }
 
@@ -464,9 +523,11 @@ async fn resource_tree<S: AppService>(
 /// commit's author, date, message and tags (Argo CD's revision metadata).
 async fn revision_metadata<S: AppService>(
     State(state): State<AppState<S>>,
+    caller: Caller,
     AppName(name): AppName,
     Path(params): Path<std::collections::HashMap<String, String>>,
 ) -> Result<Json<plumb_engine::source::CommitMetadata>, ApiError> {
+    enforce_app(&caller, &*state.service, &name, "get")?;
     let revision = params.get("revision").map_or("", String::as_str);
     Ok(Json(
         state.service.revision_metadata(&name, revision).await?,

@@ -47,6 +47,7 @@ struct Envelope<'a> {
 /// `GET /api/v1/stream/applications[?name=NAME[&appNamespace=NAMESPACE]]`.
 pub(crate) async fn applications<S: AppService>(
     State(state): State<AppState<S>>,
+    caller: crate::auth::Caller,
     query: Result<Query<StreamQuery>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let Query(query) = query?;
@@ -62,6 +63,7 @@ pub(crate) async fn applications<S: AppService>(
     let receiver = state.service.subscribe();
     let initial = every_application(&*state.service, "ADDED").await;
     let service = Arc::clone(&state.service);
+    let app_namespace = state.service.app_namespace();
     let changes = BroadcastStream::new(receiver)
         .then(move |item| {
             let service = Arc::clone(&service);
@@ -81,6 +83,14 @@ pub(crate) async fn applications<S: AppService>(
         .flat_map(stream::iter);
     let events = stream::iter(initial)
         .chain(changes)
+        // Only what the caller may see.
+        .filter(move |event| {
+            future::ready(caller.can(
+                "applications",
+                "get",
+                &crate::auth::app_object(&event.application, &app_namespace),
+            ))
+        })
         .filter(move |event| {
             future::ready(name.as_ref().is_none_or(|(namespace, n)| {
                 let meta = &event.application.metadata;
@@ -217,7 +227,7 @@ mod tests {
     async fn stream_ends_at_shutdown() {
         let service = Arc::new(FakeService::with_fixtures());
         let shutdown = tokio_util::sync::CancellationToken::new();
-        let app = crate::routes::router(service, shutdown.clone());
+        let app = crate::routes::router(service, shutdown.clone(), crate::Auth::disabled());
         let response = app
             .oneshot(
                 Request::get("/api/v1/stream/applications")

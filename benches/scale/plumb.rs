@@ -140,6 +140,8 @@ impl Plumb {
             launch.poll_interval.to_string(),
             "--workers".into(),
             launch.workers.to_string(),
+            // The benchmark measures the controller, not logins.
+            "--insecure-disable-auth".into(),
         ];
         args.extend(source);
         let command = format!("{} {}", launch.binary.display(), args.join(" "));

@@ -11,6 +11,7 @@
 //! The client uses reqwest's blocking API: call it from plain threads, never
 //! from inside a tokio runtime.
 
+pub mod config;
 mod format;
 
 use std::collections::HashMap;
@@ -63,6 +64,12 @@ pub enum ClientError {
         #[source]
         source: reqwest::Error,
     },
+    /// The server wants a token, or refused the one sent.
+    #[error("{message} (HTTP 401): run `plumb login` (or pass --auth-token / PLUMB_AUTH_TOKEN)")]
+    Unauthenticated {
+        /// The server's message.
+        message: String,
+    },
     /// The server answered with an error status.
     #[error("{message} (HTTP {status})")]
     Server {
@@ -111,6 +118,41 @@ struct Items<T> {
     /// Absent or `null` when empty, in Argo CD's API.
     #[serde(default = "Option::default")]
     items: Option<Vec<T>>,
+}
+
+/// Seconds in a duration as `plumb account generate-token --expires-in`
+/// takes it: `0`, `90` or `90s`, `30m`, `24h`, `7d`.
+///
+/// # Errors
+/// Anything else.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 30m, 24h, 7d or seconds"))?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "invalid duration {text:?}: the unit is s, m, h or d"
+            ));
+        }
+    };
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("invalid duration {text:?}: too long"))
+}
+
+/// `{"token": "..."}`.
+#[derive(Deserialize)]
+struct TokenAnswer {
+    token: String,
 }
 
 /// The fields of Argo CD's error body the client reads.
@@ -169,6 +211,103 @@ impl Client {
     /// The server's URL, as used in messages.
     pub fn base_url(&self) -> &str {
         self.base.as_str()
+    }
+
+    /// The same client sending `token` as `Authorization: Bearer` with
+    /// every request (none when `None`).
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidUrl`] when the token cannot be a header;
+    /// [`ClientError::Transport`] when the HTTP client cannot be built.
+    pub fn with_token(mut self, token: Option<&str>) -> Result<Client, ClientError> {
+        let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
+            return Ok(self);
+        };
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| ClientError::InvalidUrl {
+                url: self.base.to_string(),
+                reason: "the auth token has characters a header cannot hold".into(),
+            })?;
+        value.set_sensitive(true);
+        let headers =
+            reqwest::header::HeaderMap::from_iter([(reqwest::header::AUTHORIZATION, value)]);
+        self.http = reqwest::blocking::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(READ_TIMEOUT)
+            .user_agent(concat!("plumb/", env!("CARGO_PKG_VERSION")))
+            .default_headers(headers)
+            .build()
+            .map_err(|source| ClientError::Transport {
+                url: self.base.to_string(),
+                source,
+            })?;
+        Ok(self)
+    }
+
+    /// Logs in (`POST /api/v1/session`) and returns the session token.
+    ///
+    /// # Errors
+    /// As [`Client::list`]; `Unauthenticated` for a wrong password.
+    pub fn login(&self, username: &str, password: &str) -> Result<String, ClientError> {
+        let answer: TokenAnswer = self.call(
+            self.http
+                .post(self.url(&["session"]))
+                .json(&serde_json::json!({"username": username, "password": password})),
+        )?;
+        Ok(answer.token)
+    }
+
+    /// A new API token of `account` (`POST /api/v1/account/NAME/token`):
+    /// `expires_in` seconds (0: never), `id` (the server picks one when
+    /// empty).
+    ///
+    /// # Errors
+    /// As [`Client::list`].
+    pub fn generate_token(
+        &self,
+        account: &str,
+        expires_in: u64,
+        id: &str,
+    ) -> Result<String, ClientError> {
+        let answer: TokenAnswer = self.call(
+            self.http
+                .post(self.url(&["account", account, "token"]))
+                .json(&serde_json::json!({"expiresIn": expires_in, "id": id})),
+        )?;
+        Ok(answer.token)
+    }
+
+    /// Revokes the API token `id` of `account`.
+    ///
+    /// # Errors
+    /// As [`Client::list`].
+    pub fn revoke_token(&self, account: &str, id: &str) -> Result<(), ClientError> {
+        let _: serde_json::Value = self.call(
+            self.http
+                .delete(self.url(&["account", account, "token", id])),
+        )?;
+        Ok(())
+    }
+
+    /// Changes the logged-in account's password.
+    ///
+    /// # Errors
+    /// As [`Client::list`].
+    pub fn update_password(&self, current: &str, new: &str) -> Result<(), ClientError> {
+        let _: serde_json::Value = self.call(
+            self.http
+                .put(self.url(&["account", "password"]))
+                .json(&serde_json::json!({"currentPassword": current, "newPassword": new})),
+        )?;
+        Ok(())
+    }
+
+    /// Who the token sent is (`GET /api/v1/session/userinfo`).
+    ///
+    /// # Errors
+    /// As [`Client::list`].
+    pub fn userinfo(&self) -> Result<serde_json::Value, ClientError> {
+        self.call(self.http.get(self.url(&["session", "userinfo"])))
     }
 
     /// Every application with its status, sorted by name.
@@ -531,6 +670,9 @@ fn error_for_status(response: Response) -> Result<Response, ClientError> {
         _ if !text.trim().is_empty() => text.trim().chars().take(500).collect(),
         _ => status.canonical_reason().unwrap_or("error").to_owned(),
     };
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return Err(ClientError::Unauthenticated { message });
+    }
     Err(ClientError::Server {
         status: status.as_u16(),
         message,
@@ -1079,9 +1221,14 @@ mod tests {
                     ready
                         .send(listener.local_addr().expect("addr"))
                         .expect("test waits");
-                    plumb_api::serve_on(Arc::new(service), listener, async {
-                        let _ = stopped.await;
-                    })
+                    plumb_api::serve_on(
+                        Arc::new(service),
+                        plumb_api::Auth::disabled(),
+                        listener,
+                        async {
+                            let _ = stopped.await;
+                        },
+                    )
                     .await
                     .expect("serve");
                 });

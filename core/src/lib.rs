@@ -15,6 +15,7 @@
 //! running the controller live in `plumb-engine`, which calls into this crate
 //! and re-exports its modules under the same names.
 
+pub mod accounts;
 pub mod appns;
 pub mod appset;
 pub mod cascade;

@@ -20,8 +20,8 @@ use crate::model::{
 /// exists.
 pub const DEFAULT_PROJECT: &str = "default";
 
-/// Argo CD's `AppProject`. Fields Plumb does not enforce (`roles`,
-/// `syncWindows`, ...) are kept in [`AppProjectSpec::other`] and written
+/// Argo CD's `AppProject`. Fields Plumb does not enforce (`syncWindows`,
+/// ...) are kept in [`AppProjectSpec::other`] and written
 /// back as they came.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -73,10 +73,90 @@ pub struct AppProjectSpec {
     /// slashes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub source_namespaces: Vec<String>,
-    /// Every other field (`roles`, `syncWindows`, `orphanedResources`,
+    /// `roles`: RBAC roles of the project, whose tokens act as the subject
+    /// `proj:PROJECT:ROLE` (see [`role_policy`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<ProjectRole>,
+    /// Every other field (`syncWindows`, `orphanedResources`,
     /// ...), not enforced by Plumb, kept.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
+}
+
+/// One entry of `spec.roles`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectRole {
+    /// The role's name, unique in its project.
+    #[serde(default)]
+    pub name: String,
+    /// What the role is for.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// `policy.csv` `p` lines whose subject is `proj:PROJECT:ROLE`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
+    /// SSO groups given the role (kept; Plumb has no SSO).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Tokens issued for the role (by Argo CD, or written by hand): a
+    /// token whose `iat` or id is listed here is accepted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jwt_tokens: Vec<JwtToken>,
+}
+
+/// One issued token of a project role, as Argo CD lists them.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct JwtToken {
+    /// Issued at, in seconds since the epoch.
+    #[serde(default)]
+    pub iat: i64,
+    /// Expires at, in seconds since the epoch; 0 for never.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub exp: i64,
+    /// The token's id (its `jti`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+/// The RBAC subject of a project role's tokens: `proj:PROJECT:ROLE`.
+pub fn role_subject(project: &str, role: &str) -> String {
+    format!("proj:{project}:{role}")
+}
+
+/// The `policy.csv` text of a project role: its `p` lines that are its
+/// own (subject `proj:PROJECT:ROLE`) and reach only objects of the project
+/// (`PROJECT/...`), as Argo CD requires. The lines left out are returned
+/// with why, for the caller to report; a role's policy never reaches
+/// another project.
+pub fn role_policy(project: &str, role: &ProjectRole) -> (String, Vec<String>) {
+    let subject = role_subject(project, &role.name);
+    let prefix = format!("{project}/");
+    let mut text = String::new();
+    let mut refused = Vec::new();
+    for line in &role.policies {
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let ok = match fields.as_slice() {
+            ["p", s, _resource, _action, object, ..] => {
+                *s == subject && object.starts_with(&prefix) && !object.contains("..")
+            }
+            _ => false,
+        };
+        if ok {
+            text.push_str(line);
+            text.push('\n');
+        } else {
+            refused.push(format!(
+                "project {project} role {}: policy {line:?} ignored: a role's lines are `p, {subject}, RESOURCE, ACTION, {project}/OBJECT[, allow|deny]`",
+                role.name
+            ));
+        }
+    }
+    (text, refused)
 }
 
 /// One entry of `spec.destinations`.

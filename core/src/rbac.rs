@@ -12,8 +12,7 @@
 //! `policy.default` is a role every authenticated subject has.
 //!
 //! Not here: who the subject is (authentication) and where the text comes
-//! from (`argocd-rbac-cm`, a file). Nothing calls it yet: the API has no
-//! authentication (issue 11).
+//! from (`argocd-rbac-cm`, a project's roles); the API's `auth` asks it.
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -25,6 +24,7 @@ const BUILT_IN: &str = "\
 p, role:readonly, *, get, *, allow
 p, role:admin, *, *, *, allow
 g, role:admin, role:readonly
+g, admin, role:admin
 ";
 
 /// One `p` line.
@@ -99,6 +99,27 @@ impl Policy {
                         ));
                     }
                 }
+            }
+        }
+        Ok(policy)
+    }
+
+    /// This policy with `csv`'s lines added (a project role's policy,
+    /// already checked by `project::role_policy`).
+    ///
+    /// # Errors
+    /// As [`Policy::parse`].
+    pub fn with(&self, csv: &str) -> Result<Policy, String> {
+        let extra = Policy::parse(csv, "")?;
+        let mut policy = self.clone();
+        for rule in extra.rules {
+            if !policy.rules.contains(&rule) {
+                policy.rules.push(rule);
+            }
+        }
+        for grant in extra.grants {
+            if !policy.grants.contains(&grant) {
+                policy.grants.push(grant);
             }
         }
         Ok(policy)
@@ -202,5 +223,28 @@ g, alice, role:lead
             let error = Policy::parse(csv, "").expect_err(csv);
             assert!(error.contains(says), "{error}");
         }
+    }
+
+    #[test]
+    fn admin_is_an_admin_and_a_project_role_reaches_its_project_only() {
+        let policy = Policy::parse("", "").expect("parses");
+        assert!(policy.allows(&["admin"], "applications", "sync", "team-a/web"));
+        let role = crate::project::ProjectRole {
+            name: "deploy".into(),
+            policies: vec![
+                "p, proj:team-a:deploy, applications, sync, team-a/*, allow".into(),
+                "p, proj:team-a:deploy, applications, sync, team-b/*, allow".into(),
+                "p, proj:team-a:deploy, applications, sync, *, allow".into(),
+                "p, proj:team-b:deploy, applications, sync, team-a/*, allow".into(),
+            ],
+            ..Default::default()
+        };
+        let (csv, refused) = crate::project::role_policy("team-a", &role);
+        assert_eq!(refused.len(), 3, "{refused:?}");
+        let with = policy.with(&csv).expect("parses");
+        let subject = ["proj:team-a:deploy"];
+        assert!(with.allows(&subject, "applications", "sync", "team-a/web"));
+        assert!(!with.allows(&subject, "applications", "sync", "team-b/web"));
+        assert!(!policy.allows(&subject, "applications", "sync", "team-a/web"));
     }
 }

@@ -12,11 +12,12 @@
 //! around them: git, Kubernetes, disk and the clock.
 
 pub use plumb_core::{
-    appns, appset, cascade, clusters, customizations, decide, diff, health, helm, hooks, ignore,
-    kustomize, model, plan, project, render, repo_path, selector, summary, syncopts, template,
-    waves,
+    accounts as account_rules, appns, appset, cascade, clusters, customizations, decide, diff,
+    health, helm, hooks, ignore, kustomize, model, plan, project, rbac, render, repo_path,
+    selector, summary, syncopts, template, waves,
 };
 
+pub mod accounts;
 pub mod cluster;
 pub mod controller;
 pub mod destinations;

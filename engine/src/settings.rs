@@ -263,19 +263,6 @@ pub fn merge(config_map: &Data, file: &Data) -> Data {
     data
 }
 
-/// The data of a ConfigMap as JSON.
-fn config_map_data(object: &Value) -> Data {
-    object
-        .get("data")
-        .and_then(Value::as_object)
-        .map(|data| {
-            data.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Logs what is wrong in the settings, once per change.
 fn report(customizations: &Customizations) {
     for problem in customizations.problems() {
@@ -298,6 +285,117 @@ fn report(customizations: &Customizations) {
     if let Err(e) = server_ignore_rules(customizations) {
         tracing::error!(error = %e, "no application is compared until this ignoreDifferences rule is fixed");
     }
+}
+
+/// The `data` of one watched object, by key; a Secret's values decoded
+/// from base64, a ConfigMap's as their bytes. Empty while the object does
+/// not exist.
+pub type RawData = BTreeMap<String, Vec<u8>>;
+
+/// The kinds [`watch_data`] watches.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    /// A ConfigMap (`data`).
+    ConfigMap,
+    /// A Secret (`data`, base64).
+    Secret,
+}
+
+/// A data map's values as text (a value that is not UTF-8 is left out).
+pub fn text_data(raw: &RawData) -> Data {
+    raw.iter()
+        .filter_map(|(k, v)| Some((k.clone(), String::from_utf8(v.clone()).ok()?)))
+        .collect()
+}
+
+/// Watches the `data` of the object `name` of `kind` in `namespace` until
+/// `cancel`, and waits at most `timeout` for its first list (past it, the
+/// data is empty until the watch delivers). A watch that fails (the object
+/// may not be read) is logged and retried. The same watch serves
+/// `argocd-cm` here and the accounts' objects (`crate::accounts`).
+pub async fn watch_data(
+    client: kube::Client,
+    namespace: &str,
+    kind: Kind,
+    name: &str,
+    timeout: Duration,
+    cancel: CancellationToken,
+) -> watch::Receiver<Arc<RawData>> {
+    let (tx, rx) = watch::channel(Arc::new(RawData::new()));
+    let (listed_tx, mut listed) = watch::channel(false);
+    let (kind_name, plural) = match kind {
+        Kind::ConfigMap => ("ConfigMap", "configmaps"),
+        Kind::Secret => ("Secret", "secrets"),
+    };
+    let resource =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("", "v1", kind_name), plural);
+    let api: Api<DynamicObject> = Api::namespaced_with(client, namespace, &resource);
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let name = name.to_string();
+    tokio::spawn(async move {
+        let mut stream = watcher::watcher(api, config).default_backoff().boxed();
+        let mut seen = false;
+        loop {
+            let event = tokio::select! {
+                () = cancel.cancelled() => return,
+                event = stream.next() => event,
+            };
+            let Some(event) = event else { return };
+            let data = match event {
+                Ok(Event::Apply(object) | Event::InitApply(object)) => {
+                    seen = true;
+                    let value =
+                        serde_json::to_value(object).expect("a DynamicObject always serializes");
+                    object_data(&value, kind)
+                }
+                Ok(Event::Delete(_)) => RawData::new(),
+                Ok(Event::Init) => {
+                    seen = false;
+                    continue;
+                }
+                Ok(Event::InitDone) => {
+                    let _ = listed_tx.send(true);
+                    if seen {
+                        continue;
+                    }
+                    // Gone while the watch was down.
+                    RawData::new()
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "watch of {kind_name} {name} failed; retrying");
+                    continue;
+                }
+            };
+            if **tx.borrow() != data {
+                let _ = tx.send(Arc::new(data));
+            }
+        }
+    });
+    let _ = tokio::time::timeout(timeout, listed.wait_for(|l| *l)).await;
+    rx
+}
+
+/// The `data` of an object of `kind` as JSON.
+pub fn object_data(object: &Value, kind: Kind) -> RawData {
+    use base64::Engine;
+    object
+        .get("data")
+        .and_then(Value::as_object)
+        .map(|data| {
+            data.iter()
+                .filter_map(|(k, v)| {
+                    let text = v.as_str()?;
+                    let bytes = match kind {
+                        Kind::ConfigMap => text.as_bytes().to_vec(),
+                        Kind::Secret => base64::engine::general_purpose::STANDARD
+                            .decode(text)
+                            .ok()?,
+                    };
+                    Some((k.clone(), bytes))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The settings as they change: the ConfigMap watched, merged with the
@@ -329,64 +427,40 @@ impl SettingsSource {
         let initial = Customizations::parse(&file);
         report(&initial);
         let (tx, rx) = watch::channel(Arc::new(Settings::new(initial, 1)));
-        let (listed_tx, mut listed) = watch::channel(false);
-        let resource = ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("", "v1", "ConfigMap"),
-            "configmaps",
-        );
-        let api: Api<DynamicObject> = Api::namespaced_with(client, namespace, &resource);
-        let config = watcher::Config::default().fields(&format!("metadata.name={CONFIG_MAP}"));
-        tokio::spawn(async move {
-            let mut stream = watcher::watcher(api, config).default_backoff().boxed();
+        let mut objects = watch_data(
+            client,
+            namespace,
+            Kind::ConfigMap,
+            CONFIG_MAP,
+            timeout,
+            cancel.clone(),
+        )
+        .await;
+        let mut apply = {
             let mut generation = 1;
-            let mut current: Data = Data::new();
-            let mut seen = false;
-            loop {
-                let event = tokio::select! {
-                    () = cancel.cancelled() => return,
-                    event = stream.next() => event,
-                };
-                let Some(event) = event else { return };
-                let data = match event {
-                    Ok(Event::Apply(cm) | Event::InitApply(cm)) => {
-                        seen = true;
-                        let value =
-                            serde_json::to_value(cm).expect("a DynamicObject always serializes");
-                        config_map_data(&value)
-                    }
-                    Ok(Event::Delete(_)) => Data::new(),
-                    Ok(Event::Init) => {
-                        seen = false;
-                        continue;
-                    }
-                    Ok(Event::InitDone) => {
-                        let _ = listed_tx.send(true);
-                        if seen {
-                            continue;
-                        }
-                        // Gone while the watch was down.
-                        Data::new()
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "watch of ConfigMap {CONFIG_MAP} failed; retrying");
-                        continue;
-                    }
-                };
-                if data == current {
-                    continue;
-                }
-                current = data;
+            move |raw: &RawData| {
+                let current = text_data(raw);
                 let customizations = Customizations::parse(&merge(&current, &file));
                 if customizations == *tx.borrow().customizations() {
-                    continue;
+                    return;
                 }
                 report(&customizations);
                 generation += 1;
                 tracing::info!(generation, "resource customizations changed");
                 let _ = tx.send(Arc::new(Settings::new(customizations, generation)));
             }
+        };
+        apply(&objects.borrow_and_update());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    changed = objects.changed() => if changed.is_err() { return },
+                }
+                let raw = Arc::clone(&objects.borrow_and_update());
+                apply(&raw);
+            }
         });
-        let _ = tokio::time::timeout(timeout, listed.wait_for(|l| *l)).await;
         SettingsSource { rx }
     }
 

@@ -341,6 +341,9 @@ struct ServeOptions {
     extra_args: Vec<String>,
     /// `--kubeconfig`, when not the test cluster's admin one.
     kubeconfig: Option<PathBuf>,
+    /// Authentication on; off (`--insecure-disable-auth`) for every test
+    /// that is not about it.
+    auth: bool,
 }
 
 impl ServeOptions {
@@ -351,6 +354,7 @@ impl ServeOptions {
             poll_seconds,
             extra_args: Vec::new(),
             kubeconfig: None,
+            auth: false,
         }
     }
 }
@@ -393,6 +397,7 @@ impl Plumb {
             poll_seconds: TEST_POLL_SECONDS,
             extra_args: args.iter().map(|a| a.to_string()).collect(),
             kubeconfig,
+            auth: false,
         };
         Plumb::start_in(work, apps_yaml, options).await
     }
@@ -425,6 +430,20 @@ impl Plumb {
     ) -> Result<Plumb> {
         let mut options = ServeOptions::polling(Some(namespace.to_string()), TEST_POLL_SECONDS);
         options.extra_args = args.iter().map(|a| a.to_string()).collect();
+        Plumb::start_in(work, apps_yaml, options).await
+    }
+
+    /// Like [`Plumb::start_watching_with_args`] with authentication and
+    /// RBAC on (accounts in `namespace`).
+    pub async fn start_with_auth(
+        work: &Path,
+        apps_yaml: &str,
+        namespace: &str,
+        args: &[&str],
+    ) -> Result<Plumb> {
+        let mut options = ServeOptions::polling(Some(namespace.to_string()), TEST_POLL_SECONDS);
+        options.extra_args = args.iter().map(|a| a.to_string()).collect();
+        options.auth = true;
         Plumb::start_in(work, apps_yaml, options).await
     }
 
@@ -467,6 +486,9 @@ impl Plumb {
             Some(ns) => command.arg("--namespace").arg(ns),
             None => command.arg("--no-cluster-apps"),
         };
+        if !options.auth {
+            command.arg("--insecure-disable-auth");
+        }
         let child = command
             .args(&options.extra_args)
             .arg("--kubeconfig")
@@ -702,6 +724,8 @@ pub fn cli(args: &[&str]) -> Result<String> {
     let out = std::process::Command::new(bin)
         .args(args)
         .env_remove("PLUMB_SERVER")
+        .env_remove("PLUMB_AUTH_TOKEN")
+        .env_remove("ARGOCD_AUTH_TOKEN")
         .output()?;
     anyhow::ensure!(
         out.status.success(),

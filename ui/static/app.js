@@ -120,6 +120,8 @@
     } catch (e) {
       throw new Error('cannot reach Plumb: is the server running?');
     }
+    // No session, or it ended: ask for a login instead.
+    if (response.status === 401 && path !== 'session') showLogin();
     const text = await response.text();
     let data = null;
     try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
@@ -753,9 +755,43 @@
     render();
   }
 
-  document.addEventListener('DOMContentLoaded', () => {
-    $('filter').addEventListener('input', () => renderList());
-    window.addEventListener('hashchange', route);
+  // ---- login ----------------------------------------------------------
+
+  // The login form replaces the page; the session cookie the server sets
+  // on success carries every later request (and the event stream).
+  function showLogin(message) {
+    if (state.source) { state.source.close(); state.source = null; }
+    stopPolling();
+    $('main').hidden = true;
+    $('login-view').hidden = false;
+    $('logout').hidden = true;
+    $('user').hidden = true;
+    const error = $('login-error');
+    error.hidden = !message;
+    error.textContent = message || '';
+    $('login-password').focus();
+  }
+
+  async function submitLogin(event) {
+    event.preventDefault();
+    const username = $('login-username').value.trim();
+    const password = $('login-password').value;
+    try {
+      await api('POST', 'session', { username, password });
+    } catch (e) {
+      showLogin(e.message);
+      return;
+    }
+    $('login-password').value = '';
+    location.reload();
+  }
+
+  async function logout() {
+    try { await api('DELETE', 'session'); } catch (e) { /* the cookie goes anyway */ }
+    location.reload();
+  }
+
+  function start() {
     route();
     // Names depend on the application namespace: learn it first (an older
     // or unreachable server: names alone).
@@ -763,5 +799,24 @@
       .then((s) => { state.home = (s && s.controllerNamespace) || null; })
       .catch(() => {})
       .finally(() => { loadList(); connect(); });
+  }
+
+  document.addEventListener('DOMContentLoaded', () => {
+    $('filter').addEventListener('input', () => renderList());
+    window.addEventListener('hashchange', route);
+    $('login-form').addEventListener('submit', submitLogin);
+    $('logout').addEventListener('click', logout);
+    api('GET', 'session/userinfo')
+      .then((info) => {
+        if (!info || !info.loggedIn) { showLogin(); return; }
+        if (!info.authDisabled) {
+          $('user').textContent = info.username;
+          $('user').hidden = false;
+          $('logout').hidden = false;
+        }
+        start();
+      })
+      // An older server without sessions: go on as before.
+      .catch(() => start());
   });
 })();
