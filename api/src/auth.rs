@@ -703,6 +703,23 @@ mod tests {
     }
 
     #[test]
+    fn a_user_who_failed_too_often_is_refused_until_a_success_or_the_window() {
+        let auth = auth();
+        for _ in 0..MAX_FAILURES {
+            assert!(auth.check_failures("admin").is_ok());
+            auth.record("admin", false);
+        }
+        assert!(matches!(
+            auth.check_failures("admin"),
+            Err(ApiError::TooManyRequests(_))
+        ));
+        // Another user is not affected; a success forgets the failures.
+        assert!(auth.check_failures("ci").is_ok());
+        auth.record("admin", true);
+        assert!(auth.check_failures("admin").is_ok());
+    }
+
+    #[test]
     fn the_token_comes_from_the_bearer_header_or_the_cookie() {
         let mut headers = HeaderMap::new();
         headers.insert(
