@@ -643,6 +643,41 @@ async fn the_cli_logs_in_and_generates_a_ci_token() -> Result<()> {
         ensure!(ok, "generate-token: {err}");
         let token = token.trim().to_string();
         ensure!(token.split('.').count() == 3, "a JWT: {token}");
+        // A new admin password: the old one no longer logs in, the new one does.
+        let (ok, _, err) = run(
+            &[],
+            &[
+                "account",
+                "--server",
+                &url,
+                "update-password",
+                "--current-password",
+                &password,
+                "--new-password",
+                "a-new-password-1",
+            ],
+            "",
+        )?;
+        ensure!(ok, "update-password: {err}");
+        let (ok, _, _) = run(
+            &[],
+            &[
+                "login",
+                &url,
+                "--username",
+                "admin",
+                "--password",
+                &password,
+            ],
+            "",
+        )?;
+        ensure!(!ok, "the old password still logs in");
+        let (ok, _, err) = run(
+            &[],
+            &["login", &url, "--username", "admin"],
+            "a-new-password-1\n",
+        )?;
+        ensure!(ok, "the new password: {err}");
         // After logout, only the token works: flag or either variable.
         let (ok, _, err) = run(&[], &["logout", &url], "")?;
         ensure!(ok, "{err}");

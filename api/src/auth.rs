@@ -18,7 +18,7 @@
 //! Not here: where accounts are kept (the engine's `accounts`), the routes
 //! of sessions and tokens ([`crate::session`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -68,6 +68,9 @@ struct Enabled {
     metrics_require_auth: bool,
     /// The policy parsed from the `argocd-rbac-cm` data it was parsed from.
     policy: Mutex<Option<(Arc<RawData>, Arc<Policy>)>>,
+    /// The accounts of `argocd-cm`, from the data they were read from.
+    #[allow(clippy::type_complexity)] // a cache entry: (source, value)
+    account_list: Mutex<Option<(Arc<RawData>, Arc<BTreeMap<String, account_rules::Account>>)>>,
     /// Failed logins per user: how many, and when the last was.
     failures: Mutex<HashMap<String, (u32, Instant)>>,
 }
@@ -94,6 +97,7 @@ impl Auth {
                 accounts,
                 metrics_require_auth,
                 policy: Mutex::new(None),
+                account_list: Mutex::new(None),
                 failures: Mutex::new(HashMap::new()),
             })),
         }
@@ -350,6 +354,26 @@ fn listed(secret: &RawData, key: &str, id: &str) -> bool {
 }
 
 impl Enabled {
+    /// The accounts of `argocd-cm`, read once per change of it (the
+    /// ConfigMap may be large: resource customizations live there too).
+    fn account_list(&self) -> Arc<BTreeMap<String, account_rules::Account>> {
+        let data = self.accounts.config_raw();
+        let mut cached = self.account_list.lock().expect("never poisoned");
+        if let Some((from, list)) = &*cached
+            && Arc::ptr_eq(from, &data)
+        {
+            return Arc::clone(list);
+        }
+        let relevant: BTreeMap<String, String> = data
+            .iter()
+            .filter(|(k, _)| k.starts_with("accounts.") || k.starts_with("admin."))
+            .filter_map(|(k, v)| Some((k.clone(), String::from_utf8(v.clone()).ok()?)))
+            .collect();
+        let list = Arc::new(account_rules::accounts(&relevant));
+        *cached = Some((data, Arc::clone(&list)));
+        list
+    }
+
     /// The policy of `argocd-rbac-cm`, parsed once per change of it.
     fn policy(&self) -> Arc<Policy> {
         let data = self.accounts.rbac();
@@ -397,7 +421,7 @@ impl Enabled {
             .sub
             .rsplit_once(':')
             .unwrap_or((claims.sub.as_str(), "login"));
-        let all = account_rules::accounts(&self.accounts.config());
+        let all = self.account_list();
         let account = all
             .get(name)
             .filter(|a| a.enabled)
@@ -406,8 +430,8 @@ impl Enabled {
             "apiKey" => {
                 let key = account_rules::tokens_key(name);
                 let known = listed(&secret, &key, &claims.jti)
-                    || match self.accounts.fresh().await {
-                        Ok((_, fresh)) => listed(&fresh, &key, &claims.jti),
+                    || match self.accounts.fresh_secret().await {
+                        Ok(fresh) => listed(&fresh, &key, &claims.jti),
                         Err(e) => return Err(e.to_string()),
                     };
                 if !account.api_key || !known {
@@ -451,8 +475,8 @@ impl Enabled {
         let key = account_rules::project_tokens_key(name, &role.name);
         let known = in_spec
             || listed(&self.accounts.secret(), &key, &claims.jti)
-            || match self.accounts.fresh().await {
-                Ok((_, fresh)) => listed(&fresh, &key, &claims.jti),
+            || match self.accounts.fresh_secret().await {
+                Ok(fresh) => listed(&fresh, &key, &claims.jti),
                 Err(e) => return Err(e.to_string()),
             };
         if !known {

@@ -160,6 +160,12 @@ impl Accounts {
         settings::text_data(&self.config.borrow())
     }
 
+    /// `argocd-cm`'s data as last watched, as watched (the same `Arc`
+    /// until it changes, so a caller can keep what it read from it).
+    pub fn config_raw(&self) -> Arc<RawData> {
+        Arc::clone(&self.config.borrow())
+    }
+
     /// `argocd-rbac-cm`'s data as last watched (the same `Arc` until it
     /// changes, so a caller can keep what it parsed from it).
     pub fn rbac(&self) -> Arc<RawData> {
@@ -198,6 +204,20 @@ impl Accounts {
             .map(|s| secret_data(&s))
             .unwrap_or_default();
         Ok((config.into_iter().collect(), secret))
+    }
+
+    /// `argocd-secret` as the API server has it now.
+    ///
+    /// # Errors
+    /// The read fails.
+    pub async fn fresh_secret(&self) -> Result<RawData, AccountsError> {
+        let Some(client) = &self.client else {
+            return Ok((*self.secret()).clone());
+        };
+        Ok(read_secret(client, &self.namespace, SECRET)
+            .await?
+            .map(|s| secret_data(&s))
+            .unwrap_or_default())
     }
 
     /// Changes `argocd-secret`'s data with `edit` (read, edited, written
