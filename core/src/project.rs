@@ -934,7 +934,7 @@ mod tests {
                      "syncWindows": [{"kind": "deny", "schedule": "* * * * *", "duration": "1h"}]}
         });
         let p: AppProject = serde_json::from_value(value.clone()).expect("decodes");
-        assert!(p.spec.other.contains_key("roles"));
+        assert!(p.spec.other.contains_key("syncWindows"));
         assert_eq!(serde_json::to_value(&p).expect("encodes"), value);
     }
 
