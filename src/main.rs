@@ -93,6 +93,31 @@ enum Command {
         #[command(subcommand)]
         command: plumb_cli::ClusterCommand,
     },
+    /// DORA metrics from the deployment history: deployment frequency,
+    /// lead time for changes, change failure rate, time to restore.
+    Dora {
+        /// The server's URL.
+        #[arg(long, env = "PLUMB_SERVER", default_value = plumb_cli::DEFAULT_SERVER)]
+        server: String,
+        #[command(flatten)]
+        token: TokenArgs,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+        /// One application only.
+        #[arg(long)]
+        app: Option<String>,
+        /// The applications of one project only.
+        #[arg(long)]
+        project: Option<String>,
+        /// How far back: 30d, 12h, 90m.
+        #[arg(long, default_value = "30d")]
+        window: String,
+        /// How long after a deployment a failed sync or Degraded health
+        /// counts against it.
+        #[arg(long, default_value = "1h")]
+        failure_window: String,
+    },
     /// Log in to a server: keeps a session token in ~/.config/plumb/config.
     Login(LoginArgs),
     /// Forget the session token of a server.
@@ -438,6 +463,24 @@ fn run() -> Result<()> {
                 command,
                 output,
                 &mut std::io::stdout(),
+            )?)
+        }
+        Command::Dora {
+            server,
+            token,
+            output,
+            app,
+            project,
+            window,
+            failure_window,
+        } => {
+            let client = token.client(&server)?;
+            let report =
+                client.dora(app.as_deref(), project.as_deref(), &window, &failure_window)?;
+            Ok(plumb_cli::print_dora(
+                &mut std::io::stdout(),
+                output,
+                &report,
             )?)
         }
         Command::Login(args) => login(args),

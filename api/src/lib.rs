@@ -16,6 +16,7 @@
 mod appsets;
 mod auth;
 mod clusters;
+mod dora;
 mod error;
 mod origin;
 mod projects;

@@ -70,6 +70,7 @@ pub(crate) fn router<S: AppService>(
         .merge(crate::appsets::routes::<S>())
         .merge(crate::projects::routes::<S>())
         .merge(crate::clusters::routes::<S>())
+        .merge(crate::dora::routes::<S>())
         .route(
             "/api/v1/applications",
             get(list::<S>).post(create_application::<S>),

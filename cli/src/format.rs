@@ -75,6 +75,56 @@ pub(crate) fn cluster_list(clusters: &[serde_json::Value]) -> String {
     table.render()
 }
 
+/// A duration in seconds as a person reads it: `45s`, `12m`, `3.5h`, `2.1d`.
+fn duration(seconds: f64) -> String {
+    if seconds < 60.0 {
+        format!("{seconds:.0}s")
+    } else if seconds < 3_600.0 {
+        format!("{:.0}m", seconds / 60.0)
+    } else if seconds < 86_400.0 {
+        format!("{:.1}h", seconds / 3_600.0)
+    } else {
+        format!("{:.1}d", seconds / 86_400.0)
+    }
+}
+
+/// `plumb dora`'s table: in all, then each project and application.
+pub(crate) fn dora(report: &plumb_engine::service::DoraReport) -> String {
+    let mut table = Table::new(&[
+        "SCOPE",
+        "NAME",
+        "DEPLOYMENTS",
+        "PER DAY",
+        "LEAD TIME",
+        "CHANGE FAILURE RATE",
+        "TIME TO RESTORE",
+    ]);
+    let mut row = |scope: &str, name: &str, d: &plumb_engine::dora::Dora| {
+        table.row([
+            scope.to_string(),
+            name.to_string(),
+            d.deployments.to_string(),
+            format!("{:.2}", d.deployments_per_day),
+            d.lead_time_seconds.map_or("-".into(), duration),
+            d.change_failure_rate
+                .map_or("-".into(), |r| format!("{:.0}%", r * 100.0)),
+            match (d.time_to_restore_seconds, d.unrestored) {
+                (_, n) if n > 0 => format!("{n} not restored"),
+                (Some(s), _) => duration(s),
+                (None, _) => "-".into(),
+            },
+        ]);
+    };
+    row("all", "", &report.total);
+    for p in &report.projects {
+        row("project", &p.name, &p.metrics);
+    }
+    for a in &report.applications {
+        row("app", &a.name, &a.metrics);
+    }
+    table.render()
+}
+
 /// The condition of an ApplicationSet that says most about it: an error,
 /// held deletions, else whether it is up to date.
 fn appset_state(set: &ApplicationSet) -> String {

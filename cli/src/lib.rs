@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use plumb_engine::appset::ApplicationSet;
 use plumb_engine::model::{Application, OperationPhase, OperationState, ResourceResult};
-use plumb_engine::service::{AppSetPreview, ManagedResource, Refresh, ResourceTree, SyncRequest};
+use plumb_engine::service::{
+    AppSetPreview, DoraReport, ManagedResource, Refresh, ResourceTree, SyncRequest,
+};
 use reqwest::Url;
 use reqwest::blocking::{RequestBuilder, Response};
 use serde::Deserialize;
@@ -517,6 +519,33 @@ impl Client {
         Ok(items.items.unwrap_or_default())
     }
 
+    /// The DORA metrics (`GET /api/v1/dora`) of one application, one
+    /// project's or all, over `window` (`30d`, `12h`).
+    ///
+    /// # Errors
+    /// As [`Client::list`]; `Server` with 400 for a malformed window.
+    pub fn dora(
+        &self,
+        app: Option<&str>,
+        project: Option<&str>,
+        window: &str,
+        failure_window: &str,
+    ) -> Result<DoraReport, ClientError> {
+        let mut url = self.url(&["dora"]);
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("window", window);
+            query.append_pair("failureWindow", failure_window);
+            if let Some(app) = app {
+                query.append_pair("app", app);
+            }
+            if let Some(project) = project {
+                query.append_pair("project", project);
+            }
+        }
+        self.call(self.http.get(url))
+    }
+
     /// Every cluster applications may deploy to, with its connection
     /// state (`GET /api/v1/clusters`; no credentials).
     ///
@@ -877,6 +906,19 @@ pub fn run_cluster_command(
             print(out, output, &clusters, || format::cluster_list(&clusters))
         }
     }
+}
+
+/// Prints DORA metrics: a table (in all, per project, per application) or
+/// the report as JSON or YAML.
+///
+/// # Errors
+/// `Output` when `out` fails.
+pub fn print_dora(
+    out: &mut impl Write,
+    output: Output,
+    report: &DoraReport,
+) -> Result<(), ClientError> {
+    print(out, output, report, || format::dora(report))
 }
 
 /// Prints what `plumb appset generate` found: the Applications (YAML, or

@@ -13,7 +13,7 @@
 
 pub use plumb_core::{
     accounts as account_rules, appns, appset, cascade, clusters, customizations, decide, diff,
-    health, helm, hooks, ignore, kustomize, model, plan, project, rbac, render, repo_path,
+    dora, health, helm, hooks, ignore, kustomize, model, plan, project, rbac, render, repo_path,
     selector, summary, syncopts, template, waves,
 };
 

@@ -164,6 +164,37 @@ pub enum Cascade {
     ObjectOnly,
 }
 
+/// `GET /api/v1/dora`: the DORA metrics of a window, in all, per project
+/// and per application.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DoraReport {
+    /// The window's start, RFC 3339.
+    pub from: String,
+    /// Its end (now).
+    pub to: String,
+    /// Every application asked for together.
+    pub total: crate::dora::Dora,
+    /// Per project, by name.
+    pub projects: Vec<NamedDora>,
+    /// Per application.
+    pub applications: Vec<NamedDora>,
+}
+
+/// The metrics of one project or application.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NamedDora {
+    /// Its name.
+    pub name: String,
+    /// An application's project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// The figures.
+    #[serde(flatten)]
+    pub metrics: crate::dora::Dora,
+}
+
 /// The error of a service call; the API maps each to a status code.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -269,6 +300,24 @@ pub trait AppService: Send + Sync + 'static {
         name: &str,
         id: i64,
     ) -> impl Future<Output = Result<Application, ServiceError>> + Send;
+
+    /// The DORA metrics of `apps` (name and project) over the last
+    /// `window` seconds, a deployment's failure looked for up to
+    /// `failure_window` seconds after it.
+    ///
+    /// # Errors
+    /// Internal when the store cannot be read.
+    fn dora(
+        &self,
+        apps: &[(String, String)],
+        window: i64,
+        failure_window: i64,
+    ) -> Result<DoraReport, ServiceError> {
+        let _ = (apps, window, failure_window);
+        Err(ServiceError::BadRequest(
+            "DORA metrics are not served here".into(),
+        ))
+    }
 
     /// Creates the Application object `app` (Argo CD's create: one with
     /// the same spec is returned as it is; another spec needs `upsert`).

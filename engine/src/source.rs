@@ -323,6 +323,15 @@ pub struct CommitMetadata {
     pub tags: Vec<String>,
 }
 
+/// What a deployment made live ([`RepoCache::changes`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Commit times (Unix seconds) of the commits it brought.
+    pub commit_times: Vec<i64>,
+    /// Whether its commit is a revert.
+    pub revert: bool,
+}
+
 /// Cheap to share in an `Arc`; every method blocks.
 pub struct RepoCache {
     root: PathBuf,
@@ -520,6 +529,62 @@ impl RepoCache {
             date,
             message,
             tags,
+        })
+    }
+
+    /// What deploying `revision` after `previous` made live: the commit
+    /// times of the commits `revision` has and `previous` has not (at most
+    /// `limit`, newest first; `revision`'s own alone without `previous` or
+    /// when `previous` is not in the repository), and whether `revision`'s
+    /// commit is a revert. No network access.
+    ///
+    /// # Errors
+    /// The errors of [`resolve`](Self::resolve) for `revision`, and
+    /// [`SourceError::Corrupt`] when a commit cannot be read.
+    pub fn changes(
+        &self,
+        url: &str,
+        previous: Option<&str>,
+        revision: &str,
+        limit: usize,
+    ) -> Result<Changes, SourceError> {
+        let url = normalize_url(url)?;
+        let repo = self.open(&url)?;
+        let id = resolve_commit(&repo, &url, revision)?;
+        let corrupt = |action: &str, source: gix::Error| SourceError::Corrupt {
+            url: display_url(&url),
+            action: format!("{action} of commit {id}"),
+            source,
+        };
+        let commit = repo.find_commit(id).map_err(|e| corrupt("reading", e))?;
+        let message = commit
+            .message_raw()
+            .map_err(|e| corrupt("reading the message", e))?
+            .to_str_lossy()
+            .into_owned();
+        let own = commit
+            .time()
+            .map_err(|e| corrupt("reading the date", e))?
+            .seconds;
+        let hidden = previous.and_then(|p| resolve_commit(&repo, &url, p).ok());
+        let mut commit_times = Vec::new();
+        if let Some(hidden) = hidden.filter(|h| *h != id) {
+            let walk = repo
+                .rev_walk([id])
+                .with_hidden([hidden])
+                .all()
+                .map_err(|e| corrupt("walking the history", e))?;
+            for info in walk.take(limit) {
+                let info = info.map_err(|e| corrupt("walking the history", e))?;
+                commit_times.push(info.commit_time());
+            }
+        }
+        if commit_times.is_empty() {
+            commit_times.push(own);
+        }
+        Ok(Changes {
+            commit_times,
+            revert: plumb_core::dora::is_revert_message(&message),
         })
     }
 

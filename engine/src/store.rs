@@ -1,5 +1,6 @@
-//! Plumb's durable record: deployment history, the last sync operation and
-//! rollback pins of every application, in sled under `--data-dir`.
+//! Plumb's durable record: deployment history, the last sync operation,
+//! rollback pins and the DORA events of every application, in sled under
+//! `--data-dir`.
 //!
 //! It is not a cache of cluster state; everything here is Plumb's own memory
 //! that must survive a restart.
@@ -10,6 +11,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{OperationPhase, OperationState, RevisionHistory, RollbackPin};
+use plumb_core::dora::Event;
+
+/// DORA events kept per application (the oldest go first).
+const EVENTS_KEPT: usize = 2000;
 
 /// The error of a store operation.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +46,8 @@ pub struct Store {
     history: sled::Tree,
     operations: sled::Tree,
     pins: sled::Tree,
+    events: sled::Tree,
+    db: sled::Db,
 }
 
 impl std::fmt::Debug for Store {
@@ -84,6 +91,8 @@ impl Store {
             history: db.open_tree("history").map_err(db_err)?,
             operations: db.open_tree("operations").map_err(db_err)?,
             pins: db.open_tree("pins").map_err(db_err)?,
+            events: db.open_tree("events").map_err(db_err)?,
+            db,
             path,
         })
     }
@@ -144,6 +153,72 @@ impl Store {
                 .map_err(|e| self.err(e))?;
         }
         Ok(entry)
+    }
+
+    /// Records a DORA event of `app`, keeping its newest [`EVENTS_KEPT`].
+    /// Not flushed at once (sled flushes on its own): a crash may lose the
+    /// last events, never the history.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn record_event(&self, app: &str, event: &Event) -> Result<(), StoreError> {
+        let mut key = history_prefix(app);
+        // Time first (its sign bit flipped: negative times sort first),
+        // then a sequence number for events of the same second.
+        key.extend_from_slice(&((event.at() as u64) ^ (1 << 63)).to_be_bytes());
+        key.extend_from_slice(
+            &self
+                .db
+                .generate_id()
+                .map_err(|e| self.err(e))?
+                .to_be_bytes(),
+        );
+        let bytes = serde_json::to_vec(event).expect("events always serialize");
+        self.events.insert(key, bytes).map_err(|e| self.err(e))?;
+        let keys: Vec<sled::IVec> = self
+            .events
+            .scan_prefix(history_prefix(app))
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.err(e))?;
+        for old in keys.iter().take(keys.len().saturating_sub(EVENTS_KEPT)) {
+            self.events.remove(old).map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// The DORA events of `app`, oldest first; an unreadable one is
+    /// skipped.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn events(&self, app: &str) -> Result<Vec<Event>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.events.scan_prefix(history_prefix(app)) {
+            let (_, bytes) = item.map_err(|e| self.err(e))?;
+            if let Ok(event) = serde_json::from_slice(&bytes) {
+                out.push(event);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The last health recorded for `app` as (healthy, degraded); Healthy
+    /// when none was.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn last_health(&self, app: &str) -> Result<(bool, bool), StoreError> {
+        for item in self.events.scan_prefix(history_prefix(app)).rev() {
+            let (_, bytes) = item.map_err(|e| self.err(e))?;
+            if let Ok(Event::Health {
+                healthy, degraded, ..
+            }) = serde_json::from_slice(&bytes)
+            {
+                return Ok((healthy, degraded));
+            }
+        }
+        Ok((true, false))
     }
 
     /// The history of an application, oldest first.
@@ -238,6 +313,32 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_sort_by_time_per_application_and_the_last_health_is_found() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let health = |at, healthy| Event::Health {
+            at,
+            healthy,
+            degraded: !healthy,
+        };
+        store
+            .record_event("web", &health(20, false))
+            .expect("record");
+        store
+            .record_event("web", &Event::SyncFailed { at: 10 })
+            .expect("record");
+        store
+            .record_event("web-2", &health(5, false))
+            .expect("record");
+        assert_eq!(
+            store.events("web").expect("events"),
+            vec![Event::SyncFailed { at: 10 }, health(20, false)]
+        );
+        assert_eq!(store.last_health("web").expect("health"), (false, true));
+        assert_eq!(store.last_health("api").expect("health"), (true, false));
+    }
 
     fn entry(revision: &str) -> RevisionHistory {
         RevisionHistory {

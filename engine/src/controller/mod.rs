@@ -49,6 +49,7 @@ mod clock;
 mod crud;
 mod delay;
 mod deletion;
+mod dora;
 mod error;
 mod fetch;
 mod manifests;
@@ -702,6 +703,15 @@ impl AppService for Controller {
         self.inner.start_operation(name, op, None)
     }
 
+    fn dora(
+        &self,
+        apps: &[(String, String)],
+        window: i64,
+        failure_window: i64,
+    ) -> Result<crate::service::DoraReport, ServiceError> {
+        self.inner.dora(apps, window, failure_window)
+    }
+
     async fn create(&self, app: Value, upsert: bool) -> Result<Application, ServiceError> {
         self.inner.create_application(app, upsert).await
     }
@@ -762,7 +772,7 @@ impl AppService for Controller {
             prune,
             dry_run: false,
             initiated_by: InitiatedBy {
-                username: "rollback".into(),
+                username: dora::ROLLBACK_USER.into(),
                 automated: false,
             },
             ..ManualOp::default()

@@ -694,9 +694,18 @@ impl Inner {
                 sources: spec.sources.clone(),
             };
             let limit = spec.history_limit();
-            if let Err(e) = self.store.append_history(name, entry, limit) {
-                tracing::error!(app = %name, error = %e, "cannot record history");
+            let previous = self
+                .store
+                .history(name)
+                .ok()
+                .and_then(|h| h.last().map(RevisionHistory::joined_revision));
+            match self.store.append_history(name, entry, limit) {
+                Ok(entry) => self.record_deployment(name, spec, previous, &entry).await,
+                Err(e) => tracing::error!(app = %name, error = %e, "cannot record history"),
             }
+        } else if !run.dry_run && !run.cancel.is_cancelled() {
+            // A terminated operation is the user's decision, not a failure.
+            self.record_sync_failed(name);
         }
         self.end_operation(name, slot, run.id, &op);
         if !run.dry_run {

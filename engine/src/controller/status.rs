@@ -44,7 +44,7 @@ impl Inner {
     /// object, the status writer is asked to write it back; an unchanged
     /// status costs neither.
     pub(super) fn publish(self: &Arc<Self>, name: &str, slot: &AppSlot, status: ApplicationStatus) {
-        let changed = {
+        let (changed, health) = {
             // Compared without `reconciledAt`, and without copying either.
             let mut current = slot.status.write().expect("status lock is never poisoned");
             let mut status = status;
@@ -63,10 +63,17 @@ impl Inner {
             current.reconciled_at = None;
             let reconciled_at = status.reconciled_at.take();
             let changed = *current != status;
+            let health =
+                (current.health.status != status.health.status).then_some(status.health.status);
             status.reconciled_at = reconciled_at;
             *current = status;
-            changed
+            (changed, health)
         };
+        if let Some(health) = health
+            && self.is_current(name, slot)
+        {
+            self.record_health(name, health);
+        }
         // A slot removed meanwhile tells no one (see `is_current`).
         if changed && self.is_current(name, slot) {
             let declared = slot.declared();

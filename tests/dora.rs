@@ -1,0 +1,123 @@
+//! DORA metrics from a real history: commits synced by automated sync on
+//! the real control plane, a change whose PostSync Job fails, and the
+//! `git revert` that restores it. The API's figures and `plumb dora`'s
+//! table follow from what happened.
+
+mod support;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use support::{GitRepo, Plumb, TestNamespace, application_with, cli, eventually};
+
+#[tokio::test]
+async fn commits_a_failure_and_a_revert_give_the_expected_figures() -> Result<()> {
+    let ns = TestNamespace::new("dora").await;
+    let repo = GitRepo::new(None)?;
+    repo.write(
+        "app/settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata: {v: \"1\"}\n",
+    )?;
+    let first = repo.commit("Deploy settings v1")?;
+    let name = format!("{}-app", ns.name);
+    let apps = application_with(
+        &name,
+        &ns.name,
+        json!({
+            "source": {"repoURL": repo.url(), "targetRevision": "main", "path": "app"},
+            "syncPolicy": {"automated": {"prune": true}, "syncOptions": ["CreateNamespace=true"]},
+        }),
+    );
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start(work.path(), &apps).await?;
+    plumb.wait_status(&name, "Synced", Some("Healthy")).await?;
+
+    // A change whose PostSync Job fails: the ConfigMap changes, the
+    // automated sync fails.
+    repo.write(
+        "app/settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata: {v: \"2\"}\n",
+    )?;
+    repo.write(
+        "app/migrate.yaml",
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    argocd.argoproj.io/hook: PostSync\nspec:\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n        - name: main\n          image: busybox:1.36\n          command: [\"false\"]\n",
+    )?;
+    let broken = repo.commit("Deploy settings v2 with a migration")?;
+    eventually(
+        "the sync of the broken change fails",
+        Duration::from_secs(120),
+        || async {
+            let app = plumb.app(&name).await?;
+            let op = &app["status"]["operationState"];
+            Ok(
+                (op["phase"] == "Failed" && op["syncResult"]["revision"] == broken.as_str())
+                    .then_some(()),
+            )
+        },
+    )
+    .await?;
+
+    // `git revert` restores it: a deployment of a revert commit (the
+    // ConfigMap goes back to v1).
+    repo.git(&["revert", "--no-edit", "HEAD"])?;
+    let reverted = repo.head()?;
+    eventually(
+        "the revert is deployed",
+        Duration::from_secs(120),
+        || async {
+            let app = plumb.app(&name).await?;
+            Ok((app["status"]["sync"]["status"] == "Synced"
+                && app["status"]["sync"]["revision"] == reverted.as_str())
+            .then_some(()))
+        },
+    )
+    .await?;
+
+    let report = plumb
+        .get(&format!(
+            "/api/v1/dora?app={name}&window=1d&failureWindow=1h"
+        ))
+        .await?;
+    let app = report["applications"]
+        .as_array()
+        .and_then(|a| a.first())
+        .context("the application's figures")?;
+    assert_eq!(app["name"], name.as_str(), "{report:#}");
+    // Two deployments (the first commit and the revert); the first was
+    // followed by a failed sync, so half of them failed.
+    assert_eq!(app["deployments"], 2, "{report:#}");
+    assert_eq!(app["failedDeployments"], 1, "{report:#}");
+    assert_eq!(app["changeFailureRate"], 0.5, "{report:#}");
+    // Restored by the revert's deployment, the application Healthy all along.
+    assert_eq!(app["restores"], 1, "{report:#}");
+    assert_eq!(app["unrestored"], 0, "{report:#}");
+    assert!(app["timeToRestoreSeconds"].as_f64().is_some(), "{report:#}");
+    assert!(
+        app["leadTimeSeconds"].as_f64().is_some_and(|s| s >= 0.0),
+        "{report:#}"
+    );
+    assert!(
+        app["deploymentsPerDay"]
+            .as_f64()
+            .is_some_and(|d| (d - 2.0).abs() < 1e-9)
+    );
+    assert_eq!(report["projects"][0]["name"], "default");
+    assert_eq!(report["projects"][0]["deployments"], 2);
+    assert_ne!(first, reverted);
+
+    // A malformed window is the client's mistake.
+    let bad = reqwest::get(format!("{}/api/v1/dora?window=soon", plumb.url)).await?;
+    assert_eq!(bad.status(), 400);
+
+    // The CLI prints the same figures.
+    let table = cli(&[
+        "dora", "--server", &plumb.url, "--app", &name, "--window", "1d",
+    ])?;
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("app"))
+        .context("the application's row")?;
+    assert!(row.contains(&name) && row.contains("50%"), "{table}");
+    Ok(())
+}
