@@ -323,6 +323,15 @@ pub struct CommitMetadata {
     pub tags: Vec<String>,
 }
 
+/// The error of reading (`action`) the commit `id` of `url`.
+fn corrupt_commit(url: &str, id: ObjectId) -> impl Fn(&str, gix::Error) -> SourceError + '_ {
+    move |action, source| SourceError::Corrupt {
+        url: display_url(url),
+        action: format!("{action} of commit {id}"),
+        source,
+    }
+}
+
 /// What a deployment made live ([`RepoCache::changes`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Changes {
@@ -481,14 +490,8 @@ impl RepoCache {
         url: &str,
         revision: &str,
     ) -> Result<CommitMetadata, SourceError> {
-        let url = normalize_url(url)?;
-        let repo = self.open(&url)?;
-        let id = resolve_commit(&repo, &url, revision)?;
-        let corrupt = |action: &str, source: gix::Error| SourceError::Corrupt {
-            url: display_url(&url),
-            action: format!("{action} of commit {id}"),
-            source,
-        };
+        let (repo, url, id) = self.commit_of(url, revision)?;
+        let corrupt = corrupt_commit(&url, id);
         let commit = repo.find_commit(id).map_err(|e| corrupt("reading", e))?;
         let author = commit
             .author()
@@ -532,6 +535,19 @@ impl RepoCache {
         })
     }
 
+    /// The fetched copy of `url`, the URL normalized, and the commit
+    /// `revision` resolves to in it.
+    fn commit_of(
+        &self,
+        url: &str,
+        revision: &str,
+    ) -> Result<(gix::Repository, String, ObjectId), SourceError> {
+        let url = normalize_url(url)?;
+        let repo = self.open(&url)?;
+        let id = resolve_commit(&repo, &url, revision)?;
+        Ok((repo, url, id))
+    }
+
     /// What deploying `revision` after `previous` made live: the commit
     /// times of the commits `revision` has and `previous` has not (at most
     /// `limit`, newest first; `revision`'s own alone without `previous` or
@@ -548,14 +564,8 @@ impl RepoCache {
         revision: &str,
         limit: usize,
     ) -> Result<Changes, SourceError> {
-        let url = normalize_url(url)?;
-        let repo = self.open(&url)?;
-        let id = resolve_commit(&repo, &url, revision)?;
-        let corrupt = |action: &str, source: gix::Error| SourceError::Corrupt {
-            url: display_url(&url),
-            action: format!("{action} of commit {id}"),
-            source,
-        };
+        let (repo, url, id) = self.commit_of(url, revision)?;
+        let corrupt = corrupt_commit(&url, id);
         let commit = repo.find_commit(id).map_err(|e| corrupt("reading", e))?;
         let message = commit
             .message_raw()
