@@ -1,8 +1,9 @@
 //! The calls Backstage's Argo CD plugins make to read deployments, against
 //! a real `plumb serve` on the real local control plane: the list filtered
 //! by label selector, project and application namespace, an application by
-//! name, and the metadata of the revision it runs; and the calls they
-//! make to create, sync and delete an application.
+//! name, and the metadata of the revision it runs; and, logged in with
+//! `POST /api/v1/session` and a Bearer token as they are, the calls they
+//! make to create a project and an application, sync and delete them.
 
 mod support;
 
@@ -128,17 +129,93 @@ async fn the_read_sequence_of_backstage_s_plugins() -> Result<()> {
     Ok(())
 }
 
-/// A request Backstage's plugins send, with its status and JSON answer.
-async fn call(method: reqwest::Method, url: &str, body: Option<Value>) -> Result<(u16, Value)> {
-    let mut request = reqwest::Client::new()
-        .request(method, url)
-        .header("Content-Type", "application/json");
-    if let Some(body) = body {
-        request = request.body(body.to_string());
+/// Backstage's plugin as it talks to Plumb: with the Bearer token
+/// `POST /api/v1/session` gave it, once it has one.
+#[derive(Default)]
+struct Backstage {
+    token: Option<String>,
+}
+
+impl Backstage {
+    /// A request the plugins send, with its status and JSON answer.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value)> {
+        let mut request = reqwest::Client::new()
+            .request(method, url)
+            .header("Content-Type", "application/json");
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.body(body.to_string());
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
     }
-    let response = request.send().await?;
-    let status = response.status().as_u16();
-    Ok((status, response.json().await.unwrap_or(Value::Null)))
+
+    /// Starts a sync (again while another operation runs: 409) and
+    /// follows it to its end; returns the application then.
+    async fn sync(&self, base: &str, name: &str, body: Value) -> Result<Value> {
+        let url = format!("{base}/{name}/sync");
+        let started = eventually("the sync is accepted", Duration::from_secs(60), || async {
+            let (status, app) = self
+                .call(reqwest::Method::POST, &url, Some(body.clone()))
+                .await?;
+            match status {
+                200 => Ok(Some(app)),
+                409 => Ok(None),
+                _ => anyhow::bail!("POST {url}: {status} {app}"),
+            }
+        })
+        .await?;
+        let at = started["status"]["operationState"]["startedAt"].clone();
+        eventually("the sync ends", Duration::from_secs(120), || async {
+            let (_, app) = self
+                .call(reqwest::Method::GET, &format!("{base}/{name}"), None)
+                .await?;
+            let op = &app["status"]["operationState"];
+            Ok((op["startedAt"] == at && op["phase"] != "Running").then_some(app))
+        })
+        .await
+    }
+
+    /// Waits until the application's sync status is `sync`.
+    async fn wait_sync(&self, base: &str, name: &str, sync: &str) -> Result<()> {
+        eventually(
+            &format!("{name} is {sync}"),
+            Duration::from_secs(90),
+            || async {
+                let (_, app) = self
+                    .call(reqwest::Method::GET, &format!("{base}/{name}"), None)
+                    .await?;
+                Ok((app["status"]["sync"]["status"] == sync).then_some(()))
+            },
+        )
+        .await
+    }
+}
+
+/// The password `plumb serve` generated for `admin` (Argo CD's initial
+/// admin secret).
+async fn admin_password(namespace: &str) -> Result<String> {
+    use base64::Engine;
+    let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+        client().await,
+        namespace,
+        &support::resource("", "v1", "Secret", "secrets"),
+    );
+    let secret = api.get("plumb-initial-admin-secret").await?;
+    let encoded = secret.data["data"]["password"]
+        .as_str()
+        .context("the initial admin secret has a password")?;
+    Ok(String::from_utf8(
+        base64::engine::general_purpose::STANDARD.decode(encoded)?,
+    )?)
 }
 
 /// Whether the ConfigMap `name` exists in `namespace`.
@@ -168,8 +245,32 @@ async fn the_write_sequence_of_backstage_s_plugins() -> Result<()> {
     }
     repo.commit("two settings")?;
     let work = tempfile::tempdir()?;
-    let plumb = Plumb::start_watching(work.path(), "", &apps.name).await?;
+    let plumb = Plumb::start_with_auth(work.path(), "", &apps.name, &[]).await?;
     let base = format!("{}/api/v1/applications", plumb.url);
+
+    // The plugins log in first (`argocd.username`/`password` in their
+    // config) and send the token as Bearer; nothing works without it.
+    let mut bs = Backstage::default();
+    let (status, _) = bs.call(Method::GET, &base, None).await?;
+    assert_eq!(status, 401);
+    let password = admin_password(&apps.name).await?;
+    let (status, session) = bs
+        .call(
+            Method::POST,
+            &format!("{}/api/v1/session", plumb.url),
+            Some(json!({"username": "admin", "password": password})),
+        )
+        .await?;
+    assert_eq!(status, 200, "{session:#}");
+    let token = session["token"].as_str().context("a token")?.to_string();
+    // The cookie works as well as the header.
+    let by_cookie = reqwest::Client::new()
+        .get(&base)
+        .header("Cookie", format!("argocd.token={token}"))
+        .send()
+        .await?;
+    assert_eq!(by_cookie.status(), 200);
+    bs.token = Some(token);
     let projects = format!("{}/api/v1/projects", plumb.url);
     let name = format!("{}-svc", apps.name);
     let project = format!("{}-proj", apps.name);
@@ -183,14 +284,18 @@ async fn the_write_sequence_of_backstage_s_plugins() -> Result<()> {
             "sourceRepos": [repo.url()],
         },
     }});
-    let (status, answer) = call(Method::POST, &projects, Some(project_body.clone())).await?;
+    let (status, answer) = bs
+        .call(Method::POST, &projects, Some(project_body.clone()))
+        .await?;
     assert_eq!(status, 200, "{answer:#}");
     assert_eq!(answer["metadata"]["name"], project.as_str());
-    let (status, _) = call(Method::POST, &projects, Some(project_body.clone())).await?;
+    let (status, _) = bs
+        .call(Method::POST, &projects, Some(project_body.clone()))
+        .await?;
     assert_eq!(status, 200, "the same project again is no change");
     let mut other = project_body.clone();
     other["project"]["spec"]["sourceRepos"] = json!(["https://example.com/other.git"]);
-    let (status, refused) = call(Method::POST, &projects, Some(other)).await?;
+    let (status, refused) = bs.call(Method::POST, &projects, Some(other)).await?;
     assert_eq!(status, 400);
     // Roadie looks for these words.
     assert!(
@@ -221,18 +326,18 @@ async fn the_write_sequence_of_backstage_s_plugins() -> Result<()> {
             },
         },
     });
-    let (status, created) = call(Method::POST, &base, Some(payload.clone())).await?;
+    let (status, created) = bs.call(Method::POST, &base, Some(payload.clone())).await?;
     assert_eq!(status, 200, "{created:#}");
     assert_eq!(created["metadata"]["name"], name.as_str());
     assert_eq!(created["metadata"]["namespace"], apps.name.as_str());
-    plumb.wait_status(&name, "Synced", Some("Healthy")).await?;
+    bs.wait_sync(&base, &name, "Synced").await?;
     assert!(configmap_exists(&target.name, "one").await?);
     // The same payload again is no change; another spec needs upsert.
-    let (status, _) = call(Method::POST, &base, Some(payload.clone())).await?;
+    let (status, _) = bs.call(Method::POST, &base, Some(payload.clone())).await?;
     assert_eq!(status, 200);
     let mut changed = payload.clone();
     changed["spec"]["revisionHistoryLimit"] = json!(5);
-    let (status, refused) = call(Method::POST, &base, Some(changed.clone())).await?;
+    let (status, refused) = bs.call(Method::POST, &base, Some(changed.clone())).await?;
     assert_eq!(status, 400, "{refused:#}");
     assert!(
         refused["message"]
@@ -241,35 +346,36 @@ async fn the_write_sequence_of_backstage_s_plugins() -> Result<()> {
             .contains("upsert"),
         "{refused:#}"
     );
-    let (status, _) = call(Method::POST, &format!("{base}?upsert=true"), Some(changed)).await?;
+    let (status, _) = bs
+        .call(Method::POST, &format!("{base}?upsert=true"), Some(changed))
+        .await?;
     assert_eq!(status, 200);
     // A project that does not exist: refused before anything is written.
     let mut stray = payload.clone();
     stray["metadata"]["name"] = json!(format!("{name}-stray"));
     stray["spec"]["project"] = json!("no-such-project");
-    let (status, refused) = call(Method::POST, &base, Some(stray)).await?;
+    let (status, refused) = bs.call(Method::POST, &base, Some(stray)).await?;
     assert_eq!(status, 400, "{refused:#}");
     assert_eq!(refused["code"], 3);
     // A destination its project does not list: refused the same way.
     let mut elsewhere = payload.clone();
     elsewhere["metadata"]["name"] = json!(format!("{name}-elsewhere"));
     elsewhere["spec"]["destination"]["namespace"] = json!("kube-system");
-    let (status, refused) = call(Method::POST, &base, Some(elsewhere)).await?;
+    let (status, refused) = bs.call(Method::POST, &base, Some(elsewhere)).await?;
     assert_eq!(status, 400, "{refused:#}");
     // A project in use stays.
-    let (status, refused) = call(Method::DELETE, &format!("{projects}/{project}"), None).await?;
+    let (status, refused) = bs
+        .call(Method::DELETE, &format!("{projects}/{project}"), None)
+        .await?;
     assert_eq!(status, 400, "{refused:#}");
 
     // Roadie's resync: terminate whatever runs (nothing: 400), then sync
     // with the hook strategy forced and `resources: null`.
-    let (status, _) = call(Method::DELETE, &format!("{base}/{name}/operation"), None).await?;
-    assert_eq!(status, 400);
-    let synced = plumb
-        .operate(
-            &format!("/api/v1/applications/{name}/sync"),
-            json!({"prune": false, "dryRun": false, "strategy": {"hook": {"force": true}}, "resources": null}),
-        )
+    let (status, _) = bs
+        .call(Method::DELETE, &format!("{base}/{name}/operation"), None)
         .await?;
+    assert_eq!(status, 400);
+    let synced = bs.sync(&base, &name, json!({"prune": false, "dryRun": false, "strategy": {"hook": {"force": true}}, "resources": null})).await?;
     assert_eq!(
         synced["status"]["operationState"]["phase"], "Succeeded",
         "{synced:#}"
@@ -286,10 +392,14 @@ async fn the_write_sequence_of_backstage_s_plugins() -> Result<()> {
     // Automated sync would heal both: turn it off first (upsert).
     let mut manual = payload.clone();
     manual["spec"]["syncPolicy"] = json!({});
-    let (status, _) = call(Method::POST, &format!("{base}?upsert=true"), Some(manual)).await?;
+    let (status, _) = bs
+        .call(Method::POST, &format!("{base}?upsert=true"), Some(manual))
+        .await?;
     assert_eq!(status, 200);
     eventually("automated sync is off", Duration::from_secs(30), || async {
-        let app = plumb.app(&name).await?;
+        let (_, app) = bs
+            .call(Method::GET, &format!("{base}/{name}"), None)
+            .await?;
         Ok(app["spec"]["syncPolicy"]
             .get("automated")
             .is_none()
@@ -304,13 +414,8 @@ async fn the_write_sequence_of_backstage_s_plugins() -> Result<()> {
         )
         .await?;
     }
-    plumb.wait_status(&name, "OutOfSync", None).await?;
-    let selective = plumb
-        .operate(
-            &format!("/api/v1/applications/{name}/sync"),
-            json!({"resources": [{"group": "", "kind": "ConfigMap", "name": "one"}], "strategy": {"apply": {}}}),
-        )
-        .await?;
+    bs.wait_sync(&base, &name, "OutOfSync").await?;
+    let selective = bs.sync(&base, &name, json!({"resources": [{"group": "", "kind": "ConfigMap", "name": "one"}], "strategy": {"apply": {}}})).await?;
     let op = &selective["status"]["operationState"];
     assert_eq!(op["phase"], "Succeeded", "{op:#}");
     let results = op["syncResult"]["resources"]
@@ -326,9 +431,10 @@ async fn the_write_sequence_of_backstage_s_plugins() -> Result<()> {
     assert_eq!(data("one").await?, "1");
     assert_eq!(data("two").await?, "by hand");
     // Names that are not part of the application: nothing is applied.
-    let none = plumb
-        .operate(
-            &format!("/api/v1/applications/{name}/sync"),
+    let none = bs
+        .sync(
+            &base,
+            &name,
             json!({"resources": [{"kind": "Secret", "name": "one"}]}),
         )
         .await?;
@@ -336,44 +442,50 @@ async fn the_write_sequence_of_backstage_s_plugins() -> Result<()> {
     assert_eq!(data("two").await?, "by hand");
 
     // Delete with cascade: the resources go, then the application.
-    let (status, answer) =
-        call(Method::DELETE, &format!("{base}/{name}?cascade=true"), None).await?;
+    let (status, answer) = bs
+        .call(Method::DELETE, &format!("{base}/{name}?cascade=true"), None)
+        .await?;
     assert_eq!((status, answer), (200, json!({})));
     eventually(
         "the application is gone",
         Duration::from_secs(90),
         || async {
-            let (status, _) = call(Method::GET, &format!("{base}/{name}"), None).await?;
+            let (status, _) = bs
+                .call(Method::GET, &format!("{base}/{name}"), None)
+                .await?;
             Ok((status == 404).then_some(()))
         },
     )
     .await?;
     assert!(!configmap_exists(&target.name, "one").await?);
     assert!(!configmap_exists(&target.name, "two").await?);
-    let (status, _) = call(Method::DELETE, &format!("{base}/{name}"), None).await?;
+    let (status, _) = bs
+        .call(Method::DELETE, &format!("{base}/{name}"), None)
+        .await?;
     assert_eq!(status, 404);
 
     // Without cascade the resources stay.
     let mut kept = payload.clone();
     kept["metadata"]["name"] = json!(format!("{name}-kept"));
     let kept_name = format!("{name}-kept");
-    let (status, _) = call(Method::POST, &base, Some(kept)).await?;
+    let (status, _) = bs.call(Method::POST, &base, Some(kept)).await?;
     assert_eq!(status, 200);
-    plumb
-        .wait_status(&kept_name, "Synced", Some("Healthy"))
+    bs.wait_sync(&base, &kept_name, "Synced").await?;
+    let (status, _) = bs
+        .call(
+            Method::DELETE,
+            &format!("{base}/{kept_name}?cascade=false"),
+            None,
+        )
         .await?;
-    let (status, _) = call(
-        Method::DELETE,
-        &format!("{base}/{kept_name}?cascade=false"),
-        None,
-    )
-    .await?;
     assert_eq!(status, 200);
     eventually(
         "the kept application is gone",
         Duration::from_secs(60),
         || async {
-            let (status, _) = call(Method::GET, &format!("{base}/{kept_name}"), None).await?;
+            let (status, _) = bs
+                .call(Method::GET, &format!("{base}/{kept_name}"), None)
+                .await?;
             Ok((status == 404).then_some(()))
         },
     )
@@ -382,10 +494,14 @@ async fn the_write_sequence_of_backstage_s_plugins() -> Result<()> {
 
     // With no application left in it, the project goes too (its
     // finalizer removed: nothing else would).
-    let (status, answer) = call(Method::DELETE, &format!("{projects}/{project}"), None).await?;
+    let (status, answer) = bs
+        .call(Method::DELETE, &format!("{projects}/{project}"), None)
+        .await?;
     assert_eq!((status, answer), (200, json!({})));
     eventually("the project is gone", Duration::from_secs(60), || async {
-        let (status, _) = call(Method::GET, &format!("{projects}/{project}"), None).await?;
+        let (status, _) = bs
+            .call(Method::GET, &format!("{projects}/{project}"), None)
+            .await?;
         Ok((status == 404).then_some(()))
     })
     .await?;
