@@ -587,7 +587,10 @@ impl Cluster {
                         cs.iter()
                             .any(|c| c["type"] == "Established" && c["status"] == "True")
                     });
-                if established {
+                // Established comes a moment before discovery serves the
+                // kind: wait for both, or the next apply of one of its
+                // objects finds "not served".
+                if established && self.serves_kind_of(&crd.data).await {
                     return Ok(());
                 }
             }
@@ -598,6 +601,28 @@ impl Cluster {
             tokio::time::sleep(pause.min(deadline - now)).await;
             pause = (pause * 2).min(Duration::from_secs(2));
         }
+    }
+
+    /// Whether discovery serves the kind a CRD defines (its first served
+    /// version); a CRD that does not say is taken as served.
+    async fn serves_kind_of(&self, crd: &Value) -> bool {
+        let group = crd.pointer("/spec/group").and_then(Value::as_str);
+        let kind = crd.pointer("/spec/names/kind").and_then(Value::as_str);
+        let version = crd
+            .pointer("/spec/versions")
+            .and_then(Value::as_array)
+            .and_then(|vs| {
+                vs.iter()
+                    .find(|v| v["served"] != false)
+                    .and_then(|v| v["name"].as_str())
+            });
+        let (Some(group), Some(kind), Some(version)) = (group, kind, version) else {
+            return true;
+        };
+        matches!(
+            self.resolve(&format!("{group}/{version}"), kind).await,
+            Ok(Some(_))
+        )
     }
 
     /// Runs one request to the API server, giving up after
