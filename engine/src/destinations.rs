@@ -583,7 +583,7 @@ async fn probe_once(d: &Dest, timeout: Duration, touched: &ChangedApps) -> Statu
         *state = ConnectionState {
             status,
             message: message.clone(),
-            attempted_at: Some(now_rfc3339()),
+            attempted_at: Some(crate::controller::now()),
             version: version.or_else(|| state.version.take()),
         };
         changed
@@ -673,17 +673,6 @@ pub fn watch_secrets(client: kube::Client, dests: Arc<Destinations>, cancel: Can
             }
         }
     });
-}
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

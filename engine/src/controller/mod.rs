@@ -123,7 +123,8 @@ impl std::fmt::Debug for Controller {
     }
 }
 
-fn now() -> String {
+/// The time now, RFC 3339 in whole seconds (status and API times).
+pub(crate) fn now() -> String {
     time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .ok()
