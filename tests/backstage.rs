@@ -350,6 +350,22 @@ async fn the_write_sequence_of_backstage_s_plugins() -> Result<()> {
         .call(Method::POST, &format!("{base}?upsert=true"), Some(changed))
         .await?;
     assert_eq!(status, 200);
+    // Roadie's update: PUT the application and its project.
+    let mut updated = payload.clone();
+    updated["spec"]["revisionHistoryLimit"] = json!(7);
+    let (status, answer) = bs
+        .call(Method::PUT, &format!("{base}/{name}"), Some(updated))
+        .await?;
+    assert_eq!(status, 200, "{answer:#}");
+    assert_eq!(answer["spec"]["revisionHistoryLimit"], 7, "{answer:#}");
+    let (status, answer) = bs
+        .call(
+            Method::PUT,
+            &format!("{projects}/{project}"),
+            Some(project_body.clone()),
+        )
+        .await?;
+    assert_eq!(status, 200, "{answer:#}");
     // A project that does not exist: refused before anything is written.
     let mut stray = payload.clone();
     stray["metadata"]["name"] = json!(format!("{name}-stray"));
