@@ -313,6 +313,13 @@ struct ServeArgs {
     /// Seconds one apply, dry run, read or delete of an object may take.
     #[arg(long, default_value_t = ControllerOptions::default().request_timeout.as_secs())]
     request_timeout: u64,
+    /// The window of the `plumb_dora_*` metrics (30d, 12h, or seconds).
+    #[arg(long, default_value = "30d", value_parser = plumb_cli::parse_duration)]
+    dora_window: u64,
+    /// How long after a deployment a failed sync or Degraded health counts
+    /// against it in the `plumb_dora_*` metrics.
+    #[arg(long, default_value = "1h", value_parser = plumb_cli::parse_duration)]
+    dora_failure_window: u64,
     /// What ApplicationSets may do to the Applications they generate:
     /// create-only, create-update, create-delete or sync.
     #[arg(long, default_value = "sync", value_parser = parse_policy)]
@@ -713,6 +720,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         watch_timeout: Duration::from_secs(args.watch_timeout.max(1)),
         crd_timeout: Duration::from_secs(args.crd_timeout.max(1)),
         request_timeout: Duration::from_secs(args.request_timeout.max(1)),
+        dora_window: Duration::from_secs(args.dora_window.max(1)),
+        dora_failure_window: Duration::from_secs(args.dora_failure_window.max(1)),
         appset_policy: args.appset_policy,
         appset_policy_override: args.appset_policy_override,
         appset_max_delete_percent: args.appset_max_delete_percent,

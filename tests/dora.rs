@@ -106,6 +106,30 @@ async fn commits_a_failure_and_a_revert_give_the_expected_figures() -> Result<()
     assert_eq!(report["projects"][0]["deployments"], 2);
     assert_ne!(first, reverted);
 
+    // The same figures as Prometheus gauges over --dora-window (30 days
+    // by default): deployments, the failure rate, one restore.
+    let metrics = reqwest::get(format!("{}/metrics", plumb.url))
+        .await?
+        .text()
+        .await?;
+    let labels = format!("{{name=\"{name}\",namespace=\"plumb\",project=\"default\"}}");
+    for line in [
+        format!("plumb_dora_app_deployments{labels} 2.0"),
+        format!("plumb_dora_app_change_failure_ratio{labels} 0.5"),
+        format!("plumb_dora_app_failed_deployments{labels} 1.0"),
+        format!("plumb_dora_app_unrestored_failures{labels} 0.0"),
+        "plumb_dora_project_deployments{project=\"default\"} 2.0".to_string(),
+        "plumb_dora_window_seconds 2592000".to_string(),
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line}\n{metrics}");
+    }
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with(&format!("plumb_dora_app_time_to_restore_seconds{labels} "))),
+        "{metrics}"
+    );
+
     // A malformed window is the client's mistake.
     let bad = reqwest::get(format!("{}/api/v1/dora?window=soon", plumb.url)).await?;
     assert_eq!(bad.status(), 400);

@@ -5,8 +5,9 @@
 //! an operation's end, a fetch, a render, each request to the API server
 //! through [`Metrics::k8s_layer`]); gauges that describe the present (each
 //! application's `argocd_app_info`, the objects held, the connection, the
-//! queue) are built at scrape time from a [`Snapshot`] the controller
-//! takes, so they cost nothing between scrapes. The text is Prometheus'
+//! queue, the DORA figures of each project and application) are built at
+//! scrape time from a [`Snapshot`] the controller takes, so they cost
+//! nothing between scrapes. The text is Prometheus'
 //! text format 0.0.4, as Argo CD serves it.
 //!
 //! Not here: serving `/metrics` (the API does) and deciding what a
@@ -131,6 +132,94 @@ pub struct Snapshot {
     pub clusters: Vec<ClusterGauge>,
     /// Applications waiting in the work queue.
     pub queue_depth: u64,
+    /// The DORA figures over the last `window_seconds`.
+    pub dora: Option<DoraSnapshot>,
+}
+
+/// The DORA part of a [`Snapshot`].
+#[derive(Clone, Debug, Default)]
+pub struct DoraSnapshot {
+    /// The window the figures cover.
+    pub window_seconds: i64,
+    /// Per project, by name.
+    pub projects: Vec<(String, plumb_core::dora::Dora)>,
+    /// Per application with something in the window: its labels and
+    /// figures.
+    pub apps: Vec<(DoraApp, plumb_core::dora::Dora)>,
+}
+
+/// The labels of an application's DORA series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DoraApp {
+    /// The application.
+    pub name: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its project.
+    pub project: String,
+}
+
+/// One project's DORA series' label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DoraProject {
+    project: String,
+}
+
+/// The DORA figures of `series` (labels and figures) into `registry`, one
+/// family per figure under `plumb_dora_{scope}_`; a median or a rate
+/// without a sample is left out rather than shown as 0.
+fn register_dora<L>(registry: &mut Registry, scope: &str, series: &[(L, &plumb_core::dora::Dora)])
+where
+    L: Clone + std::fmt::Debug + std::hash::Hash + Eq + EncodeLabelSet + Send + Sync + 'static,
+{
+    type Float = Gauge<f64, std::sync::atomic::AtomicU64>;
+    type Figure = fn(&plumb_core::dora::Dora) -> Option<f64>;
+    let figures: [(&str, &str, Figure); 7] = [
+        (
+            "deployments",
+            "Deployments (successful syncs that changed the revision) in the window",
+            |d| Some(d.deployments as f64),
+        ),
+        (
+            "deployments_per_day",
+            "Deployment frequency over the window, per day",
+            |d| Some(d.deployments_per_day),
+        ),
+        (
+            "lead_time_seconds",
+            "Median lead time for changes, commit to live, in the window",
+            |d| d.lead_time_seconds,
+        ),
+        (
+            "change_failure_ratio",
+            "Failed deployments over deployments in the window",
+            |d| d.change_failure_rate,
+        ),
+        (
+            "failed_deployments",
+            "Deployments in the window that failed",
+            |d| Some(d.failed_deployments as f64),
+        ),
+        (
+            "time_to_restore_seconds",
+            "Median time to restore of the failures restored in the window",
+            |d| d.time_to_restore_seconds,
+        ),
+        (
+            "unrestored_failures",
+            "Failures in the window not restored yet",
+            |d| Some(d.unrestored as f64),
+        ),
+    ];
+    for (name, help, value) in figures {
+        let family: Family<L, Float> = Family::default();
+        for (labels, dora) in series {
+            if let Some(v) = value(dora) {
+                family.get_or_create(labels).set(v);
+            }
+        }
+        registry.register(format!("plumb_dora_{scope}_{name}"), help, family);
+    }
 }
 
 /// One cluster in a [`Snapshot`].
@@ -317,6 +406,23 @@ impl Metrics {
             "Applications waiting in the work queue",
             queue,
         );
+        if let Some(dora) = &snapshot.dora {
+            let window: Gauge = Gauge::default();
+            window.set(dora.window_seconds);
+            now.register(
+                "plumb_dora_window_seconds",
+                "The window the plumb_dora_* figures cover (--dora-window)",
+                window,
+            );
+            let projects: Vec<_> = dora
+                .projects
+                .iter()
+                .map(|(p, d)| (DoraProject { project: p.clone() }, d))
+                .collect();
+            register_dora(&mut now, "project", &projects);
+            let apps: Vec<_> = dora.apps.iter().map(|(a, d)| (a.clone(), d)).collect();
+            register_dora(&mut now, "app", &apps);
+        }
         let mut text = String::new();
         encode(&mut text, &now).expect("writing to a String does not fail");
         encode(&mut text, &self.registry).expect("writing to a String does not fail");
@@ -525,6 +631,28 @@ mod tests {
                 },
             ],
             queue_depth: 0,
+            dora: Some(DoraSnapshot {
+                window_seconds: 86_400,
+                projects: vec![(
+                    "default".into(),
+                    plumb_core::dora::Dora {
+                        deployments: 2,
+                        deployments_per_day: 2.0,
+                        lead_time_seconds: Some(90.0),
+                        change_failure_rate: Some(0.5),
+                        failed_deployments: 1,
+                        ..Default::default()
+                    },
+                )],
+                apps: vec![(
+                    DoraApp {
+                        name: "web".into(),
+                        namespace: "plumb".into(),
+                        project: "default".into(),
+                    },
+                    plumb_core::dora::Dora::default(),
+                )],
+            }),
         };
         let text = metrics.text(&snapshot);
         for line in [
@@ -535,6 +663,11 @@ mod tests {
             "argocd_cluster_connection_status{server=\"https://second:6443\",k8s_version=\"\"} 0",
             "argocd_cluster_api_resource_objects{server=\"https://second:6443\"} 0",
             "plumb_queue_depth 0",
+            "plumb_dora_window_seconds 86400",
+            "plumb_dora_project_deployments{project=\"default\"} 2.0",
+            "plumb_dora_project_lead_time_seconds{project=\"default\"} 90.0",
+            "plumb_dora_project_change_failure_ratio{project=\"default\"} 0.5",
+            "plumb_dora_app_deployments{name=\"web\",namespace=\"plumb\",project=\"default\"} 0.0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line}\n{text}");
         }
@@ -549,6 +682,15 @@ mod tests {
             text.lines()
                 .any(|l| l
                     == "plumb_operation_duration_seconds_bucket{phase=\"Succeeded\",le=\"2\"} 1"),
+            "{text}"
+        );
+        // No restore, no lead time: the medians are left out, not 0.
+        assert!(
+            !text.contains("plumb_dora_project_time_to_restore_seconds{"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("plumb_dora_app_lead_time_seconds{"),
             "{text}"
         );
     }

@@ -169,4 +169,53 @@ impl Inner {
             applications,
         })
     }
+
+    /// The DORA gauges of a scrape: every project, and each application
+    /// with something in the window (`--dora-window`); `None` (and a
+    /// warning) when the store cannot be read.
+    pub(super) fn dora_snapshot(
+        &self,
+        slots: &[(String, Arc<AppSlot>)],
+    ) -> Option<crate::metrics::DoraSnapshot> {
+        let apps: Vec<(String, String)> = slots
+            .iter()
+            .map(|(name, slot)| {
+                let project = plumb_core::project::project_of(&slot.declared().app).to_string();
+                (name.clone(), project)
+            })
+            .collect();
+        let window = i64::try_from(self.options.dora_window.as_secs()).unwrap_or(i64::MAX);
+        let failure_window =
+            i64::try_from(self.options.dora_failure_window.as_secs()).unwrap_or(i64::MAX);
+        let report = match self.dora(&apps, window, failure_window) {
+            Ok(report) => report,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the DORA events for the metrics");
+                return None;
+            }
+        };
+        let touched = |d: &dora::Dora| d.deployments > 0 || d.restores > 0 || d.unrestored > 0;
+        Some(crate::metrics::DoraSnapshot {
+            window_seconds: window,
+            projects: report
+                .projects
+                .into_iter()
+                .map(|p| (p.name, p.metrics))
+                .collect(),
+            apps: report
+                .applications
+                .into_iter()
+                .filter(|a| touched(&a.metrics))
+                .map(|a| {
+                    let (namespace, short) = self.namespaces.split(&a.name);
+                    let labels = crate::metrics::DoraApp {
+                        name: short.to_string(),
+                        namespace: namespace.to_string(),
+                        project: a.project.unwrap_or_default(),
+                    };
+                    (labels, a.metrics)
+                })
+                .collect(),
+        })
+    }
 }

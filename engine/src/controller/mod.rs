@@ -609,9 +609,11 @@ impl Inner {
                 }
             })
             .collect();
+        let dora = self.dora_snapshot(&slots);
         crate::metrics::Snapshot {
             apps,
             clusters,
+            dora,
             queue_depth: self
                 .queued
                 .lock()

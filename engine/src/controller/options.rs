@@ -51,6 +51,11 @@ pub struct ControllerOptions {
     /// Helm, Kustomize and Jsonnet: binaries and limits (`root` is set
     /// from `data_dir`).
     pub tools: crate::tools::ToolOptions,
+    /// The window of the `plumb_dora_*` gauges (`--dora-window`).
+    pub dora_window: Duration,
+    /// How long after a deployment a failure counts against it in the
+    /// `plumb_dora_*` gauges (`--dora-failure-window`).
+    pub dora_failure_window: Duration,
     /// Where the controller records its metrics (the Kubernetes client
     /// given to [`super::Controller::start`] may count into the same).
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -78,6 +83,8 @@ impl Default for ControllerOptions {
             resource_customizations: None,
             ignore_differences: Vec::new(),
             tools: crate::tools::ToolOptions::default(),
+            dora_window: Duration::from_secs(30 * 86_400),
+            dora_failure_window: Duration::from_secs(3_600),
             metrics: Arc::default(),
         }
     }
