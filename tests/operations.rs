@@ -550,8 +550,8 @@ async fn a_hung_fetch_does_not_keep_the_repository_from_the_next_fetch() -> Resu
     Ok(())
 }
 
-/// A kubeconfig for the test cluster as the ServiceAccount `name` of
-/// `namespace`, with a token from the TokenRequest API.
+/// Creates the ServiceAccount `name` in `namespace` and writes a
+/// kubeconfig for the test cluster as it.
 async fn kubeconfig_as(
     namespace: &str,
     name: &str,
@@ -567,22 +567,7 @@ async fn kubeconfig_as(
         "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}
     }))?;
     accounts.create(&PostParams::default(), &account).await?;
-    let request = json!({
-        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-        "spec": {"expirationSeconds": 3600}
-    });
-    let answer: Value = accounts
-        .create_subresource("token", name, &PostParams::default(), &request)
-        .await?;
-    let token = answer
-        .pointer("/status/token")
-        .and_then(Value::as_str)
-        .context("a token in the TokenRequest's status")?;
-    let mut config: Value = serde_yaml::from_str(&std::fs::read_to_string(support::kubeconfig())?)?;
-    config["users"][0]["user"] = json!({ "token": token });
-    let path = dir.join("kubeconfig-limited");
-    std::fs::write(&path, serde_yaml::to_string(&config)?)?;
-    Ok(path)
+    support::service_account_kubeconfig(namespace, name, dir).await
 }
 
 #[tokio::test]

@@ -549,12 +549,14 @@ impl Auth {
     }
 }
 
-/// Paths any client may reach without a token: the UI's files, health,
+/// Paths any client may reach without a token: the UI's files, health and
+/// readiness,
 /// logging in, webhooks (they carry their own HMAC), and `/metrics` unless
 /// closed.
 fn is_open(method: &Method, path: &str, metrics_open: bool) -> bool {
     path == "/"
         || path == "/healthz"
+        || path == "/readyz"
         || path.starts_with("/ui/")
         || path == "/api/webhook"
         || path.starts_with("/api/webhook/")

@@ -45,6 +45,9 @@ pub enum ApiError {
     /// The server cannot do what was asked (500).
     #[error("{0}")]
     Internal(String),
+    /// Not ready to answer yet (503, Unavailable).
+    #[error("{0}")]
+    Unavailable(String),
     /// No route has this path (404).
     #[error("no route for {method} {path}")]
     NoRoute {
@@ -93,6 +96,7 @@ impl ApiError {
             ApiError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, 16),
             ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, 8),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, 13),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, 14),
             ApiError::NoRoute { .. } => (StatusCode::NOT_FOUND, 5),
             ApiError::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, 12),
         }

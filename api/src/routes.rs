@@ -109,6 +109,7 @@ pub(crate) fn router<S: AppService>(
         )
         .route("/api/v1/settings", get(settings::<S>))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz::<S>))
         .route("/metrics", get(metrics::<S>))
         .route("/", get(ui::index))
         .route("/ui/{file}", get(ui::file))
@@ -145,6 +146,15 @@ pub(crate) struct Items<T> {
 /// `GET /healthz`: the process answers.
 async fn healthz() -> &'static str {
     "ok"
+}
+
+/// `GET /readyz`: 200 once the caches are filled (a Deployment's
+/// readiness probe), 503 with what is awaited before.
+async fn readyz<S: AppService>(State(state): State<AppState<S>>) -> Response {
+    match state.service.ready() {
+        Ok(()) => "ok".into_response(),
+        Err(waiting) => ApiError::Unavailable(waiting).into_response(),
+    }
 }
 
 /// `GET /metrics`: Prometheus' text format, 404 where the service keeps

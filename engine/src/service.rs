@@ -254,6 +254,15 @@ pub trait AppService: Send + Sync + 'static {
         }
     }
 
+    /// Whether the caches are filled (the first list of Application objects
+    /// is in): `/readyz`. `Err` says what is still awaited.
+    ///
+    /// # Errors
+    /// While the first list has not arrived.
+    fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// The name of every application, sorted: with [`AppService::document`],
     /// a list can be read (and sent) one application at a time.
     fn names(&self) -> Vec<String>;

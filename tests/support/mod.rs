@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use kube::api::{Api, DeleteParams, DynamicObject};
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
@@ -431,6 +431,19 @@ impl Plumb {
         let mut options = ServeOptions::polling(Some(namespace.to_string()), TEST_POLL_SECONDS);
         options.extra_args = args.iter().map(|a| a.to_string()).collect();
         Plumb::start_in(work, apps_yaml, options).await
+    }
+
+    /// Like [`Plumb::start_with_auth`] without `--apps`, talking to the
+    /// cluster with `kubeconfig` (an installed ServiceAccount's identity).
+    pub async fn start_as_installed(
+        work: &Path,
+        namespace: &str,
+        kubeconfig: PathBuf,
+    ) -> Result<Plumb> {
+        let mut options = ServeOptions::polling(Some(namespace.to_string()), TEST_POLL_SECONDS);
+        options.kubeconfig = Some(kubeconfig);
+        options.auth = true;
+        Plumb::start_in(work, "", options).await
     }
 
     /// Like [`Plumb::start_watching_with_args`] with authentication and
@@ -858,6 +871,37 @@ fn serve_file(stream: std::net::TcpStream, root: &Path) -> std::io::Result<()> {
 }
 
 /// Reads an object from the cluster, `None` when absent.
+/// A kubeconfig for the test cluster as the ServiceAccount `name` of
+/// `namespace` (which must exist), with a token of an hour from the
+/// TokenRequest API, written into `dir`.
+pub async fn service_account_kubeconfig(
+    namespace: &str,
+    name: &str,
+    dir: &Path,
+) -> Result<PathBuf> {
+    let accounts: Api<DynamicObject> = Api::namespaced_with(
+        client().await,
+        namespace,
+        &resource("", "v1", "ServiceAccount", "serviceaccounts"),
+    );
+    let request = json!({
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+        "spec": {"expirationSeconds": 3600}
+    });
+    let answer: Value = accounts
+        .create_subresource("token", name, &PostParams::default(), &request)
+        .await?;
+    let token = answer
+        .pointer("/status/token")
+        .and_then(Value::as_str)
+        .context("a token in the TokenRequest's status")?;
+    let mut config: Value = serde_yaml::from_str(&std::fs::read_to_string(kubeconfig())?)?;
+    config["users"][0]["user"] = json!({ "token": token });
+    let path = dir.join(format!("kubeconfig-{namespace}-{name}"));
+    std::fs::write(&path, serde_yaml::to_string(&config)?)?;
+    Ok(path)
+}
+
 pub async fn get_object(ar: &ApiResource, namespace: &str, name: &str) -> Result<Option<Value>> {
     let api: Api<DynamicObject> = if namespace.is_empty() {
         Api::all_with(client().await, ar)

@@ -50,7 +50,7 @@ pub(super) struct AppSets {
     /// Whether the first full list of Application objects has arrived: a
     /// pass before it would take every Application for missing (and
     /// re-apply them all, or overwrite one it does not own).
-    listed: std::sync::atomic::AtomicBool,
+    pub(super) listed: std::sync::atomic::AtomicBool,
     /// The commit each git generator's (repository, revision) resolved to
     /// at a set's last pass: a fetch that moved none of them needs no pass.
     revisions: Mutex<HashMap<String, Resolved>>,

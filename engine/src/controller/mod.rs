@@ -641,6 +641,16 @@ impl Inner {
 }
 
 impl AppService for Controller {
+    fn ready(&self) -> Result<(), String> {
+        if !self.inner.options.watch_cluster_apps
+            || self.inner.appsets.listed.load(Ordering::SeqCst)
+        {
+            Ok(())
+        } else {
+            Err("the first list of Application objects has not arrived yet".into())
+        }
+    }
+
     fn names(&self) -> Vec<String> {
         self.inner.names()
     }
