@@ -320,6 +320,27 @@ struct ServeArgs {
     /// against it in the `plumb_dora_*` metrics.
     #[arg(long, default_value = "1h", value_parser = plumb_cli::parse_duration)]
     dora_failure_window: u64,
+    /// Run several replicas: only the holder of the Lease `--lease-name` in
+    /// `--namespace` syncs and writes; every replica serves the API.
+    #[arg(long)]
+    leader_elect: bool,
+    /// The Lease of leader election.
+    #[arg(long, default_value = "plumb-controller")]
+    lease_name: String,
+    /// This replica's name in the Lease (default: $POD_NAME, else the host
+    /// name and the process id).
+    #[arg(long)]
+    identity: Option<String>,
+    /// Seconds without a renewal after which another replica takes over.
+    #[arg(long, default_value_t = 15)]
+    lease_duration: u64,
+    /// Seconds after its last renewal the leader stops writing (less than
+    /// --lease-duration).
+    #[arg(long, default_value_t = 10)]
+    renew_deadline: u64,
+    /// Seconds between renewals and attempts.
+    #[arg(long, default_value_t = 2)]
+    retry_period: u64,
     /// What ApplicationSets may do to the Applications they generate:
     /// create-only, create-update, create-delete or sync.
     #[arg(long, default_value = "sync", value_parser = parse_policy)]
@@ -705,6 +726,33 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .context("cannot set up accounts (argocd-secret, argocd-cm, argocd-rbac-cm)")?;
         plumb_api::Auth::enabled(accounts, args.metrics_require_auth)
     };
+    let leadership = if args.leader_elect {
+        if args.renew_deadline >= args.lease_duration || args.retry_period >= args.renew_deadline {
+            anyhow::bail!(
+                "--retry-period ({}s) < --renew-deadline ({}s) < --lease-duration ({}s) is needed",
+                args.retry_period,
+                args.renew_deadline,
+                args.lease_duration
+            );
+        }
+        let identity = args.identity.clone().unwrap_or_else(|| {
+            std::env::var("POD_NAME").unwrap_or_else(|_| {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_string())
+                    .unwrap_or_else(|_| "plumb".into());
+                format!("{host}_{}", std::process::id())
+            })
+        });
+        tracing::info!(%identity, lease = %args.lease_name, "leader election on");
+        let mut lease =
+            plumb_engine::lease::LeaseOptions::new(&args.namespace, &args.lease_name, &identity);
+        lease.lease_duration = Duration::from_secs(args.lease_duration);
+        lease.renew_deadline = Duration::from_secs(args.renew_deadline);
+        lease.retry_period = Duration::from_secs(args.retry_period.max(1));
+        plumb_engine::lease::elect(client.clone(), lease, cancel.clone())
+    } else {
+        plumb_engine::lease::Leadership::always()
+    };
     if args.no_cluster_apps && !args.app_namespaces.is_empty() {
         anyhow::bail!("--app-namespaces needs Application objects: drop --no-cluster-apps");
     }
@@ -720,6 +768,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         watch_timeout: Duration::from_secs(args.watch_timeout.max(1)),
         crd_timeout: Duration::from_secs(args.crd_timeout.max(1)),
         request_timeout: Duration::from_secs(args.request_timeout.max(1)),
+        leadership,
         dora_window: Duration::from_secs(args.dora_window.max(1)),
         dora_failure_window: Duration::from_secs(args.dora_failure_window.max(1)),
         appset_policy: args.appset_policy,
@@ -732,16 +781,30 @@ async fn serve(args: ServeArgs) -> Result<()> {
         metrics,
         ..Default::default()
     };
+    let leadership = options.leadership.clone();
     let controller = Controller::start(client, options, cancel.clone()).await?;
     tracing::info!(listen = %args.listen, "serving the API and UI at http://{}", args.listen);
     let shutdown = {
         let cancel = cancel.clone();
         async move {
-            let _ = tokio::signal::ctrl_c().await;
+            // SIGINT (Ctrl-C) or SIGTERM (Kubernetes stopping the Pod).
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
             cancel.cancel();
         }
     };
     plumb_api::serve(Arc::new(controller), auth, args.listen, shutdown).await?;
     cancel.cancel();
+    // A held Lease is released, so that another replica takes over at once.
+    let _ = tokio::time::timeout(Duration::from_secs(5), leadership.ended()).await;
     Ok(())
 }

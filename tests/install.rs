@@ -87,6 +87,9 @@ async fn the_install_grants_what_plumb_uses_and_plumb_syncs_with_its_token() -> 
         ("watch", "secrets"),
         ("create", "secrets"),
         ("update", "secrets"),
+        ("get", "leases.coordination.k8s.io"),
+        ("create", "leases.coordination.k8s.io"),
+        ("update", "leases.coordination.k8s.io"),
     ];
     for (verb, resource) in own {
         ensure!(

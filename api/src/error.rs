@@ -90,6 +90,7 @@ impl ApiError {
             // Argo CD answers "another operation is already in progress" with
             // FailedPrecondition.
             ApiError::Service(ServiceError::Conflict(_)) => (StatusCode::CONFLICT, 9),
+            ApiError::Service(ServiceError::NotLeader(_)) => (StatusCode::SERVICE_UNAVAILABLE, 14),
             ApiError::Service(ServiceError::Internal(_)) => (StatusCode::INTERNAL_SERVER_ERROR, 13),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, 8),
             ApiError::CrossSite(_) | ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, 7),

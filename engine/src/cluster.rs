@@ -49,6 +49,15 @@ pub enum ClusterError {
     /// since it was compared; the new one is not Plumb's to delete.
     #[error("{0} was re-created since it was compared (another uid); it is left in place")]
     Replaced(String),
+    /// This replica does not hold the leader Lease (any more): it writes
+    /// nothing.
+    #[error("{action} {target}: this replica is not the leader; it writes nothing")]
+    NotLeader {
+        /// What Plumb would have done.
+        action: &'static str,
+        /// The object concerned.
+        target: String,
+    },
     /// A CRD did not become Established in time.
     #[error(
         "CustomResourceDefinition {0} did not become Established within {1:?} (see its status.conditions, e.g. NamesAccepted)"
@@ -77,6 +86,7 @@ impl ClusterError {
             ClusterError::Api { code, .. } => *code,
             ClusterError::CrdNotEstablished(..)
             | ClusterError::Replaced(_)
+            | ClusterError::NotLeader { .. }
             | ClusterError::Timeout { .. } => None,
         }
     }
@@ -86,7 +96,7 @@ impl ClusterError {
         match self {
             ClusterError::Api { code, .. } => code.is_none_or(|c| c == 429 || c >= 500),
             ClusterError::CrdNotEstablished(..) | ClusterError::Timeout { .. } => true,
-            ClusterError::Replaced(_) => false,
+            ClusterError::Replaced(_) | ClusterError::NotLeader { .. } => false,
         }
     }
 }
@@ -116,6 +126,9 @@ pub struct Cluster {
     alarm: Option<Arc<tokio::sync::Notify>>,
     /// The version and API versions last discovered, and when.
     capabilities: Arc<tokio::sync::Mutex<Option<Discovered>>>,
+    /// Asked before every write (apply, replace, delete, namespace
+    /// creation): a replica that is not the leader writes nothing.
+    fence: crate::lease::Leadership,
 }
 
 /// What Helm templates see of a cluster (`.Capabilities`): its version
@@ -154,7 +167,24 @@ impl Cluster {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             alarm: None,
             capabilities: Arc::default(),
+            fence: crate::lease::Leadership::always(),
         }
+    }
+
+    /// The same cluster writing only while `fence` says this replica leads.
+    #[must_use]
+    pub fn with_fence(mut self, fence: crate::lease::Leadership) -> Cluster {
+        self.fence = fence;
+        self
+    }
+
+    /// The refusal of a write when this replica is not the leader (any
+    /// more).
+    fn fenced(&self, action: &'static str, target: impl std::fmt::Display) -> Option<ClusterError> {
+        (!self.fence.is_leader()).then(|| ClusterError::NotLeader {
+            action,
+            target: target.to_string(),
+        })
     }
 
     /// The same cluster with applies, dry runs, reads and deletes of objects
@@ -343,6 +373,9 @@ impl Cluster {
             params = params.dry_run();
         }
         let action = if dry_run { "dry-run apply" } else { "apply" };
+        if let Some(refused) = self.fenced(action, &key).filter(|_| !dry_run) {
+            return Err(refused);
+        }
         let api = self.api(kind, &key.namespace);
         let patch = Patch::Apply(object);
         let result = self
@@ -393,6 +426,9 @@ impl Cluster {
             ValidationDirective::Ignore
         };
         let action = if created { "create" } else { "replace" };
+        if let Some(refused) = self.fenced(action, &key) {
+            return Err(refused);
+        }
         let url = {
             use kube::Resource;
             DynamicObject::url_path(
@@ -498,6 +534,9 @@ impl Cluster {
         uid: Option<&str>,
         propagation: PropagationPolicy,
     ) -> Result<(), ClusterError> {
+        if let Some(refused) = self.fenced("delete", key) {
+            return Err(refused);
+        }
         let params = DeleteParams {
             propagation_policy: Some(propagation),
             preconditions: uid.filter(|u| !u.is_empty()).map(|uid| Preconditions {
@@ -540,6 +579,9 @@ impl Cluster {
             .map_err(|e| ClusterError::api("get", format!("Namespace/{name}"), e))?
             .is_some();
         if !exists {
+            if let Some(refused) = self.fenced("create", format!("Namespace/{name}")) {
+                return Err(refused);
+            }
             let ns: DynamicObject = serde_json::from_value(json!({
                 "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}
             }))

@@ -160,6 +160,8 @@ pub struct DestOptions {
     pub request_timeout: Duration,
     /// Requests counted per server.
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Writes to any cluster only while this replica leads.
+    pub fence: crate::lease::Leadership,
 }
 
 /// The catalogue and the clusters connected so far.
@@ -238,7 +240,8 @@ impl Destinations {
             server: IN_CLUSTER_SERVER.into(),
             cluster: Cluster::new(client)
                 .with_request_timeout(options.request_timeout)
-                .with_alarm(Arc::clone(&own_alarm)),
+                .with_alarm(Arc::clone(&own_alarm))
+                .with_fence(options.fence.clone()),
             live: own_live,
             id: 0,
             connection: Connection::Own,
@@ -346,7 +349,8 @@ impl Destinations {
             server: entry.server.clone(),
             cluster: Cluster::new(client)
                 .with_request_timeout(self.options.request_timeout)
-                .with_alarm(Arc::clone(&alarm)),
+                .with_alarm(Arc::clone(&alarm))
+                .with_fence(self.options.fence.clone()),
             live,
             id: self.ids.fetch_add(1, Ordering::Relaxed),
             connection: entry.connection.clone(),

@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod controller;
 pub mod destinations;
 pub mod generators;
+pub mod lease;
 pub mod live;
 pub mod lua;
 pub mod metrics;

@@ -216,6 +216,10 @@ pub enum ServiceError {
     /// A sync is already running for the application (409).
     #[error("{0}")]
     Conflict(String),
+    /// This replica does not hold the leader Lease: it starts no sync
+    /// (503); the holder is named.
+    #[error("this replica is not the leader (the leader is {0:?}); send the request to it")]
+    NotLeader(String),
     /// Something failed inside Plumb (500); the message is safe to show.
     #[error("{0}")]
     Internal(String),

@@ -155,6 +155,29 @@ impl Store {
         Ok(entry)
     }
 
+    /// Takes `entries` (an Application object's `status.history`, written
+    /// by the leader before this replica) into the history under their own
+    /// ids, over what this store holds under the same ids; other entries
+    /// stay. Returns how many were new or different.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn import_history(
+        &self,
+        app: &str,
+        entries: &[RevisionHistory],
+    ) -> Result<usize, StoreError> {
+        let mut changed = 0;
+        for entry in entries {
+            let key = history_key(app, entry.id);
+            if self.get::<RevisionHistory>(&self.history, &key)?.as_ref() != Some(entry) {
+                self.put(&self.history, &key, entry)?;
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+
     /// Records a DORA event of `app`, keeping its newest [`EVENTS_KEPT`].
     /// Not flushed at once (sled flushes on its own): a crash may lose the
     /// last events, never the history.
@@ -366,6 +389,49 @@ mod tests {
             [(1, "b"), (2, "c"), (3, "d")]
         );
         assert_eq!(store.history("app-two").expect("history").len(), 1);
+    }
+
+    #[test]
+    fn imported_history_keeps_its_ids_and_the_next_entry_follows_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        store.append_history("app", entry("a"), 10).expect("append");
+        let from_object = [
+            RevisionHistory {
+                id: 3,
+                ..entry("c")
+            },
+            RevisionHistory {
+                id: 4,
+                ..entry("d")
+            },
+        ];
+        assert_eq!(
+            store.import_history("app", &from_object).expect("import"),
+            2
+        );
+        // The same again changes nothing.
+        assert_eq!(
+            store.import_history("app", &from_object).expect("import"),
+            0
+        );
+        let next = store.append_history("app", entry("e"), 10).expect("append");
+        assert_eq!(next.id, 5);
+        let ids: Vec<(i64, String)> = store
+            .history("app")
+            .expect("history")
+            .into_iter()
+            .map(|e| (e.id, e.revision))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                (0, "a".into()),
+                (3, "c".into()),
+                (4, "d".into()),
+                (5, "e".into())
+            ]
+        );
     }
 
     /// Opens the store again after a drop. sled's flusher thread may hold the

@@ -436,6 +436,11 @@ impl Inner {
 
     /// One pass of an ApplicationSet: generate, plan, apply, publish.
     async fn appset_pass(self: &Arc<Self>, name: &str) {
+        // Only the leader writes Applications; it passes every set when it
+        // becomes the leader.
+        if !self.leads() {
+            return;
+        }
         let Some(declared) = self.appsets.declared(name) else {
             self.appsets
                 .views
@@ -1062,13 +1067,18 @@ impl Inner {
         Ok(())
     }
 
+    /// Queues a pass of every ApplicationSet (a new leader's).
+    pub(super) fn pass_every_appset(&self) {
+        for name in self.appsets.names() {
+            self.appsets.enqueue(&name);
+        }
+    }
+
     /// The first full list of Application objects is in: every set may
     /// run its pass now.
     pub(super) fn apps_listed(&self) {
         if !self.appsets.listed.swap(true, Ordering::SeqCst) {
-            for name in self.appsets.names() {
-                self.appsets.enqueue(&name);
-            }
+            self.pass_every_appset();
         }
     }
 

@@ -40,6 +40,10 @@ impl Inner {
         if declared.origin != Origin::Cluster || meta.deletion_timestamp.is_none() {
             return false;
         }
+        // The leader advances the cascade; a follower only waits for it.
+        if !self.leads() {
+            return true;
+        }
         // An operation still running must not apply anything more.
         if let Some(running) = slot.running().as_ref() {
             running.cancel.cancel();

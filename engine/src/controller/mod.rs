@@ -52,6 +52,7 @@ mod deletion;
 mod dora;
 mod error;
 mod fetch;
+mod leader;
 mod manifests;
 mod operation;
 mod options;
@@ -249,6 +250,7 @@ impl Controller {
                 namespace: options.namespace.clone(),
                 request_timeout: options.request_timeout,
                 metrics: Some(Arc::clone(&options.metrics)),
+                fence: options.leadership.clone(),
             },
             cancel.clone(),
         )
@@ -433,6 +435,7 @@ impl Controller {
             );
         }
         inner.start_appsets();
+        inner.follow_leadership();
         let weak = Arc::downgrade(&inner);
         let stop = cancel.clone();
         tokio::spawn(async move {

@@ -239,6 +239,10 @@ impl Inner {
     /// Registers an automated sync as the application's operation, unless
     /// another operation (a user's, waiting for this reconcile) holds it.
     pub(super) fn begin_automated(&self, slot: &AppSlot, run: &mut ManualOp) -> bool {
+        // Only the leader syncs; a follower keeps comparing.
+        if !self.leads() {
+            return false;
+        }
         let mut running = slot.running();
         if running.is_some() {
             return false;
@@ -310,7 +314,9 @@ impl Inner {
                 *seen = Some(print);
                 self.clear_cr_operation(name);
             }
-            Err(ServiceError::Conflict(_)) => {}
+            // The leader starts it (a follower that becomes the leader
+            // reads the field again).
+            Err(ServiceError::Conflict(_) | ServiceError::NotLeader(_)) => {}
             Err(e) => {
                 tracing::warn!(app = %name, error = %e, "cannot start the sync the Application's operation field asks for");
                 *seen = Some(print);
@@ -752,6 +758,9 @@ impl Inner {
             return Err(ServiceError::BadRequest(format!(
                 "application {name} is being deleted; it is not synced any more"
             )));
+        }
+        if !op.dry_run && !self.leads() {
+            return Err(ServiceError::NotLeader(self.options.leadership.holder()));
         }
         op.id = self.operation_ids.fetch_add(1, Ordering::Relaxed) + 1;
         op.started_at = now_precise();

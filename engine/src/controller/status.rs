@@ -111,6 +111,11 @@ impl Inner {
     /// reconcile: many changes of one application coalesce into one write,
     /// and a sync never waits for it.
     pub(super) async fn write_cr_status(&self, name: &str) {
+        // Only the leader writes; it writes every status when it becomes
+        // the leader.
+        if !self.leads() {
+            return;
+        }
         let Some(slot) = self.slot(name) else { return };
         if slot.declared().origin != Origin::Cluster {
             return;

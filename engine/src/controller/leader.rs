@@ -1,0 +1,117 @@
+//! What a replica does when it becomes the leader (leader election is in
+//! `crate::lease`; every write asks [`Inner::leads`]): it takes the
+//! history the previous leader wrote into the Application objects' status
+//! into its store, writes every status it holds, compares every
+//! application again (an automated sync a follower skipped starts now, an
+//! `operation` field a follower left is started) and passes every
+//! ApplicationSet.
+
+use super::*;
+
+/// Application objects read per page when the history is taken over.
+const PAGE: u32 = 500;
+
+impl Inner {
+    /// Whether this replica may write now.
+    pub(super) fn leads(&self) -> bool {
+        self.options.leadership.is_leader()
+    }
+
+    /// Follows the election: each time this replica becomes the leader,
+    /// [`Inner::took_over`].
+    pub(super) fn follow_leadership(self: &Arc<Self>) {
+        if !self.options.leadership.elects() {
+            return;
+        }
+        let mut changes = self.options.leadership.subscribe();
+        let weak = Arc::downgrade(self);
+        let stop = self.cancel.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    changed = changes.changed() => if changed.is_err() { return },
+                }
+                let leads = *changes.borrow_and_update();
+                let Some(inner) = weak.upgrade() else { return };
+                if leads {
+                    inner.took_over().await;
+                }
+            }
+        });
+    }
+
+    async fn took_over(self: &Arc<Self>) {
+        let imported = match self.import_cr_history().await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the Application objects' history; the store's is used");
+                0
+            }
+        };
+        tracing::info!(
+            imported,
+            "leading: every application is compared again and its status written"
+        );
+        for name in self.names() {
+            if self
+                .slot(&name)
+                .is_some_and(|s| s.declared().origin == Origin::Cluster)
+            {
+                self.status_writes.push(name.clone());
+            }
+            self.enqueue(&name);
+        }
+        self.pass_every_appset();
+    }
+
+    /// Takes the `status.history` of every managed Application object into
+    /// the store; returns how many entries were new.
+    async fn import_cr_history(&self) -> Result<usize, kube::Error> {
+        let api: Api<DynamicObject> = if self.namespaces.has_others() {
+            Api::all_with(
+                self.cluster.client().clone(),
+                &registry::application_resource(),
+            )
+        } else {
+            Api::namespaced_with(
+                self.cluster.client().clone(),
+                self.namespaces.home(),
+                &registry::application_resource(),
+            )
+        };
+        let mut imported = 0;
+        let mut params = kube::api::ListParams::default().limit(PAGE);
+        loop {
+            let page = api.list(&params).await?;
+            for object in &page.items {
+                let namespace = object.metadata.namespace.as_deref().unwrap_or_default();
+                if !self.namespaces.manages(namespace) {
+                    continue;
+                }
+                let name = self.namespaces.key(
+                    namespace,
+                    object.metadata.name.as_deref().unwrap_or_default(),
+                );
+                let Some(history) = object.data.pointer("/status/history") else {
+                    continue;
+                };
+                let Ok(entries) = serde_json::from_value::<Vec<RevisionHistory>>(history.clone())
+                else {
+                    tracing::warn!(app = %name, "the Application's status.history cannot be read; not taken over");
+                    continue;
+                };
+                match self.store.import_history(&name, &entries) {
+                    Ok(n) => imported += n,
+                    Err(e) => {
+                        tracing::warn!(app = %name, error = %e, "cannot store the Application's history")
+                    }
+                }
+            }
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok(imported),
+            }
+        }
+    }
+}
