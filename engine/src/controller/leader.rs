@@ -65,6 +65,47 @@ impl Inner {
         self.pass_every_appset();
     }
 
+    /// An operation the Application object shows `Running` was cut off
+    /// with its leader: it is recorded as Failed, saying so (the next
+    /// reconcile syncs again where the policy says to), unless this
+    /// replica's store holds a later one.
+    fn take_over_operation(&self, name: &str, object: &DynamicObject) {
+        let Some(op) = object
+            .data
+            .pointer("/status/operationState")
+            .and_then(|v| serde_json::from_value::<OperationState>(v.clone()).ok())
+        else {
+            return;
+        };
+        if op.phase != OperationPhase::Running {
+            return;
+        }
+        let newer = self
+            .store
+            .operation(name)
+            .ok()
+            .flatten()
+            .is_some_and(|mine| mine.started_at >= op.started_at);
+        if newer {
+            return;
+        }
+        let mut op = op;
+        op.phase = OperationPhase::Failed;
+        op.message = format!(
+            "the leader running this operation (it started at {}) stopped before it finished; it did not finish",
+            op.started_at
+        );
+        op.finished_at = Some(now());
+        match self.store.set_operation(name, &op) {
+            Ok(()) => {
+                tracing::warn!(app = %name, "an operation of the previous leader was cut off; recorded as Failed")
+            }
+            Err(e) => {
+                tracing::warn!(app = %name, error = %e, "cannot record the cut-off operation")
+            }
+        }
+    }
+
     /// Takes the `status.history` of every managed Application object into
     /// the store; returns how many entries were new.
     async fn import_cr_history(&self) -> Result<usize, kube::Error> {
@@ -93,6 +134,7 @@ impl Inner {
                     namespace,
                     object.metadata.name.as_deref().unwrap_or_default(),
                 );
+                self.take_over_operation(&name, object);
                 let Some(history) = object.data.pointer("/status/history") else {
                     continue;
                 };
