@@ -136,6 +136,8 @@ pub struct FakeService {
     broken: BTreeSet<String>,
     events: broadcast::Sender<AppEvent>,
     calls: Mutex<Calls>,
+    /// What `ready` says is still awaited; ready when `None`.
+    awaiting: Mutex<Option<String>>,
 }
 
 /// What the service was asked.
@@ -160,6 +162,11 @@ impl FakeService {
     /// Capacity of the broadcast channel.
     pub const CHANNEL_CAPACITY: usize = 16;
 
+    /// Makes `ready` answer that `what` is awaited (`None`: ready).
+    pub fn set_awaiting(&self, what: Option<&str>) {
+        *lock(&self.awaiting) = what.map(str::to_string);
+    }
+
     /// `guestbook` and `shop`.
     pub fn with_fixtures() -> FakeService {
         let apps = [guestbook(), shop()]
@@ -173,6 +180,7 @@ impl FakeService {
             broken: BTreeSet::new(),
             events: broadcast::channel(Self::CHANNEL_CAPACITY).0,
             calls: Mutex::new(Calls::default()),
+            awaiting: Mutex::new(None),
         }
     }
 
@@ -302,6 +310,10 @@ fn finished_sync(revision: &str, request: &SyncRequest) -> OperationState {
 }
 
 impl AppService for FakeService {
+    fn ready(&self) -> Result<(), String> {
+        lock(&self.awaiting).clone().map_or(Ok(()), Err)
+    }
+
     fn names(&self) -> Vec<String> {
         lock(&self.apps).keys().cloned().collect()
     }

@@ -987,6 +987,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn readyz_answers_503_until_the_caches_are_filled() {
+        let (service, app) = fixture_app();
+        service.set_awaiting(Some("the first list"));
+        let (status, body) = call(&app, get("/readyz")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["message"], "the first list");
+        service.set_awaiting(None);
+        assert_eq!(
+            call(&app, get("/readyz")).await,
+            (StatusCode::OK, json!("ok"))
+        );
+    }
+
+    #[tokio::test]
     async fn unknown_paths_and_methods_answer_json_errors() {
         let (_, app) = fixture_app();
         let (status, body) = call(&app, get("/api/v1/nothing")).await;
