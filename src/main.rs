@@ -324,9 +324,15 @@ struct ServeArgs {
     /// `--namespace` syncs and writes; every replica serves the API.
     #[arg(long)]
     leader_elect: bool,
-    /// The Lease of leader election.
+    /// The Lease of leader election (`NAME-I` for shard I with --shards).
     #[arg(long, default_value = "plumb-controller")]
     lease_name: String,
+    /// Spread the applications over this many shards, each held by one
+    /// replica through its own Lease (by a stable hash of the name); a
+    /// replica's shards go to the others when it disappears. Implies
+    /// --leader-elect.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    shards: u16,
     /// This replica's name in the Lease (default: $POD_NAME, else the host
     /// name and the process id).
     #[arg(long)]
@@ -726,7 +732,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .context("cannot set up accounts (argocd-secret, argocd-cm, argocd-rbac-cm)")?;
         plumb_api::Auth::enabled(accounts, args.metrics_require_auth)
     };
-    let leadership = if args.leader_elect {
+    let shards = if args.leader_elect || args.shards > 1 {
         if args.renew_deadline >= args.lease_duration || args.retry_period >= args.renew_deadline {
             anyhow::bail!(
                 "--retry-period ({}s) < --renew-deadline ({}s) < --lease-duration ({}s) is needed",
@@ -743,15 +749,20 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 format!("{host}_{}", std::process::id())
             })
         });
-        tracing::info!(%identity, lease = %args.lease_name, "leader election on");
+        tracing::info!(%identity, lease = %args.lease_name, shards = args.shards, "leader election on");
         let mut lease =
             plumb_engine::lease::LeaseOptions::new(&args.namespace, &args.lease_name, &identity);
         lease.lease_duration = Duration::from_secs(args.lease_duration);
         lease.renew_deadline = Duration::from_secs(args.renew_deadline);
         lease.retry_period = Duration::from_secs(args.retry_period.max(1));
-        plumb_engine::lease::elect(client.clone(), lease, cancel.clone())
+        plumb_engine::lease::elect_shards(
+            client.clone(),
+            lease,
+            usize::from(args.shards),
+            cancel.clone(),
+        )
     } else {
-        plumb_engine::lease::Leadership::always()
+        plumb_engine::lease::Shards::single(plumb_engine::lease::Leadership::always())
     };
     if args.no_cluster_apps && !args.app_namespaces.is_empty() {
         anyhow::bail!("--app-namespaces needs Application objects: drop --no-cluster-apps");
@@ -768,7 +779,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         watch_timeout: Duration::from_secs(args.watch_timeout.max(1)),
         crd_timeout: Duration::from_secs(args.crd_timeout.max(1)),
         request_timeout: Duration::from_secs(args.request_timeout.max(1)),
-        leadership,
+        shards,
         dora_window: Duration::from_secs(args.dora_window.max(1)),
         dora_failure_window: Duration::from_secs(args.dora_failure_window.max(1)),
         appset_policy: args.appset_policy,
@@ -781,7 +792,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         metrics,
         ..Default::default()
     };
-    let leadership = options.leadership.clone();
+    let leadership = options.shards.lease(0).clone();
     let controller = Controller::start(client, options, cancel.clone()).await?;
     tracing::info!(listen = %args.listen, "serving the API and UI at http://{}", args.listen);
     let shutdown = {

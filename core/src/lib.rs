@@ -36,6 +36,7 @@ pub mod rbac;
 pub mod render;
 pub mod repo_path;
 pub mod selector;
+pub mod shard;
 pub mod summary;
 pub mod syncopts;
 pub mod template;

@@ -209,40 +209,128 @@ fn record_of(lease: &Value) -> Record {
 /// Starts the election; the returned [`Leadership`] follows it until
 /// `cancel`, when a held Lease is released.
 pub fn elect(client: kube::Client, options: LeaseOptions, cancel: CancellationToken) -> Leadership {
-    let leadership = Leadership::elected();
+    let shards = elect_shards(client, options, 1, cancel);
+    shards.leases[0].clone()
+}
+
+/// Applications spread over `count` shards, each with its Lease, and
+/// which of them this replica holds.
+#[derive(Clone, Debug)]
+pub struct Shards {
+    leases: Arc<Vec<Leadership>>,
+}
+
+impl Shards {
+    /// One shard, held as `leadership` says.
+    pub fn single(leadership: Leadership) -> Shards {
+        Shards {
+            leases: Arc::new(vec![leadership]),
+        }
+    }
+
+    /// How many shards there are.
+    pub fn count(&self) -> usize {
+        self.leases.len()
+    }
+
+    /// The shard of an application: a stable hash of its name (FNV-1a,
+    /// as Argo CD's legacy sharding hashes) modulo the shard count.
+    pub fn of(&self, app: &str) -> usize {
+        plumb_core::shard::shard_of(app, self.leases.len())
+    }
+
+    /// The Lease of shard `index`.
+    pub fn lease(&self, index: usize) -> &Leadership {
+        &self.leases[index.min(self.leases.len() - 1)]
+    }
+
+    /// The Lease of an application's shard.
+    pub fn lease_of(&self, app: &str) -> &Leadership {
+        self.lease(self.of(app))
+    }
+
+    /// Whether this replica writes for `app` now.
+    pub fn owns(&self, app: &str) -> bool {
+        self.lease_of(app).is_leader()
+    }
+
+    /// The shards this replica holds now.
+    pub fn held(&self) -> Vec<usize> {
+        (0..self.count())
+            .filter(|&i| self.lease(i).is_leader())
+            .collect()
+    }
+}
+
+/// The name of shard `index`'s Lease: `name` alone with one shard,
+/// `name-INDEX` with several.
+fn shard_lease_name(name: &str, index: usize, count: usize) -> String {
+    if count == 1 {
+        name.to_string()
+    } else {
+        format!("{name}-{index}")
+    }
+}
+
+/// Starts the election of `count` shards, each over its own Lease: the
+/// holder renews it; a free or expired one is taken by a replica that
+/// holds no shard at once, and by one holding `k` shards only after `k`
+/// lease durations more, so that replicas started together take one
+/// shard each, and the shards of a replica that disappears go to the
+/// others. Until `cancel`, when the held Leases are released.
+pub fn elect_shards(
+    client: kube::Client,
+    options: LeaseOptions,
+    count: usize,
+    cancel: CancellationToken,
+) -> Shards {
+    let count = count.max(1);
+    let shards = Shards {
+        leases: Arc::new((0..count).map(|_| Leadership::elected()).collect()),
+    };
     let api: Api<DynamicObject> =
         Api::namespaced_with(client, &options.namespace, &lease_resource());
-    let handle = leadership.clone();
+    let handles = shards.clone();
+    // Each replica looks at the shards in its own order, so that replicas
+    // starting together go for different ones first.
+    let first = plumb_core::shard::shard_of(&options.identity, count);
     tokio::spawn(async move {
-        let mut observed: Option<(Record, Instant)> = None;
+        let mut observed: Vec<Option<(Record, Instant)>> = vec![None; count];
         loop {
-            let started = Instant::now();
-            match try_once(&api, &options, &mut observed).await {
-                Ok(Some(holder)) if holder == options.identity => {
-                    if !handle.is_leader() {
-                        tracing::info!(identity = %options.identity, lease = %options.name, "became the leader");
+            for step in 0..count {
+                let index = (first + step) % count;
+                let name = shard_lease_name(&options.name, index, count);
+                let handle = handles.lease(index).clone();
+                let held = handles.held().len() - usize::from(handle.is_leader());
+                let extra = options.lease_duration * u32::try_from(held).unwrap_or(u32::MAX);
+                let started = Instant::now();
+                match try_once(&api, &options, &name, extra, &mut observed[index]).await {
+                    Ok(Some(holder)) if holder == options.identity => {
+                        if !handle.is_leader() {
+                            tracing::info!(identity = %options.identity, lease = %name, "took the lease");
+                        }
+                        handle.set(Some(started + options.renew_deadline), &holder);
                     }
-                    handle.set(Some(started + options.renew_deadline), &holder);
-                }
-                Ok(holder) => {
-                    if handle.is_leader() {
-                        tracing::warn!(identity = %options.identity, "lost the lease; writes stop");
+                    Ok(holder) => {
+                        if handle.is_leader() {
+                            tracing::warn!(identity = %options.identity, lease = %name, "lost the lease; writes stop");
+                        }
+                        handle.set(None, holder.as_deref().unwrap_or_default());
                     }
-                    handle.set(None, holder.as_deref().unwrap_or_default());
-                }
-                Err(e) => {
-                    // The deadline of the last renewal still holds; past
-                    // it, is_leader is false on its own.
-                    tracing::warn!(lease = %options.name, error = %e, "cannot read or renew the lease");
-                    let holder = handle.holder();
-                    let still = *handle
-                        .state
-                        .valid_until
-                        .lock()
-                        .expect("lease lock is never poisoned");
-                    if still.is_some_and(|until| Instant::now() >= until) {
-                        tracing::warn!(identity = %options.identity, "lease not renewed in time; writes stop");
-                        handle.set(None, &holder);
+                    Err(e) => {
+                        // The deadline of the last renewal still holds;
+                        // past it, is_leader is false on its own.
+                        tracing::warn!(lease = %name, error = %e, "cannot read or renew the lease");
+                        let until = *handle
+                            .state
+                            .valid_until
+                            .lock()
+                            .expect("lease lock is never poisoned");
+                        if until.is_some_and(|until| Instant::now() >= until) {
+                            tracing::warn!(identity = %options.identity, lease = %name, "lease not renewed in time; writes stop");
+                            let holder = handle.holder();
+                            handle.set(None, &holder);
+                        }
                     }
                 }
             }
@@ -251,13 +339,21 @@ pub fn elect(client: kube::Client, options: LeaseOptions, cancel: CancellationTo
                 () = tokio::time::sleep(options.retry_period) => {}
             }
         }
-        if handle.is_leader() {
-            handle.set(None, "");
-            release(&api, &options).await;
+        for index in 0..count {
+            let handle = handles.lease(index).clone();
+            if handle.is_leader() {
+                handle.set(None, "");
+                release(
+                    &api,
+                    &options,
+                    &shard_lease_name(&options.name, index, count),
+                )
+                .await;
+            }
+            handle.state.ended.notify_one();
         }
-        handle.state.ended.notify_one();
     });
-    leadership
+    shards
 }
 
 /// One round: reads the Lease, renews or takes it when it may. Returns
@@ -265,14 +361,32 @@ pub fn elect(client: kube::Client, options: LeaseOptions, cancel: CancellationTo
 async fn try_once(
     api: &Api<DynamicObject>,
     options: &LeaseOptions,
+    name: &str,
+    extra: Duration,
     observed: &mut Option<(Record, Instant)>,
 ) -> Result<Option<String>, kube::Error> {
     let now = micro_time(time::OffsetDateTime::now_utc());
     let duration = options.lease_duration.as_secs().max(1);
-    let Some(current) = api.get_opt(&options.name).await? else {
+    let Some(current) = api.get_opt(name).await? else {
+        // Taken only by a candidate that waits no longer, or after it saw
+        // it missing for `extra`.
+        let missing = Record {
+            holder: String::new(),
+            renew: String::new(),
+            transitions: -1,
+        };
+        if observed.as_ref().is_none_or(|(seen, _)| *seen != missing) {
+            *observed = Some((missing, Instant::now()));
+        }
+        if observed
+            .as_ref()
+            .is_some_and(|(_, at)| at.elapsed() < extra)
+        {
+            return Ok(None);
+        }
         let lease: DynamicObject = serde_json::from_value(json!({
             "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-            "metadata": {"name": options.name, "namespace": options.namespace},
+            "metadata": {"name": name, "namespace": options.namespace},
             "spec": {
                 "holderIdentity": options.identity,
                 "leaseDurationSeconds": duration,
@@ -293,10 +407,16 @@ async fn try_once(
         *observed = Some((record.clone(), Instant::now()));
     }
     let ours = record.holder == options.identity;
-    let expired = record.holder.is_empty()
-        || observed
-            .as_ref()
-            .is_some_and(|(_, at)| at.elapsed() >= options.lease_duration);
+    // Free (released) or silent for the lease duration, and for `extra`
+    // on top (a candidate holding shards already lets others go first).
+    let silent = observed
+        .as_ref()
+        .map_or(Duration::ZERO, |(_, at)| at.elapsed());
+    let expired = if record.holder.is_empty() {
+        silent >= extra
+    } else {
+        silent >= options.lease_duration + extra
+    };
     if !ours && !expired {
         return Ok(Some(record.holder));
     }
@@ -312,10 +432,7 @@ async fn try_once(
     let lease: DynamicObject = serde_json::from_value(lease).expect("a Lease is a DynamicObject");
     // Conditional on the resourceVersion read: a write in between (a
     // renewal, another candidate) makes this one fail with 409.
-    match api
-        .replace(&options.name, &PostParams::default(), &lease)
-        .await
-    {
+    match api.replace(name, &PostParams::default(), &lease).await {
         Ok(_) => Ok(Some(options.identity.clone())),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
         Err(e) => Err(e),
@@ -324,8 +441,8 @@ async fn try_once(
 
 /// Gives the Lease up (holder emptied), so that a successor need not wait
 /// for it to expire.
-async fn release(api: &Api<DynamicObject>, options: &LeaseOptions) {
-    let Ok(Some(current)) = api.get_opt(&options.name).await else {
+async fn release(api: &Api<DynamicObject>, options: &LeaseOptions, name: &str) {
+    let Ok(Some(current)) = api.get_opt(name).await else {
         return;
     };
     let mut lease = serde_json::to_value(&current).expect("a DynamicObject always serializes");
@@ -335,11 +452,10 @@ async fn release(api: &Api<DynamicObject>, options: &LeaseOptions) {
     lease["spec"]["holderIdentity"] = json!("");
     lease["spec"]["leaseDurationSeconds"] = json!(1);
     if let Ok(lease) = serde_json::from_value::<DynamicObject>(lease) {
-        match api
-            .replace(&options.name, &PostParams::default(), &lease)
-            .await
-        {
-            Ok(_) => tracing::info!(identity = %options.identity, "released the lease"),
+        match api.replace(name, &PostParams::default(), &lease).await {
+            Ok(_) => {
+                tracing::info!(identity = %options.identity, lease = %name, "released the lease")
+            }
             Err(e) => tracing::warn!(error = %e, "cannot release the lease"),
         }
     }

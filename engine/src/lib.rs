@@ -14,7 +14,7 @@
 pub use plumb_core::{
     accounts as account_rules, appns, appset, cascade, clusters, customizations, decide, diff,
     dora, health, helm, hooks, ignore, kustomize, model, plan, project, rbac, render, repo_path,
-    selector, summary, syncopts, template, waves,
+    selector, shard, summary, syncopts, template, waves,
 };
 
 pub mod accounts;

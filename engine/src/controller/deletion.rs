@@ -41,7 +41,7 @@ impl Inner {
             return false;
         }
         // The leader advances the cascade; a follower only waits for it.
-        if !self.leads() {
+        if !self.owns(name) {
             return true;
         }
         // An operation still running must not apply anything more.

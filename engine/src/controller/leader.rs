@@ -1,9 +1,11 @@
-//! What a replica does when it becomes the leader (leader election is in
-//! `crate::lease`; every write asks [`Inner::leads`]): it takes the
-//! history the previous leader wrote into the Application objects' status
-//! into its store, writes every status it holds, compares every
-//! application again (an automated sync a follower skipped starts now, an
-//! `operation` field a follower left is started) and passes every
+//! Which applications this replica writes for (leader election and shards
+//! are in `crate::lease`; every write asks [`Inner::owns`] or goes through
+//! a fenced `Cluster`), and what it does when it takes a shard (the one
+//! shard of leader election included): it takes the history the previous
+//! holder wrote into the Application objects' status into its store,
+//! writes the status of the shard's applications, compares them again (an
+//! automated sync a follower skipped starts now, an `operation` field a
+//! follower left is started) and, with shard 0, passes every
 //! ApplicationSet.
 
 use super::*;
@@ -12,36 +14,64 @@ use super::*;
 const PAGE: u32 = 500;
 
 impl Inner {
-    /// Whether this replica may write now.
+    /// Whether this replica holds shard 0: it runs the ApplicationSets.
     pub(super) fn leads(&self) -> bool {
-        self.options.leadership.is_leader()
+        self.options.shards.lease(0).is_leader()
     }
 
-    /// Follows the election: each time this replica becomes the leader,
-    /// [`Inner::took_over`].
-    pub(super) fn follow_leadership(self: &Arc<Self>) {
-        if !self.options.leadership.elects() {
-            return;
+    /// Whether this replica writes for `name` now.
+    pub(super) fn owns(&self, name: &str) -> bool {
+        self.options.shards.owns(name)
+    }
+
+    /// Whether this replica compares `name`: every application with one
+    /// shard (followers compare too), only its shards' with several.
+    pub(super) fn compares(&self, name: &str) -> bool {
+        self.options.shards.count() == 1 || self.owns(name)
+    }
+
+    /// The cluster an operation of `name` writes through: with several
+    /// shards, fenced by the application's shard (one shard: the cluster's
+    /// own fence is its Lease already).
+    pub(super) fn write_cluster(&self, cluster: &Cluster, name: &str) -> Cluster {
+        if self.options.shards.count() == 1 {
+            cluster.clone()
+        } else {
+            cluster
+                .clone()
+                .with_fence(self.options.shards.lease_of(name).clone())
         }
-        let mut changes = self.options.leadership.subscribe();
-        let weak = Arc::downgrade(self);
-        let stop = self.cancel.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    changed = changes.changed() => if changed.is_err() { return },
-                }
-                let leads = *changes.borrow_and_update();
-                let Some(inner) = weak.upgrade() else { return };
-                if leads {
-                    inner.took_over().await;
-                }
-            }
-        });
     }
 
-    async fn took_over(self: &Arc<Self>) {
+    /// Follows the election of each shard: each time this replica takes
+    /// one, [`Inner::took_over`].
+    pub(super) fn follow_leadership(self: &Arc<Self>) {
+        for index in 0..self.options.shards.count() {
+            let lease = self.options.shards.lease(index);
+            if !lease.elects() {
+                continue;
+            }
+            let mut changes = lease.subscribe();
+            let weak = Arc::downgrade(self);
+            let stop = self.cancel.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        changed = changes.changed() => if changed.is_err() { return },
+                    }
+                    let leads = *changes.borrow_and_update();
+                    let Some(inner) = weak.upgrade() else { return };
+                    if leads {
+                        inner.took_over(index).await;
+                    }
+                }
+            });
+        }
+    }
+
+    /// This replica took shard `index`.
+    async fn took_over(self: &Arc<Self>, index: usize) {
         let imported = match self.import_cr_history().await {
             Ok(n) => n,
             Err(e) => {
@@ -50,19 +80,32 @@ impl Inner {
             }
         };
         tracing::info!(
+            shard = index,
             imported,
-            "leading: every application is compared again and its status written"
+            "holding the shard: its applications are compared again and their status written"
         );
         for name in self.names() {
-            if self
-                .slot(&name)
-                .is_some_and(|s| s.declared().origin == Origin::Cluster)
-            {
+            if self.options.shards.of(&name) != index {
+                continue;
+            }
+            let Some(slot) = self.slot(&name) else {
+                continue;
+            };
+            if slot.declared().origin == Origin::Cluster {
                 self.status_writes.push(name.clone());
+            }
+            {
+                // The policy reads its last sync from the history taken
+                // over, and the comparison is made again.
+                let mut work = slot.work.lock().await;
+                work.loaded = false;
+                work.last_key = None;
             }
             self.enqueue(&name);
         }
-        self.pass_every_appset();
+        if index == 0 {
+            self.pass_every_appset();
+        }
     }
 
     /// An operation the Application object shows `Running` was cut off

@@ -250,7 +250,13 @@ impl Controller {
                 namespace: options.namespace.clone(),
                 request_timeout: options.request_timeout,
                 metrics: Some(Arc::clone(&options.metrics)),
-                fence: options.leadership.clone(),
+                // One shard: every write asks its Lease. Several: each
+                // operation's writes ask its application's (`write_cluster`).
+                fence: if options.shards.count() == 1 {
+                    options.shards.lease(0).clone()
+                } else {
+                    crate::lease::Leadership::always()
+                },
             },
             cancel.clone(),
         )

@@ -223,6 +223,7 @@ impl Inner {
     /// Runs stages of the plan for an operation.
     async fn execute(
         &self,
+        name: &str,
         dest: &Dest,
         run: &ManualOp,
         stages: &[&plan::Stage],
@@ -233,16 +234,13 @@ impl Inner {
             progress,
             crd_timeout: self.options.crd_timeout,
         };
-        sync::execute(&dest.cluster, &dest.live, stages, &execution).await
+        let cluster = self.write_cluster(&dest.cluster, name);
+        sync::execute(&cluster, &dest.live, stages, &execution).await
     }
 
     /// Registers an automated sync as the application's operation, unless
     /// another operation (a user's, waiting for this reconcile) holds it.
     pub(super) fn begin_automated(&self, slot: &AppSlot, run: &mut ManualOp) -> bool {
-        // Only the leader syncs; a follower keeps comparing.
-        if !self.leads() {
-            return false;
-        }
         let mut running = slot.running();
         if running.is_some() {
             return false;
@@ -499,7 +497,7 @@ impl Inner {
                         let Some(fail) = &plan.fail else {
                             break (OperationPhase::Failed, message);
                         };
-                        let ran = self.execute(dest, run, &[fail], &progress).await;
+                        let ran = self.execute(name, dest, run, &[fail], &progress).await;
                         hook_uids.extend(ran.hooks);
                         results.extend(ran.resources);
                         match ran.failure {
@@ -602,7 +600,7 @@ impl Inner {
                             return SyncEnd::Waiting;
                         }
                     };
-                    let outcome = self.execute(dest, run, &stages, &progress).await;
+                    let outcome = self.execute(name, dest, run, &stages, &progress).await;
                     // An apply response is what a dry run would now predict:
                     // the comparison after the sync needs no request for these.
                     let by_key: BTreeMap<&ResourceKey, &Value> =
@@ -759,8 +757,10 @@ impl Inner {
                 "application {name} is being deleted; it is not synced any more"
             )));
         }
-        if !op.dry_run && !self.leads() {
-            return Err(ServiceError::NotLeader(self.options.leadership.holder()));
+        if !op.dry_run && !self.owns(name) {
+            return Err(ServiceError::NotLeader(
+                self.options.shards.lease_of(name).holder(),
+            ));
         }
         op.id = self.operation_ids.fetch_add(1, Ordering::Relaxed) + 1;
         op.started_at = now_precise();

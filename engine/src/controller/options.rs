@@ -56,8 +56,10 @@ pub struct ControllerOptions {
     /// How long after a deployment a failure counts against it in the
     /// `plumb_dora_*` gauges (`--dora-failure-window`).
     pub dora_failure_window: Duration,
-    /// Whether this replica may write (leader election; always without).
-    pub leadership: crate::lease::Leadership,
+    /// The shards and which this replica holds (one shard always held
+    /// without leader election; one elected shard with `--leader-elect`;
+    /// several with `--shards`).
+    pub shards: crate::lease::Shards,
     /// Where the controller records its metrics (the Kubernetes client
     /// given to [`super::Controller::start`] may count into the same).
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -85,7 +87,7 @@ impl Default for ControllerOptions {
             resource_customizations: None,
             ignore_differences: Vec::new(),
             tools: crate::tools::ToolOptions::default(),
-            leadership: crate::lease::Leadership::always(),
+            shards: crate::lease::Shards::single(crate::lease::Leadership::always()),
             dora_window: Duration::from_secs(30 * 86_400),
             dora_failure_window: Duration::from_secs(3_600),
             metrics: Arc::default(),

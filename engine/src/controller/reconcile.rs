@@ -215,6 +215,11 @@ impl Inner {
         let slot = self
             .slot(name)
             .ok_or_else(|| ReconcileError::NotFound(name.to_string()))?;
+        // With several shards, another replica's applications are neither
+        // compared nor synced here.
+        if !self.compares(name) {
+            return Ok(());
+        }
         if trigger.op.is_none() {
             self.take_cr_operation(name, &slot);
         }
@@ -501,6 +506,12 @@ impl Inner {
                 work.last_key = (!held).then(|| (sha.clone(), spec_hash, live_generation, checks));
                 break;
             };
+            if resume.is_none() && run.initiated_by.automated && !self.owns(name) {
+                // Another replica syncs this application; this one has
+                // compared it (a new leader compares again).
+                work.last_key = Some((sha.clone(), spec_hash, live_generation, checks));
+                break;
+            }
             if resume.is_none()
                 && run.initiated_by.automated
                 && !self.begin_automated(slot, &mut run)

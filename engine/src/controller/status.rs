@@ -20,6 +20,17 @@ impl Inner {
             // in the store.
             status.operation_state = self.store.operation(name).ok().flatten();
         }
+        if !self.compares(name) {
+            let shard = self.options.shards.of(name);
+            status.conditions.push(condition(
+                "ShardElsewhere",
+                format!(
+                    "shard {shard} of {} (holder {:?}) compares and syncs this application, not this replica; its status here is not current: ask that replica",
+                    self.options.shards.count(),
+                    self.options.shards.lease(shard).holder()
+                ),
+            ));
+        }
         app.metadata.managed_fields = None;
         if slot.declared().origin != Origin::Cluster {
             // An `--apps` file's application is the application namespace's:
@@ -113,7 +124,7 @@ impl Inner {
     pub(super) async fn write_cr_status(&self, name: &str) {
         // Only the leader writes; it writes every status when it becomes
         // the leader.
-        if !self.leads() {
+        if !self.owns(name) {
             return;
         }
         let Some(slot) = self.slot(name) else { return };
