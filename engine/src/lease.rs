@@ -127,8 +127,8 @@ impl Leadership {
             .clone()
     }
 
-    /// Waits until the election has ended after its cancellation (a held
-    /// Lease released); at once without an election.
+    /// Waits until the election has ended after its cancellation (every
+    /// held Lease released); at once without an election.
     pub async fn ended(&self) {
         if self.state.always {
             return;
@@ -350,7 +350,10 @@ pub fn elect_shards(
                 )
                 .await;
             }
-            handle.state.ended.notify_one();
+        }
+        // Told once every held Lease is released.
+        for index in 0..count {
+            handles.lease(index).state.ended.notify_one();
         }
     });
     shards
