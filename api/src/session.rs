@@ -3,7 +3,8 @@
 //! `POST /api/v1/account/{name}/token` (and `DELETE .../token/{id}`),
 //! `PUT /api/v1/account/password`, and
 //! `POST /api/v1/projects/{project}/roles/{role}/token` (and `DELETE
-//! .../token/{id}`).
+//! .../token/{id}`), and `GET /api/v1/account/can-i/{resource}/{action}/{object}`
+//! (what the web UI asks before it offers a button).
 //!
 //! Not here: checking tokens ([`crate::auth`]).
 
@@ -35,6 +36,10 @@ pub(crate) fn routes<S: AppService>() -> Router<AppState<S>> {
         .route("/api/v1/session", post(login::<S>).delete(logout))
         .route("/api/v1/session/userinfo", get(userinfo))
         .route("/api/v1/account/password", put(update_password::<S>))
+        .route(
+            "/api/v1/account/can-i/{resource}/{action}/{*object}",
+            get(can_i),
+        )
         .route("/api/v1/account/{name}/token", post(account_token::<S>))
         .route(
             "/api/v1/account/{name}/token/{id}",
@@ -165,6 +170,23 @@ async fn userinfo(request: axum::extract::Request) -> Json<Value> {
         })),
         None => Json(json!({ "loggedIn": false })),
     }
+}
+
+/// `GET /api/v1/account/can-i/{resource}/{action}/{object}`: whether the
+/// caller may do `action` on `object` (`PROJECT/NAME`, which may hold
+/// slashes) of `resource`, as Argo CD answers it: `{"value": "yes"|"no"}`.
+async fn can_i(
+    caller: Caller,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Path((resource, action, object)) = path?;
+    let object = object.trim_start_matches('/');
+    let value = if caller.can(&resource, &action, object) {
+        "yes"
+    } else {
+        "no"
+    };
+    Ok(Json(json!({ "value": value })))
 }
 
 /// The body of the token routes, Argo CD's: `expiresIn` in seconds (0 or
@@ -446,4 +468,88 @@ async fn revoke_project_token<S: AppService>(
         )));
     }
     Ok(Json(json!({})))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use plumb_engine::accounts::{Accounts, SECRET_KEY};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::auth::Auth;
+    use crate::fake::FakeService;
+
+    /// A server whose `viewer` may only read `default/guestbook`.
+    fn auth() -> Auth {
+        let config = BTreeMap::from([("accounts.viewer".to_string(), "apiKey".to_string())]);
+        let secret = RawData::from([
+            (SECRET_KEY.to_string(), b"k".repeat(32)),
+            (
+                "accounts.viewer.tokens".to_string(),
+                br#"[{"id":"t1","iat":0,"exp":0}]"#.to_vec(),
+            ),
+        ]);
+        let rbac = BTreeMap::from([(
+            "policy.csv".to_string(),
+            "p, viewer, applications, get, default/guestbook, allow\n".to_string(),
+        )]);
+        Auth::enabled(Accounts::fixed(&config, secret, &rbac), false)
+    }
+
+    async fn can_i(auth: &Auth, sub: &str, path: &str) -> (StatusCode, Value) {
+        let secret = auth.accounts().expect("enabled").secret();
+        let lifetime = sub.ends_with(":login").then_some(SESSION_LIFETIME);
+        let (token, _) = auth::sign(&secret, sub.into(), "t1".into(), lifetime).expect("signs");
+        let app = crate::app_with_auth(Arc::new(FakeService::with_fixtures()), auth.clone());
+        let request = Request::get(format!("/api/v1/account/can-i/{path}"))
+            .header("Authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .expect("request");
+        let response = app.oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn can_i_answers_yes_or_no_from_the_policy() {
+        let auth = auth();
+        let cases = [
+            ("viewer:apiKey", "applications/get/default/guestbook", "yes"),
+            ("viewer:apiKey", "applications/sync/default/guestbook", "no"),
+            ("viewer:apiKey", "applications/get/default/shop", "no"),
+            (
+                "viewer:apiKey",
+                "applications/get/default%2Fguestbook",
+                "yes",
+            ),
+            ("admin:login", "applications/sync/default/guestbook", "yes"),
+            ("admin:login", "applicationsets/delete/default/set", "yes"),
+        ];
+        for (sub, path, want) in cases {
+            let (status, body) = can_i(&auth, sub, path).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {body}");
+            assert_eq!(body, json!({ "value": want }), "{sub} {path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn can_i_needs_a_login() {
+        let app = crate::app_with_auth(Arc::new(FakeService::with_fixtures()), auth());
+        let request = Request::get("/api/v1/account/can-i/applications/get/default/guestbook")
+            .body(Body::empty())
+            .expect("request");
+        let response = app.oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
 }
