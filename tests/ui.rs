@@ -3,6 +3,10 @@
 //! deletion confirmed from the page), a parent application's children, and
 //! an operation's hooks as they run, against a real `plumb serve` on the real local control plane.
 //!
+//! Each test fails when the page showed a JavaScript error. With
+//! `PLUMB_SCREENSHOTS=DIR` the ApplicationSets view's screenshot (1280x720)
+//! goes into DIR.
+//!
 //! Needs Chromium and chromedriver (`scripts/browser` installs them); fails
 //! when they are missing.
 
@@ -170,7 +174,7 @@ async fn the_ui_shows_applicationsets_with_their_applications_and_a_parents_chil
     let browser = Browser::start().await?;
     browser.goto(&format!("{}/", plumb.url)).await?;
     let rows = browser
-        .wait_for("the applications list", "#app-rows tr", |rows| {
+        .wait_for("the applications list", "#app-rows .app-row", |rows| {
             rows.len() >= 5
         })
         .await?;
@@ -211,6 +215,21 @@ async fn the_ui_shows_applicationsets_with_their_applications_and_a_parents_chil
             && links.iter().any(|h| h.ends_with(&format!("#/apps/{two}"))),
         "each application links to its page: {links:?}"
     );
+    // Its generator's parameters: the list's elements.
+    let generator = browser
+        .wait_for(
+            "the set's generator",
+            &format!("{set} .generator[data-generator='list']"),
+            |t| t[0].contains("one") && t[0].contains("two"),
+        )
+        .await?;
+    ensure!(generator[0].contains("name"), "{generator:?}");
+    browser.set_viewport(1280, 720).await?;
+    let png = browser.screenshot().await?;
+    if let Ok(dir) = std::env::var("PLUMB_SCREENSHOTS") {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(format!("{dir}/ui-appsets.png"), png)?;
+    }
     let conditions = browser
         .wait_for(
             "the set's conditions",
@@ -381,6 +400,7 @@ async fn the_ui_shows_applicationsets_with_their_applications_and_a_parents_chil
     if let Err(e) = gone {
         return Err(e.context(api_view(&plumb, &set_name).await));
     }
+    browser.assert_no_js_errors().await?;
     Ok(())
 }
 
@@ -485,5 +505,6 @@ async fn the_operation_card_shows_a_hook_running_then_succeeded() -> Result<()> 
             t.iter().any(|p| p.contains("Succeeded"))
         })
         .await?;
+    browser.assert_no_js_errors().await?;
     Ok(())
 }

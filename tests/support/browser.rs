@@ -1,7 +1,12 @@
 //! A real headless Chromium driven through chromedriver's WebDriver HTTP
-//! protocol, for the web UI's end-to-end test. Only the handful of
-//! commands the test uses: open a page, read the text and attributes of
-//! the elements a CSS selector matches, click, and answer a dialog.
+//! protocol, for the web UI's end-to-end tests. Only the handful of
+//! commands the tests use: open a page, read the text and attributes of
+//! the elements a CSS selector matches, click, type, answer a dialog, size
+//! the viewport and take a screenshot.
+//!
+//! Every page it opens records its JavaScript errors (`error` events,
+//! unhandled promise rejections, `console.error`, content security policy
+//! violations); [`Browser::assert_no_js_errors`] fails a test that saw any.
 //!
 //! `scripts/browser` installs Chromium and chromedriver (Debian's
 //! `chromium` and `chromium-driver`). A test that needs them fails when
@@ -9,15 +14,38 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
+use base64::Engine;
 use serde_json::{Value, json};
 
 use super::{eventually, free_port};
 
 /// The key of an element reference in WebDriver's JSON.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// Run in every document before its own scripts: collects what would show
+/// as an error in the console into `window.__plumbErrors`.
+const ERROR_TRAP: &str = r#"
+window.__plumbErrors = [];
+const note = (text) => window.__plumbErrors.push(String(text));
+window.addEventListener('error', (e) => {
+  const t = e.target;
+  note(t && t !== window && (t.src || t.href) ? `failed to load ${t.src || t.href}`
+    : `${e.message} at ${e.filename}:${e.lineno}:${e.colno}`);
+}, true);
+window.addEventListener('unhandledrejection', (e) => {
+  const r = e.reason;
+  note(`unhandled rejection: ${r && (r.stack || r.message) || r}`);
+});
+window.addEventListener('securitypolicyviolation', (e) => {
+  note(`content security policy: ${e.violatedDirective} blocked ${e.blockedURI}`);
+});
+const consoleError = console.error.bind(console);
+console.error = (...args) => { note(`console.error: ${args.map(String).join(' ')}`); consoleError(...args); };
+"#;
 
 /// A chromedriver process and one browser session, both ended when dropped.
 pub struct Browser {
@@ -26,6 +54,8 @@ pub struct Browser {
     session: String,
     driver: Child,
     _profile: tempfile::TempDir,
+    /// The errors of pages left behind (a navigation ends their record).
+    errors: Mutex<Vec<String>>,
 }
 
 fn binary(variable: &str, default: &str) -> Result<PathBuf> {
@@ -67,6 +97,7 @@ impl Browser {
             session: String::new(),
             driver,
             _profile: profile,
+            errors: Mutex::new(Vec::new()),
         };
         eventually("chromedriver is ready", Duration::from_secs(30), || {
             let (http, status) = (browser.http.clone(), format!("{base}/status"));
@@ -109,7 +140,73 @@ impl Browser {
             .and_then(Value::as_str)
             .context("the new session has an id")?;
         browser.session = format!("{base}/session/{id}");
+        browser
+            .cdp(
+                "Page.addScriptToEvaluateOnNewDocument",
+                json!({ "source": ERROR_TRAP }),
+            )
+            .await
+            .context("cannot install the JavaScript error trap")?;
         Ok(browser)
+    }
+
+    /// A Chrome DevTools Protocol command, through chromedriver.
+    async fn cdp(&self, cmd: &str, params: Value) -> Result<Value> {
+        self.command(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(json!({ "cmd": cmd, "params": params })),
+        )
+        .await
+    }
+
+    /// Makes the page's viewport `width` x `height` CSS pixels (the
+    /// window's own size includes no browser chrome in headless mode, but
+    /// emulation is exact).
+    pub async fn set_viewport(&self, width: u32, height: u32) -> Result<()> {
+        let mobile = width < 600;
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile }),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A PNG of the viewport.
+    pub async fn screenshot(&self) -> Result<Vec<u8>> {
+        let v = self
+            .command(reqwest::Method::GET, "/screenshot", None)
+            .await?;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().context("a screenshot is base64 text")?)?;
+        ensure!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");
+        Ok(png)
+    }
+
+    /// The JavaScript errors of this page and of those opened before it.
+    pub async fn js_errors(&self) -> Result<Vec<String>> {
+        let mut all = self.errors.lock().expect("not poisoned").clone();
+        all.extend(self.page_errors().await?);
+        Ok(all)
+    }
+
+    async fn page_errors(&self) -> Result<Vec<String>> {
+        let v = self
+            .execute("return window.__plumbErrors || [];", json!([]))
+            .await?;
+        Ok(strings(&v))
+    }
+
+    /// Fails when any page showed a JavaScript error.
+    pub async fn assert_no_js_errors(&self) -> Result<()> {
+        let errors = self.js_errors().await?;
+        ensure!(
+            errors.is_empty(),
+            "the page showed JavaScript errors:\n{}",
+            errors.join("\n")
+        );
+        Ok(())
     }
 
     /// One WebDriver command; returns its `value`.
@@ -147,8 +244,11 @@ impl Browser {
             .await
     }
 
-    /// Opens `url`.
+    /// Opens `url` (keeping the errors the page before it recorded).
     pub async fn goto(&self, url: &str) -> Result<()> {
+        if let Ok(errors) = self.page_errors().await {
+            self.errors.lock().expect("not poisoned").extend(errors);
+        }
         self.command(reqwest::Method::POST, "/url", Some(json!({"url": url})))
             .await?;
         Ok(())
@@ -217,6 +317,13 @@ impl Browser {
                 else {
                     return Ok(None);
                 };
+                // In the middle of the viewport, clear of the sticky top bar
+                // (WebDriver scrolls only what is out of view).
+                self.execute(
+                    "arguments[0].scrollIntoView({block: 'center', inline: 'nearest'});",
+                    json!([{ ELEMENT: id }]),
+                )
+                .await?;
                 // An error (a re-render replaced the element) is tried again.
                 self.command(reqwest::Method::POST, &format!("/element/{id}/click"), None)
                     .await
@@ -224,6 +331,55 @@ impl Browser {
             },
         )
         .await
+    }
+
+    /// Sets a cookie of the page's site (open a page of it first).
+    pub async fn set_cookie(&self, name: &str, value: &str) -> Result<()> {
+        self.command(
+            reqwest::Method::POST,
+            "/cookie",
+            Some(json!({"cookie": {"name": name, "value": value, "path": "/"}})),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Types `text` into the first element matching `css` as a user would
+    /// (WebDriver's key codes, e.g. `\u{E007}` for Enter, work too).
+    pub async fn type_text(&self, css: &str, text: &str) -> Result<()> {
+        let found = self
+            .command(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await
+            .with_context(|| format!("no element `{css}`"))?;
+        let id = found
+            .get(ELEMENT)
+            .and_then(Value::as_str)
+            .context("an element reference")?;
+        self.command(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Picks `value` in the `<select>` matching `css`, as a change by the user.
+    pub async fn select(&self, css: &str, value: &str) -> Result<()> {
+        let done = self
+            .execute(
+                "const s = document.querySelector(arguments[0]);\
+                 if (!s || ![...s.options].some((o) => o.value === arguments[1])) return false;\
+                 s.value = arguments[1]; s.dispatchEvent(new Event('change', {bubbles: true})); return true;",
+                json!([css, value]),
+            )
+            .await?;
+        ensure!(done == Value::Bool(true), "no option {value:?} in `{css}`");
+        Ok(())
     }
 
     /// Waits until elements matching `css` exist and `accept` takes their
