@@ -197,7 +197,7 @@ async fn the_ui_shows_applicationsets_with_their_applications_and_a_parents_chil
     let rows = browser
         .wait_for(
             "the set lists its applications, synced and healthy",
-            &format!("{set} tbody tr"),
+            &format!("{set} .appset-apps tbody tr"),
             |rows| {
                 rows.len() == 2
                     && rows
@@ -208,7 +208,7 @@ async fn the_ui_shows_applicationsets_with_their_applications_and_a_parents_chil
         .await?;
     ensure!(rows[0].contains(&one) && rows[1].contains(&two), "{rows:?}");
     let links = browser
-        .attributes(&format!("{set} tbody a"), "href")
+        .attributes(&format!("{set} .appset-apps tbody a"), "href")
         .await?;
     ensure!(
         links.iter().any(|h| h.ends_with(&format!("#/apps/{one}")))
@@ -216,6 +216,9 @@ async fn the_ui_shows_applicationsets_with_their_applications_and_a_parents_chil
         "each application links to its page: {links:?}"
     );
     // Its generator's parameters: the list's elements.
+    browser
+        .click(&format!("{set} details.generators summary"))
+        .await?;
     let generator = browser
         .wait_for(
             "the set's generator",
@@ -223,7 +226,10 @@ async fn the_ui_shows_applicationsets_with_their_applications_and_a_parents_chil
             |t| t[0].contains("one") && t[0].contains("two"),
         )
         .await?;
-    ensure!(generator[0].contains("name"), "{generator:?}");
+    ensure!(
+        generator[0].to_lowercase().contains("name"),
+        "the parameter's name heads its column: {generator:?}"
+    );
     browser.set_viewport(1280, 720).await?;
     let png = browser.screenshot().await?;
     if let Ok(dir) = std::env::var("PLUMB_SCREENSHOTS") {

@@ -271,6 +271,17 @@ impl Browser {
         .await
     }
 
+    /// Runs `script` asynchronously: it ends by calling the last of its
+    /// `arguments` with the result.
+    pub async fn execute_async(&self, script: &str, args: Value) -> Result<Value> {
+        self.command(
+            reqwest::Method::POST,
+            "/execute/async",
+            Some(json!({"script": script, "args": args})),
+        )
+        .await
+    }
+
     /// The rendered text of every element matching a CSS selector, in
     /// document order, read at one instant (the page re-renders as events
     /// arrive, so element references go stale between commands).

@@ -57,7 +57,8 @@
     dora: null,               // {name, weeks: [...], now} of the selected application
     doraView: null,           // the DORA view's data
     doraQuery: { project: '', window: '30d' },
-    perf: { firstRows: null, lastList: null }, // for scripts/bench-ui
+    openGenerators: new Set(), // ApplicationSets whose generators are shown
+    perf: { listLoaded: null, firstRows: null, lastList: null }, // read by scripts/bench-ui
   };
   window.Plumb.state = state;
 
@@ -214,6 +215,7 @@
   async function loadList() {
     try {
       const { data, events } = await fetchNoting('applications');
+      if (!state.perf.listLoaded) state.perf.listLoaded = performance.now();
       const apps = new Map((data.items || []).map((a) => [keyOf(a), a]));
       for (const [name, e] of events) {
         if (e.type === 'DELETED') apps.delete(name);
@@ -508,32 +510,37 @@
   function clusterOf(app) { const d = (app.spec && app.spec.destination) || {}; return d.name || d.server || ''; }
   function destNamespace(app) { return (app.spec && app.spec.destination && app.spec.destination.namespace) || ''; }
 
-  // `env=prod,team!=a,!legacy,tier`: every term must hold.
-  function labelsMatch(app, expr) {
-    const labels = labelsOf(app);
-    return expr.split(',').map((t) => t.trim()).filter(Boolean).every((term) => {
+  // `env=prod,team!=a,!legacy,tier`: every term must hold. Parsed once
+  // per change of the filter, not once per application.
+  function labelTest(expr) {
+    const tests = expr.split(',').map((t) => t.trim()).filter(Boolean).map((term) => {
       let m = /^([^!=]+)!=(.*)$/.exec(term);
-      if (m) return labels[m[1].trim()] !== m[2].trim();
+      if (m) { const [k, v] = [m[1].trim(), m[2].trim()]; return (l) => l[k] !== v; }
       m = /^([^=]+)==?(.*)$/.exec(term);
-      if (m) return labels[m[1].trim()] === m[2].trim();
-      if (term.startsWith('!')) return !(term.slice(1) in labels);
-      return term in labels;
+      if (m) { const [k, v] = [m[1].trim(), m[2].trim()]; return (l) => l[k] === v; }
+      if (term.startsWith('!')) { const k = term.slice(1).trim(); return (l) => !(k in l); }
+      return (l) => term in l;
     });
+    return (app) => { const l = labelsOf(app); return tests.every((t) => t(l)); };
   }
 
-  function matches(app, f) {
-    if (f.sync && syncOf(app).status !== f.sync) return false;
-    if (f.health && (healthOf(app).status || 'Unknown') !== f.health) return false;
-    if (f.project && projectOf(app) !== f.project) return false;
-    if (f.namespace && destNamespace(app) !== f.namespace) return false;
-    if (f.cluster && clusterOf(app) !== f.cluster) return false;
-    if (f.label && !labelsMatch(app, f.label)) return false;
-    if (f.q) {
-      const q = f.q.toLowerCase();
-      const s = sourceOf(app);
-      if (![keyOf(app), s.repoURL, s.path, s.chart].some((v) => (v || '').toLowerCase().includes(q))) return false;
-    }
-    return true;
+  // The filters as one test of an application.
+  function matcher(f) {
+    const labels = f.label ? labelTest(f.label) : null;
+    const q = f.q ? f.q.toLowerCase() : null;
+    return (app) => {
+      if (f.sync && (syncOf(app).status || 'Unknown') !== f.sync) return false;
+      if (f.health && (healthOf(app).status || 'Unknown') !== f.health) return false;
+      if (f.project && projectOf(app) !== f.project) return false;
+      if (f.namespace && destNamespace(app) !== f.namespace) return false;
+      if (f.cluster && clusterOf(app) !== f.cluster) return false;
+      if (labels && !labels(app)) return false;
+      if (q) {
+        const s = sourceOf(app);
+        if (![keyOf(app), s.repoURL, s.path, s.chart].some((v) => (v || '').toLowerCase().includes(q))) return false;
+      }
+      return true;
+    };
   }
 
   // The applications sorted by name, and what the counts and the filters'
@@ -650,7 +657,7 @@
     const t0 = performance.now();
     const { apps: all, counts, choices } = facets();
     const f = state.filters;
-    state.shown = Object.keys(f).length ? all.filter((a) => matches(a, f)) : all;
+    state.shown = Object.keys(f).length ? all.filter(matcher(f)) : all;
     renderCounts(all, counts);
     fillChoices(choices);
     syncFilterControls();
@@ -1079,10 +1086,14 @@
         el('h2', {}, el('a', { href: appsetHref(name) }, name)),
         setBadge(set),
         el('span', { className: 'muted' }, `${apps.length} application${apps.length === 1 ? '' : 's'}`)),
-      table(['Application', 'Sync', 'Health'], rows, 'No applications generated.'),
+      el('div', { className: 'appset-apps' }, table(['Application', 'Sync', 'Health'], rows, 'No applications generated.')),
       items.length ? el('ul', { className: 'conditions' }, items) : null,
       renderSteps(set),
-      el('details', { className: 'generators', open: state.appsetName === name },
+      el('details', {
+        className: 'generators',
+        open: state.appsetName === name || state.openGenerators.has(name),
+        ontoggle: (e) => { if (e.target.open) state.openGenerators.add(name); else state.openGenerators.delete(name); },
+      },
         el('summary', {}, 'Generators and their parameters'),
         ((set.spec && set.spec.generators) || []).map(renderGenerator)));
   }
