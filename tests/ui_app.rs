@@ -292,7 +292,6 @@ async fn the_list_filters_in_the_url_and_the_app_page_shows_tree_diff_sync_and_r
             |t| t.iter().any(|c| c.contains("colour: blue")),
         )
         .await?;
-    screenshot(&browser, "ui-diff").await?;
     browser
         .click("#detail-view button.mode[data-mode='unified']")
         .await?;
@@ -353,6 +352,34 @@ async fn the_list_filters_in_the_url_and_the_app_page_shows_tree_diff_sync_and_r
             t[0].contains("OutOfSync")
         })
         .await?;
+    // The change side by side: blue live, green in Git.
+    browser
+        .click("#detail-view button.mode[data-mode='split']")
+        .await?;
+    browser
+        .click(&format!(
+            "#detail-view button.resource[data-resource='/ConfigMap/{}/settings']",
+            ns.name
+        ))
+        .await?;
+    browser
+        .wait_for(
+            "the change in the diff",
+            "#detail-view table.diff-split tr",
+            |rows| {
+                rows.iter()
+                    .any(|r| r.contains("colour: blue") && r.contains("colour: green"))
+            },
+        )
+        .await?;
+    browser
+        .execute(
+            "document.querySelector('#detail-view .diff-card').scrollIntoView({block: 'start'});\
+             window.scrollBy(0, -64);",
+            json!([]),
+        )
+        .await?;
+    screenshot(&browser, "ui-diff").await?;
     browser.click("#detail-view button.sync").await?;
     wait_configmap(&ns.name, "settings", "colour", "green").await?;
     let history = browser
@@ -370,7 +397,18 @@ async fn the_list_filters_in_the_url_and_the_app_page_shows_tree_diff_sync_and_r
         .await?;
     ensure!(history[0].contains("current"), "{history:?}");
 
-    // Roll back to the first, after confirming.
+    // Roll back to the first, after confirming, once the sync is over (a
+    // rollback is refused while an operation runs).
+    eventually(
+        "the second sync is over",
+        Duration::from_secs(90),
+        || async {
+            let app = plumb.app(&a).await?;
+            let op = &app["status"]["operationState"];
+            Ok((op["phase"] == "Succeeded" && op["finishedAt"].is_string()).then_some(()))
+        },
+    )
+    .await?;
     browser
         .click("#detail-view .history-card button.rollback")
         .await?;
@@ -380,7 +418,10 @@ async fn the_list_filters_in_the_url_and_the_app_page_shows_tree_diff_sync_and_r
         "the dialog says what happens: {question}"
     );
     browser.accept_dialog().await?;
-    wait_configmap(&ns.name, "settings", "colour", "blue").await?;
+    if let Err(e) = wait_configmap(&ns.name, "settings", "colour", "blue").await {
+        let page = browser.texts("#toast, #detail-view .operation").await?;
+        return Err(e.context(format!("the page shows {page:?}")));
+    }
     browser
         .wait_for(
             "the page says it rolled back",
