@@ -732,9 +732,11 @@ async fn the_web_ui_asks_for_a_login_and_logs_out() -> Result<()> {
     browser.execute(fill, json!(["admin", password])).await?;
     let a = s.a.clone();
     browser
-        .wait_for("the applications after the login", "#app-rows tr", |rows| {
-            rows.iter().any(|r| r.contains(&a))
-        })
+        .wait_for(
+            "the applications after the login",
+            "#app-rows .app-row",
+            |rows| rows.iter().any(|r| r.contains(&a)),
+        )
         .await?;
     browser
         .wait_for("who is logged in", "#user", |t| {

@@ -293,6 +293,24 @@ async fn the_ui_shows_applicationsets_with_their_applications_and_a_parents_chil
         children[0].contains(&kid_a) && children[1].contains(&kid_b),
         "{children:?}"
     );
+    // The tree draws both children as nodes of the graph, each linking to
+    // its page.
+    let kids = browser
+        .wait_for(
+            "the children in the resource tree",
+            "#detail-view a.tree-node.child-app",
+            |nodes| {
+                nodes.len() == 2
+                    && nodes
+                        .iter()
+                        .all(|n| n.contains("Synced") && n.contains("Healthy"))
+            },
+        )
+        .await?;
+    ensure!(
+        kids.iter().any(|n| n.contains(&kid_a)) && kids.iter().any(|n| n.contains(&kid_b)),
+        "{kids:?}"
+    );
     let titles = browser.texts("#detail-view .card h2").await?;
     ensure!(
         titles.iter().any(|t| t.eq_ignore_ascii_case("Children")),
@@ -510,6 +528,85 @@ async fn the_operation_card_shows_a_hook_running_then_succeeded() -> Result<()> 
         .wait_for("the operation succeeded", "#detail-view .card p", |t| {
             t.iter().any(|p| p.contains("Succeeded"))
         })
+        .await?;
+    browser.assert_no_js_errors().await?;
+    Ok(())
+}
+
+/// A RollingSync's steps on the set's own page: each step's selector and
+/// the applications it moves, with where they are; and the list
+/// generator's parameters.
+#[tokio::test]
+async fn the_appset_page_shows_a_rolling_syncs_steps_and_its_parameters() -> Result<()> {
+    let apps_ns = TestNamespace::new("ui-roll").await;
+    apps_ns.create().await?;
+    let dest = TestNamespace::new("ui-roll-dest").await;
+    dest.create().await?;
+    let sfx = &apps_ns.name[apps_ns.name.len() - 8..];
+    let set_name = format!("roll-{sfx}");
+    let repo = GitRepo::new(None)?;
+    for env in ["dev", "prod"] {
+        repo.write(
+            &format!("envs/{env}/cm.yaml"),
+            &configmap(&format!("{set_name}-{env}")),
+        )?;
+    }
+    repo.commit("two environments")?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start_watching(work.path(), "", &apps_ns.name).await?;
+    let step = |env: &str| json!({"matchExpressions": [{"key": "env", "operator": "In", "values": [env]}]});
+    apply(
+        &appsets(),
+        &apps_ns.name,
+        json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet",
+            "metadata": {"name": set_name},
+            "spec": {
+                "strategy": {"type": "RollingSync", "rollingSync": {"steps": [step("dev"), step("prod")]}},
+                "generators": [{"list": {"elements": [{"env": "dev"}, {"env": "prod"}]}}],
+                "template": {
+                    "metadata": {"name": format!("{set_name}-{{{{env}}}}"), "labels": {"env": "{{env}}"}},
+                    "spec": {"project": "default",
+                             "source": {"repoURL": repo.url(), "targetRevision": "main", "path": "envs/{{env}}"},
+                             "destination": {"server": "https://kubernetes.default.svc", "namespace": dest.name},
+                             "syncPolicy": {"automated": {"prune": true}}}
+                }
+            }
+        }),
+    )
+    .await?;
+    for env in ["dev", "prod"] {
+        plumb
+            .wait_status(&format!("{set_name}-{env}"), "Synced", Some("Healthy"))
+            .await?;
+    }
+
+    let browser = Browser::start().await?;
+    browser
+        .goto(&format!("{}/#/appsets/{set_name}", plumb.url))
+        .await?;
+    let set = format!(r#"section.appset[data-appset="{set_name}"]"#);
+    let steps = browser
+        .wait_for("the two steps", &format!("{set} li.step"), |steps| {
+            steps.len() == 2
+                && steps[0].contains("env In (dev)")
+                && steps[0].contains(&format!("{set_name}-dev"))
+                && steps[1].contains("env In (prod)")
+                && steps[1].contains(&format!("{set_name}-prod"))
+        })
+        .await
+        .with_context(|| log_excerpt(&plumb))?;
+    ensure!(
+        steps.iter().all(|s| s.contains("Healthy")),
+        "both steps are done: {steps:?}"
+    );
+    // On the set's own page its generators are open: the list's elements.
+    browser
+        .wait_for(
+            "the generator's parameters",
+            &format!("{set} .generator[data-generator='list'] tbody tr"),
+            |rows| rows.len() == 2 && rows[0] == "dev" && rows[1] == "prod",
+        )
         .await?;
     browser.assert_no_js_errors().await?;
     Ok(())
