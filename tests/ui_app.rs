@@ -4,8 +4,8 @@
 //! (Deployment → ReplicaSet → Pod), a Secret's diff masked, side by side or
 //! unified, a sync watched to its end, history with its commits and a
 //! rollback after a confirmation, the keyboard, a phone-width window, the
-//! DORA charts, and what a read-only user is not offered. Each test fails
-//! when the page shows a JavaScript error.
+//! DORA charts, a condition in words, and what a read-only user is not
+//! offered. Each test fails when the page shows a JavaScript error.
 //!
 //! With `PLUMB_SCREENSHOTS=DIR` the tests also write the README's
 //! screenshots (1280x720 PNGs) into DIR (`docs` for the committed ones).
@@ -344,6 +344,16 @@ async fn the_list_filters_in_the_url_and_the_app_page_shows_tree_diff_sync_and_r
         .await?;
     screenshot(&browser, "ui-app").await?;
 
+    // Live in the cluster now: still masked in every state the API sends.
+    let managed = plumb
+        .get(&format!("/api/v1/applications/{a}/managed-resources"))
+        .await?
+        .to_string();
+    ensure!(
+        managed.contains("creds") && !managed.contains(SECRET) && !managed.contains(&encoded),
+        "managed-resources shows the live Secret's value: {managed}"
+    );
+
     // A second commit, synced: the history shows both with their commits.
     change(&repo, "green", "another-secret", "Settings: green")?;
     browser.click("#detail-view button.refresh").await?;
@@ -514,6 +524,44 @@ async fn the_list_filters_in_the_url_and_the_app_page_shows_tree_diff_sync_and_r
         "the page scrolls sideways at 390px"
     );
 
+    let body = browser.texts("body").await?.join("\n");
+    ensure!(
+        !body.contains(SECRET) && !body.contains(&encoded),
+        "the page shows the Secret's value"
+    );
+    browser.assert_no_js_errors().await?;
+    Ok(())
+}
+
+/// A condition in words: what went wrong and what to do.
+#[tokio::test]
+async fn a_condition_says_what_to_do() -> Result<()> {
+    let ns = TestNamespace::new("ui-cond").await;
+    ns.create().await?;
+    let name = format!("lost-{}", &ns.name[ns.name.len() - 8..]);
+    let repo = repo_with("blue", SECRET)?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start(
+        work.path(),
+        &support::application(&name, &repo.url(), "no/such/folder", &ns.name, ""),
+    )
+    .await?;
+    let browser = Browser::start().await?;
+    browser
+        .goto(&format!("{}/#/apps/{name}", plumb.url))
+        .await?;
+    let conditions = browser
+        .wait_for(
+            "the comparison error, in words",
+            "#detail-view .conditions li[data-type='ComparisonError']",
+            |c| c[0].contains("cannot compare Git with the cluster"),
+        )
+        .await
+        .with_context(|| plumb.log_text())?;
+    ensure!(
+        conditions[0].contains("Refresh") && conditions[0].contains("ComparisonError:"),
+        "it says what to do and keeps the message: {conditions:?}"
+    );
     browser.assert_no_js_errors().await?;
     Ok(())
 }
