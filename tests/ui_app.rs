@@ -95,14 +95,18 @@ fn change(repo: &GitRepo, colour: &str, password: &str, message: &str) -> Result
 /// Writes a screenshot into `$PLUMB_SCREENSHOTS/NAME.png` when that is set;
 /// checks it is a 1280x720 PNG either way.
 async fn screenshot(browser: &Browser, name: &str) -> Result<()> {
+    screenshot_sized(browser, name, (1280, 720)).await
+}
+
+async fn screenshot_sized(browser: &Browser, name: &str, size: (u32, u32)) -> Result<()> {
     let png = browser.screenshot().await?;
     // The IHDR chunk: width and height, big-endian, at bytes 16..24.
     ensure!(png.len() > 24, "a PNG");
     let width = u32::from_be_bytes(png[16..20].try_into()?);
     let height = u32::from_be_bytes(png[20..24].try_into()?);
     ensure!(
-        (width, height) == (1280, 720),
-        "{name}: {width}x{height}, not 1280x720"
+        (width, height) == size,
+        "{name}: {width}x{height}, not {size:?}"
     );
     if let Ok(dir) = std::env::var("PLUMB_SCREENSHOTS") {
         std::fs::create_dir_all(&dir)?;
@@ -511,6 +515,7 @@ async fn the_list_filters_in_the_url_and_the_app_page_shows_tree_diff_sync_and_r
         !overflows(&browser).await?,
         "the list scrolls sideways at 390px"
     );
+    screenshot_sized(&browser, "ui-phone", (390, 844)).await?;
     browser
         .click(&format!("#app-rows a[href='#/apps/{a}']"))
         .await?;
