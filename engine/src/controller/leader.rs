@@ -94,14 +94,18 @@ impl Inner {
             if slot.declared().origin == Origin::Cluster {
                 self.status_writes.push(name.clone());
             }
-            {
-                // The policy reads its last sync from the history taken
-                // over, and the comparison is made again.
-                let mut work = slot.work.lock().await;
-                work.loaded = false;
-                work.last_key = None;
-            }
-            self.enqueue(&name);
+            // The policy reads its last sync from the history taken over,
+            // and the comparison is made again; a reconcile running now
+            // (a follower's comparison) is waited for in a task of its own.
+            let inner = Arc::clone(self);
+            tokio::spawn(async move {
+                {
+                    let mut work = slot.work.lock().await;
+                    work.loaded = false;
+                    work.last_key = None;
+                }
+                inner.enqueue(&name);
+            });
         }
         if index == 0 {
             self.pass_every_appset();
