@@ -32,6 +32,8 @@ pub mod kustomize;
 pub mod model;
 pub mod plan;
 pub mod project;
+#[cfg(test)]
+mod prune_safety;
 pub mod rbac;
 pub mod render;
 pub mod repo_path;

@@ -754,6 +754,24 @@ pub fn tracking_app(tracking_id: &str) -> Option<std::borrow::Cow<'_, str>> {
         .then(|| crate::appns::app_of_instance(app))
 }
 
+/// The application an object belongs to: it carries Plumb's label, and its
+/// tracking annotation names the object itself, so a copied annotation does
+/// not make it ours. Only such objects are ever compared, listed or pruned
+/// for that application.
+pub fn owner(object: &Value) -> Option<(String, ResourceKey)> {
+    let label = object
+        .pointer("/metadata/labels")
+        .and_then(|labels| labels.get(MANAGED_LABEL))
+        .and_then(Value::as_str);
+    if label != Some(MANAGED_LABEL_VALUE) {
+        return None;
+    }
+    let id = annotation(object, TRACKING_ANNOTATION)?;
+    let app = tracking_app(id)?;
+    let key = ResourceKey::of(object)?;
+    (key.tracking_id(&app) == id).then(|| (app.into_owned(), key))
+}
+
 /// One object of an application's desired state, as rendered from Git.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {

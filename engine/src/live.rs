@@ -22,7 +22,7 @@ use crate::cluster::Kind;
 use crate::diff;
 use crate::model::{
     COMPARE_OPTIONS_ANNOTATION, Health, MANAGED_LABEL, MANAGED_LABEL_VALUE, ResourceKey,
-    SYNC_OPTIONS_ANNOTATION, TRACKING_ANNOTATION, annotation, tracking_app,
+    SYNC_OPTIONS_ANNOTATION, annotation, owner,
 };
 use crate::settings::Settings;
 
@@ -293,23 +293,6 @@ impl Index {
         touched.push(app);
         touched
     }
-}
-
-/// The application an object belongs to: it carries Plumb's label, and its
-/// tracking annotation names the object itself, so a copied annotation does
-/// not make it ours.
-fn owner(object: &Value) -> Option<(String, ResourceKey)> {
-    let label = object
-        .pointer("/metadata/labels")
-        .and_then(|labels| labels.get(MANAGED_LABEL))
-        .and_then(Value::as_str);
-    if label != Some(MANAGED_LABEL_VALUE) {
-        return None;
-    }
-    let id = annotation(object, TRACKING_ANNOTATION)?;
-    let app = tracking_app(id)?;
-    let key = ResourceKey::of(object)?;
-    (key.tracking_id(&app) == id).then(|| (app.into_owned(), key))
 }
 
 /// The object as JSON with its type set, and without what is large and never
@@ -768,6 +751,7 @@ impl LiveState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::TRACKING_ANNOTATION;
     use serde_json::json;
 
     #[test]
