@@ -27,6 +27,8 @@ pub mod dora;
 pub mod health;
 pub mod helm;
 pub mod hooks;
+#[cfg(test)]
+mod hostile_input;
 pub mod ignore;
 pub mod kustomize;
 pub mod model;

@@ -435,6 +435,16 @@ fn parse_documents(file: &SourceFile) -> Result<Vec<(usize, Value)>, RenderError
     if file.path.ends_with(".json") {
         return parse_json(file);
     }
+    if let Some((document, line)) = too_deep(&file.data) {
+        return Err(RenderError::Parse {
+            file: file.path.clone(),
+            document,
+            line: Some(line),
+            message: format!(
+                "flow collections ([ ] and {{ }}) nested deeper than {MAX_FLOW_DEPTH} levels"
+            ),
+        });
+    }
     let mut documents = Vec::new();
     for (index, deserializer) in serde_yaml::Deserializer::from_slice(&file.data).enumerate() {
         let parse_error = |e: serde_yaml::Error| RenderError::Parse {
@@ -458,6 +468,62 @@ fn parse_documents(file: &SourceFile) -> Result<Vec<(usize, Value)>, RenderError
         }
     }
     Ok(documents)
+}
+
+/// The deepest nesting of YAML flow collections parsed. serde_yaml refuses
+/// anything past 128 levels anyway, but only after libyaml has scanned the
+/// whole collection, in time quadratic in its depth (100,000 levels of `[`
+/// in a 200 KB file took minutes): deeper input is refused before.
+const MAX_FLOW_DEPTH: usize = 1000;
+
+/// Where (1-based document and line) the flow collections of a YAML text
+/// nest deeper than [`MAX_FLOW_DEPTH`], if they do. A lexical scan: brackets
+/// in comments and quoted scalars do not count, nor quotes inside a plain
+/// word (`don't`); it errs towards counting less, so it only ever refuses
+/// what serde_yaml would refuse too.
+fn too_deep(data: &[u8]) -> Option<(usize, usize)> {
+    let mut document = if data.starts_with(b"---") { 0 } else { 1 };
+    let (mut depth, mut line) = (0usize, 1usize);
+    let (mut single, mut double, mut comment, mut escaped) = (false, false, false, false);
+    let mut previous = b'\n';
+    for (i, &b) in data.iter().enumerate() {
+        if b == b'\n' {
+            line += 1;
+            comment = false;
+            if !single && !double && data[i + 1..].starts_with(b"---") {
+                document += 1;
+                depth = 0;
+            }
+        } else if comment {
+        } else if double {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                double = false;
+            }
+        } else if single {
+            single = b != b'\'';
+        } else {
+            let token_start = previous.is_ascii_whitespace() || b"[{,:-".contains(&previous);
+            match b {
+                b'#' if previous.is_ascii_whitespace() => comment = true,
+                b'"' if token_start => double = true,
+                b'\'' if token_start => single = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > MAX_FLOW_DEPTH {
+                        return Some((document, line));
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        previous = b;
+    }
+    None
 }
 
 /// A `.json` file is one document, as for Argo CD. A blank file or `null`
