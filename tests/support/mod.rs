@@ -8,6 +8,7 @@
 #![allow(dead_code)] // each test binary uses part of this module
 
 pub mod browser;
+pub mod faults;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -37,6 +37,33 @@ impl Inner {
     /// Fetches a repository, giving up after `--fetch-timeout` (or when
     /// Plumb stops): the fetch is told to stop, and nothing waits for it.
     pub(super) async fn fetch_now(self: &Arc<Self>, url: &str) -> Result<(), ReconcileError> {
+        let result = self.fetch_once(url).await;
+        let mut errors = self
+            .fetch_errors
+            .lock()
+            .expect("fetch error lock is never poisoned");
+        match &result {
+            Ok(()) => {
+                errors.remove(url);
+            }
+            Err(ReconcileError::Cancelled) => {}
+            Err(e) => {
+                errors.insert(url.to_string(), e.to_string());
+            }
+        }
+        result
+    }
+
+    /// The error of the last fetch of `url`, while it is failing.
+    pub(super) fn fetch_error(&self, url: &str) -> Option<String> {
+        self.fetch_errors
+            .lock()
+            .expect("fetch error lock is never poisoned")
+            .get(url)
+            .cloned()
+    }
+
+    async fn fetch_once(self: &Arc<Self>, url: &str) -> Result<(), ReconcileError> {
         let repos = Arc::clone(&self.repos);
         let url_owned = url.to_string();
         let interrupt = Arc::new(AtomicBool::new(false));

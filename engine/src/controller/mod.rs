@@ -97,6 +97,10 @@ struct Inner {
     queued: Mutex<HashSet<String>>,
     fetched: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<()>>>>,
     pollers: Mutex<HashSet<String>>,
+    /// The error of the last fetch of each repository URL whose last fetch
+    /// failed: its applications show it while they keep the revision
+    /// fetched before.
+    fetch_errors: Mutex<HashMap<String, String>>,
     /// Applications whose status may need writing to their object.
     status_writes: Arc<ChangedApps>,
     /// Applications to compare again later.
@@ -281,6 +285,7 @@ impl Controller {
             queued: Mutex::default(),
             fetched: Mutex::default(),
             pollers: Mutex::default(),
+            fetch_errors: Mutex::default(),
             delays: delay::DelayQueue::default(),
             status_writes: Arc::default(),
             clock: Arc::new(SystemClock),

@@ -319,6 +319,16 @@ impl Inner {
         }
         warnings.extend(unmanaged);
         warnings.extend(option_errors(spec, &prepared));
+        // A repository whose fetches fail: the application keeps the
+        // revision fetched before (nothing is pruned for it) and says so.
+        for source in spec.all_sources() {
+            if let Some(error) = self.fetch_error(&source.repo_url) {
+                warnings.push(condition(
+                    "ComparisonError",
+                    format!("{error}; showing the last revision fetched, {sha}"),
+                ));
+            }
+        }
 
         // Compare, then sync when asked or when policy says so, then compare
         // again so the status shows the outcome.
@@ -729,7 +739,19 @@ impl Inner {
         let live_generation = dest.live.generation(name);
         // A change of the project, or of the cluster's connection,
         // compares again: it may refuse a kind.
-        let checks = hash_of(&(rules.hash(), project.as_ref().map(|k| k.hash), dest.id));
+        // So does a repository whose fetches start or stop failing: its
+        // condition comes and goes.
+        let fetch_errors: Vec<Option<String>> = spec
+            .all_sources()
+            .iter()
+            .map(|s| self.fetch_error(&s.repo_url))
+            .collect();
+        let checks = hash_of(&(
+            rules.hash(),
+            project.as_ref().map(|k| k.hash),
+            dest.id,
+            fetch_errors,
+        ));
         let key = (sha.clone(), spec_hash, live_generation, checks);
         if op.is_none() && !trigger.force && work.last_key.as_ref() == Some(&key) {
             return Ok(None);
