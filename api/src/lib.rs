@@ -20,6 +20,7 @@ mod dora;
 mod error;
 mod origin;
 mod projects;
+mod redact;
 mod routes;
 mod session;
 mod stream;

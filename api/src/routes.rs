@@ -125,6 +125,7 @@ pub(crate) fn router<S: AppService>(
             auth::authenticate::<S>,
         ))
         .layer(middleware::from_fn(origin::reject_cross_site))
+        .layer(middleware::map_response(crate::redact::redact_response))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(DefaultMakeSpan::new().level(Level::DEBUG))
