@@ -558,12 +558,19 @@ impl OwnCluster {
             .filter(|a| !a.is_empty())
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
+        // SIGTERM; SIGKILL when its graceful shutdown takes over 20 s (it
+        // does under load).
         self.signal("kube-apiserver", "TERM")?;
         let start = std::time::Instant::now();
-        while std::path::Path::new(&format!("/proc/{pid}")).exists()
-            && std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|s| !s.contains(") Z "))
-        {
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+        };
+        let mut killed = false;
+        while alive() {
+            if !killed && start.elapsed() > Duration::from_secs(20) {
+                self.signal("kube-apiserver", "KILL")?;
+                killed = true;
+            }
             anyhow::ensure!(
                 start.elapsed() < Duration::from_secs(60),
                 "kube-apiserver does not stop"
