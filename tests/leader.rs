@@ -12,65 +12,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
-use support::{GitRepo, Plumb, TestNamespace, applications, eventually, resource};
+use support::{Plumb, TestNamespace, applications, eventually, replicas};
 
 const WAIT: Duration = Duration::from_secs(120);
-/// Short lease times, so that a hand-over takes seconds.
-const LEASE: [&str; 6] = [
-    "--lease-duration",
-    "6",
-    "--renew-deadline",
-    "4",
-    "--retry-period",
-    "1",
-];
 
-/// Writes (not dry runs) a replica made to anything but its Lease, from
-/// its `argocd_app_k8s_request_total`.
+/// Writes a replica made to anything but its Lease.
 async fn writes(plumb: &Plumb) -> Result<u64> {
-    let text = reqwest::get(format!("{}/metrics", plumb.url))
-        .await?
-        .text()
-        .await?;
-    let mut total = 0;
-    for line in text.lines() {
-        if !line.starts_with("argocd_app_k8s_request_total{")
-            || line.contains("dry_run=\"true\"")
-            || line.contains("resource_kind=\"leases\"")
-        {
-            continue;
-        }
-        let write = ["Create", "Update", "Patch", "Delete"]
-            .iter()
-            .any(|v| line.contains(&format!("verb=\"{v}\"")));
-        if write {
-            let count: f64 = line
-                .rsplit(' ')
-                .next()
-                .and_then(|n| n.parse().ok())
-                .context("a counter value")?;
-            total += count as u64;
-        }
-    }
-    Ok(total)
+    Ok(replicas::writes(plumb).await?.iter().map(|(_, n)| n).sum())
 }
 
 async fn holder(namespace: &str) -> Result<String> {
-    let leases: Api<DynamicObject> = Api::namespaced_with(
-        support::client().await,
-        namespace,
-        &resource("coordination.k8s.io", "v1", "Lease", "leases"),
-    );
-    Ok(leases
-        .get_opt("plumb-controller")
-        .await?
-        .and_then(|l| {
-            l.data
-                .pointer("/spec/holderIdentity")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .unwrap_or_default())
+    replicas::holder(namespace, "plumb-controller").await
 }
 
 /// The revisions of the Application object's `status.history`, by id.
@@ -95,27 +47,12 @@ fn history(app: &DynamicObject) -> Vec<(i64, String)> {
 async fn one_replica_writes_and_a_killed_leader_hands_over_without_losing_history() -> Result<()> {
     let ns = TestNamespace::new("leader").await;
     ns.create().await?;
-    let repo = GitRepo::new(None)?;
-    let settings = |v: &str| {
-        format!(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata: {{v: \"{v}\"}}\n"
-        )
-    };
-    repo.write("app/settings.yaml", &settings("1"))?;
-    let first = repo.commit("v1")?;
-
+    let (repo, first) = replicas::settings_repo()?;
     let works: Vec<tempfile::TempDir> = (0..3)
         .map(|_| tempfile::tempdir())
         .collect::<std::io::Result<_>>()?;
-    let mut replicas: Vec<Option<Plumb>> = Vec::new();
-    for (i, work) in works.iter().enumerate() {
-        let identity = format!("replica-{i}");
-        let mut args = vec!["--leader-elect", "--identity", identity.as_str()];
-        args.extend(LEASE);
-        replicas.push(Some(
-            Plumb::start_watching_with_args(work.path(), "", &ns.name, &args).await?,
-        ));
-    }
+    let paths: Vec<&std::path::Path> = works.iter().map(|w| w.path()).collect();
+    let mut replicas = replicas::start(&paths, &ns.name, &["--leader-elect"]).await?;
 
     let apps: Api<DynamicObject> =
         Api::namespaced_with(support::client().await, &ns.name, &applications());
@@ -198,7 +135,7 @@ async fn one_replica_writes_and_a_killed_leader_hands_over_without_losing_histor
     // The leader dies (SIGKILL: no release); a commit lands meanwhile.
     let killed = Instant::now();
     drop(replicas[index].take());
-    repo.write("app/settings.yaml", &settings("2"))?;
+    repo.write("app/settings.yaml", &replicas::settings("2"))?;
     let second = repo.commit("v2")?;
     let new_leader = eventually("another replica takes the Lease", WAIT, || async {
         let h = holder(&ns.name).await?;

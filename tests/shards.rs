@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use serde_json::{Value, json};
-use support::{GitRepo, Plumb, TestNamespace, applications, eventually, resource};
+use serde_json::json;
+use support::{Plumb, TestNamespace, applications, eventually, replicas};
 
 const WAIT: Duration = Duration::from_secs(150);
 const SHARDS: usize = 3;
@@ -20,19 +20,11 @@ const SHARDS: usize = 3;
 /// The namespaces a replica wrote ConfigMaps into (not dry runs), from its
 /// `argocd_app_k8s_request_total`.
 async fn written_namespaces(plumb: &Plumb) -> Result<BTreeSet<String>> {
-    let text = reqwest::get(format!("{}/metrics", plumb.url))
+    Ok(replicas::writes(plumb)
         .await?
-        .text()
-        .await?;
-    Ok(text
-        .lines()
-        .filter(|l| {
-            l.starts_with("argocd_app_k8s_request_total{")
-                && l.contains("resource_kind=\"configmaps\"")
-                && l.contains("dry_run=\"false\"")
-                && l.contains("verb=\"Patch\"")
-        })
-        .filter_map(|l| {
+        .into_iter()
+        .filter(|(l, _)| l.contains("resource_kind=\"configmaps\"") && l.contains("verb=\"Patch\""))
+        .filter_map(|(l, _)| {
             let at = l.find("resource_namespace=\"")? + "resource_namespace=\"".len();
             Some(l[at..].split('"').next()?.to_string())
         })
@@ -40,25 +32,9 @@ async fn written_namespaces(plumb: &Plumb) -> Result<BTreeSet<String>> {
 }
 
 async fn holders(namespace: &str) -> Result<Vec<String>> {
-    let leases: Api<DynamicObject> = Api::namespaced_with(
-        support::client().await,
-        namespace,
-        &resource("coordination.k8s.io", "v1", "Lease", "leases"),
-    );
     let mut out = Vec::new();
     for i in 0..SHARDS {
-        out.push(
-            leases
-                .get_opt(&format!("plumb-controller-{i}"))
-                .await?
-                .and_then(|l| {
-                    l.data
-                        .pointer("/spec/holderIdentity")
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                })
-                .unwrap_or_default(),
-        );
+        out.push(replicas::holder(namespace, &format!("plumb-controller-{i}")).await?);
     }
     Ok(out)
 }
@@ -68,37 +44,12 @@ async fn each_application_is_synced_by_its_shards_holder_and_a_dead_replicas_sha
 -> Result<()> {
     let ns = TestNamespace::new("shards").await;
     ns.create().await?;
-    let repo = GitRepo::new(None)?;
-    let settings = |v: &str| {
-        format!(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata: {{v: \"{v}\"}}\n"
-        )
-    };
-    repo.write("app/settings.yaml", &settings("1"))?;
-    let first = repo.commit("v1")?;
-
+    let (repo, first) = replicas::settings_repo()?;
     let works: Vec<tempfile::TempDir> = (0..SHARDS)
         .map(|_| tempfile::tempdir())
         .collect::<std::io::Result<_>>()?;
-    let mut replicas: Vec<Option<Plumb>> = Vec::new();
-    for (i, work) in works.iter().enumerate() {
-        let identity = format!("replica-{i}");
-        let args = [
-            "--shards",
-            "3",
-            "--identity",
-            identity.as_str(),
-            "--lease-duration",
-            "6",
-            "--renew-deadline",
-            "4",
-            "--retry-period",
-            "1",
-        ];
-        replicas.push(Some(
-            Plumb::start_watching_with_args(work.path(), "", &ns.name, &args).await?,
-        ));
-    }
+    let paths: Vec<&std::path::Path> = works.iter().map(|w| w.path()).collect();
+    let mut replicas = replicas::start(&paths, &ns.name, &["--shards", "3"]).await?;
 
     // Six applications, each deploying into a namespace of its own.
     let apps: Api<DynamicObject> =
@@ -189,7 +140,7 @@ async fn each_application_is_synced_by_its_shards_holder_and_a_dead_replicas_sha
         .and_then(|i| i.parse().ok())
         .context("shard 0 is held by a replica")?;
     drop(replicas[victim].take());
-    repo.write("app/settings.yaml", &settings("2"))?;
+    repo.write("app/settings.yaml", &replicas::settings("2"))?;
     let second = repo.commit("v2")?;
     eventually(
         "every application synced at v2",

@@ -9,6 +9,7 @@
 
 pub mod browser;
 pub mod faults;
+pub mod replicas;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
