@@ -170,5 +170,22 @@ async fn one_replica_writes_and_a_killed_leader_hands_over_without_losing_histor
             ensure!(n == 0, "follower replica-{i} wrote {n} times");
         }
     }
+
+    // The new leader is stopped as Kubernetes stops a Pod (SIGTERM): it
+    // gives the Lease up on its way out, and the last replica takes it.
+    let index: usize = new_leader
+        .strip_prefix("replica-")
+        .and_then(|i| i.parse().ok())
+        .context("the new leader is a replica")?;
+    let mut stopping = replicas[index].take().context("the new leader runs")?;
+    stopping.terminate()?;
+    let log = stopping.log_text();
+    ensure!(log.contains("released the lease"), "{log}");
+    let last = eventually("the last replica takes the Lease", WAIT, || async {
+        let h = holder(&ns.name).await?;
+        Ok((!h.is_empty() && h != new_leader).then_some(h))
+    })
+    .await?;
+    ensure!(last != leader, "the killed replica holds the Lease: {last}");
     Ok(())
 }

@@ -565,6 +565,16 @@ impl Plumb {
         Plumb::start_with(data_dir, apps_file, port, log, options).await
     }
 
+    /// Stops the server as Kubernetes stops a Pod (SIGTERM) and waits until
+    /// it has exited.
+    pub fn terminate(&mut self) -> Result<std::process::ExitStatus> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(sent.success(), "kill -TERM failed");
+        Ok(self.child.wait()?)
+    }
+
     /// Replaces the `--apps` file (the server watches it).
     pub fn set_apps(&self, apps_yaml: &str) -> Result<()> {
         std::fs::write(&self.apps_file, apps_yaml)?;
