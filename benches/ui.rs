@@ -2,15 +2,15 @@
 //! headless Chromium: time to the first rows and to a filtered view, read
 //! from the page's own `performance.now()` over WebDriver.
 //!
-//! A benchmark, not a test: ignored by `cargo test` and `scripts/test`.
-//! Run it with `scripts/bench-ui [--apps N]` (which runs
-//! `cargo test --test ui_bench -- --ignored --nocapture`). `plumb serve`
+//! A benchmark target (`cargo bench --bench ui`), not part of the test
+//! suite. Run it with `scripts/bench-ui [--apps N]`. `plumb serve`
 //! gets the applications from an `--apps` file: most deploy a folder with
 //! no manifests (Synced, Healthy, nothing in the cluster), one in ten a
 //! missing folder (a ComparisonError), so that the shared control plane
 //! gets no objects; labels, projects and namespaces vary for the filters.
 //! `PLUMB_TEST_BIN` picks the `plumb` binary (a release build, say).
 
+#[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::fmt::Write as _;
@@ -70,9 +70,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-#[tokio::test]
-#[ignore = "a benchmark: scripts/bench-ui runs it"]
-async fn list_page_with_many_applications() -> Result<()> {
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
     let n: usize = std::env::var("PLUMB_BENCH_UI_APPS")
         .ok()
         .and_then(|v| v.parse().ok())
