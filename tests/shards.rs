@@ -131,6 +131,26 @@ async fn each_application_is_synced_by_its_shards_holder_and_a_dead_replicas_sha
             holders_now[shard],
             writer[0]
         );
+        // Every other replica lists it as another shard's, naming the holder.
+        for (i, replica) in replicas.iter().enumerate() {
+            let replica = replica.as_ref().context("running")?;
+            if i == writer[0] {
+                continue;
+            }
+            let shown = replica.app(name).await?;
+            let elsewhere = shown["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["type"] == "ShardElsewhere")
+                .with_context(|| format!("replica-{i} shows {name} without ShardElsewhere"))?;
+            ensure!(
+                elsewhere["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(&holders_now[shard])),
+                "{elsewhere}"
+            );
+        }
     }
 
     // The holder of shard 0 dies: its shard goes to another replica, which
