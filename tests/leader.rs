@@ -98,11 +98,12 @@ async fn one_replica_writes_and_a_killed_leader_hands_over_without_losing_histor
         .with_context(|| format!("the holder {leader:?} is one of the replicas"))?;
     for (i, replica) in replicas.iter().enumerate() {
         let replica = replica.as_ref().context("running")?;
-        let n = writes(replica).await?;
+        let lines = replicas::writes(replica).await?;
+        let n: u64 = lines.iter().map(|(_, n)| n).sum();
         if i == index {
             ensure!(n > 0, "the leader {leader} wrote nothing");
         } else {
-            ensure!(n == 0, "follower replica-{i} wrote {n} times");
+            ensure!(n == 0, "follower replica-{i} wrote {n} times: {lines:?}");
         }
         // Every replica answers the read API from its own watches.
         let seen = replica.app(name).await?;

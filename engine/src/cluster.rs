@@ -897,20 +897,35 @@ pub async fn connect_counted(
 #[error("{0}")]
 pub struct ConnectError(String);
 
+/// The annotation on a CRD Plumb installed: the digest of what it applied.
+const CRD_DIGEST: &str = "plumb.dev/crd-digest";
+
 /// Installs a CRD (`applications.argoproj.io`, `applicationsets...`), or
 /// updates the one an earlier Plumb installed (a newer schema keeps fields
 /// the old one pruned), waiting at most `timeout` for it to become
-/// Established. A CRD of that name another tool installed (Argo CD's own)
-/// is left alone.
+/// Established. One that already carries this version's digest is not
+/// written again (a restart, or every replica of several, writes nothing).
+/// A CRD of that name another tool installed (Argo CD's own) is left alone.
 ///
 /// # Errors
 /// When the CRD can be neither read nor applied, or is not Established in
 /// time.
 pub async fn ensure_crd(
     cluster: &Cluster,
-    crd: Value,
+    mut crd: Value,
     timeout: Duration,
 ) -> Result<(), ClusterError> {
+    // The digest of what this version applies, kept on the object: a
+    // restart (or another replica) finding it there writes nothing.
+    let digest = format!("{:08x}", plumb_core::shard::fnv1a32(&crd.to_string()));
+    if let Some(meta) = crd.get_mut("metadata").and_then(Value::as_object_mut) {
+        let annotations = meta
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if let Some(annotations) = annotations.as_object_mut() {
+            annotations.insert(CRD_DIGEST.into(), Value::String(digest.clone()));
+        }
+    }
     let resource = ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
         "customresourcedefinitions",
@@ -939,8 +954,17 @@ pub async fn ensure_crd(
             .flatten()
             .any(|f| f.manager.as_deref() == Some(FIELD_MANAGER))
     });
-    if ours {
+    let current = existing.as_ref().is_some_and(|crd| {
+        crd.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(CRD_DIGEST))
+            == Some(&digest)
+    });
+    if ours && !current {
         cluster.apply(&kind, &crd, false).await?;
+    }
+    if ours {
         cluster.wait_crd_established(&name, timeout).await?;
     }
     Ok(())
