@@ -285,6 +285,14 @@ struct ServeArgs {
     /// NAMESPACE/NAME.
     #[arg(long, value_delimiter = ',')]
     app_namespaces: Vec<String>,
+    /// Deploy only to these namespaces of Plumb's own cluster,
+    /// comma-separated (a namespace-scoped install: a Role in each is all
+    /// the RBAC needed). Each kind is watched per namespace, cluster-scoped
+    /// kinds not at all; an application aiming elsewhere, or declaring a
+    /// cluster-scoped object, gets a ComparisonError and nothing is
+    /// written. The CRDs are not installed: an admin applies them.
+    #[arg(long, value_delimiter = ',')]
+    managed_namespaces: Vec<String>,
     /// Seconds between fetches of each repository.
     #[arg(long, default_value_t = 60)]
     repo_poll_interval: u64,
@@ -700,7 +708,13 @@ async fn serve(args: ServeArgs) -> Result<()> {
     )
     .await?;
     let cancel = CancellationToken::new();
-    if !args.no_cluster_apps {
+    let namespaced = args.managed_namespaces.iter().any(|n| !n.trim().is_empty());
+    if namespaced && !args.no_cluster_apps {
+        // A namespace-scoped install may not read CRDs: an admin applies
+        // them once (manifests/crds.yaml).
+        tracing::info!("--managed-namespaces: the CRDs are not installed by Plumb");
+    }
+    if !args.no_cluster_apps && !namespaced {
         let crd_timeout = Duration::from_secs(args.crd_timeout.max(1));
         let crds = [
             plumb_engine::model::application_crd(),
@@ -770,6 +784,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let options = ControllerOptions {
         namespace: args.namespace,
         app_namespaces: args.app_namespaces,
+        managed_namespaces: args.managed_namespaces,
         apps: args.apps,
         repo_poll_interval: Duration::from_secs(args.repo_poll_interval.max(1)),
         workers: args.workers,

@@ -3,6 +3,13 @@
 //! those with a valid tracking annotation, indexed by application. A change to an application's objects is sent to the
 //! controller at once, which is how drift is seen without polling.
 //!
+//! Two modes. Cluster-wide (the default): one watch of each kind across
+//! all namespaces. Namespaced (`--managed-namespaces`, Argo CD's
+//! namespace-scoped install): one watch per managed namespace of each
+//! namespaced kind, none of cluster-scoped kinds, so that a Role in each
+//! managed namespace is all the RBAC Plumb needs to deploy; the watches of
+//! one kind feed one index as a single cluster-wide watch would.
+//!
 //! Not a general cache: untracked objects are dropped as they stream by.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -399,6 +406,9 @@ pub struct LiveState {
     /// Told when a watch cannot reach the API server (not when the server
     /// refuses): the destination's prober asks whether it answers.
     unreachable: Option<Arc<tokio::sync::Notify>>,
+    /// The namespaces watched, sorted and without duplicates; `None`:
+    /// every namespace, and cluster-scoped kinds too.
+    namespaces: Option<Arc<[String]>>,
 }
 
 impl std::fmt::Debug for LiveState {
@@ -427,6 +437,29 @@ impl LiveState {
         cancel: CancellationToken,
         unreachable: Option<Arc<tokio::sync::Notify>>,
     ) -> Arc<LiveState> {
+        LiveState::scoped(client, changes, cancel, unreachable, None)
+    }
+
+    /// [`LiveState::with_alarm`] that watches only `namespaces` (one watch
+    /// per namespace and kind, no cluster-scoped kind) when it is `Some`
+    /// and not empty; every namespace otherwise.
+    pub fn scoped(
+        client: kube::Client,
+        changes: Arc<ChangedApps>,
+        cancel: CancellationToken,
+        unreachable: Option<Arc<tokio::sync::Notify>>,
+        namespaces: Option<Vec<String>>,
+    ) -> Arc<LiveState> {
+        let namespaces = namespaces
+            .map(|names| {
+                names
+                    .into_iter()
+                    .map(|n| n.trim().to_string())
+                    .filter(|n| !n.is_empty())
+                    .collect::<std::collections::BTreeSet<String>>()
+            })
+            .filter(|names| !names.is_empty())
+            .map(|names| names.into_iter().collect::<Vec<_>>().into());
         Arc::new(LiveState {
             client,
             settings: std::sync::RwLock::new(Arc::new(Settings::default())),
@@ -435,7 +468,28 @@ impl LiveState {
             changes,
             cancel,
             unreachable,
+            namespaces,
         })
+    }
+
+    /// The namespaces it is limited to (sorted), or `None` for the whole
+    /// cluster.
+    pub fn namespaces(&self) -> Option<&[String]> {
+        self.namespaces.as_deref()
+    }
+
+    /// Whether objects in `namespace` (`""`: a cluster-scoped object) are
+    /// within its reach.
+    pub fn manages(&self, namespace: &str) -> bool {
+        match &self.namespaces {
+            None => true,
+            Some(names) => {
+                !namespace.is_empty()
+                    && names
+                        .binary_search_by(|n| n.as_str().cmp(namespace))
+                        .is_ok()
+            }
+        }
     }
 
     /// The settings objects are assessed under.
@@ -488,6 +542,11 @@ impl LiveState {
     /// [`WatchError::FirstList`] when the first list has not completed by
     /// then.
     pub async fn watch(self: &Arc<Self>, kind: &Kind, timeout: Duration) -> Result<(), WatchError> {
+        if self.namespaces.is_some() && !kind.namespaced {
+            // Namespaced mode holds nothing of a cluster-scoped kind (and
+            // may not list it): the reconcile refuses such objects.
+            return Ok(());
+        }
         let id = (
             kind.resource.api_version.clone(),
             kind.resource.kind.clone(),
@@ -544,46 +603,64 @@ impl LiveState {
         last_error: Arc<Mutex<Option<String>>>,
         relist: Arc<tokio::sync::Notify>,
     ) {
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &kind.resource);
+        // One watch of the whole cluster, or one per managed namespace;
+        // their events are told apart by the index of their scope.
+        let scopes: Vec<Option<String>> = match &self.namespaces {
+            None => vec![None],
+            Some(names) => names.iter().cloned().map(Some).collect(),
+        };
         let selector = format!("{MANAGED_LABEL}={MANAGED_LABEL_VALUE}");
         let start = || {
-            watcher::watcher(api.clone(), watcher::Config::default().labels(&selector))
-                .default_backoff()
-                .boxed()
+            futures::stream::select_all(scopes.iter().enumerate().map(|(i, scope)| {
+                let api: Api<DynamicObject> = match scope {
+                    None => Api::all_with(self.client.clone(), &kind.resource),
+                    Some(ns) => Api::namespaced_with(self.client.clone(), ns, &kind.resource),
+                };
+                watcher::watcher(api, watcher::Config::default().labels(&selector))
+                    .default_backoff()
+                    .map(move |event| (i, event))
+                    .boxed()
+            }))
         };
         let mut stream = start();
-        // Keys seen since the current (re)list began: what was not seen by
-        // its end is gone. Objects stream into the index one by one, so a
-        // relist never holds a second copy of a kind.
-        let mut listing: Option<HashSet<ResourceKey>> = None;
+        // Per scope, keys seen since its current (re)list began: what was
+        // not seen by its end is gone. Objects stream into the index one by
+        // one, so a relist never holds a second copy of a kind.
+        let mut listing: Vec<Option<HashSet<ResourceKey>>> = vec![None; scopes.len()];
+        // Per scope, whether its first list is indexed: the kind is ready
+        // once every scope's is.
+        let mut listed = vec![false; scopes.len()];
         loop {
             let event = tokio::select! {
                 () = self.cancel.cancelled() => return,
                 () = relist.notified() => {
                     // A new watch starts with a list of its own.
                     stream = start();
-                    listing = None;
+                    listing.iter_mut().for_each(|l| *l = None);
                     continue;
                 }
                 event = stream.next() => event,
             };
-            let Some(event) = event else { return };
+            let Some((scope, event)) = event else { return };
             match event {
-                Ok(Event::Init) => listing = Some(HashSet::new()),
+                Ok(Event::Init) => listing[scope] = Some(HashSet::new()),
                 Ok(Event::InitApply(object)) => {
                     let value = slim(object, &kind);
-                    if let (Some(seen), Some((_, key))) = (listing.as_mut(), owner(&value)) {
+                    if let (Some(seen), Some((_, key))) = (listing[scope].as_mut(), owner(&value)) {
                         seen.insert(key);
                     }
                     self.apply(&id, value);
                 }
                 Ok(Event::InitDone) => {
-                    let seen = listing.take().unwrap_or_default();
-                    self.forget_unseen(&id, &seen);
-                    *last_error
-                        .lock()
-                        .expect("watch error lock is never poisoned") = None;
-                    let _ = ready.send(true);
+                    let seen = listing[scope].take().unwrap_or_default();
+                    self.forget_unseen(&id, &seen, scopes[scope].as_deref());
+                    listed[scope] = true;
+                    if listed.iter().all(|l| *l) {
+                        *last_error
+                            .lock()
+                            .expect("watch error lock is never poisoned") = None;
+                        let _ = ready.send(true);
+                    }
                 }
                 Ok(Event::Apply(object)) => self.apply(&id, slim(object, &kind)),
                 Ok(Event::Delete(object)) => {
@@ -594,15 +671,20 @@ impl LiveState {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(kind = %kind.resource.kind, error = %e, "watch failed; retrying");
+                    let namespace = scopes[scope].as_deref().unwrap_or_default();
+                    tracing::warn!(kind = %kind.resource.kind, namespace, error = %e, "watch failed; retrying");
                     if let Some(alarm) = &self.unreachable
                         && unreachable(&e)
                     {
                         alarm.notify_one();
                     }
+                    let message = match &scopes[scope] {
+                        None => e.to_string(),
+                        Some(ns) => format!("in namespace {ns}: {e}"),
+                    };
                     *last_error
                         .lock()
-                        .expect("watch error lock is never poisoned") = Some(e.to_string());
+                        .expect("watch error lock is never poisoned") = Some(message);
                 }
             }
         }
@@ -648,15 +730,22 @@ impl LiveState {
         }
     }
 
-    /// After a (re)list: forgets the objects of a kind that it did not see.
-    fn forget_unseen(&self, id: &KindId, seen: &HashSet<ResourceKey>) {
+    /// After a (re)list of a kind in `namespace` (all of them: `None`):
+    /// forgets the objects there that it did not see.
+    fn forget_unseen(&self, id: &KindId, seen: &HashSet<ResourceKey>, namespace: Option<&str>) {
         let mut touched = Vec::new();
         {
             let mut index = self.lock();
             let gone: Vec<ResourceKey> = index
                 .by_kind
                 .get(id)
-                .map(|m| m.keys().filter(|k| !seen.contains(*k)).cloned().collect())
+                .map(|m| {
+                    m.keys()
+                        .filter(|k| namespace.is_none_or(|ns| k.namespace == ns))
+                        .filter(|k| !seen.contains(*k))
+                        .cloned()
+                        .collect()
+                })
                 .unwrap_or_default();
             for key in gone {
                 touched.extend(index.remove(id, &key));

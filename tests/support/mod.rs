@@ -442,8 +442,19 @@ impl Plumb {
         namespace: &str,
         kubeconfig: PathBuf,
     ) -> Result<Plumb> {
+        Plumb::start_as_installed_with(work, namespace, kubeconfig, &[]).await
+    }
+
+    /// [`Plumb::start_as_installed`] with more arguments for `plumb serve`.
+    pub async fn start_as_installed_with(
+        work: &Path,
+        namespace: &str,
+        kubeconfig: PathBuf,
+        args: &[&str],
+    ) -> Result<Plumb> {
         let mut options = ServeOptions::polling(Some(namespace.to_string()), TEST_POLL_SECONDS);
         options.kubeconfig = Some(kubeconfig);
+        options.extra_args = args.iter().map(|a| a.to_string()).collect();
         options.auth = true;
         Plumb::start_in(work, "", options).await
     }

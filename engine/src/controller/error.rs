@@ -51,6 +51,11 @@ pub enum ReconcileError {
     /// namespace): nothing of the render is applied or pruned.
     #[error("{0}; nothing of the application is applied or pruned")]
     ProjectResource(#[from] plumb_core::project::ResourceRefusal),
+    /// Plumb manages only some namespaces of the destination
+    /// (`--managed-namespaces`), and the application aims elsewhere or
+    /// declares a cluster-scoped object: nothing is applied or pruned.
+    #[error("{0}; nothing of the application is applied or pruned")]
+    NotManaged(String),
     /// The repository URL, a fetch, the revision or the files failed.
     #[error(transparent)]
     Source(#[from] SourceError),
@@ -140,6 +145,7 @@ impl ReconcileError {
             | ReconcileError::Hooks(_)
             | ReconcileError::Project(_)
             | ReconcileError::ProjectResource(_)
+            | ReconcileError::NotManaged(_)
             | ReconcileError::IgnoreDifferences(_) => false,
         }
     }

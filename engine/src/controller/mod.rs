@@ -229,12 +229,16 @@ impl Controller {
         };
         let changes = Arc::new(ChangedApps::default());
         let own_alarm = Arc::new(tokio::sync::Notify::new());
-        let live = LiveState::with_alarm(
+        let live = LiveState::scoped(
             client.clone(),
             Arc::clone(&changes),
             cancel.clone(),
             Some(Arc::clone(&own_alarm)),
+            Some(options.managed_namespaces.clone()),
         );
+        if let Some(managed) = live.namespaces() {
+            tracing::info!(namespaces = %managed.join(","), "deploying to these namespaces only (--managed-namespaces)");
+        }
         // Settings first, so the first reconciles see the customizations;
         // each change re-assesses the kinds whose health rule it changes.
         let mut settings = crate::settings::SettingsSource::watch(

@@ -10,6 +10,10 @@ pub struct ControllerOptions {
     /// More namespaces whose `Application` objects are managed: names,
     /// globs or `/regular expressions/` (`--app-namespaces`).
     pub app_namespaces: Vec<String>,
+    /// The only namespaces of Plumb's own cluster that applications may
+    /// deploy to (`--managed-namespaces`): watched one by one, no
+    /// cluster-scoped kind. Empty: the whole cluster.
+    pub managed_namespaces: Vec<String>,
     /// `--apps` files and folders.
     pub apps: Vec<PathBuf>,
     /// Where repositories and the store live.
@@ -70,6 +74,7 @@ impl Default for ControllerOptions {
         ControllerOptions {
             namespace: "plumb".into(),
             app_namespaces: Vec::new(),
+            managed_namespaces: Vec::new(),
             apps: Vec::new(),
             data_dir: PathBuf::from("plumb-data"),
             repo_poll_interval: Duration::from_secs(60),

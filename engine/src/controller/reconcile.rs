@@ -136,6 +136,57 @@ fn unmanaged_children(prepared: &[Prepared], managed: Option<&AppNamespaces>) ->
         .collect()
 }
 
+/// With `--managed-namespaces` (`managed`, sorted): why the destination
+/// namespace or an object is out of reach (outside them, or of a
+/// cluster-scoped kind), naming the first few; `None` when all are within.
+fn unmanaged_objects<'a>(
+    managed: &[String],
+    destination: &str,
+    objects: impl Iterator<Item = &'a Prepared>,
+) -> Option<String> {
+    let within = |ns: &str| managed.binary_search_by(|m| m.as_str().cmp(ns)).is_ok();
+    let list = managed.join(", ");
+    if !destination.is_empty() && !within(destination) {
+        return Some(format!(
+            "namespace {destination} is not managed: Plumb manages namespaces {list} only (--managed-namespaces)"
+        ));
+    }
+    let mut outside = Vec::new();
+    let mut count = 0usize;
+    for p in objects {
+        let namespaced = p
+            .kind
+            .as_ref()
+            .map_or(!p.key.namespace.is_empty(), |k| k.namespaced);
+        let why = if !namespaced {
+            format!("{} {} is cluster-scoped", p.key.kind, p.key.name)
+        } else if !within(&p.key.namespace) {
+            format!(
+                "{} {}/{} is in namespace {}",
+                p.key.kind, p.key.namespace, p.key.name, p.key.namespace
+            )
+        } else {
+            continue;
+        };
+        count += 1;
+        if outside.len() < 5 {
+            outside.push(why);
+        }
+    }
+    if count == 0 {
+        return None;
+    }
+    let more = if count > outside.len() {
+        format!(" (and {} more)", count - outside.len())
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "{}{more}: Plumb manages namespaces {list} only (--managed-namespaces)",
+        outside.join(", ")
+    ))
+}
+
 /// Argo CD's condition for objects whose custom health rule failed (their
 /// health is Unknown with why): the first, and how many more. Only shown:
 /// it changes nothing of what is synced or pruned.
@@ -540,11 +591,13 @@ impl Inner {
                 prune_last: spec.sync_option("PruneLast"),
                 apply_out_of_sync_only: spec.sync_option("ApplyOutOfSyncOnly"),
                 allow_empty: automated.as_ref().is_some_and(|a| a.allow_empty),
+                // With --managed-namespaces the namespace exists (its Role
+                // lives there) and Plumb may not read namespaces.
                 create_namespace: spec
                     .sync_option("CreateNamespace")
                     .then(|| destination.namespace.clone())
                     .flatten()
-                    .filter(|n| !n.is_empty()),
+                    .filter(|n| !n.is_empty() && dest.live.namespaces().is_none()),
                 prune_propagation: plan::PrunePropagation::from_options(app_options(spec)),
                 sync_options: app_options(spec).map(str::to_string).collect(),
             };
@@ -842,6 +895,16 @@ impl Inner {
                 .map_or(!p.key.namespace.is_empty(), |k| k.namespaced);
             plumb_core::project::check_resource(&declared.app, known, &p.key, namespaced)
                 .map_err(|e| at(ReconcileError::ProjectResource(e)))?;
+        }
+
+        // With --managed-namespaces, an object outside them (or of a
+        // cluster-scoped kind) cannot be watched, so neither applied nor
+        // pruned safely: the render stops here, before any write.
+        if let Some(managed) = dest.live.namespaces() {
+            let objects = prepared.iter().chain(hooks.iter().map(|h| &h.prepared));
+            if let Some(why) = unmanaged_objects(managed, namespace, objects) {
+                return Err(at(ReconcileError::NotManaged(why)));
+            }
         }
 
         // Without every kind's live objects the comparison would take
@@ -1333,5 +1396,60 @@ impl Inner {
             }
         }
         (modified, errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prepared(kind: &str, namespace: &str, name: &str, namespaced: bool) -> Prepared {
+        let plural = format!("{}s", kind.to_lowercase());
+        Prepared {
+            key: ResourceKey {
+                group: String::new(),
+                kind: kind.into(),
+                namespace: namespace.into(),
+                name: name.into(),
+            },
+            object: json!({}),
+            kind: Some(Kind {
+                resource: kube::core::ApiResource::from_gvk_with_plural(
+                    &kube::core::GroupVersionKind::gvk("", "v1", kind),
+                    &plural,
+                ),
+                namespaced,
+            }),
+        }
+    }
+
+    #[test]
+    fn only_namespaced_objects_of_managed_namespaces_are_within_reach() {
+        let managed = ["a".to_string(), "b".to_string()];
+        let inside = [
+            prepared("ConfigMap", "a", "x", true),
+            prepared("Secret", "b", "y", true),
+        ];
+        assert_eq!(unmanaged_objects(&managed, "a", inside.iter()), None);
+        // The destination first, whatever the objects.
+        let why = unmanaged_objects(&managed, "c", inside.iter()).expect("refused");
+        assert!(why.starts_with("namespace c is not managed"), "{why}");
+        assert!(why.contains("namespaces a, b only"), "{why}");
+        // An object elsewhere, or cluster-scoped, with the destination within.
+        let mixed = [
+            prepared("ConfigMap", "a", "x", true),
+            prepared("ConfigMap", "c", "z", true),
+            prepared("Namespace", "", "c", false),
+        ];
+        let why = unmanaged_objects(&managed, "a", mixed.iter()).expect("refused");
+        assert!(why.contains("ConfigMap c/z is in namespace c"), "{why}");
+        assert!(why.contains("Namespace c is cluster-scoped"), "{why}");
+        // Many: the first five, and how many more.
+        let many: Vec<Prepared> = (0..8)
+            .map(|i| prepared("ConfigMap", "c", &format!("m{i}"), true))
+            .collect();
+        let why = unmanaged_objects(&managed, "", many.iter()).expect("refused");
+        assert!(why.contains("(and 3 more)"), "{why}");
+        assert!(!why.contains("m5"), "{why}");
     }
 }
