@@ -262,6 +262,7 @@ async fn the_namespaced_install_grants_only_its_namespaces_and_plumb_deploys_onl
         )
     };
     repo.write("app/settings.yaml", &config_map("settings"))?;
+    repo.write("app/extra.yaml", &config_map("extra"))?;
     repo.write("cluster/settings.yaml", &config_map("settings"))?;
     repo.write(
         "cluster/role.yaml",
@@ -310,6 +311,25 @@ async fn the_namespaced_install_grants_only_its_namespaces_and_plumb_deploys_onl
         },
     )
     .await;
+    // Its watches see its objects there: a file removed is pruned.
+    let pruned = match &synced {
+        Ok(()) => {
+            repo.remove("app/extra.yaml")?;
+            repo.commit("no extra")?;
+            eventually(
+                "the removed ConfigMap is pruned from the managed namespace",
+                Duration::from_secs(120),
+                || async {
+                    Ok(support::configmap_value(b, "extra", "installed")
+                        .await?
+                        .is_none()
+                        .then_some(()))
+                },
+            )
+            .await
+        }
+        Err(_) => Ok(()),
+    };
     // An unmanaged namespace, and a cluster-scoped object beside a
     // ConfigMap of a managed namespace: a condition, nothing written.
     let outside = condition(&apps, "outside", "ComparisonError", "is not managed").await;
@@ -339,6 +359,7 @@ async fn the_namespaced_install_grants_only_its_namespaces_and_plumb_deploys_onl
     }
     let log = plumb.log_text();
     synced.with_context(|| format!("log:\n{log}"))?;
+    pruned.with_context(|| format!("log:\n{log}"))?;
     let outside = outside.with_context(|| format!("log:\n{log}"))?;
     let cluster = cluster.with_context(|| format!("log:\n{log}"))?;
     ensure!(
