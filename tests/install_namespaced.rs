@@ -115,6 +115,14 @@ fn app(name: &str, home: &str, repo: &GitRepo, path: &str, destination: &str) ->
     })
 }
 
+/// An application deploying `scoped/` to `namespace` of the cluster
+/// Secret `scoped`.
+fn scoped_app(name: &str, home: &str, repo: &GitRepo, namespace: &str) -> Value {
+    let mut app = app(name, home, repo, "scoped", namespace);
+    app["spec"]["destination"] = json!({"name": "scoped", "namespace": namespace});
+    app
+}
+
 /// The application's status once it has a condition of `kind` containing
 /// `text`.
 async fn condition(apps: &Api<DynamicObject>, name: &str, kind: &str, text: &str) -> Result<Value> {
@@ -268,7 +276,27 @@ async fn the_namespaced_install_grants_only_its_namespaces_and_plumb_deploys_onl
         "cluster/role.yaml",
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: nsi-never\nrules: []\n",
     )?;
+    repo.write("scoped/settings.yaml", &config_map("scoped"))?;
     repo.commit("settings")?;
+    // The same control plane through a cluster Secret (another server
+    // URL: another connection) limited to a by its `namespaces`.
+    let account_config: Value = serde_yaml::from_str(&std::fs::read_to_string(&kubeconfig)?)?;
+    let scoped_secret = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "nsi-scoped", "namespace": home.name,
+            "labels": {"argocd.argoproj.io/secret-type": "cluster"}},
+        "stringData": {
+            "name": "scoped",
+            "server": account_config["clusters"][0]["cluster"]["server"],
+            "namespaces": a,
+            "config": json!({
+                "bearerToken": account_config["users"][0]["user"]["token"],
+                "tlsClientConfig": {"insecure": false,
+                    "caData": account_config["clusters"][0]["cluster"]["certificate-authority-data"]},
+            }).to_string(),
+        },
+    });
+    apply(&[scoped_secret])?;
     let managed_flag = format!("--managed-namespaces={a},{b}");
     let plumb =
         Plumb::start_as_installed_with(work.path(), &home.name, kubeconfig, &[&managed_flag])
@@ -292,6 +320,8 @@ async fn the_namespaced_install_grants_only_its_namespaces_and_plumb_deploys_onl
             app("outside", &home.name, &repo, "app", &other.name),
         ),
         ("cluster", app("cluster", &home.name, &repo, "cluster", a)),
+        ("scoped-in", scoped_app("scoped-in", &home.name, &repo, a)),
+        ("scoped-out", scoped_app("scoped-out", &home.name, &repo, b)),
     ];
     for (name, object) in &apps_of {
         apps.patch(name, &params, &Patch::Apply(object)).await?;
@@ -340,6 +370,25 @@ async fn the_namespaced_install_grants_only_its_namespaces_and_plumb_deploys_onl
         "ClusterRole nsi-never is cluster-scoped",
     )
     .await;
+    let scoped_in = eventually(
+        "scoped-in is Synced through the cluster Secret",
+        Duration::from_secs(120),
+        || async {
+            let object = apps.get("scoped-in").await?;
+            let status = object.data.get("status").cloned().unwrap_or_default();
+            Ok((status["sync"]["status"] == "Synced").then_some(()))
+        },
+    )
+    .await;
+    let scoped_out = condition(
+        &apps,
+        "scoped-out",
+        "ComparisonError",
+        "(the cluster Secret's namespaces)",
+    )
+    .await;
+    let scoped_deployed = support::configmap_value(a, "scoped", "installed").await;
+    let scoped_leaked = support::configmap_value(b, "scoped", "installed").await;
     let deployed = support::configmap_value(b, "settings", "installed").await;
     let leaked = support::configmap_value(&other.name, "settings", "installed").await;
     let early = support::configmap_value(a, "settings", "installed").await;
@@ -376,6 +425,27 @@ async fn the_namespaced_install_grants_only_its_namespaces_and_plumb_deploys_onl
         "the ConfigMap of an application declaring a ClusterRole was written to {a}"
     );
     ensure!(role?.is_none(), "the ClusterRole was created");
+    scoped_in.with_context(|| format!("log:\n{log}"))?;
+    let scoped_out = scoped_out.with_context(|| format!("log:\n{log}"))?;
+    ensure!(
+        scoped_deployed?.as_deref() == Some("yes"),
+        "the ConfigMap was not deployed to {a} through the cluster Secret"
+    );
+    ensure!(
+        scoped_leaked?.is_none(),
+        "a ConfigMap was written to {b}, outside the cluster Secret's namespaces"
+    );
+    ensure!(
+        scoped_out["sync"]["status"] == "Unknown",
+        "scoped-out is {}",
+        scoped_out["sync"]["status"]
+    );
+    let secrets: Api<DynamicObject> = Api::namespaced_with(
+        support::client().await,
+        &home.name,
+        &support::resource("", "v1", "Secret", "secrets"),
+    );
+    let _ = secrets.delete("nsi-scoped", &DeleteParams::default()).await;
     for status in [&outside, &cluster] {
         ensure!(
             status["sync"]["status"] == "Unknown",

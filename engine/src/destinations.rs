@@ -313,6 +313,7 @@ impl Destinations {
         };
         if let Some(d) = self.lock_remote().get(&entry.server)
             && d.connection == entry.connection
+            && same_scope(&d.live, &entry.namespaces)
         {
             return Ok((entry.name.clone(), Arc::clone(d)));
         }
@@ -328,16 +329,20 @@ impl Destinations {
         // Another reconcile may have connected it meanwhile: one wins.
         if let Some(d) = remote.get(&entry.server)
             && d.connection == entry.connection
+            && same_scope(&d.live, &entry.namespaces)
         {
             return Ok((entry.name.clone(), Arc::clone(d)));
         }
         let cancel = self.cancel.child_token();
         let alarm = Arc::new(Notify::new());
-        let live = LiveState::with_alarm(
+        // The Secret's `namespaces`: watched one by one, and the only ones
+        // its applications may deploy to.
+        let live = LiveState::scoped(
             client.clone(),
             Arc::clone(&self.changes),
             cancel.clone(),
             Some(Arc::clone(&alarm)),
+            Some(entry.namespaces.clone()),
         );
         live.set_settings(Arc::clone(
             &self
@@ -488,9 +493,9 @@ impl Destinations {
         {
             let mut remote = self.lock_remote();
             remote.retain(|server, d| {
-                catalog
-                    .by_server(server)
-                    .is_some_and(|e| e.connection == d.connection)
+                catalog.by_server(server).is_some_and(|e| {
+                    e.connection == d.connection && same_scope(&d.live, &e.namespaces)
+                })
             });
         }
         tracing::info!(
@@ -553,6 +558,20 @@ impl Destinations {
         remote.sort_by(|a, b| a.server.cmp(&b.server));
         out.extend(remote);
         out
+    }
+}
+
+/// Whether a live state watches exactly the namespaces a cluster Secret
+/// lists (none listed: the whole cluster).
+fn same_scope(live: &LiveState, namespaces: &[String]) -> bool {
+    let wanted: std::collections::BTreeSet<&str> = namespaces
+        .iter()
+        .map(|n| n.trim())
+        .filter(|n| !n.is_empty())
+        .collect();
+    match live.namespaces() {
+        None => wanted.is_empty(),
+        Some(held) => held.iter().map(String::as_str).eq(wanted.iter().copied()),
     }
 }
 

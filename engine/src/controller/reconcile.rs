@@ -141,6 +141,7 @@ fn unmanaged_children(prepared: &[Prepared], managed: Option<&AppNamespaces>) ->
 /// cluster-scoped kind), naming the first few; `None` when all are within.
 fn unmanaged_objects<'a>(
     managed: &[String],
+    by: &str,
     destination: &str,
     objects: impl Iterator<Item = &'a Prepared>,
 ) -> Option<String> {
@@ -148,7 +149,7 @@ fn unmanaged_objects<'a>(
     let list = managed.join(", ");
     if !destination.is_empty() && !within(destination) {
         return Some(format!(
-            "namespace {destination} is not managed: Plumb manages namespaces {list} only (--managed-namespaces)"
+            "namespace {destination} is not managed: Plumb manages namespaces {list} only ({by})"
         ));
     }
     let mut outside = Vec::new();
@@ -182,7 +183,7 @@ fn unmanaged_objects<'a>(
         String::new()
     };
     Some(format!(
-        "{}{more}: Plumb manages namespaces {list} only (--managed-namespaces)",
+        "{}{more}: Plumb manages namespaces {list} only ({by})",
         outside.join(", ")
     ))
 }
@@ -902,7 +903,12 @@ impl Inner {
         // pruned safely: the render stops here, before any write.
         if let Some(managed) = dest.live.namespaces() {
             let objects = prepared.iter().chain(hooks.iter().map(|h| &h.prepared));
-            if let Some(why) = unmanaged_objects(managed, namespace, objects) {
+            let by = if Arc::ptr_eq(&dest, self.dests.own()) {
+                "--managed-namespaces"
+            } else {
+                "the cluster Secret's namespaces"
+            };
+            if let Some(why) = unmanaged_objects(managed, by, namespace, objects) {
                 return Err(at(ReconcileError::NotManaged(why)));
             }
         }
@@ -1430,25 +1436,34 @@ mod tests {
             prepared("ConfigMap", "a", "x", true),
             prepared("Secret", "b", "y", true),
         ];
-        assert_eq!(unmanaged_objects(&managed, "a", inside.iter()), None);
+        assert_eq!(
+            unmanaged_objects(&managed, "--managed-namespaces", "a", inside.iter()),
+            None
+        );
         // The destination first, whatever the objects.
-        let why = unmanaged_objects(&managed, "c", inside.iter()).expect("refused");
+        let why = unmanaged_objects(&managed, "--managed-namespaces", "c", inside.iter())
+            .expect("refused");
         assert!(why.starts_with("namespace c is not managed"), "{why}");
-        assert!(why.contains("namespaces a, b only"), "{why}");
+        assert!(
+            why.contains("namespaces a, b only (--managed-namespaces)"),
+            "{why}"
+        );
         // An object elsewhere, or cluster-scoped, with the destination within.
         let mixed = [
             prepared("ConfigMap", "a", "x", true),
             prepared("ConfigMap", "c", "z", true),
             prepared("Namespace", "", "c", false),
         ];
-        let why = unmanaged_objects(&managed, "a", mixed.iter()).expect("refused");
+        let why = unmanaged_objects(&managed, "--managed-namespaces", "a", mixed.iter())
+            .expect("refused");
         assert!(why.contains("ConfigMap c/z is in namespace c"), "{why}");
         assert!(why.contains("Namespace c is cluster-scoped"), "{why}");
         // Many: the first five, and how many more.
         let many: Vec<Prepared> = (0..8)
             .map(|i| prepared("ConfigMap", "c", &format!("m{i}"), true))
             .collect();
-        let why = unmanaged_objects(&managed, "", many.iter()).expect("refused");
+        let why =
+            unmanaged_objects(&managed, "--managed-namespaces", "", many.iter()).expect("refused");
         assert!(why.contains("(and 3 more)"), "{why}");
         assert!(!why.contains("m5"), "{why}");
     }
