@@ -5,7 +5,9 @@
 //! It is not a cache of cluster state; everything here is Plumb's own memory
 //! that must survive a restart.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -39,10 +41,30 @@ pub enum StoreError {
     },
 }
 
-/// The store; cheap to clone (sled handles are shared).
+/// The store; cheap to clone (clones share one database).
+///
+/// sled refuses every write after an I/O error (a full disk) until the
+/// database is opened again. The store does that on its own: a write that
+/// fails on an I/O error marks it failed, and the next write (or the same
+/// one, at once, when there is room on the disk again) reopens the database
+/// behind a lock and goes on; reads keep answering from the old one
+/// meanwhile. What was written and flushed before stays.
 #[derive(Clone)]
 pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
     path: String,
+    /// `None` only when a reopen failed; the next use tries again.
+    trees: RwLock<Option<Trees>>,
+    /// A write failed on an I/O error: reopen before the next one.
+    failed: AtomicBool,
+}
+
+#[derive(Clone)]
+struct Trees {
     history: sled::Tree,
     operations: sled::Tree,
     pins: sled::Tree,
@@ -50,9 +72,43 @@ pub struct Store {
     db: sled::Db,
 }
 
+impl Trees {
+    fn open(dir: &Path) -> Result<Trees, sled::Error> {
+        // History and operation records are small and read rarely: a small page
+        // cache (sled defaults to 1 GiB) keeps the memory bounded.
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(16 * 1024 * 1024)
+            .open()?;
+        Ok(Trees {
+            history: db.open_tree("history")?,
+            operations: db.open_tree("operations")?,
+            pins: db.open_tree("pins")?,
+            events: db.open_tree("events")?,
+            db,
+        })
+    }
+
+    fn put<T: Serialize>(tree: &sled::Tree, key: &[u8], value: &T) -> Result<(), sled::Error> {
+        let bytes = serde_json::to_vec(value).expect("store records always serialize");
+        tree.insert(key, bytes)?;
+        tree.flush()?;
+        Ok(())
+    }
+}
+
+/// The room a reopen wants on the data disk (sled writes 512 KiB segments).
+const ROOM_TO_REOPEN: u64 = 2 << 20;
+
+/// How long a reopen waits for the old database's lock (sled's flusher
+/// thread lets it go a moment after the last handle is dropped).
+const REOPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.path).finish()
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish()
     }
 }
 
@@ -69,6 +125,49 @@ fn history_prefix(app: &str) -> Vec<u8> {
     key
 }
 
+fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Decode {
+        key: String::from_utf8_lossy(key).into_owned(),
+        source,
+    })
+}
+
+/// The history of `app` in `tree`, oldest first.
+fn history_in(tree: &sled::Tree, app: &str) -> Result<Vec<(sled::IVec, RevisionHistory)>, Fail> {
+    let mut out = Vec::new();
+    for item in tree.scan_prefix(history_prefix(app)) {
+        let (key, bytes) = item?;
+        let entry = decode(&key, &bytes)?;
+        out.push((key, entry));
+    }
+    Ok(out)
+}
+
+/// A failure inside a store operation: sled's (which may call for a
+/// reopen) or a record's.
+enum Fail {
+    Db(sled::Error),
+    Store(StoreError),
+}
+
+impl From<sled::Error> for Fail {
+    fn from(e: sled::Error) -> Fail {
+        Fail::Db(e)
+    }
+}
+
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Fail {
+        Fail::Store(e)
+    }
+}
+
+/// Free bytes for an unprivileged writer on the file system of `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let stat = rustix::fs::statvfs(dir).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir`.
     ///
@@ -76,60 +175,132 @@ impl Store {
     /// When sled cannot open the folder (permissions, another process holds it).
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let path = dir.display().to_string();
-        let db_err = |source| StoreError::Db {
+        let trees = Trees::open(dir).map_err(|source| StoreError::Db {
             path: path.clone(),
             source,
-        };
-        // History and operation records are small and read rarely: a small page
-        // cache (sled defaults to 1 GiB) keeps the memory bounded.
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(16 * 1024 * 1024)
-            .open()
-            .map_err(db_err)?;
+        })?;
         Ok(Store {
-            history: db.open_tree("history").map_err(db_err)?,
-            operations: db.open_tree("operations").map_err(db_err)?,
-            pins: db.open_tree("pins").map_err(db_err)?,
-            events: db.open_tree("events").map_err(db_err)?,
-            db,
-            path,
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                path,
+                trees: RwLock::new(Some(trees)),
+                failed: AtomicBool::new(false),
+            }),
         })
     }
 
     fn err(&self, source: sled::Error) -> StoreError {
         StoreError::Db {
-            path: self.path.clone(),
+            path: self.inner.path.clone(),
             source,
+        }
+    }
+
+    fn fail(&self, fail: Fail) -> StoreError {
+        match fail {
+            Fail::Db(e) => self.err(e),
+            Fail::Store(e) => e,
+        }
+    }
+
+    /// The database's handles (reopening it when a reopen failed before).
+    fn trees(&self) -> Result<Trees, StoreError> {
+        if let Some(trees) = self
+            .inner
+            .trees
+            .read()
+            .expect("store lock is never poisoned")
+            .as_ref()
+        {
+            return Ok(trees.clone());
+        }
+        self.reopen()?;
+        self.trees()
+    }
+
+    /// Opens the database again after a write failed on an I/O error, when
+    /// the disk has room for it; does nothing when another caller did.
+    fn reopen(&self) -> Result<(), StoreError> {
+        let mut trees = self
+            .inner
+            .trees
+            .write()
+            .expect("store lock is never poisoned");
+        if trees.is_some() && !self.inner.failed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        if let Some(free) = free_bytes(&self.inner.dir)
+            && free < ROOM_TO_REOPEN
+        {
+            return Err(self.err(sled::Error::Io(std::io::Error::other(format!(
+                "a write failed on an I/O error before, and the disk has {free} bytes free; \
+                 the store opens again when {ROOM_TO_REOPEN} are"
+            )))));
+        }
+        // sled holds the folder's lock until its last handle is gone.
+        drop(trees.take());
+        let start = std::time::Instant::now();
+        loop {
+            match Trees::open(&self.inner.dir) {
+                Ok(fresh) => {
+                    *trees = Some(fresh);
+                    self.inner.failed.store(false, Ordering::SeqCst);
+                    tracing::warn!(store = %self.inner.path, "store opened again after a failed write");
+                    return Ok(());
+                }
+                Err(e)
+                    if e.to_string().contains("could not acquire lock")
+                        && start.elapsed() < REOPEN_WAIT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(self.err(e)),
+            }
+        }
+    }
+
+    /// Runs a write. One that fails on an I/O error marks the store failed
+    /// and, when the disk has room again, runs once more on the database
+    /// opened again (sled refuses every write after an I/O error).
+    fn write<R>(&self, f: impl Fn(&Trees) -> Result<R, Fail>) -> Result<R, StoreError> {
+        if self.inner.failed.load(Ordering::SeqCst) {
+            self.reopen()?;
+        }
+        let trees = self.trees()?;
+        match f(&trees) {
+            Ok(r) => Ok(r),
+            Err(Fail::Db(sled::Error::Io(e))) => {
+                drop(trees);
+                self.inner.failed.store(true, Ordering::SeqCst);
+                tracing::error!(store = %self.inner.path, error = %e, "a store write failed");
+                if self.reopen().is_ok() {
+                    return f(&self.trees()?).map_err(|fail| self.fail(fail));
+                }
+                Err(self.err(sled::Error::Io(e)))
+            }
+            Err(fail) => Err(self.fail(fail)),
         }
     }
 
     fn put<T: Serialize>(
         &self,
-        tree: &sled::Tree,
+        tree: fn(&Trees) -> &sled::Tree,
         key: &[u8],
         value: &T,
     ) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(value).expect("store records always serialize");
-        tree.insert(key, bytes).map_err(|e| self.err(e))?;
-        tree.flush().map_err(|e| self.err(e))?;
-        Ok(())
+        self.write(|t| Ok(Trees::put(tree(t), key, value)?))
     }
 
     fn get<T: DeserializeOwned>(
         &self,
-        tree: &sled::Tree,
+        tree: fn(&Trees) -> &sled::Tree,
         key: &[u8],
     ) -> Result<Option<T>, StoreError> {
-        let Some(bytes) = tree.get(key).map_err(|e| self.err(e))? else {
+        let trees = self.trees()?;
+        let Some(bytes) = tree(&trees).get(key).map_err(|e| self.err(e))? else {
             return Ok(None);
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|source| StoreError::Decode {
-                key: String::from_utf8_lossy(key).into_owned(),
-                source,
-            })
+        decode(key, &bytes).map(Some)
     }
 
     /// Appends a history entry, giving it the next id, and keeps the newest
@@ -140,19 +311,66 @@ impl Store {
     pub fn append_history(
         &self,
         app: &str,
-        mut entry: RevisionHistory,
+        entry: RevisionHistory,
         limit: usize,
     ) -> Result<RevisionHistory, StoreError> {
-        let existing = self.history(app)?;
-        entry.id = existing.last().map_or(0, |e| e.id + 1);
-        self.put(&self.history, &history_key(app, entry.id), &entry)?;
-        let total = existing.len() + 1;
-        for old in existing.iter().take(total.saturating_sub(limit)) {
-            self.history
-                .remove(history_key(app, old.id))
-                .map_err(|e| self.err(e))?;
-        }
-        Ok(entry)
+        self.append(app, entry, limit, None)
+    }
+
+    /// Appends a history entry as [`Store::append_history`] does and
+    /// records the operation that made it, ended, in the same write: a
+    /// crash leaves both or neither, never a record beside an operation
+    /// that says it did not finish.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn append_history_ending(
+        &self,
+        app: &str,
+        entry: RevisionHistory,
+        limit: usize,
+        op: &OperationState,
+    ) -> Result<RevisionHistory, StoreError> {
+        self.append(app, entry, limit, Some(op))
+    }
+
+    fn append(
+        &self,
+        app: &str,
+        entry: RevisionHistory,
+        limit: usize,
+        op: Option<&OperationState>,
+    ) -> Result<RevisionHistory, StoreError> {
+        use sled::Transactional;
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        let op = op.map(|op| serde_json::to_vec(op).expect("store records always serialize"));
+        self.write(|t| {
+            let existing = history_in(&t.history, app)?;
+            let mut entry = entry.clone();
+            entry.id = existing.last().map_or(0, |(_, e)| e.id + 1);
+            let bytes = serde_json::to_vec(&entry).expect("store records always serialize");
+            let total = existing.len() + 1;
+            let old = &existing[..total.saturating_sub(limit).min(existing.len())];
+            (&t.history, &t.operations)
+                .transaction(|(history, operations)| {
+                    history.insert(history_key(app, entry.id), bytes.clone())?;
+                    for (key, _) in old {
+                        history.remove(key)?;
+                    }
+                    if let Some(op) = &op {
+                        operations.insert(app.as_bytes(), op.clone())?;
+                    }
+                    Ok::<_, ConflictableTransactionError<()>>(())
+                })
+                .map_err(|e| match e {
+                    TransactionError::Storage(e) => e,
+                    TransactionError::Abort(()) => {
+                        unreachable!("the transaction never aborts")
+                    }
+                })?;
+            t.db.flush()?;
+            Ok(entry)
+        })
     }
 
     /// Takes `entries` (an Application object's `status.history`, written
@@ -170,8 +388,8 @@ impl Store {
         let mut changed = 0;
         for entry in entries {
             let key = history_key(app, entry.id);
-            if self.get::<RevisionHistory>(&self.history, &key)?.as_ref() != Some(entry) {
-                self.put(&self.history, &key, entry)?;
+            if self.get::<RevisionHistory>(|t| &t.history, &key)?.as_ref() != Some(entry) {
+                self.put(|t| &t.history, &key, entry)?;
                 changed += 1;
             }
         }
@@ -185,29 +403,24 @@ impl Store {
     /// # Errors
     /// On a database failure.
     pub fn record_event(&self, app: &str, event: &Event) -> Result<(), StoreError> {
-        let mut key = history_prefix(app);
-        // Time first (its sign bit flipped: negative times sort first),
-        // then a sequence number for events of the same second.
-        key.extend_from_slice(&((event.at() as u64) ^ (1 << 63)).to_be_bytes());
-        key.extend_from_slice(
-            &self
-                .db
-                .generate_id()
-                .map_err(|e| self.err(e))?
-                .to_be_bytes(),
-        );
         let bytes = serde_json::to_vec(event).expect("events always serialize");
-        self.events.insert(key, bytes).map_err(|e| self.err(e))?;
-        let keys: Vec<sled::IVec> = self
-            .events
-            .scan_prefix(history_prefix(app))
-            .keys()
-            .collect::<Result<_, _>>()
-            .map_err(|e| self.err(e))?;
-        for old in keys.iter().take(keys.len().saturating_sub(EVENTS_KEPT)) {
-            self.events.remove(old).map_err(|e| self.err(e))?;
-        }
-        Ok(())
+        self.write(|t| {
+            let mut key = history_prefix(app);
+            // Time first (its sign bit flipped: negative times sort first),
+            // then a sequence number for events of the same second.
+            key.extend_from_slice(&((event.at() as u64) ^ (1 << 63)).to_be_bytes());
+            key.extend_from_slice(&t.db.generate_id()?.to_be_bytes());
+            t.events.insert(key, bytes.clone())?;
+            let keys: Vec<sled::IVec> = t
+                .events
+                .scan_prefix(history_prefix(app))
+                .keys()
+                .collect::<Result<_, _>>()?;
+            for old in keys.iter().take(keys.len().saturating_sub(EVENTS_KEPT)) {
+                t.events.remove(old)?;
+            }
+            Ok(())
+        })
     }
 
     /// The DORA events of `app`, oldest first; an unreadable one is
@@ -216,8 +429,9 @@ impl Store {
     /// # Errors
     /// On a database failure.
     pub fn events(&self, app: &str) -> Result<Vec<Event>, StoreError> {
+        let trees = self.trees()?;
         let mut out = Vec::new();
-        for item in self.events.scan_prefix(history_prefix(app)) {
+        for item in trees.events.scan_prefix(history_prefix(app)) {
             let (_, bytes) = item.map_err(|e| self.err(e))?;
             if let Ok(event) = serde_json::from_slice(&bytes) {
                 out.push(event);
@@ -232,7 +446,8 @@ impl Store {
     /// # Errors
     /// On a database failure.
     pub fn last_health(&self, app: &str) -> Result<(bool, bool), StoreError> {
-        for item in self.events.scan_prefix(history_prefix(app)).rev() {
+        let trees = self.trees()?;
+        for item in trees.events.scan_prefix(history_prefix(app)).rev() {
             let (_, bytes) = item.map_err(|e| self.err(e))?;
             if let Ok(Event::Health {
                 healthy, degraded, ..
@@ -249,17 +464,11 @@ impl Store {
     /// # Errors
     /// On a database failure or an unreadable record.
     pub fn history(&self, app: &str) -> Result<Vec<RevisionHistory>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.history.scan_prefix(history_prefix(app)) {
-            let (key, bytes) = item.map_err(|e| self.err(e))?;
-            out.push(
-                serde_json::from_slice(&bytes).map_err(|source| StoreError::Decode {
-                    key: String::from_utf8_lossy(&key).into_owned(),
-                    source,
-                })?,
-            );
+        let trees = self.trees()?;
+        match history_in(&trees.history, app) {
+            Ok(entries) => Ok(entries.into_iter().map(|(_, e)| e).collect()),
+            Err(fail) => Err(self.fail(fail)),
         }
-        Ok(out)
     }
 
     /// Records the current (or last) sync operation of an application.
@@ -267,7 +476,7 @@ impl Store {
     /// # Errors
     /// On a database failure.
     pub fn set_operation(&self, app: &str, op: &OperationState) -> Result<(), StoreError> {
-        self.put(&self.operations, app.as_bytes(), op)
+        self.put(|t| &t.operations, app.as_bytes(), op)
     }
 
     /// The last sync operation of an application.
@@ -275,7 +484,7 @@ impl Store {
     /// # Errors
     /// On a database failure or an unreadable record.
     pub fn operation(&self, app: &str) -> Result<Option<OperationState>, StoreError> {
-        self.get(&self.operations, app.as_bytes())
+        self.get(|t| &t.operations, app.as_bytes())
     }
 
     /// Marks every operation left `Running` by a previous process as
@@ -284,9 +493,15 @@ impl Store {
     /// # Errors
     /// On a database failure or an unreadable record.
     pub fn recover_interrupted(&self, now: &str) -> Result<Vec<String>, StoreError> {
+        let keys: Vec<sled::IVec> = self
+            .trees()?
+            .operations
+            .iter()
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.err(e))?;
         let mut apps = Vec::new();
-        for item in self.operations.iter() {
-            let (key, _) = item.map_err(|e| self.err(e))?;
+        for key in keys {
             let app = String::from_utf8_lossy(&key).into_owned();
             let Some(mut op) = self.operation(&app)? else {
                 continue;
@@ -311,7 +526,7 @@ impl Store {
     /// # Errors
     /// On a database failure.
     pub fn set_pin(&self, app: &str, pin: &RollbackPin) -> Result<(), StoreError> {
-        self.put(&self.pins, app.as_bytes(), pin)
+        self.put(|t| &t.pins, app.as_bytes(), pin)
     }
 
     /// Removes the pin of an application, resuming automated sync.
@@ -319,9 +534,11 @@ impl Store {
     /// # Errors
     /// On a database failure.
     pub fn clear_pin(&self, app: &str) -> Result<(), StoreError> {
-        self.pins.remove(app.as_bytes()).map_err(|e| self.err(e))?;
-        self.pins.flush().map_err(|e| self.err(e))?;
-        Ok(())
+        self.write(|t| {
+            t.pins.remove(app.as_bytes())?;
+            t.pins.flush()?;
+            Ok(())
+        })
     }
 
     /// The pin of an application, if a rollback set one.
@@ -329,7 +546,7 @@ impl Store {
     /// # Errors
     /// On a database failure or an unreadable record.
     pub fn pin(&self, app: &str) -> Result<Option<RollbackPin>, StoreError> {
-        self.get(&self.pins, app.as_bytes())
+        self.get(|t| &t.pins, app.as_bytes())
     }
 }
 

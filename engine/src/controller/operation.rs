@@ -259,13 +259,23 @@ impl Inner {
     /// Records how an operation ended, then frees the application for the
     /// next one. In that order: a new operation's `Running` record must not
     /// be overwritten by the end of the old one.
-    pub(super) fn end_operation(&self, name: &str, slot: &AppSlot, id: u64, op: &OperationState) {
+    ///
+    /// `recorded`: the store holds `op` already (written with its history
+    /// record).
+    pub(super) fn end_operation(
+        &self,
+        name: &str,
+        slot: &AppSlot,
+        id: u64,
+        op: &OperationState,
+        recorded: bool,
+    ) {
         let dry_run = op
             .operation
             .as_ref()
             .and_then(|o| o.sync.as_ref())
             .is_some_and(|s| s.dry_run);
-        if !dry_run {
+        if !dry_run && !recorded {
             self.record_operation(name, op);
         }
         let mut running = slot.running();
@@ -372,7 +382,7 @@ impl Inner {
             work.policy = memory;
         }
         tracing::info!(app = %name, message, "sync operation ended while waiting for a wave");
-        self.end_operation(name, slot, waiting.run.id, &op);
+        self.end_operation(name, slot, waiting.run.id, &op, false);
         let mut status = slot.status();
         status.operation_state = Some(op);
         self.publish(name, slot, status);
@@ -684,6 +694,7 @@ impl Inner {
             resources: results,
         });
         let succeeded = phase == OperationPhase::Succeeded;
+        let mut recorded = false;
         if !run.dry_run && succeeded {
             work.policy.last_synced = Some(sha.to_string());
             let (revision, revisions) = manifests::revisions(spec, sha);
@@ -703,15 +714,20 @@ impl Inner {
                 .history(name)
                 .ok()
                 .and_then(|h| h.last().map(RevisionHistory::joined_revision));
-            match self.store.append_history(name, entry, limit) {
-                Ok(entry) => self.record_deployment(name, spec, previous, &entry).await,
+            // The record and the operation's end in one write: a crash
+            // leaves both or neither.
+            match self.store.append_history_ending(name, entry, limit, &op) {
+                Ok(entry) => {
+                    recorded = true;
+                    self.record_deployment(name, spec, previous, &entry).await;
+                }
                 Err(e) => tracing::error!(app = %name, error = %e, "cannot record history"),
             }
         } else if !run.dry_run && !run.cancel.is_cancelled() {
             // A terminated operation is the user's decision, not a failure.
             self.record_sync_failed(name);
         }
-        self.end_operation(name, slot, run.id, &op);
+        self.end_operation(name, slot, run.id, &op, recorded);
         if !run.dry_run {
             let (namespace, short) = self.namespaces.split(name);
             let took = time::OffsetDateTime::parse(
@@ -871,7 +887,7 @@ impl Inner {
             state.operation = Some(op.operation(op.revision.as_deref().unwrap_or_default()));
         }
         tracing::info!(app = %name, message = %state.message, "operation ended before it synced");
-        self.end_operation(&name, &slot, op.id, &state);
+        self.end_operation(&name, &slot, op.id, &state, false);
         let mut status = slot.status();
         status.operation_state = Some(state);
         self.publish(&name, &slot, status);
