@@ -747,7 +747,15 @@ fn check_object(object: &Value) -> Result<(), String> {
         Some(Value::String(s)) if s.is_empty() => {
             return Err(format!("empty metadata.name; {NEEDS}"));
         }
-        Some(Value::String(_)) => {}
+        Some(Value::String(name)) => {
+            let api_version = map.get("apiVersion").and_then(Value::as_str);
+            let kind = map.get("kind").and_then(Value::as_str);
+            check_name(
+                api_version.unwrap_or_default(),
+                kind.unwrap_or_default(),
+                name,
+            )?;
+        }
         Some(other) => return Err(format!("metadata.name is {}; quote it", type_name(other))),
     }
     match metadata.get("namespace") {
@@ -756,6 +764,99 @@ fn check_object(object: &Value) -> Result<(), String> {
             "metadata.namespace is {}; quote it",
             type_name(other)
         )),
+    }
+}
+
+/// The rule the API server checks `metadata.name` against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NameRule {
+    /// RFC 1123 subdomain: most kinds, custom resources too.
+    Subdomain,
+    /// RFC 1123 label: Namespace.
+    Label,
+    /// RFC 1035 label: Service.
+    Rfc1035Label,
+    /// Only what every kind needs (a path segment of the API's URLs): the
+    /// kinds whose names are freer (RBAC's allow `:`, a CSR's capitals)
+    /// and the groups Plumb does not know (an aggregated API has its own
+    /// rules).
+    PathSegment,
+}
+
+/// The API groups whose kinds (but those [`name_rule`] names) take RFC 1123
+/// subdomain names, as the API server validates them.
+const SUBDOMAIN_GROUPS: &[&str] = &[
+    "",
+    "apps",
+    "batch",
+    "autoscaling",
+    "policy",
+    "networking.k8s.io",
+    "storage.k8s.io",
+    "scheduling.k8s.io",
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+    "node.k8s.io",
+    "events.k8s.io",
+    "admissionregistration.k8s.io",
+    "apiextensions.k8s.io",
+    "apiregistration.k8s.io",
+    "argoproj.io",
+];
+
+fn name_rule(api_version: &str, kind: &str) -> NameRule {
+    let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
+    match (group, kind) {
+        ("", "Namespace") => NameRule::Label,
+        ("", "Service") => NameRule::Rfc1035Label,
+        (group, _) if SUBDOMAIN_GROUPS.contains(&group) => NameRule::Subdomain,
+        _ => NameRule::PathSegment,
+    }
+}
+
+/// Lowercase letters, digits and '-', starting and ending with a letter or
+/// digit.
+fn is_label(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// Checks an object's name as the API server would, so a name it refuses
+/// is an error of the render (nothing applied, nothing pruned), not a
+/// failed request halfway through a sync.
+fn check_name(api_version: &str, kind: &str, name: &str) -> Result<(), String> {
+    if name == "." || name == ".." || name.contains(['/', '%']) {
+        return Err(format!(
+            "{kind} name {name:?} is not a valid name: no kind's name may be \".\" or \"..\" or contain \"/\" or \"%\""
+        ));
+    }
+    let (ok, rule) = match name_rule(api_version, kind) {
+        NameRule::PathSegment => return Ok(()),
+        NameRule::Subdomain => (
+            name.len() <= 253 && name.split('.').all(is_label),
+            "a DNS-1123 subdomain (at most 253 characters: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit)",
+        ),
+        NameRule::Label => (
+            name.len() <= 63 && is_label(name),
+            "a DNS-1123 label (at most 63 characters: lowercase letters, digits and '-', starting and ending with a letter or digit)",
+        ),
+        NameRule::Rfc1035Label => (
+            name.len() <= 63
+                && is_label(name)
+                && name.starts_with(|c: char| c.is_ascii_lowercase()),
+            "a DNS-1035 label (at most 63 characters: lowercase letters, digits and '-', starting with a letter and ending with a letter or digit)",
+        ),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{kind} name {name:?} is not a valid name: Kubernetes requires {rule}"
+        ))
     }
 }
 
@@ -1169,6 +1270,26 @@ mod tests {
                 "'apiVersion: kind: metadata:'\n",
                 "render x.yaml document 1: is a string",
             ),
+            (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: Not_A_Valid Name!}\n",
+                "render x.yaml document 1: ConfigMap name \"Not_A_Valid Name!\" is not a valid name: Kubernetes requires a DNS-1123 subdomain",
+            ),
+            (
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web.}\n",
+                "render x.yaml document 1: Deployment name \"web.\" is not a valid name",
+            ),
+            (
+                "apiVersion: v1\nkind: Namespace\nmetadata: {name: a.b}\n",
+                "render x.yaml document 1: Namespace name \"a.b\" is not a valid name: Kubernetes requires a DNS-1123 label",
+            ),
+            (
+                "apiVersion: v1\nkind: Service\nmetadata: {name: 1web}\n",
+                "render x.yaml document 1: Service name \"1web\" is not a valid name: Kubernetes requires a DNS-1035 label",
+            ),
+            (
+                "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: a/b}\n",
+                "render x.yaml document 1: Widget name \"a/b\" is not a valid name: no kind's name",
+            ),
         ];
         for (data, want) in cases {
             let err = render(&[file("x.yaml", data)]).expect_err(data);
@@ -1178,6 +1299,34 @@ mod tests {
             );
             assert!(err.to_string().starts_with(want), "{data}: {err}");
         }
+    }
+
+    #[test]
+    fn names_are_checked_by_the_rule_of_their_kind() {
+        // A subdomain's parts are not limited to 63 characters.
+        let long_part = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {}}}\n",
+            "a".repeat(100)
+        );
+        for ok in [
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a.b-c.0}\n",
+            // RBAC names allow ':' and capitals, a CSR's too.
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: 'system:Viewer'}\n",
+            "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata: {name: node-csr-AbC}\n",
+            // A group Plumb does not know has its own rules.
+            "apiVersion: user.openshift.io/v1\nkind: Group\nmetadata: {name: Admins}\n",
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: team-1}\n",
+            "apiVersion: v1\nkind: Service\nmetadata: {name: web-1}\n",
+            long_part.as_str(),
+        ] {
+            assert!(render(&[file("x.yaml", ok)]).is_ok(), "{ok}");
+        }
+        let long = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {}}}\n",
+            "a".repeat(254)
+        );
+        let err = render(&[file("x.yaml", &long)]).expect_err("too long");
+        assert!(err.to_string().contains("at most 253"), "{err}");
     }
 
     #[test]
