@@ -307,6 +307,12 @@ struct ServeArgs {
     /// error on its application.
     #[arg(long, default_value_t = ControllerOptions::default().max_manifest_size)]
     max_manifest_size: u64,
+    /// The largest git object (a file's blob) Plumb fetches, in bytes; 0
+    /// for no limit. A repository holding a larger one cannot be fetched:
+    /// an error on its applications. Bounds memory: each object is held
+    /// whole while a fetched pack is indexed.
+    #[arg(long, default_value_t = ControllerOptions::default().max_git_object_size)]
+    max_git_object_size: u64,
     /// Seconds a repository fetch may take before it is abandoned.
     #[arg(long, default_value_t = ControllerOptions::default().fetch_timeout.as_secs())]
     fetch_timeout: u64,
@@ -790,6 +796,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         workers: args.workers,
         watch_cluster_apps: !args.no_cluster_apps,
         max_manifest_size: args.max_manifest_size,
+        max_git_object_size: args.max_git_object_size,
         fetch_timeout: Duration::from_secs(args.fetch_timeout.max(1)),
         watch_timeout: Duration::from_secs(args.watch_timeout.max(1)),
         crd_timeout: Duration::from_secs(args.crd_timeout.max(1)),

@@ -348,6 +348,8 @@ pub struct RepoCache {
     credentials: RwLock<Vec<(String, Credentials)>>,
     fetches: AtomicU64,
     trees: TreeCache,
+    /// The largest git object read or fetched, in bytes (0: no limit).
+    max_object_size: AtomicU64,
 }
 
 impl fmt::Debug for RepoCache {
@@ -373,7 +375,25 @@ impl RepoCache {
             credentials: RwLock::new(Vec::new()),
             fetches: AtomicU64::new(0),
             trees: TreeCache::new(max_entries),
+            max_object_size: AtomicU64::new(0),
         }
+    }
+
+    /// Refuses git objects larger than `bytes` (0: no limit), so a
+    /// repository with a huge file costs at most about that much memory:
+    /// gix inflates every object whole to hash it when it indexes a fetched
+    /// pack. A fetch that meets a larger object fails, naming the limit.
+    /// Applies to repositories opened after the call.
+    pub fn set_max_object_size(&self, bytes: u64) {
+        self.max_object_size.store(bytes, Ordering::Relaxed);
+    }
+
+    fn open_options(&self) -> gix::open::Options {
+        open_options(self.max_object_size.load(Ordering::Relaxed))
+    }
+
+    fn open_repo(&self, dir: &Path) -> gix::Result<gix::ThreadSafeRepository> {
+        gix::ThreadSafeRepository::open_opts(dir, self.open_options())
     }
 
     /// Use `creds` for https URLs that start with `url_prefix` (the longest
@@ -1010,11 +1030,13 @@ impl RepoCache {
                 url: display_url(url),
             });
         }
-        let repo = open_repo(&dir).map_err(|source| SourceError::Corrupt {
-            url: display_url(url),
-            action: format!("opening {}", dir.display()),
-            source,
-        })?;
+        let repo = self
+            .open_repo(&dir)
+            .map_err(|source| SourceError::Corrupt {
+                url: display_url(url),
+                action: format!("opening {}", dir.display()),
+                source,
+            })?;
         let local = repo.to_thread_local();
         let mut cached = slot.repo.write().unwrap_or_else(PoisonError::into_inner);
         cached.get_or_insert_with(|| Arc::new(repo));
@@ -1036,7 +1058,7 @@ impl RepoCache {
             .clone();
         let existing = match cached {
             Some(repo) => Some(repo),
-            None if dir.exists() => match open_repo(&dir) {
+            None if dir.exists() => match self.open_repo(&dir) {
                 Ok(repo) => Some(Arc::new(repo)),
                 Err(_) => {
                     // Not a repository any more (disk trouble, manual meddling):
@@ -1058,11 +1080,13 @@ impl RepoCache {
 
         // Re-open so the new packs and refs are picked up without relying on
         // the old handle's refresh heuristics.
-        let reopened = open_repo(&dir).map_err(|source| SourceError::Corrupt {
-            url: display_url(url),
-            action: format!("opening {} after the fetch", dir.display()),
-            source,
-        })?;
+        let reopened = self
+            .open_repo(&dir)
+            .map_err(|source| SourceError::Corrupt {
+                url: display_url(url),
+                action: format!("opening {} after the fetch", dir.display()),
+                source,
+            })?;
         *slot.repo.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(reopened));
         Ok(())
     }
@@ -1082,7 +1106,7 @@ impl RepoCache {
                 &partial,
                 gix::create::Kind::Bare,
                 gix::create::Options::default(),
-                open_options(),
+                self.open_options(),
             )
             .map_err(|source| SourceError::Corrupt {
                 url: display_url(url),
@@ -1122,9 +1146,19 @@ impl RepoCache {
                 source,
             })?;
         let creds = self.credentials_for(url);
-        let unreachable = |err: gix::Error| SourceError::Unreachable {
-            url: display_url(url),
-            message: scrub_secrets(&error_chain(&err), creds.as_ref()),
+        let limit = self.max_object_size.load(Ordering::Relaxed);
+        let unreachable = |err: gix::Error| {
+            let mut message = scrub_secrets(&error_chain(&err), creds.as_ref());
+            if limit > 0 && message.contains("too large to fit in memory") {
+                message = format!(
+                    "an object in the repository is larger than {limit} bytes (--max-git-object-size; \
+                     git objects are held whole in memory while a fetch indexes them) ({message})"
+                );
+            }
+            SourceError::Unreachable {
+                url: display_url(url),
+                message,
+            }
         };
 
         let ref_map = {
@@ -1341,16 +1375,16 @@ fn credential_helper(
 }
 
 /// How every cached repository is opened.
-fn open_options() -> gix::open::Options {
+fn open_options(max_object_size: u64) -> gix::open::Options {
+    // A server has no terminal to ask for a password on.
+    let mut overrides = vec!["gitoxide.credentials.terminalPrompt=false".to_string()];
+    if max_object_size > 0 {
+        overrides.push(format!("gitoxide.objects.allocLimit={max_object_size}"));
+    }
     gix::open::Options::default()
         .with(gix::sec::Trust::Full)
         .open_path_as_is(true)
-        // A server has no terminal to ask for a password on.
-        .config_overrides(["gitoxide.credentials.terminalPrompt=false"])
-}
-
-fn open_repo(dir: &Path) -> gix::Result<gix::ThreadSafeRepository> {
-    gix::ThreadSafeRepository::open_opts(dir, open_options())
+        .config_overrides(overrides)
 }
 
 fn remove_dir(url: &str, dir: &Path) -> Result<(), SourceError> {
@@ -2825,6 +2859,33 @@ pub(crate) mod tests {
         let first = commit_all(upstream.path(), "first");
         cache.fetch(url).expect("fetch");
         assert_eq!(cache.resolve(url, "HEAD").expect("HEAD"), first);
+    }
+
+    #[test]
+    fn an_object_over_the_size_limit_fails_the_fetch_naming_the_limit() {
+        let upstream = tempfile::tempdir().expect("tempdir");
+        git(upstream.path(), &["init", "-q"]);
+        write(upstream.path(), "a.yaml", "a: 1\n");
+        let first = commit_all(upstream.path(), "first");
+        let url = upstream.path().to_str().expect("utf-8 path");
+        let root = tempfile::tempdir().expect("tempdir");
+        let cache = RepoCache::new(root.path());
+        cache.set_max_object_size(1 << 20);
+        cache.fetch(url).expect("clone under the limit");
+        // A 2 MiB file: the fetch fails, the last fetched commit stays.
+        write(upstream.path(), "big.yaml", &"x".repeat(2 << 20));
+        commit_all(upstream.path(), "big");
+        let err = cache.fetch(url).expect_err("over the limit");
+        assert!(matches!(err, SourceError::Unreachable { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("larger than 1048576 bytes (--max-git-object-size"),
+            "{err}"
+        );
+        assert_eq!(cache.resolve(url, "HEAD").expect("HEAD"), first);
+        // Without a limit it is fetched.
+        let unlimited = RepoCache::new(root.path().join("unlimited"));
+        unlimited.fetch(url).expect("no limit");
     }
 
     #[test]

@@ -276,7 +276,11 @@ impl Controller {
         let inner = Arc::new(Inner {
             cluster: dests.own().cluster.clone(),
             dests: Arc::clone(&dests),
-            repos: Arc::new(RepoCache::new(options.data_dir.join("repos"))),
+            repos: Arc::new({
+                let repos = RepoCache::new(options.data_dir.join("repos"));
+                repos.set_max_object_size(options.max_git_object_size);
+                repos
+            }),
             tools: Arc::new(tools),
             store,
             options: options.clone(),

@@ -28,6 +28,8 @@ pub struct ControllerOptions {
     pub watch_cluster_apps: bool,
     /// The largest manifest file read, in bytes.
     pub max_manifest_size: u64,
+    /// The largest git object fetched or read, in bytes (0: no limit).
+    pub max_git_object_size: u64,
     /// How long a repository fetch may take.
     pub fetch_timeout: Duration,
     /// How long the first list of a watched kind may take.
@@ -82,6 +84,7 @@ impl Default for ControllerOptions {
             workers: 16,
             watch_cluster_apps: true,
             max_manifest_size: 8 << 20,
+            max_git_object_size: 128 << 20,
             fetch_timeout: Duration::from_secs(120),
             watch_timeout: Duration::from_secs(30),
             crd_timeout: Duration::from_secs(60),

@@ -345,6 +345,16 @@ impl Inner {
                 status.health = Health::new(HealthStatusCode::Unknown, "");
                 let mut conditions = vec![condition(error.condition_type(), error.to_string())];
                 conditions.append(&mut warnings);
+                // A render error at the last revision fetched does not hide
+                // that fetching a newer one fails.
+                for source in spec.all_sources() {
+                    if let Some(fetch) = self.fetch_error(&source.repo_url) {
+                        conditions.push(condition(
+                            "ComparisonError",
+                            format!("{fetch}; showing the last revision fetched"),
+                        ));
+                    }
+                }
                 status.conditions = conditions;
                 status.reconciled_at = Some(now());
                 if let Some(revision) = revision {
