@@ -313,6 +313,15 @@ async fn api_server_restart_and_paused_etcd_during_syncs_of_1000_objects() -> Re
         str_at(&app, "/status/operationState/message")
     );
     ensure!(history_len(&app) >= 1, "the sync is recorded");
+    // The failed sync was retried when the cluster answered again, not
+    // after its backoff.
+    ensure!(
+        plumb
+            .log_text()
+            .contains("the cluster answers again; the failed automated sync is retried now"),
+        "no prompt retry:\n{}",
+        plumb.log_text()
+    );
     let after_restart = history_len(&app);
 
     // 2. etcd paused for 30 s during the next sync.

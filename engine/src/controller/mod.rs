@@ -414,6 +414,7 @@ impl Controller {
                     servers = touched.next() => servers,
                 };
                 let Some(inner) = weak.upgrade() else { return };
+                inner.reconnected(&servers);
                 inner.requeue_clusters(&servers);
             }
         });
@@ -534,6 +535,36 @@ impl Inner {
                     .is_ok_and(|e| servers.contains(&e.server));
             if hit {
                 self.enqueue(&name);
+            }
+        }
+    }
+
+    /// Marks the applications of those of `servers` that answer now (their
+    /// state changed: they did not before) as reconnected.
+    fn reconnected(&self, servers: &[String]) {
+        let answering: Vec<String> = self
+            .dests
+            .connected()
+            .iter()
+            .filter(|d| {
+                servers.contains(&d.server)
+                    && d.state().status == crate::destinations::Status::Successful
+            })
+            .map(|d| d.server.clone())
+            .collect();
+        if answering.is_empty() {
+            return;
+        }
+        let catalog = self.dests.catalog();
+        let apps = self.apps.read().expect("app map lock is never poisoned");
+        for slot in apps.values() {
+            let declared = slot.declared();
+            let project = plumb_core::project::project_of(&declared.app);
+            if catalog
+                .resolve(&declared.app.spec.destination, project)
+                .is_ok_and(|e| answering.contains(&e.server))
+            {
+                slot.reconnected.store(true, Ordering::SeqCst);
             }
         }
     }

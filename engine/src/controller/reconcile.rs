@@ -531,6 +531,15 @@ impl Inner {
                         modified: modified.iter().any(|m| *m),
                         extras: prunable.iter().any(extraneous),
                     };
+                    // The cluster answers again: a sync that failed while
+                    // it did not (or failed of it after) is retried now,
+                    // once, not after its backoff.
+                    if let Some(failure) = work.policy.failure.as_mut()
+                        && slot.reconnected.swap(false, Ordering::SeqCst)
+                    {
+                        tracing::info!(app = %name, "the cluster answers again; the failed automated sync is retried now");
+                        failure.retry_at = self.clock.now();
+                    }
                     let (decision, memory) = decide::decide(&input, &work.policy, self.clock.now());
                     // A RollingSync holds the sync until its step opens;
                     // the policy's memory stays as if nothing was decided.

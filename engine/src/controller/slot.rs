@@ -220,6 +220,9 @@ pub(super) struct AppSlot {
     /// Its cascade deleted its resources and removed the resources
     /// finalizer.
     pub(super) cascaded: AtomicBool,
+    /// Its cluster answers again after it did not: an automated sync that
+    /// failed meanwhile is retried at once, not after its backoff.
+    pub(super) reconnected: AtomicBool,
     /// A hash of the `operation` of its object that last started a sync,
     /// until the object no longer has one: the same request is started
     /// once, even before Plumb's clearing of the field is seen.
@@ -241,6 +244,7 @@ impl AppSlot {
             operation: Mutex::default(),
             deletion_seen: AtomicBool::new(false),
             cascaded: AtomicBool::new(false),
+            reconnected: AtomicBool::new(false),
             cr_operation: Mutex::default(),
             prunes_confirmed: Mutex::default(),
         })
