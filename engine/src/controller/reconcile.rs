@@ -347,8 +347,12 @@ impl Inner {
                 conditions.append(&mut warnings);
                 // A render error at the last revision fetched does not hide
                 // that fetching a newer one fails.
-                for source in spec.all_sources() {
-                    if let Some(fetch) = self.fetch_error(&source.repo_url) {
+                let shown = error.to_string();
+                for source in spec.all_sources().iter().filter(|_| revision.is_some()) {
+                    if let Some(fetch) = self
+                        .fetch_error(&source.repo_url)
+                        .filter(|fetch| !shown.contains(fetch.as_str()))
+                    {
                         conditions.push(condition(
                             "ComparisonError",
                             format!("{fetch}; showing the last revision fetched"),
