@@ -13,6 +13,7 @@ mod appset;
 mod cluster;
 mod fixture;
 mod plumb;
+mod shards;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -79,6 +80,11 @@ struct Args {
     /// 300 + apps / 10).
     #[arg(long)]
     sync_timeout: Option<u64>,
+    /// Run N replicas of `plumb serve --shards N` on the Application
+    /// objects (needs `--source cr`) and measure only their cold sync: the
+    /// scale-out figures. 0: one ordinary Plumb and every phase.
+    #[arg(long, default_value_t = 0)]
+    shards: usize,
     /// Also write the report to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -597,6 +603,9 @@ async fn phases(
             "--source appset generates from the fixture's folders; --objects helm has one chart, not a folder per application"
         );
     }
+    if args.shards > 0 && args.source != Source::Cr {
+        bail!("--shards runs on Application objects: pass --source cr");
+    }
     if matches!(args.source, Source::Cr | Source::Appset) {
         cluster::create_namespaces(client, std::slice::from_ref(&apps_namespace)).await?;
         let mut crds = vec!["manifests/crds/application.yaml"];
@@ -623,6 +632,10 @@ async fn phases(
             secs(started.elapsed()),
             format!("{created} Applications in namespace {apps_namespace}, 32 in flight"),
         );
+    }
+
+    if args.shards > 0 {
+        return shards_only(args, kubeconfig, client, &fx, &apps_namespace, work, report).await;
     }
 
     // 1. Ceiling, at Plumb's concurrency and at the harness's; the higher
@@ -807,6 +820,7 @@ async fn phases(
             "warn"
         },
         json_log: args.source == Source::Appset,
+        extra: &[],
     };
     let list_every = match n {
         0..=100 => Duration::from_millis(100),
@@ -1319,4 +1333,63 @@ async fn phases(
         bail!("no polling commit was measured");
     }
     Ok(())
+}
+
+/// `--shards N`: only the cold sync, by N replicas (see `shards.rs`).
+async fn shards_only(
+    args: &Args,
+    kubeconfig: &Path,
+    client: &kube::Client,
+    fx: &fixture::Fixture,
+    apps_namespace: &str,
+    work: &Path,
+    report: &mut Report,
+) -> Result<()> {
+    let n = args.apps;
+    report.header.push(format!(
+        "- shards: {} replicas of `plumb serve --shards {}` started together, each with its own data folder and `--identity replica-I`; default Lease timing",
+        args.shards, args.shards
+    ));
+    let binary = args.plumb.canonicalize().with_context(|| {
+        format!(
+            "the Plumb binary {} (build it with `cargo build --release --bin plumb`)",
+            args.plumb.display()
+        )
+    })?;
+    let upload_log = work.join("upload-pack.log");
+    let wrapper = plumb::upload_pack_wrapper(work, &upload_log)?;
+    let server_pids: Vec<(String, u32)> = ["kube-apiserver", "etcd"]
+        .into_iter()
+        .filter_map(|name| Some((name.to_owned(), plumb::pid_of(name)?)))
+        .collect();
+    let data_dir = work.join("plumb-data");
+    let log = work.join("plumb.log");
+    let setup = shards::Setup {
+        shards: args.shards,
+        apps: n,
+        total_objects: n * args.objects.per_app(),
+        launch: Launch {
+            binary: &binary,
+            apps_file: &fx.apps_file,
+            apps_namespace: Some(apps_namespace),
+            kubeconfig,
+            data_dir: &data_dir,
+            poll_interval: args.poll_interval,
+            workers: args.workers,
+            path_prefix: &wrapper,
+            log: &log,
+            log_filter: "warn",
+            json_log: false,
+            extra: &[],
+        },
+        work,
+        every: match n {
+            0..=100 => Duration::from_millis(100),
+            101..=1000 => Duration::from_millis(500),
+            _ => Duration::from_secs(2),
+        },
+        timeout: Duration::from_secs(args.sync_timeout.unwrap_or(300 + n as u64 / 10)),
+        server_pids: &server_pids,
+    };
+    shards::cold_sync(client, setup, report).await
 }

@@ -77,6 +77,7 @@ impl CpuSample {
 }
 
 /// How to start Plumb.
+#[derive(Clone)]
 pub struct Launch<'a> {
     pub binary: &'a Path,
     pub apps_file: &'a Path,
@@ -96,6 +97,8 @@ pub struct Launch<'a> {
     /// Log as JSON lines (`PLUMB_LOG_FORMAT=json`), for phases that parse
     /// the log.
     pub json_log: bool,
+    /// More arguments for `plumb serve`.
+    pub extra: &'a [String],
 }
 
 /// A running `plumb serve`.
@@ -144,6 +147,7 @@ impl Plumb {
             "--insecure-disable-auth".into(),
         ];
         args.extend(source);
+        args.extend(launch.extra.iter().cloned());
         let command = format!("{} {}", launch.binary.display(), args.join(" "));
         let path = format!(
             "{}:{}",
@@ -213,8 +217,57 @@ impl Plumb {
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
-    /// `(name, sync status, health status)` of every application.
-    pub async fn statuses(&self) -> Result<Vec<(String, String, String)>> {
+    /// The exit status, once it has exited.
+    pub fn exited(&mut self) -> Result<Option<std::process::ExitStatus>> {
+        self.child.try_wait().context("check plumb")
+    }
+
+    /// `(name, sync status, health status)` of the applications this
+    /// replica compares (listed without a `ShardElsewhere` condition).
+    pub async fn owned(&self) -> Result<Vec<(String, String, String)>> {
+        Ok(self
+            .list()
+            .await?
+            .into_iter()
+            .filter_map(|a| {
+                let status = a.status.unwrap_or_default();
+                let elsewhere = status.conditions.iter().any(|c| c.kind == "ShardElsewhere");
+                (!elsewhere).then(|| (a.metadata.name, status.sync.status, status.health.status))
+            })
+            .collect())
+    }
+
+    /// Plumb's own count of its writes to the API server (its
+    /// `argocd_app_k8s_request_total` series of create, update, patch and
+    /// delete that are not dry runs), Leases left out: `(series, count)`.
+    pub async fn writes(&self) -> Result<Vec<(String, u64)>> {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .context("GET /metrics")?
+            .text()
+            .await
+            .context("read /metrics")?;
+        Ok(text
+            .lines()
+            .filter(|l| {
+                l.starts_with("argocd_app_k8s_request_total{")
+                    && !l.contains("dry_run=\"true\"")
+                    && !l.contains("resource_kind=\"leases\"")
+                    && ["Create", "Update", "Patch", "Delete"]
+                        .iter()
+                        .any(|v| l.contains(&format!("verb=\"{v}\"")))
+            })
+            .filter_map(|l| {
+                let (series, n) = l.rsplit_once(' ')?;
+                Some((series.to_string(), n.parse::<f64>().ok()? as u64))
+            })
+            .collect())
+    }
+
+    async fn list(&self) -> Result<Vec<Item>> {
         let bytes = self
             .http
             .get(format!("{}/api/v1/applications", self.base))
@@ -229,8 +282,14 @@ impl Plumb {
         // Typed and minimal: the list of 10,000 applications is tens of MB,
         // and this process shares the cores with the one it measures.
         let list: List = serde_json::from_slice(&bytes).context("parse the application list")?;
-        Ok(list
-            .items
+        Ok(list.items)
+    }
+
+    /// `(name, sync status, health status)` of every application.
+    pub async fn statuses(&self) -> Result<Vec<(String, String, String)>> {
+        Ok(self
+            .list()
+            .await?
             .into_iter()
             .map(|a| {
                 let status = a.status.unwrap_or_default();
@@ -383,6 +442,14 @@ struct Status {
     sync: Code,
     #[serde(default)]
     health: Code,
+    #[serde(default)]
+    conditions: Vec<Condition>,
+}
+
+#[derive(Deserialize)]
+struct Condition {
+    #[serde(rename = "type", default)]
+    kind: String,
 }
 
 #[derive(Deserialize, Default)]
