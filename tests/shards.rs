@@ -51,12 +51,20 @@ async fn each_application_is_synced_by_its_shards_holder_and_a_dead_replicas_sha
     let paths: Vec<&std::path::Path> = works.iter().map(|w| w.path()).collect();
     let mut replicas = replicas::start(&paths, &ns.name, &["--shards", "3"]).await?;
 
-    // Six applications, each deploying into a namespace of its own.
+    // Six applications, each deploying into a namespace of its own; two
+    // per shard, so that every shard (shard 0, whose holder dies, too)
+    // has applications to move.
     let apps: Api<DynamicObject> =
         Api::namespaced_with(support::client().await, &ns.name, &applications());
     let mut targets = Vec::new();
-    for _ in 0..6 {
-        targets.push(TestNamespace::new("sharded").await);
+    let mut per_shard = [0usize; SHARDS];
+    while targets.len() < 2 * SHARDS {
+        let target = TestNamespace::new("sharded").await;
+        let shard = plumb_engine::shard::shard_of(&target.name, SHARDS);
+        if per_shard[shard] < 2 {
+            per_shard[shard] += 1;
+            targets.push(target);
+        }
         // Names from the clock: distinct ones.
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -171,7 +179,7 @@ async fn each_application_is_synced_by_its_shards_holder_and_a_dead_replicas_sha
     let after = holders(&ns.name).await?;
     ensure!(
         after.iter().all(|h| !h.is_empty() && *h != holders_now[0]),
-        "holders after the kill: {after:?}"
+        "holders after the kill and the v2 sync of shard 0's applications: {after:?}"
     );
     Ok(())
 }
