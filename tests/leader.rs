@@ -190,3 +190,150 @@ async fn one_replica_writes_and_a_killed_leader_hands_over_without_losing_histor
     ensure!(last != leader, "the killed replica holds the Lease: {last}");
     Ok(())
 }
+
+/// A leader killed while its operation waits on a wave leaves that
+/// operation `Running` in the Application object; the replica that takes
+/// over records it as Failed, saying the operation did not finish, and
+/// does not carry it on by itself (no automated policy: the later wave is
+/// never applied).
+#[tokio::test]
+async fn an_operation_cut_off_by_the_leaders_death_is_recorded_as_failed() -> Result<()> {
+    let ns = TestNamespace::new("leader-cut").await;
+    ns.create().await?;
+    let repo = support::GitRepo::new(None)?;
+    // Wave 0 never becomes Healthy (nodesim never pulls a `.invalid`
+    // image), so the operation waits there, Running.
+    repo.write(
+        "app/stuck.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: stuck\n  annotations: {argocd.argoproj.io/sync-wave: \"0\"}\n\
+         spec:\n  replicas: 1\n  selector: {matchLabels: {app: stuck}}\n  template:\n    metadata: {labels: {app: stuck}}\n\
+         \x20   spec: {containers: [{name: c, image: \"registry.invalid/never:1\"}]}\n",
+    )?;
+    repo.write(
+        "app/after.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: after\n  annotations: {argocd.argoproj.io/sync-wave: \"1\"}\ndata: {v: \"1\"}\n",
+    )?;
+    repo.commit("a wave that never gets healthy")?;
+    let works: Vec<tempfile::TempDir> = (0..2)
+        .map(|_| tempfile::tempdir())
+        .collect::<std::io::Result<_>>()?;
+    let paths: Vec<&std::path::Path> = works.iter().map(|w| w.path()).collect();
+    let mut replicas = replicas::start(&paths, &ns.name, &["--leader-elect"]).await?;
+
+    let apps: Api<DynamicObject> =
+        Api::namespaced_with(support::client().await, &ns.name, &applications());
+    let name = "waits";
+    let app = json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": name, "namespace": ns.name},
+        "spec": {
+            "project": "default",
+            "source": {"repoURL": repo.url(), "targetRevision": "main", "path": "app"},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": ns.name},
+        },
+    });
+    apps.patch(
+        name,
+        &PatchParams::apply("leader-test").force(),
+        &Patch::Apply(&app),
+    )
+    .await?;
+    let leader = eventually("a leader", WAIT, || async {
+        let h = holder(&ns.name).await?;
+        Ok((!h.is_empty()).then_some(h))
+    })
+    .await?;
+    let index: usize = leader
+        .strip_prefix("replica-")
+        .and_then(|i| i.parse().ok())
+        .with_context(|| format!("the holder {leader:?} is one of the replicas"))?;
+    let url = replicas[index]
+        .as_ref()
+        .context("the leader runs")?
+        .url
+        .clone();
+    eventually("the leader knows the application", WAIT, || {
+        let url = url.clone();
+        async move {
+            let r = reqwest::get(format!("{url}/api/v1/applications/{name}")).await?;
+            Ok(r.status().is_success().then_some(()))
+        }
+    })
+    .await?;
+    let started = reqwest::Client::new()
+        .post(format!("{url}/api/v1/applications/{name}/sync"))
+        .json(&json!({}))
+        .send()
+        .await?;
+    ensure!(
+        started.status().is_success(),
+        "sync answered {}: {}",
+        started.status(),
+        started.text().await?
+    );
+    let phase = |want: &'static str| {
+        let apps = apps.clone();
+        move || {
+            let apps = apps.clone();
+            async move {
+                let object = apps.get(name).await?;
+                let op = object
+                    .data
+                    .pointer("/status/operationState")
+                    .cloned()
+                    .unwrap_or_default();
+                Ok((op["phase"] == want).then_some(op))
+            }
+        }
+    };
+    eventually(
+        "the operation Running in the object",
+        WAIT,
+        phase("Running"),
+    )
+    .await?;
+    let client = support::client().await;
+    let deployments: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &ns.name,
+        &support::resource("apps", "v1", "Deployment", "deployments"),
+    );
+    eventually("wave 0 applied", WAIT, || {
+        let deployments = deployments.clone();
+        async move { Ok(deployments.get_opt("stuck").await?.map(|_| ())) }
+    })
+    .await?;
+    // Still waiting on wave 0's health when the leader dies.
+    eventually("the operation still Running", WAIT, phase("Running")).await?;
+
+    drop(replicas[index].take());
+    let failed = eventually(
+        "the new leader records the operation as Failed",
+        WAIT,
+        phase("Failed"),
+    )
+    .await?;
+    let message = failed["message"].as_str().unwrap_or_default();
+    ensure!(message.contains("did not finish"), "{failed}");
+    let new_leader = holder(&ns.name).await?;
+    ensure!(new_leader != leader, "the Lease moved: {new_leader}");
+    // The survivor shows the same in its API, and nothing carried the
+    // operation on: wave 1 was never applied.
+    let survivor = replicas
+        .iter()
+        .flatten()
+        .next()
+        .context("a replica is left")?;
+    let shown = survivor.app(name).await?;
+    ensure!(
+        shown["status"]["operationState"]["phase"] == "Failed",
+        "{}",
+        shown["status"]["operationState"]
+    );
+    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client, &ns.name);
+    ensure!(
+        configmaps.get_opt("after").await?.is_none(),
+        "wave 1 was applied after the hand-over"
+    );
+    Ok(())
+}
