@@ -138,7 +138,12 @@ pub async fn cold_sync(client: &kube::Client, setup: Setup<'_>, report: &mut Rep
             format!("{} applications; {writes} writes to the API server besides its Leases (its own request counter)", owners[i]),
         );
     }
-    report.add("shards", "API server CPU", server_cpu.join(", "), "during the cold sync");
+    report.add(
+        "shards",
+        "API server CPU",
+        server_cpu.join(", "),
+        "during the cold sync",
+    );
     if let (Some(a), Some(b)) = (&req0, &req1) {
         let d = b.since(a);
         report.add(
