@@ -19,31 +19,9 @@ use support::{GitRepo, Plumb, TestNamespace, applications, eventually, root};
 const NAMESPACE: &str = "plumb";
 const ACCOUNT: &str = "system:serviceaccount:plumb:plumb";
 
-fn kubectl(args: &[&str]) -> Result<std::process::Output> {
-    Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(support::kubeconfig())
-        .args(args)
-        .current_dir(root())
-        .output()
-        .context("running kubectl (scripts/tools puts it on PATH)")
-}
-
 /// `kubectl auth can-i` as Plumb's ServiceAccount: yes or no.
 fn can(verb: &str, resource: &str, namespace: Option<&str>) -> Result<bool> {
-    let mut args = vec!["auth", "can-i", verb, resource, "--as", ACCOUNT];
-    match namespace {
-        Some(ns) => args.extend(["-n", ns]),
-        None => args.push("--all-namespaces"),
-    }
-    let out = kubectl(&args)?;
-    let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    ensure!(
-        answer == "yes" || answer == "no",
-        "kubectl auth can-i {verb} {resource}: {answer:?} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(answer == "yes")
+    support::can_i(ACCOUNT, verb, resource, namespace)
 }
 
 #[test]
@@ -62,7 +40,7 @@ fn install_yaml_is_the_kustomize_base_built() -> Result<()> {
 
 #[tokio::test]
 async fn the_install_grants_what_plumb_uses_and_plumb_syncs_with_its_token() -> Result<()> {
-    let out = kubectl(&["apply", "-f", "manifests/install.yaml"])?;
+    let out = support::kubectl(&["apply", "-f", "manifests/install.yaml"], "")?;
     ensure!(
         out.status.success(),
         "kubectl apply -f manifests/install.yaml: {}",

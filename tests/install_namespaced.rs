@@ -11,34 +11,12 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
-use support::{GitRepo, Plumb, TestNamespace, applications, eventually, root};
-
-/// `kubectl ARGS` with `stdin`.
-fn kubectl(args: &[&str], stdin: &str) -> Result<std::process::Output> {
-    let mut child = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(support::kubeconfig())
-        .args(args)
-        .current_dir(root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("running kubectl (scripts/tools puts it on PATH)")?;
-    child
-        .stdin
-        .take()
-        .context("kubectl's stdin")?
-        .write_all(stdin.as_bytes())?;
-    Ok(child.wait_with_output()?)
-}
+use support::{GitRepo, Plumb, TestNamespace, applications, eventually, kubectl, root};
 
 /// Applies YAML documents.
 fn apply(documents: &[Value]) -> Result<()> {
@@ -83,23 +61,6 @@ fn relocated(path: &str, home: &str, namespace: Option<&str>) -> Result<Vec<Valu
         out.push(object);
     }
     Ok(out)
-}
-
-/// `kubectl auth can-i` as `account`, in `namespace` or cluster-wide.
-fn can(account: &str, verb: &str, resource: &str, namespace: Option<&str>) -> Result<bool> {
-    let mut args = vec!["auth", "can-i", verb, resource, "--as", account];
-    match namespace {
-        Some(ns) => args.extend(["-n", ns]),
-        None => args.push("--all-namespaces"),
-    }
-    let out = kubectl(&args, "")?;
-    let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    ensure!(
-        answer == "yes" || answer == "no",
-        "kubectl auth can-i {verb} {resource}: {answer:?} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(answer == "yes")
 }
 
 fn app(name: &str, home: &str, repo: &GitRepo, path: &str, destination: &str) -> Value {
@@ -182,7 +143,7 @@ async fn the_namespaced_install_grants_only_its_namespaces_and_plumb_deploys_onl
     eventually(
         "the RoleBindings are in force",
         Duration::from_secs(30),
-        || async { Ok(can(&account, "list", "configmaps", Some(b))?.then_some(())) },
+        || async { Ok(support::can_i(&account, "list", "configmaps", Some(b))?.then_some(())) },
     )
     .await?;
 
@@ -200,7 +161,7 @@ async fn the_namespaced_install_grants_only_its_namespaces_and_plumb_deploys_onl
     ];
     for (verb, resource) in own {
         ensure!(
-            can(&account, verb, resource, Some(&home.name))?,
+            support::can_i(&account, verb, resource, Some(&home.name))?,
             "{verb} {resource} in {} is not granted",
             home.name
         );
@@ -222,7 +183,7 @@ async fn the_namespaced_install_grants_only_its_namespaces_and_plumb_deploys_onl
     for ns in [a, b] {
         for (verb, resource) in deploy {
             ensure!(
-                can(&account, verb, resource, Some(ns))?,
+                support::can_i(&account, verb, resource, Some(ns))?,
                 "{verb} {resource} in {ns} is not granted"
             );
         }
@@ -236,12 +197,12 @@ async fn the_namespaced_install_grants_only_its_namespaces_and_plumb_deploys_onl
     ];
     for (verb, resource) in elsewhere {
         ensure!(
-            !can(&account, verb, resource, Some(&other.name))?,
+            !support::can_i(&account, verb, resource, Some(&other.name))?,
             "{verb} {resource} in the unmanaged {} is granted",
             other.name
         );
         ensure!(
-            !can(&account, verb, resource, None)?,
+            !support::can_i(&account, verb, resource, None)?,
             "{verb} {resource} in every namespace is granted"
         );
     }
@@ -255,7 +216,7 @@ async fn the_namespaced_install_grants_only_its_namespaces_and_plumb_deploys_onl
     ];
     for (verb, resource) in cluster {
         ensure!(
-            !can(&account, verb, resource, None)?,
+            !support::can_i(&account, verb, resource, None)?,
             "{verb} {resource} is granted to the namespaced install"
         );
     }

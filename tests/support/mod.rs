@@ -958,3 +958,43 @@ pub async fn wait_configmap(ns: &str, name: &str, key: &str, want: &str) -> Resu
     )
     .await
 }
+
+/// `kubectl ARGS` against the test cluster, from the repository's root,
+/// with `stdin` as its input.
+pub fn kubectl(args: &[&str], stdin: &str) -> Result<std::process::Output> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig())
+        .args(args)
+        .current_dir(root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("running kubectl (scripts/tools puts it on PATH)")?;
+    child
+        .stdin
+        .take()
+        .context("kubectl's stdin")?
+        .write_all(stdin.as_bytes())?;
+    Ok(child.wait_with_output()?)
+}
+
+/// `kubectl auth can-i VERB RESOURCE --as ACCOUNT`, in `namespace` or
+/// across all namespaces: yes or no.
+pub fn can_i(account: &str, verb: &str, resource: &str, namespace: Option<&str>) -> Result<bool> {
+    let mut args = vec!["auth", "can-i", verb, resource, "--as", account];
+    match namespace {
+        Some(ns) => args.extend(["-n", ns]),
+        None => args.push("--all-namespaces"),
+    }
+    let out = kubectl(&args, "")?;
+    let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    anyhow::ensure!(
+        answer == "yes" || answer == "no",
+        "kubectl auth can-i {verb} {resource}: {answer:?} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(answer == "yes")
+}
