@@ -232,7 +232,7 @@ impl Plumb {
             .filter_map(|a| {
                 let status = a.status.unwrap_or_default();
                 let elsewhere = status.conditions.iter().any(|c| c.kind == "ShardElsewhere");
-                (!elsewhere).then(|| (a.metadata.name, status.sync.status, status.health.status))
+                (!elsewhere).then_some((a.metadata.name, status.sync.status, status.health.status))
             })
             .collect())
     }
