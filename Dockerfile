@@ -6,9 +6,9 @@
 #   scripts/image [--skip-tests] [--tag plumb:0.1.0]
 #
 # Build context: target/image/ (plumb, helm, kubectl), staged by
-# scripts/image. The binary links glibc dynamically (libc, libm,
-# libgcc_s), so the base is distroless/cc; it is not a static binary.
-FROM gcr.io/distroless/cc-debian12:nonroot
+# scripts/image. All three are static binaries (plumb: glibc linked in,
+# static-pie; helm and kubectl: Go), so the base has no libc at all.
+FROM gcr.io/distroless/static-debian12:nonroot
 COPY plumb helm kubectl /usr/local/bin/
 USER 999:999
 ENV PLUMB_LOG=info
