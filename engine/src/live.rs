@@ -478,20 +478,6 @@ impl LiveState {
         self.namespaces.as_deref()
     }
 
-    /// Whether objects in `namespace` (`""`: a cluster-scoped object) are
-    /// within its reach.
-    pub fn manages(&self, namespace: &str) -> bool {
-        match &self.namespaces {
-            None => true,
-            Some(names) => {
-                !namespace.is_empty()
-                    && names
-                        .binary_search_by(|n| n.as_str().cmp(namespace))
-                        .is_ok()
-            }
-        }
-    }
-
     /// The settings objects are assessed under.
     pub fn settings(&self) -> Arc<Settings> {
         Arc::clone(

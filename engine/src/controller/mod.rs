@@ -414,7 +414,6 @@ impl Controller {
                     servers = touched.next() => servers,
                 };
                 let Some(inner) = weak.upgrade() else { return };
-                inner.reconnected(&servers);
                 inner.requeue_clusters(&servers);
             }
         });
@@ -515,9 +514,23 @@ impl Controller {
 
 impl Inner {
     /// Queues again the applications whose destination is one of
-    /// `servers` (all of them for `*`, a change of the catalogue).
+    /// `servers` (all of them for `*`, a change of the catalogue), and marks
+    /// those whose cluster answers again as reconnected.
     fn requeue_clusters(&self, servers: &[String]) {
         let all = servers.iter().any(|s| s == crate::destinations::ALL);
+        // Those of `servers` that answer now (their state changed: they did
+        // not before): their applications are marked reconnected, so that
+        // an automated sync that failed meanwhile is retried at once.
+        let answering: Vec<String> = self
+            .dests
+            .connected()
+            .iter()
+            .filter(|d| {
+                servers.contains(&d.server)
+                    && d.state().status == crate::destinations::Status::Successful
+            })
+            .map(|d| d.server.clone())
+            .collect();
         let slots: Vec<(String, Arc<AppSlot>)> = self
             .apps
             .read()
@@ -529,42 +542,15 @@ impl Inner {
         for (name, slot) in slots {
             let declared = slot.declared();
             let project = plumb_core::project::project_of(&declared.app);
-            let hit = all
-                || catalog
-                    .resolve(&declared.app.spec.destination, project)
-                    .is_ok_and(|e| servers.contains(&e.server));
-            if hit {
-                self.enqueue(&name);
-            }
-        }
-    }
-
-    /// Marks the applications of those of `servers` that answer now (their
-    /// state changed: they did not before) as reconnected.
-    fn reconnected(&self, servers: &[String]) {
-        let answering: Vec<String> = self
-            .dests
-            .connected()
-            .iter()
-            .filter(|d| {
-                servers.contains(&d.server)
-                    && d.state().status == crate::destinations::Status::Successful
-            })
-            .map(|d| d.server.clone())
-            .collect();
-        if answering.is_empty() {
-            return;
-        }
-        let catalog = self.dests.catalog();
-        let apps = self.apps.read().expect("app map lock is never poisoned");
-        for slot in apps.values() {
-            let declared = slot.declared();
-            let project = plumb_core::project::project_of(&declared.app);
-            if catalog
+            let server = catalog
                 .resolve(&declared.app.spec.destination, project)
-                .is_ok_and(|e| answering.contains(&e.server))
-            {
+                .ok()
+                .map(|e| e.server.as_str());
+            if server.is_some_and(|s| answering.iter().any(|a| a == s)) {
                 slot.reconnected.store(true, Ordering::SeqCst);
+            }
+            if all || server.is_some_and(|s| servers.iter().any(|x| x == s)) {
+                self.enqueue(&name);
             }
         }
     }

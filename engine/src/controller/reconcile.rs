@@ -348,7 +348,12 @@ impl Inner {
                 // A render error at the last revision fetched does not hide
                 // that fetching a newer one fails.
                 let shown = error.to_string();
-                for source in spec.all_sources().iter().filter(|_| revision.is_some()) {
+                let sources = if revision.is_some() {
+                    spec.all_sources()
+                } else {
+                    Vec::new()
+                };
+                for source in &sources {
                     if let Some(fetch) = self
                         .fetch_error(&source.repo_url)
                         .filter(|fetch| !shown.contains(fetch.as_str()))
