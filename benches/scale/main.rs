@@ -1099,6 +1099,36 @@ async fn phases(
     );
     memory(report, "after resyncs", pid);
 
+    // 3b. What a Prometheus scrape and a DORA report cost at this size:
+    // both are computed when asked (the DORA figures from the stored
+    // events of every application).
+    for (path, what) in [
+        ("/metrics", "a Prometheus scrape (DORA gauges per application and project included)"),
+        ("/api/v1/dora?window=30d", "the DORA report of every application and project"),
+    ] {
+        const TIMES: usize = 5;
+        let cpu0 = plumb::cpu_seconds(pid, ticks).unwrap_or(f64::NAN);
+        let mut walls = Vec::with_capacity(TIMES);
+        let mut bytes = 0;
+        for _ in 0..TIMES {
+            let (wall, size) = plumb.timed_get(path).await?;
+            walls.push(wall);
+            bytes = size;
+        }
+        let cpu = (plumb::cpu_seconds(pid, ticks).unwrap_or(f64::NAN) - cpu0) / TIMES as f64;
+        walls.sort();
+        report.add(
+            "scrape",
+            &format!("`GET {path}`, median of {TIMES}"),
+            millis(walls[TIMES / 2]),
+            format!(
+                "{what}; {:.1} MiB; Plumb CPU {:.0} ms per request",
+                bytes as f64 / (1024.0 * 1024.0),
+                cpu * 1e3
+            ),
+        );
+    }
+
     // 4a. One commit, through the webhook.
     let bare = work.join("bare.git");
     fixture::git(

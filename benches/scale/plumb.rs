@@ -237,6 +237,25 @@ impl Plumb {
             .collect())
     }
 
+    /// One GET of `path` (as a scraper or the UI would send it): how long
+    /// until the whole body was read, and its size in bytes.
+    pub async fn timed_get(&self, path: &str) -> Result<(Duration, usize)> {
+        let started = Instant::now();
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .with_context(|| format!("GET {path}"))?
+            .error_for_status()
+            .with_context(|| format!("GET {path}"))?;
+        let body = response
+            .bytes()
+            .await
+            .with_context(|| format!("read {path}"))?;
+        Ok((started.elapsed(), body.len()))
+    }
+
     /// Plumb's own count of its writes to the API server (its
     /// `argocd_app_k8s_request_total` series of create, update, patch and
     /// delete that are not dry runs), Leases left out: `(series, count)`.
