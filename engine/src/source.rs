@@ -606,7 +606,14 @@ impl RepoCache {
                 .map_err(|e| corrupt("walking the history", e))?;
             for info in walk.take(limit) {
                 let info = info.map_err(|e| corrupt("walking the history", e))?;
-                commit_times.push(info.commit_time());
+                // Read from the commit: `Info::commit_time` is set only by a
+                // walk sorted by date, and panics otherwise.
+                let time = info
+                    .object()
+                    .map_err(|e| corrupt("walking the history", e))?
+                    .time()
+                    .map_err(|e| corrupt("reading a date in the history", e))?;
+                commit_times.push(time.seconds);
             }
         }
         if commit_times.is_empty() {
@@ -2309,6 +2316,42 @@ pub(crate) mod tests {
             .read_dir(&fx.url, &second, "apps/web", false)
             .expect("read");
         assert!(paths(&files).contains(&"new.yaml"));
+    }
+
+    /// What a deployment made live: the commit times between the previous
+    /// deployment and this one (each commit's own date), and whether it is
+    /// a revert.
+    #[test]
+    fn changes_lists_the_commit_times_since_the_previous_revision() {
+        let (fx, first) = fixture();
+        let dated = |date: &str, message: &str| {
+            write(fx.dir(), &format!("apps/{message}.yaml"), "kind: Secret\n");
+            git(fx.dir(), &["add", "-A"]);
+            let out = Command::new("git")
+                .args(["commit", "-q", "-m", message])
+                .env("GIT_AUTHOR_DATE", date)
+                .env("GIT_COMMITTER_DATE", date)
+                .current_dir(fx.dir())
+                .status()
+                .expect("git commit");
+            assert!(out.success());
+            git(fx.dir(), &["rev-parse", "HEAD"])
+        };
+        dated("2026-01-01T10:00:00Z", "second");
+        let third = dated("2026-01-02T10:00:00Z", "third");
+        fx.cache.fetch(&fx.url).expect("clone");
+        let changes = fx
+            .cache
+            .changes(&fx.url, Some(&first), &third, 10)
+            .expect("changes");
+        assert_eq!(changes.commit_times, [1_767_348_000, 1_767_261_600]);
+        assert!(!changes.revert);
+        // Without a previous deployment: the commit's own time.
+        let alone = fx
+            .cache
+            .changes(&fx.url, None, &third, 10)
+            .expect("changes");
+        assert_eq!(alone.commit_times, [1_767_348_000]);
     }
 
     #[test]
