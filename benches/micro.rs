@@ -129,6 +129,7 @@ fn plan_large(c: &mut Criterion) {
             api_version: "v1".into(),
             sync_options: None,
             uid: format!("uid-{i}"),
+            wave: 0,
         })
         .collect();
     let options = PlanOptions {

@@ -308,6 +308,7 @@ async fn an_object_re_created_under_the_same_name_is_not_pruned() -> Result<()> 
             api_version: "v1".into(),
             sync_options: None,
             uid: compared_uid.clone(),
+            wave: 0,
         }],
         &PlanOptions {
             prune: true,

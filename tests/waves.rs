@@ -371,3 +371,99 @@ async fn a_wave_that_is_not_a_number_is_a_condition_and_nothing_is_pruned() -> R
     );
     Ok(())
 }
+
+/// Prunes go wave by wave, highest first, as in Argo CD: the prunes of a
+/// lower wave wait until what the higher wave deleted is gone. A finalizer
+/// holds the wave-2 object's deletion; the wave-0 object stays until it is
+/// released.
+#[tokio::test]
+async fn prunes_go_wave_by_wave_highest_first_waiting_for_each_deletion() -> Result<()> {
+    const HOLD: &str = "plumb.test/hold";
+    let ns = TestNamespace::new("waves-prune").await;
+    ns.create().await?;
+    let name = unique_names(&ns)("prune");
+    let repo = GitRepo::new(None)?;
+    repo.write("app/keep.yaml", &configmap("keep", None))?;
+    repo.write("app/early.yaml", &configmap("early", Some(0)))?;
+    let held = configmap("late", Some(2)).replace(
+        "metadata:\n",
+        &format!("metadata:\n  finalizers: [\"{HOLD}\"]\n"),
+    );
+    repo.write("app/late.yaml", &held)?;
+    repo.commit("three objects")?;
+    let work = tempfile::tempdir()?;
+    let plumb = Plumb::start(
+        work.path(),
+        &application(&name, &repo.url(), "app", &ns.name, MANUAL),
+    )
+    .await?;
+    plumb.wait_status(&name, "OutOfSync", None).await?;
+    let sync = format!("/api/v1/applications/{name}/sync");
+    let doc = plumb.operate(&sync, json!({})).await?;
+    assert_eq!(str_at(&doc, "/status/operationState/phase"), "Succeeded");
+
+    repo.remove("app/early.yaml")?;
+    repo.remove("app/late.yaml")?;
+    repo.commit("only keep")?;
+    plumb.wait_status(&name, "OutOfSync", None).await?;
+    let api: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(support::client().await, &ns.name, &configmaps());
+    let outcome = async {
+        let started = plumb.start_operation(&sync, json!({"prune": true})).await?;
+        let waiting = wait_waiting(
+            &plumb,
+            &name,
+            "waiting for the prunes of wave 2 to be deleted before pruning wave 0: ConfigMap late is still there",
+        )
+        .await?;
+        // Wave 2's prune was sent (the object is being deleted); wave 0's not.
+        let late = object(&configmaps(), &ns.name, "late")
+            .await?
+            .context("late is held by its finalizer")?;
+        assert!(
+            late.pointer("/metadata/deletionTimestamp").is_some(),
+            "{late}"
+        );
+        anyhow::ensure!(
+            object(&configmaps(), &ns.name, "early").await?.is_some(),
+            "wave 0 was pruned before wave 2's deletion ended: {waiting:#}"
+        );
+        release(&api, "late").await?;
+        let doc = plumb.wait_operation(&started).await?;
+        assert_eq!(
+            str_at(&doc, "/status/operationState/phase"),
+            "Succeeded",
+            "{doc}"
+        );
+        let pruned: Vec<&str> = doc
+            .pointer("/status/operationState/syncResult/resources")
+            .and_then(Value::as_array)
+            .context("the operation lists its resources")?
+            .iter()
+            .filter(|r| r["status"] == "Pruned")
+            .filter_map(|r| r["name"].as_str())
+            .collect();
+        assert_eq!(pruned, ["late", "early"]);
+        assert!(object(&configmaps(), &ns.name, "early").await?.is_none());
+        assert!(object(&configmaps(), &ns.name, "keep").await?.is_some());
+        plumb.wait_status(&name, "Synced", Some("Healthy")).await?;
+        anyhow::Ok(())
+    }
+    .await;
+    // Whatever happened, the namespace must be deletable.
+    release(&api, "late").await?;
+    outcome.with_context(|| format!("plumb log:\n{}", plumb.log_text()))
+}
+
+/// Drops the test's finalizer from a ConfigMap (gone already is fine).
+async fn release(api: &kube::Api<kube::api::DynamicObject>, name: &str) -> Result<()> {
+    let patch = kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}}));
+    match api
+        .patch(name, &kube::api::PatchParams::default(), &patch)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(e) => Err(e).context("remove the finalizer"),
+    }
+}

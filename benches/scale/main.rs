@@ -1103,8 +1103,14 @@ async fn phases(
     // both are computed when asked (the DORA figures from the stored
     // events of every application).
     for (path, what) in [
-        ("/metrics", "a Prometheus scrape (DORA gauges per application and project included)"),
-        ("/api/v1/dora?window=30d", "the DORA report of every application and project"),
+        (
+            "/metrics",
+            "a Prometheus scrape (DORA gauges per application and project included)",
+        ),
+        (
+            "/api/v1/dora?window=30d",
+            "the DORA report of every application and project",
+        ),
     ] {
         const TIMES: usize = 5;
         let cpu0 = plumb::cpu_seconds(pid, ticks).unwrap_or(f64::NAN);

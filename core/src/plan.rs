@@ -3,7 +3,7 @@
 //! (desired, live, options); the `sync` module of plumb-engine carries the
 //! plan out, and [`crate::waves::next`] says when the next wave may start.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde_json::Value;
 
@@ -104,6 +104,9 @@ pub struct Tracked {
     /// only this object: one deleted and re-created under the same name
     /// since the comparison has another uid and is left alone.
     pub uid: String,
+    /// Its sync wave (its live `argocd.argoproj.io/sync-wave`, 0 without
+    /// one or when it is not an integer): prunes go by wave, highest first.
+    pub wave: i64,
 }
 
 /// How to sync.
@@ -112,8 +115,8 @@ pub struct PlanOptions {
     /// Prune tracked objects that are no longer desired.
     pub prune: bool,
     /// `PruneLast=true`: prune after everything else (it always is here:
-    /// prunes come after the last wave; kept so the plan says what was
-    /// asked).
+    /// prunes come after the last wave of the Sync phase, highest wave
+    /// first; kept so the plan says what was asked).
     pub prune_last: bool,
     /// `ApplyOutOfSyncOnly=true`: apply only objects that differ.
     pub apply_out_of_sync_only: bool,
@@ -231,7 +234,8 @@ pub enum StageKind {
     Foundation,
     /// The rest of a wave, in kind order.
     Main,
-    /// Deletions, in reverse kind order, after the last wave.
+    /// Deletions of one wave, in reverse kind order, after the last wave
+    /// of the Sync phase.
     Prune,
 }
 
@@ -269,14 +273,24 @@ impl Wave {
     }
 }
 
+/// The prunes of one wave (the wave the objects had when they were
+/// applied).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PruneWave {
+    /// Its number.
+    pub wave: i64,
+    /// Its prunes and kept objects, in reverse kind order.
+    pub stage: Stage,
+}
+
 /// What a sync will do.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SyncPlan {
     /// The waves with an object or a step, lowest first.
     pub waves: Vec<Wave>,
-    /// The prunes (and kept objects), after the last wave of the Sync
-    /// phase; `None` when nothing is gone.
-    pub prune: Option<Stage>,
+    /// The prunes (and kept objects) by wave, highest first, after the last
+    /// wave of the Sync phase; empty when nothing is gone.
+    pub prunes: Vec<PruneWave>,
     /// The SyncFail hooks, created when the sync fails.
     pub fail: Option<Stage>,
 }
@@ -287,7 +301,7 @@ impl SyncPlan {
         self.waves
             .iter()
             .flat_map(|w| w.stages.iter())
-            .chain(self.prune.iter())
+            .chain(self.prunes.iter().map(|p| &p.stage))
     }
 
     /// Every step, in order.
@@ -297,9 +311,9 @@ impl SyncPlan {
 
     /// The prunes that wait for a person's confirmation (`Prune=confirm`).
     pub fn prunes_to_confirm(&self) -> Vec<&ResourceKey> {
-        self.prune
+        self.prunes
             .iter()
-            .flat_map(|s| s.steps.iter())
+            .flat_map(|p| p.stage.steps.iter())
             .filter_map(|s| match s {
                 Step::Prune {
                     key, confirm: true, ..
@@ -504,21 +518,29 @@ pub fn plan_with_hooks(
     fail_hooks.sort_by(|a, b| (a.wave, order_key(&a.key)).cmp(&(b.wave, order_key(&b.key))));
     let fail: Vec<Step> = fail_hooks.into_iter().map(hook_step).collect();
 
-    let mut gone: Vec<&Tracked> = tracked
-        .iter()
-        .filter(|t| !desired.iter().any(|d| d.key == t.key))
-        .collect();
-    gone.sort_by(|a, b| order_key(&b.key).cmp(&order_key(&a.key)));
-    let prune: Vec<Step> = gone
-        .into_iter()
-        .map(|t| prune_step(t, options))
-        .collect::<Result<_, _>>()?;
+    let wanted: HashSet<&ResourceKey> = desired.iter().map(|d| &d.key).collect();
+    let mut gone: BTreeMap<i64, Vec<&Tracked>> = BTreeMap::new();
+    for t in tracked.iter().filter(|t| !wanted.contains(&t.key)) {
+        gone.entry(t.wave).or_default().push(t);
+    }
+    let mut prunes = Vec::with_capacity(gone.len());
+    for (wave, mut objects) in gone.into_iter().rev() {
+        objects.sort_by(|a, b| order_key(&b.key).cmp(&order_key(&a.key)));
+        let steps: Vec<Step> = objects
+            .into_iter()
+            .map(|t| prune_step(t, options))
+            .collect::<Result<_, _>>()?;
+        prunes.push(PruneWave {
+            wave,
+            stage: Stage {
+                kind: StageKind::Prune,
+                steps,
+            },
+        });
+    }
     Ok(SyncPlan {
         waves,
-        prune: (!prune.is_empty()).then_some(Stage {
-            kind: StageKind::Prune,
-            steps: prune,
-        }),
+        prunes,
         fail: (!fail.is_empty()).then_some(Stage {
             kind: StageKind::Main,
             steps: fail,
@@ -609,6 +631,7 @@ mod tests {
             api_version: "v1".into(),
             sync_options: sync_options.map(Into::into),
             uid: format!("uid-{name}"),
+            wave: 0,
         }
     }
 
@@ -703,6 +726,44 @@ mod tests {
             names(&off)[1].starts_with("keep Service/old (pruning is disabled"),
             "{:?}",
             names(&off)
+        );
+    }
+
+    /// Prunes go by the wave the objects carry in the cluster, highest
+    /// first, each wave in reverse kind order.
+    #[test]
+    fn prunes_go_by_wave_highest_first() {
+        let at = |kind: &str, name: &str, wave: i64, options: Option<&str>| Tracked {
+            wave,
+            ..tracked(kind, name, options)
+        };
+        let t = [
+            at("ConfigMap", "zero", 0, None),
+            at("Deployment", "two", 2, None),
+            at("Service", "zero", 0, None),
+            at("ConfigMap", "minus", -1, None),
+            at("ConfigMap", "kept", 2, Some("Prune=false")),
+        ];
+        let p = plan(
+            &[desired("", "ConfigMap", "c", true)],
+            &t,
+            &PlanOptions {
+                prune: true,
+                ..Default::default()
+            },
+        )
+        .expect("plan");
+        let waves: Vec<i64> = p.prunes.iter().map(|w| w.wave).collect();
+        assert_eq!(waves, [2, 0, -1]);
+        assert_eq!(
+            names(&p)[1..],
+            [
+                "prune Deployment/two",
+                "keep ConfigMap/kept (Prune=false is set on the object or the application)",
+                "prune Service/zero",
+                "prune ConfigMap/zero",
+                "prune ConfigMap/minus",
+            ]
         );
     }
 
@@ -1079,7 +1140,10 @@ mod tests {
                     let tracked = t
                         .into_iter()
                         .filter(|((k, n, _, _), _)| seen.insert((k.clone(), n.clone())))
-                        .map(|((k, n, _, _), o)| tracked(&k, &n, o))
+                        .map(|((k, n, w, _), o)| Tracked {
+                            wave: w.unwrap_or(0),
+                            ..tracked(&k, &n, o)
+                        })
                         .collect();
                     let options = PlanOptions {
                         prune,
@@ -1119,6 +1183,18 @@ mod tests {
                 for wave in &p.waves {
                     let pruned = wave.stages.iter().flat_map(|s| &s.steps).any(is_prune);
                     prop_assert!(!pruned, "a prune in wave {}", wave.wave);
+                }
+                // Prune waves descend, and each holds the objects of its wave.
+                prop_assert!(p.prunes.windows(2).all(|w| w[0].wave > w[1].wave));
+                for prunes in &p.prunes {
+                    for step in &prunes.stage.steps {
+                        let (Step::Prune { key, .. } | Step::PruneSkipped { key, .. }) = step else {
+                            prop_assert!(false, "not a prune: {step:?}");
+                            continue;
+                        };
+                        let t = tracked.iter().find(|t| &t.key == key);
+                        prop_assert_eq!(t.map(|t| t.wave), Some(prunes.wave));
+                    }
                 }
             }
 

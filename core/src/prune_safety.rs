@@ -157,6 +157,7 @@ fn reconcile_plan(
                 .as_str()
                 .unwrap_or_default()
                 .into(),
+            wave: crate::waves::wave_of(object).unwrap_or(0),
         });
     }
     let extras: Vec<Tracked> = owned

@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use crate::hooks::SyncPhase;
 use crate::model::{HealthStatusCode, ResourceKey, annotation};
-use crate::plan::{Step, SyncPlan, Wave};
+use crate::plan::{PruneWave, Step, SyncPlan, Wave};
 
 /// An object's sync wave; absent means 0.
 pub const SYNC_WAVE_ANNOTATION: &str = "argocd.argoproj.io/sync-wave";
@@ -52,6 +52,11 @@ pub struct Readiness {
     /// For an Application object: its `status.sync.status` (empty when it
     /// has none yet).
     pub sync: Option<String>,
+    /// Its deletion has begun (it waits on finalizers or, deleted in the
+    /// foreground, on its dependents).
+    pub deleting: bool,
+    /// Its sync wave, as the live object says.
+    pub wave: i64,
 }
 
 impl Readiness {
@@ -89,7 +94,14 @@ pub enum Progress {
         wave: i64,
     },
     /// Every wave of the PreSync and Sync phases was applied, and the
-    /// prunes ran.
+    /// prunes of every wave down to and including this one ran (more, of
+    /// lower waves, may be left).
+    Pruning {
+        /// The last prune wave run.
+        wave: i64,
+    },
+    /// Every wave of the PreSync and Sync phases was applied, and all the
+    /// prunes ran (or there were none).
     Pruned,
     /// The sync failed and its SyncFail hooks were created: it ends,
     /// Failed, once each of them has completed or failed.
@@ -109,8 +121,9 @@ pub enum Next<'p> {
         /// What it waits for, for the operation's message.
         message: String,
     },
-    /// Every wave of the Sync phase is applied: prune.
-    Prune,
+    /// Every wave of the Sync phase is applied: run the prunes of this wave
+    /// (`None`: there are none, go on).
+    Prune(Option<&'p PruneWave>),
     /// Everything was applied, and every hook completed: the sync is done.
     Done,
     /// A hook failed: the sync fails (and runs its SyncFail hooks).
@@ -139,11 +152,18 @@ pub fn next<'p>(
     let position = match progress {
         Progress::Start => None,
         Progress::Applied { phase, wave } => Some((phase, wave)),
-        Progress::Pruned => Some((SyncPhase::Sync, i64::MAX)),
+        Progress::Pruning { .. } | Progress::Pruned => Some((SyncPhase::Sync, i64::MAX)),
         Progress::Failing => return after_failure(plan, live),
+    };
+    // The next prune wave, lower than the last one run.
+    let next_prunes = match progress {
+        Progress::Pruning { wave } => plan.prunes.iter().find(|p| p.wave < wave),
+        Progress::Pruned => None,
+        _ => plan.prunes.first(),
     };
     let pruned = match progress {
         Progress::Pruned => true,
+        Progress::Pruning { .. } => next_prunes.is_none(),
         Progress::Applied { phase, .. } => phase > SyncPhase::Sync,
         Progress::Start | Progress::Failing => false,
     };
@@ -172,7 +192,29 @@ pub fn next<'p>(
         .iter()
         .find(|w| position.is_none_or(|p| w.position() > p));
     if !pruned && upcoming.is_none_or(|w| w.phase > SyncPhase::Sync) {
-        return Next::Prune;
+        // A lower wave's prunes wait until the objects of the waves above
+        // that are being deleted are gone (finalizers, foreground
+        // deletion). Read from the live state, not the plan: a plan made
+        // again while the operation waits leaves out what is already being
+        // deleted.
+        if let (Progress::Pruning { wave }, Some(next_prunes)) = (progress, next_prunes) {
+            let left: Vec<String> = live
+                .iter()
+                .filter(|(_, r)| r.deleting && r.wave > next_prunes.wave)
+                .map(|(key, _)| format!("{} {} is still there", key.kind, key.name))
+                .collect();
+            if !left.is_empty() {
+                return Next::Wait {
+                    next: next_prunes.wave,
+                    message: format!(
+                        "waiting for the prunes of wave {wave} to be deleted before pruning wave {}: {}",
+                        next_prunes.wave,
+                        named(left)
+                    ),
+                };
+            }
+        }
+        return Next::Prune(next_prunes);
     }
     let Some(upcoming) = upcoming else {
         // Nothing left to apply: done once every hook has completed.
@@ -190,7 +232,9 @@ pub fn next<'p>(
         return Next::Apply(upcoming);
     }
     let before = match position {
-        _ if progress == Progress::Pruned => "the Sync phase".to_string(),
+        _ if matches!(progress, Progress::Pruning { .. } | Progress::Pruned) => {
+            "the Sync phase".to_string()
+        }
         Some((phase, wave)) if phase == upcoming.phase => format!("wave {wave}"),
         Some((phase, wave)) => format!("{} wave {wave}", phase.as_str()),
         None => "the start".to_string(),
@@ -268,7 +312,7 @@ fn named(items: Vec<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Desired, Hook, PlanOptions, plan, plan_with_hooks};
+    use crate::plan::{Desired, Hook, PlanOptions, Tracked, plan, plan_with_hooks};
     use HealthStatusCode::{Degraded, Healthy, Progressing};
     use serde_json::json;
 
@@ -298,6 +342,8 @@ mod tests {
             health,
             message: String::new(),
             sync: sync.map(Into::into),
+            deleting: false,
+            wave: 0,
         }
     }
 
@@ -435,11 +481,66 @@ mod tests {
             phase: SyncPhase::Sync,
             wave: 5,
         };
-        assert_eq!(next(&p, applied, &BTreeMap::new()), Next::Prune);
+        assert_eq!(next(&p, applied, &BTreeMap::new()), Next::Prune(None));
         assert_eq!(next(&p, Progress::Pruned, &BTreeMap::new()), Next::Done);
         let empty = SyncPlan::default();
-        assert_eq!(next(&empty, Progress::Start, &BTreeMap::new()), Next::Prune);
+        assert_eq!(
+            next(&empty, Progress::Start, &BTreeMap::new()),
+            Next::Prune(None)
+        );
         assert_eq!(next(&empty, Progress::Pruned, &BTreeMap::new()), Next::Done);
+    }
+
+    /// Prunes go wave by wave, highest first; a lower wave's prunes wait
+    /// until the objects of higher waves being deleted are gone, the last
+    /// wave's are not waited for.
+    #[test]
+    fn prunes_go_wave_by_wave_waiting_for_deletions() {
+        let gone = |name: &str, wave: i64| Tracked {
+            key: key("ConfigMap", name),
+            api_version: "v1".into(),
+            sync_options: None,
+            uid: format!("uid-{name}"),
+            wave,
+        };
+        let options = PlanOptions {
+            prune: true,
+            ..Default::default()
+        };
+        let d = [desired("ConfigMap", "kept", None)];
+        let p = plan(&d, &[gone("late", 3), gone("early", -1)], &options).expect("plan");
+        let applied = Progress::Applied {
+            phase: SyncPhase::Sync,
+            wave: 0,
+        };
+        let none = BTreeMap::new();
+        assert_eq!(describe(next(&p, applied, &none)), "prune 3");
+        let deleting = |wave| Readiness {
+            deleting: true,
+            wave,
+            ..ready(Progressing, None)
+        };
+        let still = BTreeMap::from([(key("ConfigMap", "late"), deleting(3))]);
+        assert_eq!(
+            describe(next(&p, Progress::Pruning { wave: 3 }, &still)),
+            "wait -1: waiting for the prunes of wave 3 to be deleted before pruning wave -1: ConfigMap late is still there"
+        );
+        assert_eq!(
+            describe(next(&p, Progress::Pruning { wave: 3 }, &none)),
+            "prune -1"
+        );
+        // Only a deletion above the next prune wave holds it.
+        let below = BTreeMap::from([(key("ConfigMap", "other"), deleting(-1))]);
+        assert_eq!(
+            describe(next(&p, Progress::Pruning { wave: 3 }, &below)),
+            "prune -1"
+        );
+        // After the last prune wave: done, its deletions not waited for.
+        let early = BTreeMap::from([(key("ConfigMap", "early"), deleting(-1))]);
+        assert_eq!(
+            describe(next(&p, Progress::Pruning { wave: -1 }, &early)),
+            "done"
+        );
     }
 
     #[test]
@@ -468,7 +569,8 @@ mod tests {
             Next::Apply(w) if w.phase == SyncPhase::Sync => format!("apply {}", w.wave),
             Next::Apply(w) => format!("apply {} {}", w.phase.as_str(), w.wave),
             Next::Wait { next, message } => format!("wait {next}: {message}"),
-            Next::Prune => "prune".into(),
+            Next::Prune(None) => "prune".into(),
+            Next::Prune(Some(p)) => format!("prune {}", p.wave),
             Next::Done => "done".into(),
             Next::Fail { message } => format!("fail: {message}"),
             Next::Failed => "failed".into(),

@@ -519,11 +519,14 @@ impl Cluster {
     ) -> Result<(), ClusterError> {
         self.delete_with(kind, key, uid, PropagationPolicy::Background)
             .await
+            .map(drop)
     }
 
     /// Like [`Cluster::delete`], with the given propagation: `Foreground`
     /// keeps the object (with a `deletionTimestamp`) until the garbage
-    /// collector has deleted its dependents.
+    /// collector has deleted its dependents. The object as the API server
+    /// answered it when its deletion waits (finalizers, dependents), `None`
+    /// when it is gone.
     ///
     /// # Errors
     /// As [`Cluster::delete`].
@@ -533,7 +536,7 @@ impl Cluster {
         key: &ResourceKey,
         uid: Option<&str>,
         propagation: PropagationPolicy,
-    ) -> Result<(), ClusterError> {
+    ) -> Result<Option<Value>, ClusterError> {
         if let Some(refused) = self.fenced("delete", key) {
             return Err(refused);
         }
@@ -553,8 +556,13 @@ impl Cluster {
             )
             .await?
         {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            // The object back (left) when its deletion waits on finalizers
+            // or, in the foreground, on its dependents; a status (right)
+            // when it is gone.
+            Ok(answer) => Ok(answer.left().map(|object| {
+                serde_json::to_value(object).expect("a DynamicObject always serializes")
+            })),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
             // The API server answers a failed uid precondition with 409.
             Err(kube::Error::Api(s)) if s.code == 409 && params.preconditions.is_some() => {
                 Err(ClusterError::Replaced(key.to_string()))

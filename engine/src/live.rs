@@ -61,6 +61,9 @@ pub struct Live {
     /// `argocd.argoproj.io/compare-options: IgnoreExtraneous`: not in Git,
     /// yet it does not make the application OutOfSync.
     ignore_extraneous: bool,
+    /// Its `argocd.argoproj.io/sync-wave` (0 without one or when it is not
+    /// an integer): the order of its prune.
+    wave: i64,
     fingerprint: u64,
 }
 
@@ -99,8 +102,15 @@ impl Live {
                 o.split(',')
                     .any(|x| x.trim().eq_ignore_ascii_case("IgnoreExtraneous"))
             }),
+            wave: plumb_core::waves::wave_of(object).unwrap_or(0),
             fingerprint: diff::fingerprint(object),
         }
+    }
+
+    /// Its sync wave, the order of its prune (0 when it has none or it is
+    /// not an integer).
+    pub fn wave(&self) -> i64 {
+        self.wave
     }
 
     /// The fingerprint of its normalized form.
@@ -785,9 +795,10 @@ impl LiveState {
             .map_or(0, |entry| entry.generation)
     }
 
-    /// Records an object the controller just applied, so the comparison that
-    /// follows sees it before its watch event arrives (which is then dropped:
-    /// same version).
+    /// Records an object the controller just applied (or began to delete,
+    /// as the API server answered the delete), so the comparison that
+    /// follows sees it before its watch event arrives (which is then
+    /// dropped: same version).
     pub fn observe_applied(&self, api_version: &str, kind: &str, object: &Value) {
         let id = (api_version.to_string(), kind.to_string());
         if let Some((app, key)) = owner(object) {

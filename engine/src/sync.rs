@@ -319,8 +319,15 @@ async fn run_step(
                 .delete_with(&kind, key, Some(uid), propagation)
                 .await
             {
-                Ok(()) => {
-                    live.observe_deleted(api_version, &key.kind, key);
+                Ok(still) => {
+                    // One whose deletion waits (finalizers, foreground) stays
+                    // in the live state, as answered (being deleted), until
+                    // its watch says it is gone: the prunes of a lower wave
+                    // wait for it.
+                    match still {
+                        None => live.observe_deleted(api_version, &key.kind, key),
+                        Some(object) => live.observe_applied(api_version, &key.kind, &object),
+                    }
                     result(key, api_version, "Pruned", "pruned")
                 }
                 Err(e @ ClusterError::Replaced(_)) => {

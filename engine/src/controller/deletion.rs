@@ -146,7 +146,7 @@ impl Inner {
                         .delete_with(&kind, &o.key, Some(&o.uid), propagation)
                         .await
                     {
-                        Ok(()) => Ok(()),
+                        Ok(_) => Ok(()),
                         // Not the object that carried the tracking id any more:
                         // not this cascade's to delete.
                         Err(crate::cluster::ClusterError::Replaced(_)) => Ok(()),

@@ -51,6 +51,8 @@ fn readiness(
                     health,
                     message,
                     sync,
+                    deleting: live.deleting(),
+                    wave: live.wave(),
                 },
             )
         })
@@ -530,8 +532,14 @@ impl Inner {
                     // The live state is read only when a wave or a hook is
                     // waited for: a sync of one wave without hooks costs
                     // what it did before waves existed.
-                    let waits =
-                        stand != Progress::Start && (plan.waves.len() > 1 || !hook_uids.is_empty());
+                    // (A plan made again while prunes wait leaves out what
+                    // is being deleted: the prune waves left decide.)
+                    let prunes_wait = match stand {
+                        Progress::Pruning { wave } => plan.prunes.iter().any(|p| p.wave < wave),
+                        _ => false,
+                    };
+                    let waits = stand != Progress::Start
+                        && (plan.waves.len() > 1 || prunes_wait || !hook_uids.is_empty());
                     let live = if waits {
                         self.readiness(dest, name, &hook_uids)
                     } else {
@@ -540,7 +548,7 @@ impl Inner {
                     let next = match waves::next(&plan, stand, &live) {
                         // Prune=confirm: the prunes (all of them, and what
                         // comes after) wait until a person confirms them.
-                        Next::Prune
+                        Next::Prune(_)
                             if !plan.prunes_to_confirm().is_empty()
                                 && !slot.prunes_confirmed(&run.started_at) =>
                         {
@@ -559,9 +567,13 @@ impl Inner {
                             };
                             wave.stages.iter().collect()
                         }
-                        Next::Prune => {
+                        Next::Prune(None) => {
                             stand = Progress::Pruned;
-                            plan.prune.iter().collect()
+                            Vec::new()
+                        }
+                        Next::Prune(Some(prunes)) => {
+                            stand = Progress::Pruning { wave: prunes.wave };
+                            vec![&prunes.stage]
                         }
                         Next::Done => {
                             break (

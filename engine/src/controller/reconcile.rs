@@ -414,15 +414,17 @@ impl Inner {
                 .await;
             // Hooks are created by syncs and deleted by their policies:
             // never compared, listed nor pruned.
+            let wanted: HashSet<&ResourceKey> = prepared.iter().map(|p| &p.key).collect();
             let extras: Vec<Tracked> = tracked
                 .iter()
                 .filter(|(_, v)| !v.is_hook())
-                .filter(|(k, _)| !prepared.iter().any(|p| &p.key == *k))
+                .filter(|(k, _)| !wanted.contains(k))
                 .map(|(k, v)| Tracked {
                     key: k.clone(),
                     api_version: v.api_version().to_string(),
                     sync_options: v.sync_options().map(str::to_string),
                     uid: v.uid().to_string(),
+                    wave: v.wave(),
                 })
                 .collect();
             // Extras already being deleted (a pruned child Application
