@@ -24,7 +24,10 @@ mod render;
 /// the process held 159 MiB after 20 commits against a heap that never
 /// passed 56 MB (heaptrack; BENCHMARKS.md, round 7). jemalloc reuses freed
 /// memory across threads and returns it to the system on a timer (its
-/// background thread).
+/// background thread). `--features system-allocator` builds with glibc's
+/// malloc instead, for heap profilers that hook malloc (heaptrack; see
+/// scripts/heaptrack-plumb).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
