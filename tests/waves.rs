@@ -67,6 +67,20 @@ async fn object(ar: &kube::core::ApiResource, ns: &str, name: &str) -> Result<Op
     get_object(ar, ns, name).await
 }
 
+/// The names of the resources of the application's last operation, in
+/// the order it went through them, of those whose status is `status` (all
+/// with `None`).
+fn operated<'a>(doc: &'a Value, status: Option<&str>) -> Result<Vec<&'a str>> {
+    Ok(doc
+        .pointer("/status/operationState/syncResult/resources")
+        .and_then(Value::as_array)
+        .context("the operation lists its resources")?
+        .iter()
+        .filter(|r| status.is_none_or(|s| r["status"] == s))
+        .filter_map(|r| r["name"].as_str())
+        .collect())
+}
+
 /// Waits until an object exists; returns it.
 async fn wait_object(
     ar: &kube::core::ApiResource,
@@ -192,13 +206,7 @@ async fn children_deploy_wave_by_wave_once_the_previous_wave_is_synced_and_healt
     .await
     .with_context(|| format!("{done}\nplumb log:\n{}", plumb.log_text()))?;
     let doc = plumb.app(&parent).await?;
-    let applied: Vec<&str> = doc
-        .pointer("/status/operationState/syncResult/resources")
-        .and_then(Value::as_array)
-        .context("the operation lists its resources")?
-        .iter()
-        .filter_map(|r| r["name"].as_str())
-        .collect();
+    let applied = operated(&doc, None)?;
     assert_eq!(applied, [a.as_str(), b.as_str(), c.as_str()], "{doc}");
     plumb.wait_status(&c, "Synced", Some("Healthy")).await?;
     wait_object(&configmaps(), &target.name, "from-c", &plumb).await?;
@@ -232,13 +240,7 @@ async fn a_plain_application_applies_its_waves_in_order() -> Result<()> {
         "Succeeded",
         "{doc}"
     );
-    let applied: Vec<&str> = doc
-        .pointer("/status/operationState/syncResult/resources")
-        .and_then(Value::as_array)
-        .context("the operation lists its resources")?
-        .iter()
-        .filter_map(|r| r["name"].as_str())
-        .collect();
+    let applied = operated(&doc, None)?;
     assert_eq!(applied, ["z-first", "m-second", "a-third"]);
     // The cluster saw them created in that order.
     let mut versions = Vec::new();
@@ -435,15 +437,7 @@ async fn prunes_go_wave_by_wave_highest_first_waiting_for_each_deletion() -> Res
             "Succeeded",
             "{doc}"
         );
-        let pruned: Vec<&str> = doc
-            .pointer("/status/operationState/syncResult/resources")
-            .and_then(Value::as_array)
-            .context("the operation lists its resources")?
-            .iter()
-            .filter(|r| r["status"] == "Pruned")
-            .filter_map(|r| r["name"].as_str())
-            .collect();
-        assert_eq!(pruned, ["late", "early"]);
+        assert_eq!(operated(&doc, Some("Pruned"))?, ["late", "early"]);
         assert!(object(&configmaps(), &ns.name, "early").await?.is_none());
         assert!(object(&configmaps(), &ns.name, "keep").await?.is_some());
         plumb.wait_status(&name, "Synced", Some("Healthy")).await?;
