@@ -513,6 +513,17 @@ impl Controller {
 }
 
 impl Inner {
+    /// Every application's slot, taken out of the map's lock (to walk them
+    /// without holding it).
+    fn slots(&self) -> Vec<(String, Arc<AppSlot>)> {
+        self.apps
+            .read()
+            .expect("app map lock is never poisoned")
+            .iter()
+            .map(|(n, s)| (n.clone(), Arc::clone(s)))
+            .collect()
+    }
+
     /// Queues again the applications whose destination is one of
     /// `servers` (all of them for `*`, a change of the catalogue), and marks
     /// those whose cluster answers again as reconnected.
@@ -531,13 +542,7 @@ impl Inner {
             })
             .map(|d| d.server.clone())
             .collect();
-        let slots: Vec<(String, Arc<AppSlot>)> = self
-            .apps
-            .read()
-            .expect("app map lock is never poisoned")
-            .iter()
-            .map(|(n, s)| (n.clone(), Arc::clone(s)))
-            .collect();
+        let slots = self.slots();
         let catalog = self.dests.catalog();
         for (name, slot) in slots {
             let declared = slot.declared();
@@ -597,13 +602,7 @@ impl Inner {
     /// objects held, whether the API server answers (asked now, bounded by
     /// `--request-timeout`), the queue.
     async fn metrics_snapshot(&self) -> crate::metrics::Snapshot {
-        let slots: Vec<(String, Arc<AppSlot>)> = self
-            .apps
-            .read()
-            .expect("app map lock is never poisoned")
-            .iter()
-            .map(|(n, s)| (n.clone(), Arc::clone(s)))
-            .collect();
+        let slots = self.slots();
         let apps = slots
             .iter()
             .map(|(name, slot)| {
